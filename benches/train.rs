@@ -1,0 +1,104 @@
+//! `cargo bench --bench train [-- cpu gpu]`: median training throughput of ResNet-18 at
+//! 224 px, batch 16 (augmentation, forward, backward, Adam step), after warm-up, per device.
+//! Also the data pipeline's memory for 10,000 images.
+
+use std::time::Instant;
+
+use burn::tensor::Device;
+use kiln::augment;
+use kiln::data::{Crop, DataConfig, Datasets, Item};
+use kiln::learner::{Learner, LearnerConfig};
+use kiln::model::{Arch, ClassifierConfig};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn train_throughput(name: &str, device: Device, warmup: usize, steps: usize) -> f64 {
+    let (bs, size) = (16, 224);
+    let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let config = LearnerConfig::new(ClassifierConfig::new(Arch::ResNet18, 10), size).with_batch_size(bs);
+    let mut learner = Learner::new(config, classes, 256, &device).unwrap();
+    let pixels: Vec<Vec<u8>> = (0..bs).map(|i| (0..256 * 256 * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
+    let targets: Vec<usize> = (0..bs).map(|i| i % 10).collect();
+    let mut times = Vec::new();
+    for step in 0..warmup + steps {
+        let t = Instant::now();
+        let images = augment::to_tensor(&pixels, 256, &learner.device);
+        let loss = learner.train_step(images, &targets, &[1e-4, 1e-4, 1e-3], 0.9);
+        let _ = loss.into_scalar::<f32>(); // waits for the device
+        let dt = t.elapsed().as_secs_f64();
+        eprintln!("  {name} step {step}: {dt:.2} s{}", if step < warmup { " (warm-up)" } else { "" });
+        if step >= warmup {
+            times.push(dt);
+        }
+    }
+    let m = median(times);
+    println!("{name}: median {m:.3} s/step, {:.1} images/s (ResNet-18, 224 px, batch {bs}, {steps} steps after {warmup} warm-up)", bs as f64 / m);
+    bs as f64 / m
+}
+
+fn data_memory() {
+    // 10,000 JPEGs of 500×375 (a typical pets photo size), kept compressed.
+    let base = rss_mib();
+    let n = 10_000;
+    let mut bytes_total = 0usize;
+    let items: Vec<Item> = (0..n)
+        .map(|i| {
+            let img = image::RgbImage::from_fn(500, 375, |x, y| image::Rgb([(x + i) as u8, (y * 2) as u8, ((x ^ y) + i as u32) as u8]));
+            let mut jpg = Vec::new();
+            image::DynamicImage::ImageRgb8(img).write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg).unwrap();
+            bytes_total += jpg.len();
+            Item::new(format!("c{}/{i}.jpg", i % 10), jpg)
+        })
+        .collect();
+    let t = Instant::now();
+    let dls = Datasets::from_items(items, DataConfig::default()).unwrap();
+    let load_s = t.elapsed().as_secs_f64();
+    let after_load = rss_mib();
+    let batch: Vec<&kiln::data::Sample> = dls.train.iter().take(64).collect();
+    let t = Instant::now();
+    let px = dls.presize_batch(&batch, &mut || Crop::Centre);
+    let presize_s = t.elapsed().as_secs_f64();
+    let batch_mib = px.iter().filter_map(|r| r.as_ref().ok()).map(|p| p.len()).sum::<usize>() as f64 / 1048576.0;
+    let peak = rss_mib();
+    println!(
+        "data: {n} JPEGs, {:.0} MiB compressed; RSS +{:.0} MiB after loading ({:.2}× the files; header checks {:.1} s), +{:.0} MiB with one presized batch of 64 at 460 px ({batch_mib:.0} MiB of pixels, {:.2} s)",
+        bytes_total as f64 / 1048576.0,
+        after_load - base,
+        (after_load - base) / (bytes_total as f64 / 1048576.0),
+        load_s,
+        peak - base,
+        presize_s,
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let want = |d: &str| args.is_empty() && d == "cpu" || args.iter().any(|a| a == d);
+    if want("cpu") {
+        train_throughput("cpu (flex)", Device::flex(), 2, 5);
+    }
+    if want("gpu") {
+        match Device::wgpu_options().init() {
+            Ok(d) => {
+                train_throughput("gpu (wgpu)", d, 3, 3);
+            }
+            Err(e) => println!("gpu: no wgpu adapter ({e})"),
+        }
+    }
+    if args.is_empty() || want("data") {
+        data_memory();
+    }
+}

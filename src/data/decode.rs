@@ -1,0 +1,68 @@
+//! Image decoding: JPEG, PNG, WebP, GIF (first frame), BMP → RGB8, EXIF orientation applied.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+use super::SkipReason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{width}×{height} = {pixels} pixels is over the limit of {limit}; shrink the image or raise the pixel budget")]
+    TooLarge { width: u32, height: u32, pixels: u64, limit: u64 },
+    #[error("{0}")]
+    Undecodable(String),
+}
+
+impl From<DecodeError> for SkipReason {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::TooLarge { .. } => SkipReason::TooLarge(e.to_string()),
+            DecodeError::Undecodable(why) => SkipReason::Undecodable(why),
+        }
+    }
+}
+
+fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(DecodeError::Undecodable(
+            "not a JPEG, PNG, WebP, GIF or BMP image".to_string(),
+        ));
+    }
+    Ok(reader)
+}
+
+/// Read only the header: format and dimensions, refusing images over the pixel budget.
+pub(crate) fn check_header(bytes: &[u8], max_pixels: u64) -> Result<(), DecodeError> {
+    let (width, height) = reader(bytes)?
+        .into_dimensions()
+        .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    check_budget(width, height, max_pixels)
+}
+
+fn check_budget(width: u32, height: u32, limit: u64) -> Result<(), DecodeError> {
+    let pixels = width as u64 * height as u64;
+    if pixels > limit {
+        return Err(DecodeError::TooLarge { width, height, pixels, limit });
+    }
+    if pixels == 0 {
+        return Err(DecodeError::Undecodable("the image has no pixels".to_string()));
+    }
+    Ok(())
+}
+
+/// Decode to RGB8 (grey, alpha and 16-bit are converted), honouring EXIF orientation.
+/// The pixel budget is checked from the header before any pixel buffer is allocated.
+pub fn decode_rgb8(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    let undecodable = |e: image::ImageError| DecodeError::Undecodable(e.to_string());
+    let mut decoder = reader(bytes)?.into_decoder().map_err(undecodable)?;
+    let (width, height) = decoder.dimensions();
+    check_budget(width, height, max_pixels)?;
+    let orientation = decoder.orientation().map_err(undecodable)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    img.apply_orientation(orientation);
+    Ok(img.into_rgb8())
+}

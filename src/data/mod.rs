@@ -1,0 +1,307 @@
+//! Data: items → labels → split → decoded, presized pixels (fastai's DataBlock).
+//!
+//! A dataset starts as a list of `(name, bytes)` items, so files read from disk by the CLI and
+//! `File`s dropped into a page go through the same code.
+
+mod decode;
+mod label;
+mod presize;
+mod show_batch;
+mod split;
+
+pub use decode::{DecodeError, decode_rgb8};
+pub use label::LabelRule;
+pub use presize::{Crop, presize};
+pub use show_batch::{augmented_samples, show_batch};
+pub use split::Splitter;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+
+/// One input file: its path relative to the dataset root (with `/` separators) and its bytes.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub name: String,
+    pub bytes: Arc<[u8]>,
+}
+
+impl Item {
+    pub fn new(name: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self { name: name.into().replace('\\', "/"), bytes: bytes.into() }
+    }
+}
+
+/// Why a file is not in the dataset.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum SkipReason {
+    Empty,
+    NoLabel(String),
+    Undecodable(String),
+    TooLarge(String),
+    OutsideSplit,
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::Empty => write!(f, "empty file"),
+            SkipReason::NoLabel(why) => write!(f, "no label: {why}"),
+            SkipReason::Undecodable(why) => write!(f, "undecodable: {why}"),
+            SkipReason::TooLarge(why) => write!(f, "too large: {why}"),
+            SkipReason::OutsideSplit => write!(f, "outside the train/ and valid/ folders"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: SkipReason,
+}
+
+/// Settings of the data pipeline (fastai's DataBlock + item_tfms).
+#[derive(Clone, Debug)]
+pub struct DataConfig {
+    pub label_rule: LabelRule,
+    pub splitter: Splitter,
+    /// Side of the square presize crop (fastai's `Resize(460)`).
+    pub presize: u32,
+    /// Images with more pixels than this are refused before decoding (decompression bombs).
+    pub max_pixels: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            label_rule: LabelRule::default(),
+            splitter: Splitter::default(),
+            presize: 460,
+            max_pixels: 64_000_000,
+        }
+    }
+}
+
+impl DataConfig {
+    pub fn with_label_rule(mut self, rule: LabelRule) -> Self {
+        self.label_rule = rule;
+        self
+    }
+    pub fn with_splitter(mut self, splitter: Splitter) -> Self {
+        self.splitter = splitter;
+        self
+    }
+    pub fn with_presize(mut self, presize: u32) -> Self {
+        self.presize = presize;
+        self
+    }
+    pub fn with_max_pixels(mut self, max_pixels: u64) -> Self {
+        self.max_pixels = max_pixels;
+        self
+    }
+}
+
+/// A labelled sample: the compressed bytes are kept and decoded lazily per batch, so memory
+/// stays at the size of the files plus one batch of presized pixels.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub item: Item,
+    pub label: usize,
+}
+
+/// The labelled, split dataset (fastai's `Datasets`/`DataLoaders` pair, minus batching).
+#[derive(Clone, Debug)]
+pub struct Datasets {
+    pub classes: Vec<String>,
+    pub train: Vec<Sample>,
+    pub valid: Vec<Sample>,
+    pub skipped: Vec<Skipped>,
+    pub config: DataConfig,
+    /// How labels were assigned, in words (for `summary`).
+    pub label_rule_used: String,
+    /// How the split was made, in words (for `summary`).
+    pub split_used: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("no images could be loaded from {total} file(s); skipped: {detail}")]
+    NoImages { total: usize, detail: String },
+    #[error("only one class ({0:?}) was found; a classifier needs at least two. Put each class's images in its own folder, or name files like `Maine_Coon_157.jpg`")]
+    OneClass(String),
+    #[error("the training split is empty: add images, lower valid_pct, or add a train/ folder")]
+    EmptyTrain,
+    #[error("the validation split is empty: add images, raise valid_pct, or add a valid/ folder")]
+    EmptyValid,
+}
+
+impl Datasets {
+    /// Label, check and split `items`. Every file ends up either in a split or in `skipped`
+    /// with its reason; a bad file never stops the others from loading.
+    pub fn from_items(items: Vec<Item>, config: DataConfig) -> Result<Self, DataError> {
+        let total = items.len();
+        let mut skipped = Vec::new();
+        let mut labelled: Vec<(Item, String)> = Vec::new();
+        // Header checks only (cheap): full decoding happens per batch.
+        for item in items {
+            let reason = if item.bytes.is_empty() {
+                Some(SkipReason::Empty)
+            } else {
+                match decode::check_header(&item.bytes, config.max_pixels) {
+                    Err(e) => Some(e.into()),
+                    Ok(()) => None,
+                }
+            };
+            if let Some(reason) = reason {
+                skipped.push(Skipped { name: item.name, reason });
+                continue;
+            }
+            match config.label_rule.label(&item.name) {
+                Ok(label) => labelled.push((item, label)),
+                Err(why) => skipped.push(Skipped { name: item.name, reason: SkipReason::NoLabel(why) }),
+            }
+        }
+        if labelled.is_empty() {
+            let mut detail: BTreeMap<String, usize> = BTreeMap::new();
+            for s in &skipped {
+                let key = match &s.reason {
+                    SkipReason::Empty => "empty",
+                    SkipReason::NoLabel(_) => "no label",
+                    SkipReason::Undecodable(_) => "undecodable",
+                    SkipReason::TooLarge(_) => "too large",
+                    SkipReason::OutsideSplit => "outside split",
+                };
+                *detail.entry(key.to_string()).or_default() += 1;
+            }
+            let detail = if detail.is_empty() {
+                "nothing (the folder has no files)".to_string()
+            } else {
+                detail.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+            };
+            return Err(DataError::NoImages { total, detail });
+        }
+        let classes: Vec<String> = {
+            let set: std::collections::BTreeSet<&str> = labelled.iter().map(|(_, l)| l.as_str()).collect();
+            set.into_iter().map(str::to_string).collect()
+        };
+        if classes.len() < 2 {
+            return Err(DataError::OneClass(classes[0].clone()));
+        }
+        let samples: Vec<Sample> = labelled
+            .into_iter()
+            .map(|(item, l)| Sample { label: classes.binary_search(&l).expect("class list built from labels"), item })
+            .collect();
+        let (train, valid, unused, split_used) = config.splitter.split(samples);
+        skipped.extend(unused.into_iter().map(|s| Skipped { name: s.item.name, reason: SkipReason::OutsideSplit }));
+        if train.is_empty() {
+            return Err(DataError::EmptyTrain);
+        }
+        if valid.is_empty() {
+            return Err(DataError::EmptyValid);
+        }
+        Ok(Self {
+            label_rule_used: config.label_rule.describe(),
+            split_used,
+            classes,
+            train,
+            valid,
+            skipped,
+            config,
+        })
+    }
+
+    /// Counts per class and split, the label rule, and every skipped file with its reason.
+    pub fn summary(&self) -> Summary {
+        let count = |samples: &[Sample]| {
+            let mut c = vec![0usize; self.classes.len()];
+            for s in samples {
+                c[s.label] += 1;
+            }
+            c
+        };
+        let (train, valid) = (count(&self.train), count(&self.valid));
+        Summary {
+            classes: self
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(i, name)| ClassCount { name: name.clone(), train: train[i], valid: valid[i] })
+                .collect(),
+            n_train: self.train.len(),
+            n_valid: self.valid.len(),
+            label_rule: self.label_rule_used.clone(),
+            split: self.split_used.clone(),
+            skipped: self.skipped.clone(),
+        }
+    }
+
+    /// Decode and presize one batch of samples (CPU item transforms). Undecodable files found
+    /// here (past the header check) come back as `Err` entries so the caller can drop them.
+    pub fn presize_batch(&self, samples: &[&Sample], crop: &mut dyn FnMut() -> Crop) -> Vec<Result<Vec<u8>, Skipped>> {
+        let size = self.config.presize;
+        let max_pixels = self.config.max_pixels;
+        let crops: Vec<Crop> = samples.iter().map(|_| crop()).collect();
+        let work = |(s, c): (&&Sample, &Crop)| -> Result<Vec<u8>, Skipped> {
+            decode_rgb8(&s.item.bytes, max_pixels)
+                .map(|img| presize(&img, size, *c).into_raw())
+                .map_err(|e| Skipped { name: s.item.name.clone(), reason: e.into() })
+        };
+        #[cfg(feature = "native")]
+        {
+            use rayon::prelude::*;
+            samples.par_iter().zip(crops.par_iter()).map(work).collect()
+        }
+        #[cfg(not(feature = "native"))]
+        {
+            samples.iter().zip(crops.iter()).map(work).collect()
+        }
+    }
+}
+
+/// Shuffle indices with the given RNG (fastai shuffles the training set every epoch).
+pub fn shuffled(n: usize, rng: &mut impl rand::Rng) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    use rand::seq::SliceRandom;
+    idx.shuffle(rng);
+    idx
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClassCount {
+    pub name: String,
+    pub train: usize,
+    pub valid: usize,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    pub classes: Vec<ClassCount>,
+    pub n_train: usize,
+    pub n_valid: usize,
+    pub label_rule: String,
+    pub split: String,
+    pub skipped: Vec<Skipped>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Labels: {}", self.label_rule)?;
+        writeln!(f, "Split:  {}", self.split)?;
+        writeln!(f, "{} classes, {} training and {} validation images", self.classes.len(), self.n_train, self.n_valid)?;
+        let w = self.classes.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
+        writeln!(f, "  {:<w$}  {:>7}  {:>7}", "class", "train", "valid")?;
+        for c in &self.classes {
+            writeln!(f, "  {:<w$}  {:>7}  {:>7}", c.name, c.train, c.valid)?;
+        }
+        if self.skipped.is_empty() {
+            writeln!(f, "Skipped: none")?;
+        } else {
+            writeln!(f, "Skipped {} file(s):", self.skipped.len())?;
+            for s in &self.skipped {
+                writeln!(f, "  {}: {}", s.name, s.reason)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,372 @@
+//! The Learner: fit_one_cycle, validation with fastai's metrics, predict and get_preds.
+//!
+//! The loop is async and reads tensors only with `*_async`, so the same code runs natively
+//! (driven by `pollster`) and in the browser, where a blocking read panics on WebGPU.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use web_time::Instant;
+
+use crate::augment::{self, AugConfig};
+use crate::data::{Crop, Datasets, Sample, Skipped, decode_rgb8, presize, shuffled};
+use crate::loss;
+use crate::model::{Classifier, ClassifierConfig, NUM_GROUPS};
+use crate::optimizer::{Adam, AdamConfig};
+use crate::schedule::{Lr, OneCycle};
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LearnerConfig {
+    pub model: ClassifierConfig,
+    pub aug: AugConfig,
+    pub batch_size: usize,
+    pub adam: AdamConfig,
+    /// Seeds augmentation, shuffling and random crops.
+    pub seed: u64,
+}
+
+impl LearnerConfig {
+    pub fn new(model: ClassifierConfig, size: usize) -> Self {
+        Self { model, aug: AugConfig::new(size), batch_size: 64, adam: AdamConfig::default(), seed: 42 }
+    }
+    pub fn with_batch_size(mut self, bs: usize) -> Self {
+        self.batch_size = bs;
+        self
+    }
+    pub fn with_aug(mut self, aug: AugConfig) -> Self {
+        self.aug = aug;
+        self
+    }
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// Stops training between batches when set; the model keeps every update made so far.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BatchStats {
+    pub epoch: usize,
+    /// Batch number over the whole fit, from 0.
+    pub iter: usize,
+    pub total_iters: usize,
+    pub loss: f32,
+    /// fastai's smoothed training loss (EMA, β = 0.98, debiased).
+    pub smooth_loss: f32,
+    /// The LR of each parameter group.
+    pub lrs: Vec<f64>,
+    pub mom: f64,
+    pub elapsed_s: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub valid_loss: f32,
+    pub error_rate: f32,
+    pub accuracy: f32,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Batch(BatchStats),
+    Epoch(EpochStats),
+    /// A file passed the header check but failed to decode; it is left out of its batch.
+    Skipped(Skipped),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LearnError {
+    #[error("{0}")]
+    Config(String),
+    #[error("the dataset's {found} classes do not match the model's {expected}")]
+    ClassMismatch { expected: usize, found: usize },
+    #[error("reading a result back from the device failed: {0}")]
+    Read(String),
+    #[error("training diverged: the loss became {0} (try a lower learning rate)")]
+    Diverged(f32),
+    #[error("{0}")]
+    Image(String),
+}
+
+/// What `fit` did: the epoch table, and whether it stopped early.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FitReport {
+    pub epochs: Vec<EpochStats>,
+    pub cancelled: bool,
+}
+
+/// Predictions over a dataset (fastai's `get_preds`): probabilities, targets, per-item losses.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Preds {
+    pub probs: Vec<Vec<f32>>,
+    pub targets: Vec<usize>,
+    pub losses: Vec<f32>,
+}
+
+impl Preds {
+    pub fn predicted(&self) -> Vec<usize> {
+        self.probs.iter().map(|p| argmax(p)).collect()
+    }
+    pub fn accuracy(&self) -> f32 {
+        let correct = self.predicted().iter().zip(&self.targets).filter(|(p, t)| p == t).count();
+        correct as f32 / self.targets.len().max(1) as f32
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Prediction {
+    pub label: String,
+    pub index: usize,
+    /// One probability per class, in `classes` order.
+    pub probs: Vec<f32>,
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
+}
+
+async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, LearnError> {
+    let data = t.into_data_async().await.map_err(|e| LearnError::Read(format!("{e:?}")))?;
+    data.convert::<f32>().try_to_vec::<f32>().map_err(|e| LearnError::Read(format!("{e:?}")))
+}
+
+pub struct Learner {
+    pub model: Classifier,
+    /// The training device (autodiff enabled).
+    pub device: Device,
+    pub classes: Vec<String>,
+    pub config: LearnerConfig,
+    pub opt: Adam,
+    rng: StdRng,
+    /// Presize side used when the learner was trained (kept in exports).
+    pub presize: u32,
+}
+
+impl Learner {
+    /// A fresh model for `classes` on `device` (autodiff is enabled here).
+    pub fn new(config: LearnerConfig, classes: Vec<String>, presize: u32, device: &Device) -> Result<Self, LearnError> {
+        if config.model.num_classes != classes.len() {
+            return Err(LearnError::ClassMismatch { expected: config.model.num_classes, found: classes.len() });
+        }
+        if config.batch_size < 2 {
+            return Err(LearnError::Config(format!("batch size {} is too small: BatchNorm needs at least 2", config.batch_size)));
+        }
+        let device = device.clone().autodiff();
+        let model = config.model.init(&device);
+        Ok(Self::from_parts(model, device, classes, config, presize))
+    }
+
+    pub fn from_parts(model: Classifier, device: Device, classes: Vec<String>, config: LearnerConfig, presize: u32) -> Self {
+        let device = device.autodiff();
+        Self {
+            model: model.fork(&device),
+            opt: Adam::new(config.adam.clone()),
+            rng: StdRng::seed_from_u64(config.seed),
+            device,
+            classes,
+            config,
+            presize,
+        }
+    }
+
+    /// Decode, presize and upload one batch; files that fail to decode are reported and left out.
+    fn load_batch(&mut self, dls: &Datasets, samples: &[&Sample], train: bool, on_event: &mut dyn FnMut(&Event)) -> Option<(Tensor<4>, Vec<usize>)> {
+        use rand::Rng;
+        let rng = &mut self.rng;
+        let mut crop = || if train { Crop::At(rng.random()) } else { Crop::Centre };
+        let results = dls.presize_batch(samples, &mut crop);
+        let mut pixels = Vec::with_capacity(samples.len());
+        let mut targets = Vec::with_capacity(samples.len());
+        for (r, s) in results.into_iter().zip(samples) {
+            match r {
+                Ok(px) => {
+                    pixels.push(px);
+                    targets.push(s.label);
+                }
+                Err(skip) => on_event(&Event::Skipped(skip)),
+            }
+        }
+        if pixels.is_empty() || (train && pixels.len() < 2) {
+            return None;
+        }
+        Some((augment::to_tensor(&pixels, dls.config.presize as usize, &self.device), targets))
+    }
+
+    fn targets_tensor(&self, targets: &[usize], device: &Device) -> Tensor<1, Int> {
+        let t: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
+        Tensor::from_data(TensorData::new(t, [targets.len()]), device)
+    }
+
+    /// One optimisation step on a batch; returns the loss tensor (not yet read).
+    pub fn train_step(&mut self, images: Tensor<4>, targets: &[usize], lrs: &[f64], mom: f64) -> Tensor<1> {
+        let size = self.config.aug.size;
+        let augs: Vec<_> = targets.iter().map(|_| self.config.aug.draw(&mut self.rng)).collect();
+        let x = augment::augment_batch(images, &augs, size);
+        let y = self.targets_tensor(targets, &self.device);
+        let logits = self.model.forward(x);
+        let loss = loss::cross_entropy(logits, y);
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
+        loss.detach()
+    }
+
+    /// fastai's `fit_one_cycle(epochs, lr_max)`, reporting every batch and epoch to `on_event`.
+    pub async fn fit_one_cycle(
+        &mut self,
+        dls: &Datasets,
+        epochs: usize,
+        lr: Lr,
+        sched: &OneCycle,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<FitReport, LearnError> {
+        lr.validate().map_err(LearnError::Config)?;
+        if dls.classes != self.classes {
+            return Err(LearnError::ClassMismatch { expected: self.classes.len(), found: dls.classes.len() });
+        }
+        if epochs == 0 {
+            return Err(LearnError::Config("epochs must be at least 1".into()));
+        }
+        let lr_max = lr.per_group(NUM_GROUPS);
+        let bs = self.config.batch_size;
+        let n = dls.train.len();
+        // fastai drops the last partial training batch; keep it when it is the only one.
+        let per_epoch = if n >= bs { n / bs } else { 1 };
+        let total = per_epoch * epochs;
+        let start = Instant::now();
+        let mut smooth = Smoother::default();
+        let mut report = FitReport { epochs: Vec::new(), cancelled: false };
+        let mut iter = 0;
+        for epoch in 0..epochs {
+            let t0 = Instant::now();
+            let order = shuffled(n, &mut self.rng);
+            for b in 0..per_epoch {
+                if cancel.is_cancelled() {
+                    report.cancelled = true;
+                    return Ok(report);
+                }
+                let p = iter as f64 / total as f64;
+                let lrs: Vec<f64> = lr_max.iter().map(|&m| sched.lr(m, p)).collect();
+                let mom = sched.mom(p);
+                let idx = &order[b * bs..((b + 1) * bs).min(n)];
+                let samples: Vec<&Sample> = idx.iter().map(|&i| &dls.train[i]).collect();
+                if let Some((images, targets)) = self.load_batch(dls, &samples, true, on_event) {
+                    let loss = self.train_step(images, &targets, &lrs, mom);
+                    let loss = read_f32(loss).await?[0];
+                    if !loss.is_finite() {
+                        return Err(LearnError::Diverged(loss));
+                    }
+                    smooth.add(loss);
+                    on_event(&Event::Batch(BatchStats {
+                        epoch,
+                        iter,
+                        total_iters: total,
+                        loss,
+                        smooth_loss: smooth.value(),
+                        lrs,
+                        mom,
+                        elapsed_s: start.elapsed().as_secs_f64(),
+                    }));
+                }
+                iter += 1;
+            }
+            let v = self.validate(dls, on_event).await?;
+            let stats = EpochStats {
+                epoch,
+                train_loss: smooth.value(),
+                valid_loss: v.0,
+                error_rate: 1.0 - v.1,
+                accuracy: v.1,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            on_event(&Event::Epoch(stats.clone()));
+            report.epochs.push(stats);
+        }
+        Ok(report)
+    }
+
+    /// Validation loss and accuracy.
+    pub async fn validate(&mut self, dls: &Datasets, on_event: &mut dyn FnMut(&Event)) -> Result<(f32, f32), LearnError> {
+        let preds = self.get_preds_on(dls, &dls.valid, on_event).await?;
+        let loss = preds.losses.iter().sum::<f32>() / preds.losses.len().max(1) as f32;
+        Ok((loss, preds.accuracy()))
+    }
+
+    /// fastai's `get_preds` over the given samples (validation transforms, eval mode).
+    pub async fn get_preds_on(&mut self, dls: &Datasets, samples: &[Sample], on_event: &mut dyn FnMut(&Event)) -> Result<Preds, LearnError> {
+        let model = self.model.valid();
+        let inner = self.device.clone().inner();
+        let mut out = Preds { probs: Vec::new(), targets: Vec::new(), losses: Vec::new() };
+        let bs = self.config.batch_size;
+        for chunk in samples.chunks(bs) {
+            let refs: Vec<&Sample> = chunk.iter().collect();
+            let Some((images, targets)) = self.load_batch(dls, &refs, false, on_event) else { continue };
+            let x = augment::valid_batch(images.inner(), self.config.aug.size);
+            let logits = model.forward(x);
+            let logp = loss::log_softmax(logits);
+            let losses = loss::nll_per_item(logp.clone(), self.targets_tensor(&targets, &inner));
+            let probs = read_f32(logp.exp()).await?;
+            out.losses.extend(read_f32(losses).await?);
+            let k = self.classes.len();
+            out.probs.extend(probs.chunks(k).map(|c| c.to_vec()));
+            out.targets.extend(targets);
+        }
+        Ok(out)
+    }
+
+    /// Predict one image from its file bytes: the label and a probability per class.
+    pub async fn predict(&self, bytes: &[u8]) -> Result<Prediction, LearnError> {
+        let img = decode_rgb8(bytes, crate::data::DataConfig::default().max_pixels).map_err(|e| LearnError::Image(e.to_string()))?;
+        let px = presize(&img, self.presize, Crop::Centre).into_raw();
+        let inner = self.device.clone().inner();
+        let x = augment::to_tensor(&[px], self.presize as usize, &inner);
+        let logits = self.model.valid().forward(augment::valid_batch(x, self.config.aug.size));
+        let probs = read_f32(activation::softmax(logits, 1)).await?;
+        let index = argmax(&probs);
+        Ok(Prediction { label: self.classes[index].clone(), index, probs })
+    }
+}
+
+/// fastai's SmoothenValue: EMA with β = 0.98, debiased.
+#[derive(Default)]
+pub struct Smoother {
+    n: i32,
+    avg: f64,
+}
+
+impl Smoother {
+    pub fn add(&mut self, v: f32) {
+        self.n += 1;
+        self.avg = 0.98 * self.avg + 0.02 * v as f64;
+    }
+    pub fn value(&self) -> f32 {
+        (self.avg / (1.0 - 0.98f64.powi(self.n))) as f32
+    }
+}

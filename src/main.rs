@@ -1,0 +1,265 @@
+//! The `kiln` command line: a thin shell that reads files, calls the core and prints.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use kiln::augment::AugConfig;
+use kiln::data::{DataConfig, Datasets, Item, LabelRule, Splitter, show_batch};
+use kiln::device::{DeviceChoice, select_native};
+use kiln::learner::{CancelToken, Event, Learner, LearnerConfig};
+use kiln::model::{Arch, ClassifierConfig};
+use kiln::schedule::{Lr, OneCycle};
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "Train image classifiers the fastai way (chapter 5), on your GPU or CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataArgs {
+    /// Folder of images: one sub-folder per class, or files named like `Maine_Coon_157.jpg`.
+    dir: PathBuf,
+    /// Label by this regex (one capture group) on the file name instead of by folder.
+    #[arg(long)]
+    label_regex: Option<String>,
+    /// Fraction of images held out for validation (ignored when train/ and valid/ folders exist).
+    #[arg(long, default_value_t = 0.2)]
+    valid_pct: f64,
+    /// Seed of the random split.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Side of the square CPU presize crop (fastai's Resize(460)).
+    #[arg(long, default_value_t = 460)]
+    presize: u32,
+    /// Refuse images with more pixels than this (protects against decompression bombs).
+    #[arg(long, default_value_t = 64_000_000)]
+    max_pixels: u64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show classes, counts per split, the label rule, and every skipped file with its reason.
+    Summary {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Train a classifier with fit_one_cycle and save it.
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+        /// resnet18, resnet34, or tiny (a cut-down ResNet for quick runs).
+        #[arg(long, default_value = "resnet34")]
+        arch: Arch,
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Peak learning rate of the one-cycle schedule.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Training image size after augmentation.
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        #[arg(long, default_value_t = 64)]
+        bs: usize,
+        /// Turn off horizontal flips (for digits, text, or anything with a handedness).
+        #[arg(long)]
+        no_flip: bool,
+        /// gpu, cpu, or auto (GPU when an adapter is found, else CPU).
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Where to save the model.
+        #[arg(short, long, default_value = "model.kiln")]
+        output: PathBuf,
+    },
+    /// Predict the class of one or more images with a saved model.
+    Predict {
+        model: PathBuf,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Save a grid of augmented training images with their labels.
+    ShowBatch {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        /// How many images.
+        #[arg(short, default_value_t = 16)]
+        n: usize,
+        /// Turn off horizontal flips.
+        #[arg(long)]
+        no_flip: bool,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Write the bundled sample set (scikit-learn's handwritten digits) as PNG class folders.
+    Samples {
+        /// Output folder.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Side of the written images in pixels.
+        #[arg(long, default_value_t = 32)]
+        side: u32,
+    },
+}
+
+fn read_items(dir: &Path) -> Result<Vec<Item>, String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a folder: give a folder of images (one sub-folder per class, or pets-style file names)", dir.display()));
+    }
+    let mut items = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        if !entry.file_type().is_file() || entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path()).to_string_lossy().to_string();
+        let bytes = std::fs::read(entry.path()).map_err(|e| format!("reading {}: {e}", entry.path().display()))?;
+        items.push(Item::new(rel, bytes));
+    }
+    Ok(items)
+}
+
+fn load(data: &DataArgs) -> Result<Datasets, String> {
+    let rule = match &data.label_regex {
+        Some(re) => LabelRule::regex(re)?,
+        None => LabelRule::default(),
+    };
+    if !(0.0..1.0).contains(&data.valid_pct) {
+        return Err(format!("--valid-pct {} must be in [0, 1)", data.valid_pct));
+    }
+    let config = DataConfig::default()
+        .with_label_rule(rule)
+        .with_splitter(Splitter::Auto { valid_pct: data.valid_pct, seed: data.seed })
+        .with_presize(data.presize)
+        .with_max_pixels(data.max_pixels);
+    Datasets::from_items(read_items(&data.dir)?, config).map_err(|e| format!("{}: {e}", data.dir.display()))
+}
+
+fn fmt_time(s: f64) -> String {
+    format!("{:02}:{:02}", (s as u64) / 60, (s as u64) % 60)
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Summary { data } => {
+            print!("{}", load(&data)?.summary());
+        }
+        Command::Samples { output, side } => {
+            for item in kiln::samples::digits_items(side) {
+                let path = output.join(&item.name);
+                std::fs::create_dir_all(path.parent().unwrap()).map_err(|e| format!("creating {}: {e}", path.display()))?;
+                std::fs::write(&path, &item.bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            }
+            println!("wrote the digits sample set (1,797 images, 10 classes) to {}", output.display());
+        }
+        Command::ShowBatch { data, output, size, n, no_flip, device } => {
+            let dls = load(&data)?;
+            let dev = select_native(device)?;
+            let learner = LearnerConfig::new(ClassifierConfig::new(Arch::ResNet18, dls.classes.len()), size)
+                .with_aug(AugConfig::new(size).with_do_flip(!no_flip));
+            let (images, labels) = pollster::block_on(kiln::data::augmented_samples(&dls, &learner.aug, n, learner.seed, &dev.device))
+                .map_err(|e| e.to_string())?;
+            let labels: Vec<String> = labels.iter().map(|&l| dls.classes[l].clone()).collect();
+            show_batch(&images, &labels, (n as f64).sqrt().ceil() as usize)
+                .save(&output)
+                .map_err(|e| format!("writing {}: {e}", output.display()))?;
+            println!("saved {} augmented images to {}", images.len(), output.display());
+        }
+        Command::Train { data, arch, epochs, lr, size, bs, no_flip, device, output } => {
+            let dls = load(&data)?;
+            print!("{}", dls.summary());
+            let dev = select_native(device)?;
+            eprintln!("device: {}", dev.description);
+            let config = LearnerConfig::new(ClassifierConfig::new(arch, dls.classes.len()), size)
+                .with_batch_size(bs)
+                .with_seed(data.seed)
+                .with_aug(AugConfig::new(size).with_do_flip(!no_flip));
+            let mut learner = Learner::new(config, dls.classes.clone(), data.presize, &dev.device).map_err(|e| e.to_string())?;
+            let cancel = CancelToken::new();
+            {
+                let cancel = cancel.clone();
+                let _ = ctrlc::set_handler(move || {
+                    eprintln!("\nstopping after this batch (the model keeps its progress)…");
+                    cancel.cancel();
+                });
+            }
+            println!("{:<6} {:>10} {:>10} {:>10} {:>9} {:>6}", "epoch", "train_loss", "valid_loss", "error_rate", "accuracy", "time");
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} batches  {msg}  [{elapsed} < {eta}]").expect("valid template"),
+            );
+            let mut on_event = |e: &Event| match e {
+                Event::Batch(b) => {
+                    bar.set_length((b.total_iters / epochs) as u64);
+                    bar.set_position((b.iter % (b.total_iters / epochs)) as u64 + 1);
+                    bar.set_message(format!("loss {:.4}  lr {:.2e}", b.smooth_loss, b.lrs[b.lrs.len() - 1]));
+                }
+                Event::Epoch(s) => {
+                    bar.suspend(|| {
+                        println!(
+                            "{:<6} {:>10.6} {:>10.6} {:>10.6} {:>9.6} {:>6}",
+                            s.epoch, s.train_loss, s.valid_loss, s.error_rate, s.accuracy, fmt_time(s.seconds)
+                        )
+                    });
+                    bar.reset();
+                }
+                Event::Skipped(s) => bar.suspend(|| eprintln!("skipped {}: {}", s.name, s.reason)),
+            };
+            let report = pollster::block_on(learner.fit_one_cycle(&dls, epochs, Lr::Single(lr), &OneCycle::default(), &cancel, &mut on_event))
+                .map_err(|e| e.to_string())?;
+            bar.finish_and_clear();
+            if report.cancelled {
+                eprintln!("training was cancelled after {} full epoch(s); saving the model as it is", report.epochs.len());
+            }
+            let bytes = kiln::export::to_bytes(&learner).map_err(|e| e.to_string())?;
+            std::fs::write(&output, bytes).map_err(|e| format!("writing {}: {e}", output.display()))?;
+            println!("saved the model to {}", output.display());
+        }
+        Command::Predict { model, images, device } => {
+            let bytes = std::fs::read(&model).map_err(|e| format!("reading model {}: {e}", model.display()))?;
+            let dev = select_native(device)?;
+            let learner = kiln::export::from_bytes(&bytes, &dev.device).map_err(|e| format!("{}: {e}", model.display()))?;
+            let mut failed = 0;
+            for path in images {
+                let result = std::fs::read(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| pollster::block_on(learner.predict(&b)).map_err(|e| e.to_string()));
+                match result {
+                    Ok(p) => {
+                        let mut ranked: Vec<(usize, f32)> = p.probs.iter().copied().enumerate().collect();
+                        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                        let top: Vec<String> = ranked.iter().take(3).map(|(i, pr)| format!("{} {:.3}", learner.classes[*i], pr)).collect();
+                        println!("{}: {} ({})", path.display(), p.label, top.join(", "));
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}: {e}", path.display());
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(format!("{failed} image(s) could not be predicted"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+

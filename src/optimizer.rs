@@ -1,0 +1,117 @@
+//! fastai's Adam: mom 0.9 (driven by fit_one_cycle), sqr_mom 0.99, eps 1e-5, decoupled weight
+//! decay 0.01 (`p *= 1 − lr·wd`), none on BatchNorm and bias parameters; one learning rate per
+//! parameter group. Written as a module mapper because burn's Adam has a fixed beta1 and one
+//! weight decay for all parameters.
+
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+
+use crate::model::param_group;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdamConfig {
+    pub sqr_mom: f64,
+    pub eps: f64,
+    pub wd: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        Self { sqr_mom: 0.99, eps: 1e-5, wd: 0.01 }
+    }
+}
+
+#[derive(Clone)]
+struct State {
+    grad_avg: Tensor<1>,
+    sqr_avg: Tensor<1>,
+    step: i32,
+}
+
+/// Adam with per-parameter state kept between steps. Cloning it snapshots the state cheaply
+/// (tensors are immutable handles), which lr_find uses to restore it.
+#[derive(Clone, Default)]
+pub struct Adam {
+    pub config: AdamConfig,
+    states: HashMap<ParamId, State>,
+}
+
+impl Adam {
+    pub fn new(config: AdamConfig) -> Self {
+        Self { config, states: HashMap::new() }
+    }
+
+    /// One update of every parameter that has a gradient, with `lrs[group]` and beta1 = `mom`.
+    pub fn step<M: Module>(&mut self, module: M, grads: GradientsParams, lrs: &[f64], mom: f64) -> M {
+        let mut mapper = AdamMapper { adam: self, grads, lrs, mom, path: Vec::new(), containers: Vec::new() };
+        module.map(&mut mapper)
+    }
+
+    pub fn reset(&mut self) {
+        self.states.clear();
+    }
+}
+
+struct AdamMapper<'a> {
+    adam: &'a mut Adam,
+    grads: GradientsParams,
+    lrs: &'a [f64],
+    mom: f64,
+    path: Vec<String>,
+    containers: Vec<String>,
+}
+
+impl ModuleMapper for AdamMapper<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = self.grads.remove::<D>(id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let require_grad = tensor.is_require_grad();
+        let shape = tensor.shape();
+        let numel = shape.num_elements();
+        let p = tensor.inner().reshape([numel]);
+        let g = grad.reshape([numel]);
+
+        let cfg = &self.adam.config;
+        let lr = self.lrs[param_group(&self.path).min(self.lrs.len() - 1)];
+        let in_batchnorm = self.containers.last().is_some_and(|c| c == "Struct:BatchNorm");
+        let is_bias = self.path.last().is_some_and(|n| n == "bias");
+        let wd = if in_batchnorm || is_bias { 0.0 } else { cfg.wd };
+
+        let state = match self.adam.states.remove(&id) {
+            Some(s) => s,
+            None => State { grad_avg: p.zeros_like(), sqr_avg: p.zeros_like(), step: 0 },
+        };
+        let (mom, sqr_mom) = (self.mom, cfg.sqr_mom);
+        let grad_avg = state.grad_avg * mom + g.clone() * (1.0 - mom);
+        let sqr_avg = state.sqr_avg * sqr_mom + g.square() * (1.0 - sqr_mom);
+        let step = state.step + 1;
+        let debias1 = 1.0 - mom.powi(step);
+        let debias2 = 1.0 - sqr_mom.powi(step);
+
+        let p = if wd > 0.0 { p * (1.0 - lr * wd) } else { p };
+        let update = (grad_avg.clone() / debias1) / ((sqr_avg.clone() / debias2).sqrt() + cfg.eps);
+        let p = p - update * lr;
+        self.adam.states.insert(id, State { grad_avg, sqr_avg, step });
+
+        let mut p = Tensor::from_inner(p.reshape(shape));
+        if require_grad {
+            p = p.require_grad();
+        }
+        Param::from_mapped_value(id, p, mapper)
+    }
+}

@@ -1,0 +1,162 @@
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use kiln::data::{Crop, DataConfig, Datasets, Item, LabelRule, SkipReason, Splitter, decode_rgb8, presize};
+
+use crate::common::{encode, gradient, png_item};
+
+#[test]
+fn labels_by_parent_folder_and_by_pets_regex() {
+    let rule = LabelRule::default();
+    assert_eq!(rule.label("cats/x.jpg").unwrap(), "cats");
+    assert_eq!(rule.label("train/cats/x.jpg").unwrap(), "cats");
+    assert_eq!(rule.label("Maine_Coon_157.jpg").unwrap(), "Maine_Coon");
+    assert_eq!(rule.label("great_pyrenees_9.JPG").unwrap(), "great_pyrenees");
+    assert!(rule.label("holiday.jpg").unwrap_err().contains("does not match"));
+    let re = LabelRule::regex(r"^([a-z]+)-\d+\.png$").unwrap();
+    assert_eq!(re.label("some/dir/cat-3.png").unwrap(), "cat");
+    assert!(LabelRule::regex(r"^[a-z]+$").unwrap_err().contains("exactly one capture group"));
+    assert!(LabelRule::regex(r"(").unwrap_err().contains("not a valid regex"));
+}
+
+#[test]
+fn bad_files_are_listed_with_reasons_and_do_not_stop_loading() {
+    let mut items: Vec<Item> = (0..10).map(|i| png_item(&format!("red/{i}.png"), [255, 0, 0])).collect();
+    items.extend((0..10).map(|i| png_item(&format!("blue/{i}.png"), [0, 0, 255])));
+    items.push(Item::new("red/empty.png", Vec::<u8>::new()));
+    items.push(Item::new("blue/notes.txt", b"not an image".to_vec()));
+    let mut truncated = encode(&DynamicImage::ImageRgb8(gradient(40, 40)), ImageFormat::Png);
+    truncated.truncate(truncated.len() / 2);
+    items.push(Item::new("blue/truncated.png", truncated));
+    items.push(png_item("loose.png", [0, 255, 0]));
+    items.push(Item::new("red/huge.png", encode(&DynamicImage::ImageRgb8(gradient(300, 300)), ImageFormat::Png)));
+    let dls = Datasets::from_items(items, DataConfig::default().with_max_pixels(200 * 200)).unwrap();
+    assert_eq!(dls.classes, vec!["blue", "red"]);
+    assert_eq!(dls.train.len() + dls.valid.len(), 21, "20 good images + the truncated one (its header is fine)");
+    let reasons: Vec<(&str, &SkipReason)> = dls.skipped.iter().map(|s| (s.name.as_str(), &s.reason)).collect();
+    assert!(reasons.contains(&("red/empty.png", &SkipReason::Empty)));
+    assert!(matches!(reasons.iter().find(|r| r.0 == "blue/notes.txt").unwrap().1, SkipReason::Undecodable(_)));
+    assert!(matches!(reasons.iter().find(|r| r.0 == "loose.png").unwrap().1, SkipReason::NoLabel(_)));
+    assert!(matches!(reasons.iter().find(|r| r.0 == "red/huge.png").unwrap().1, SkipReason::TooLarge(_)));
+    let summary = dls.summary().to_string();
+    assert!(summary.contains("red/huge.png: too large"), "{summary}");
+    assert!(summary.contains("loose.png: no label"), "{summary}");
+    // The truncated file is caught when decoded, and only that file fails.
+    let all: Vec<&kiln::data::Sample> = dls.train.iter().chain(&dls.valid).collect();
+    let results = dls.presize_batch(&all, &mut || Crop::Centre);
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].name, "blue/truncated.png");
+}
+
+#[test]
+fn random_split_is_seeded_and_folder_split_wins() {
+    let items = || (0..50).map(|i| png_item(&format!("{}/{i}.png", ["a", "b"][i % 2]), [i as u8, 0, 0])).collect::<Vec<_>>();
+    let names = |d: &Datasets| d.valid.iter().map(|s| s.item.name.clone()).collect::<Vec<_>>();
+    let a = Datasets::from_items(items(), DataConfig::default()).unwrap();
+    let b = Datasets::from_items(items(), DataConfig::default()).unwrap();
+    assert_eq!(a.valid.len(), 10);
+    assert_eq!(names(&a), names(&b));
+    let c = Datasets::from_items(items(), DataConfig::default().with_splitter(Splitter::Random { valid_pct: 0.2, seed: 7 })).unwrap();
+    assert_ne!(names(&a), names(&c));
+
+    let mut items = vec![png_item("train/a/1.png", [1, 0, 0]), png_item("train/b/2.png", [2, 0, 0])];
+    items.push(png_item("valid/a/3.png", [3, 0, 0]));
+    items.push(png_item("valid/b/4.png", [4, 0, 0]));
+    items.push(png_item("test/a/5.png", [5, 0, 0]));
+    let d = Datasets::from_items(items, DataConfig::default()).unwrap();
+    assert_eq!(d.train.len(), 2);
+    assert_eq!(names(&d), vec!["valid/a/3.png", "valid/b/4.png"]);
+    assert_eq!(d.skipped.len(), 1, "test/ is listed, not silently dropped");
+    assert_eq!(d.skipped[0].reason, SkipReason::OutsideSplit);
+}
+
+#[test]
+fn no_usable_images_is_a_clear_error() {
+    let err = Datasets::from_items(vec![Item::new("a/x.txt", b"hello".to_vec())], DataConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("1 undecodable"), "{err}");
+    let err = Datasets::from_items(vec![png_item("a/1.png", [0; 3]), png_item("a/2.png", [0; 3])], DataConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("only one class"), "{err}");
+}
+
+#[test]
+fn decodes_every_format_to_rgb8() {
+    let img = DynamicImage::ImageRgb8(gradient(16, 12));
+    for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Gif, ImageFormat::Bmp] {
+        let rgb = decode_rgb8(&encode(&img, format), u64::MAX).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(rgb.dimensions(), (16, 12), "{format:?}");
+        let p = rgb.get_pixel(15, 0);
+        assert!(p[0] > 200 && p[1] < 60, "{format:?}: {p:?}");
+    }
+    // Grey, alpha and 16-bit inputs become RGB8.
+    let grey = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(4, 4, image::Luma([200])));
+    assert_eq!(decode_rgb8(&encode(&grey, ImageFormat::Png), u64::MAX).unwrap().get_pixel(0, 0).0, [200, 200, 200]);
+    let rgba = DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(4, 4, image::Rgba([10, 20, 30, 128])));
+    assert_eq!(decode_rgb8(&encode(&rgba, ImageFormat::Png), u64::MAX).unwrap().get_pixel(0, 0).0, [10, 20, 30]);
+    let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(4, 4, image::Rgb([65535u16, 0, 32896])));
+    assert_eq!(decode_rgb8(&encode(&deep, ImageFormat::Png), u64::MAX).unwrap().get_pixel(0, 0).0, [255, 0, 128]);
+}
+
+#[test]
+fn refuses_images_over_the_pixel_budget_before_decoding() {
+    let bytes = encode(&DynamicImage::ImageRgb8(gradient(100, 100)), ImageFormat::Png);
+    let err = decode_rgb8(&bytes, 9_999).unwrap_err().to_string();
+    assert!(err.contains("10000 pixels") && err.contains("9999"), "{err}");
+    assert!(decode_rgb8(&bytes, 10_000).is_ok());
+}
+
+/// A JPEG with an EXIF APP1 segment holding only the Orientation tag.
+fn jpeg_with_orientation(img: &RgbImage, orientation: u16) -> Vec<u8> {
+    let jpeg = encode(&DynamicImage::ImageRgb8(img.clone()), ImageFormat::Jpeg);
+    let mut tiff = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01".to_vec();
+    tiff.extend([0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01]);
+    tiff.extend(orientation.to_be_bytes());
+    tiff.extend([0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\x00\x00".to_vec();
+    app1.extend(tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend([0xFF, 0xE1]);
+    out.extend(((app1.len() + 2) as u16).to_be_bytes());
+    out.extend(app1);
+    out.extend(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn honours_exif_orientation() {
+    // A wide image with a red left half: orientation 6 (rotate 90° clockwise) makes it tall
+    // with the red half on top.
+    let img = RgbImage::from_fn(40, 20, |x, _| if x < 20 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) });
+    let rotated = decode_rgb8(&jpeg_with_orientation(&img, 6), u64::MAX).unwrap();
+    assert_eq!(rotated.dimensions(), (20, 40));
+    assert!(rotated.get_pixel(10, 5)[0] > 200, "top should be red");
+    assert!(rotated.get_pixel(10, 35)[2] > 200, "bottom should be blue");
+    let plain = decode_rgb8(&jpeg_with_orientation(&img, 1), u64::MAX).unwrap();
+    assert_eq!(plain.dimensions(), (40, 20));
+}
+
+#[test]
+fn presize_crops_a_square_centred_or_at_a_position() {
+    let img = gradient(100, 50);
+    let centre = presize(&img, 50, Crop::Centre);
+    assert_eq!(centre.dimensions(), (50, 50));
+    // Centre crop covers x in 25..75: its left edge has x ≈ 25.
+    let left = centre.get_pixel(0, 0)[0] as i32;
+    assert!((left - (25 * 255 / 99) as i32).abs() <= 2, "{left}");
+    let start = presize(&img, 50, Crop::At(0.0));
+    assert_eq!(start.get_pixel(0, 0)[0], 0);
+    let end = presize(&img, 50, Crop::At(1.0));
+    assert_eq!(end.get_pixel(49, 0)[0], 255);
+    assert_eq!(presize(&img, 20, Crop::Centre).dimensions(), (20, 20));
+}
+
+#[test]
+fn show_batch_draws_a_titled_grid() {
+    let images = vec![RgbImage::from_pixel(32, 32, Rgb([255, 0, 0])); 5];
+    let labels: Vec<String> = (0..5).map(|i| format!("c{i}")).collect();
+    let grid = kiln::data::show_batch(&images, &labels, 3);
+    let (w, h) = grid.dimensions();
+    assert_eq!((w / 3, h / 2), (68, 48));
+    // The title strip has dark text pixels; the image area is red.
+    let dark = (2..14).flat_map(|y| (2..30).map(move |x| (x, y))).filter(|&(x, y)| grid.get_pixel(x, y)[0] < 50).count();
+    assert!(dark > 5, "label text drawn");
+    assert_eq!(grid.get_pixel(2, 14).0, [255, 0, 0]);
+}

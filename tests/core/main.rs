@@ -1,0 +1,10 @@
+//! Tests of the core on the CPU backend, one module per stage of the data flow.
+
+mod augment;
+mod common;
+mod data;
+mod learner;
+mod loss;
+mod model;
+mod schedule;
+mod wgpu;
