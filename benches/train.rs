@@ -1,6 +1,7 @@
-//! `cargo bench --bench train [-- cpu gpu]`: median training throughput of ResNet-18 at
-//! 224 px, batch 16 (augmentation, forward, backward, Adam step), after warm-up, per device.
-//! Also the data pipeline's memory for 10,000 images.
+//! `cargo bench --bench train [-- cpu gpu tiny data]`: median training throughput of ResNet-18
+//! at 224 px, batch 16 (augmentation, forward, backward, Adam step), after warm-up, per device;
+//! `tiny` is the browser bench's model on the native CPU; `data` the data pipeline's memory for
+//! 10,000 images. No arguments: cpu and data.
 
 use std::time::Instant;
 
@@ -25,17 +26,23 @@ fn rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn train_throughput(name: &str, device: Device, warmup: usize, steps: usize) -> f64 {
-    let (bs, size) = (16, 224);
+/// ResNet-18 at 224 px (the figure), or the tiny model the browser bench uses.
+fn train_throughput(name: &str, device: Device, tiny: bool, warmup: usize, steps: usize) -> f64 {
+    let (bs, size, presize) = if tiny { (16, 32, 36) } else { (16, 224, 256) };
+    let model = if tiny {
+        ClassifierConfig::new(Arch::Custom(kiln::model::ResNetConfig::tiny()), 10).with_hidden(64)
+    } else {
+        ClassifierConfig::new(Arch::ResNet18, 10)
+    };
     let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
-    let config = LearnerConfig::new(ClassifierConfig::new(Arch::ResNet18, 10), size).with_batch_size(bs);
-    let mut learner = Learner::new(config, classes, 256, &device).unwrap();
-    let pixels: Vec<Vec<u8>> = (0..bs).map(|i| (0..256 * 256 * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
+    let config = LearnerConfig::new(model, size).with_batch_size(bs);
+    let mut learner = Learner::new(config, classes, presize as u32, &device).unwrap();
+    let pixels: Vec<Vec<u8>> = (0..bs).map(|i| (0..presize * presize * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
     let targets: Vec<usize> = (0..bs).map(|i| i % 10).collect();
     let mut times = Vec::new();
     for step in 0..warmup + steps {
         let t = Instant::now();
-        let images = augment::to_tensor(&pixels, 256, &learner.device);
+        let images = augment::to_tensor(&pixels, presize, &learner.device);
         let loss = learner.train_step(images, &targets, &[1e-4, 1e-4, 1e-3], 0.9);
         let _ = loss.into_scalar::<f32>(); // waits for the device
         let dt = t.elapsed().as_secs_f64();
@@ -45,7 +52,8 @@ fn train_throughput(name: &str, device: Device, warmup: usize, steps: usize) -> 
         }
     }
     let m = median(times);
-    println!("{name}: median {m:.3} s/step, {:.1} images/s (ResNet-18, 224 px, batch {bs}, {steps} steps after {warmup} warm-up)", bs as f64 / m);
+    let what = if tiny { "tiny ResNet, 32 px" } else { "ResNet-18, 224 px" };
+    println!("{name}: median {:.1} ms/step, {:.1} images/s ({what}, batch {bs}, {steps} steps after {warmup} warm-up)", m * 1e3, bs as f64 / m);
     bs as f64 / m
 }
 
@@ -88,12 +96,15 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let want = |d: &str| args.is_empty() && d == "cpu" || args.iter().any(|a| a == d);
     if want("cpu") {
-        train_throughput("cpu (flex)", Device::flex(), 2, 5);
+        train_throughput("cpu (flex)", Device::flex(), false, 2, 5);
+    }
+    if want("tiny") {
+        train_throughput("cpu (flex)", Device::flex(), true, 3, 12);
     }
     if want("gpu") {
         match Device::wgpu_options().init() {
             Ok(d) => {
-                train_throughput("gpu (wgpu)", d, 3, 3);
+                train_throughput("gpu (wgpu)", d, false, 2, 3);
             }
             Err(e) => println!("gpu: no wgpu adapter ({e})"),
         }

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what it needs first, and skips each install when already present.
+# Runs every test: native (CPU backend + wgpu on lavapipe), the browser build under
+# wasm-bindgen-test in headless Chromium (WebGPU and the CPU fallback), and the page end to
+# end with playwright-core. Installs what it needs first, skipping what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# lavapipe (Mesa's Vulkan on the CPU), so the wgpu test has an adapter on GPU-less machines.
-if ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1; then
-  echo "== installing mesa-vulkan-drivers (lavapipe)"
+# lavapipe (Mesa's Vulkan on the CPU) for the native wgpu test; Debian's Chromium and its
+# driver for the browser tests (never a browser downloaded by a tool).
+missing=""
+for pkg in mesa-vulkan-drivers chromium chromium-driver; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "== installing$missing"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
@@ -17,9 +24,21 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 # Shader compiles dominate on lavapipe; the smallest autotune keeps the wgpu test short.
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 
-echo "== the core compiles for the browser (wasm32, features from wasm-pack.toml)"
 wasm_features=$(python3 -c 'import tomllib; print(",".join(tomllib.load(open("wasm-pack.toml", "rb"))["build"]["features"]))')
+echo "== the core compiles for the browser (wasm32, features from wasm-pack.toml)"
 cargo check --lib --no-default-features --features "$wasm_features" --target wasm32-unknown-unknown
 
 echo "== native tests (release: training on the CPU backend is unusable unoptimised)"
 cargo test --release --all-targets
+
+echo "== the page's build (wasm-bindgen CLI, npm packages, TypeScript types)"
+bash scripts/build-web.sh
+
+echo "== browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the CPU fallback)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+CHROMEDRIVER=/usr/bin/chromedriver \
+WASM_BINDGEN_TEST_TIMEOUT=900 \
+  cargo test --release --target wasm32-unknown-unknown --no-default-features --features "$wasm_features" --test web
+
+echo "== the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
+node tests/e2e/page.test.mjs

@@ -3,9 +3,9 @@
 //! JSON header (classes, architecture, input sizes, normalisation), then burn's burnpack
 //! record of the weights and BatchNorm statistics.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Bytes, Device, Shape, Tensor, TensorData};
 
 use crate::augment::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::learner::{Learner, LearnerConfig};
@@ -35,7 +35,9 @@ pub enum ExportError {
     Corrupt(String),
 }
 
-pub fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
+/// Serialise the learner's model. Tensors are read with async reads (a blocking read panics on
+/// WebGPU) into a CPU copy of the model, which burn then packs.
+pub async fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
     let header = ModelHeader {
         classes: learner.classes.clone(),
         config: learner.config.clone(),
@@ -44,7 +46,8 @@ pub fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
         std: IMAGENET_STD,
     };
     let json = serde_json::to_vec(&header).expect("header serialises");
-    let weights = learner.model.clone().valid().into_record().into_bytes().map_err(|e| ExportError::Corrupt(e.to_string()))?;
+    let cpu_model = to_cpu(&learner.model.clone().valid(), &learner.config.model).await?;
+    let weights = cpu_model.into_record().into_bytes().map_err(|e| ExportError::Corrupt(e.to_string()))?;
     let mut out = Vec::with_capacity(12 + json.len() + weights.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -78,4 +81,44 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError>
     let model: Classifier = header.config.model.init(device);
     let model = model.try_load_record(record).map_err(|e| ExportError::Corrupt(e.to_string()))?;
     Ok(Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize))
+}
+
+/// Collects every float tensor (parameters and BatchNorm statistics) in visiting order.
+#[derive(Default)]
+struct Collect(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        let n = t.shape().num_elements();
+        self.0.push(t.reshape([n]));
+    }
+}
+
+/// Writes collected values back in the same (derive-generated) order.
+struct Fill {
+    values: std::vec::IntoIter<TensorData>,
+    device: Device,
+}
+
+impl ModuleMapper for Fill {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let shape: Shape = tensor.shape();
+        let data = self.values.next().expect("same module structure");
+        let t = Tensor::<1>::from_data(data, &self.device).reshape(shape);
+        Param::from_mapped_value(id, t, mapper)
+    }
+}
+
+async fn to_cpu(model: &Classifier, config: &crate::model::ClassifierConfig) -> Result<Classifier, ExportError> {
+    let mut collect = Collect::default();
+    model.visit(&mut collect);
+    let mut values = Vec::with_capacity(collect.0.len());
+    for t in collect.0 {
+        values.push(t.into_data_async().await.map_err(|e| ExportError::Corrupt(format!("reading weights: {e:?}")))?);
+    }
+    let cpu = Device::flex();
+    let mut fill = Fill { values: values.into_iter(), device: cpu.clone() };
+    Ok(config.init(&cpu).map(&mut fill))
 }

@@ -179,6 +179,8 @@ impl Learner {
             return Err(LearnError::Config(format!("batch size {} is too small: BatchNorm needs at least 2", config.batch_size)));
         }
         let device = device.clone().autodiff();
+        // Seeds burn's own RNG too (initial weights, dropout masks), for repeatable runs.
+        device.seed(config.seed);
         let model = config.model.init(&device);
         Ok(Self::from_parts(model, device, classes, config, presize))
     }
@@ -296,6 +298,8 @@ impl Learner {
                     }));
                 }
                 iter += 1;
+                // Lets the browser deliver messages (Cancel) between batches.
+                crate::yield_now().await;
             }
             let v = self.validate(dls, on_event).await?;
             let stats = EpochStats {
@@ -317,6 +321,11 @@ impl Learner {
         let preds = self.get_preds_on(dls, &dls.valid, on_event).await?;
         let loss = preds.losses.iter().sum::<f32>() / preds.losses.len().max(1) as f32;
         Ok((loss, preds.accuracy()))
+    }
+
+    /// fastai's `get_preds()`: predictions over the validation set.
+    pub async fn get_preds(&mut self, dls: &Datasets) -> Result<Preds, LearnError> {
+        self.get_preds_on(dls, &dls.valid, &mut |_| {}).await
     }
 
     /// fastai's `get_preds` over the given samples (validation transforms, eval mode).

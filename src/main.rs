@@ -219,7 +219,7 @@ fn run(cli: Cli) -> Result<(), String> {
             if report.cancelled {
                 eprintln!("training was cancelled after {} full epoch(s); saving the model as it is", report.epochs.len());
             }
-            let bytes = kiln::export::to_bytes(&learner).map_err(|e| e.to_string())?;
+            let bytes = pollster::block_on(kiln::export::to_bytes(&learner)).map_err(|e| e.to_string())?;
             std::fs::write(&output, bytes).map_err(|e| format!("writing {}: {e}", output.display()))?;
             println!("saved the model to {}", output.display());
         }

@@ -221,12 +221,18 @@ impl Datasets {
             c
         };
         let (train, valid) = (count(&self.train), count(&self.valid));
+        let mut examples = vec![Vec::new(); self.classes.len()];
+        for s in self.train.iter().chain(&self.valid) {
+            if examples[s.label].len() < 4 {
+                examples[s.label].push(s.item.name.clone());
+            }
+        }
         Summary {
             classes: self
                 .classes
                 .iter()
                 .enumerate()
-                .map(|(i, name)| ClassCount { name: name.clone(), train: train[i], valid: valid[i] })
+                .map(|(i, name)| ClassCount { name: name.clone(), train: train[i], valid: valid[i], examples: std::mem::take(&mut examples[i]) })
                 .collect(),
             n_train: self.train.len(),
             n_valid: self.valid.len(),
@@ -272,6 +278,8 @@ pub struct ClassCount {
     pub name: String,
     pub train: usize,
     pub valid: usize,
+    /// A few file names of this class (for a gallery).
+    pub examples: Vec<String>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]

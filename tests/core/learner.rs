@@ -37,7 +37,7 @@ fn tiny_resnet_learns_digits_to_95_percent_then_exports_and_predicts() {
     assert!(report.epochs[0].valid_loss > last.valid_loss);
 
     // Export → load gives the same predictions.
-    let bytes = kiln::export::to_bytes(&learner).unwrap();
+    let bytes = pollster::block_on(kiln::export::to_bytes(&learner)).unwrap();
     let mut loaded = kiln::export::from_bytes(&bytes, &cpu()).unwrap();
     assert_eq!(loaded.classes, learner.classes);
     let a = pollster::block_on(learner.get_preds_on(&dls, &dls.valid, &mut |_| {})).unwrap();
@@ -71,7 +71,7 @@ fn two_colours() -> Datasets {
 fn cancel_stops_between_batches_and_keeps_the_model() {
     let dls = two_colours();
     let mut learner = Learner::new(tiny_config(2, 16).with_batch_size(4), dls.classes.clone(), 20, &cpu()).unwrap();
-    let before = kiln::export::to_bytes(&learner).unwrap();
+    let before = pollster::block_on(kiln::export::to_bytes(&learner)).unwrap();
     let cancel = CancelToken::new();
     let mut seen = 0;
     let c = cancel.clone();
@@ -87,7 +87,7 @@ fn cancel_stops_between_batches_and_keeps_the_model() {
     assert!(report.cancelled);
     assert_eq!(seen, 3, "no batch runs after cancel");
     assert!(report.epochs.is_empty());
-    assert_ne!(kiln::export::to_bytes(&learner).unwrap(), before, "the three steps are kept");
+    assert_ne!(pollster::block_on(kiln::export::to_bytes(&learner)).unwrap(), before, "the three steps are kept");
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn bad_settings_and_model_files_give_clear_errors() {
     let err = pollster::block_on(learner.fit_one_cycle(&dls, 1, Lr::Single(f64::NAN), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap_err();
     assert!(err.to_string().contains("learning rate"), "{err}");
     assert!(kiln::export::from_bytes(b"PK\x03\x04 not kiln", &cpu()).err().unwrap().to_string().contains("not a Kiln model"));
-    let mut bytes = kiln::export::to_bytes(&learner).unwrap();
+    let mut bytes = pollster::block_on(kiln::export::to_bytes(&learner)).unwrap();
     bytes.truncate(bytes.len() / 2);
     assert!(kiln::export::from_bytes(&bytes, &cpu()).err().unwrap().to_string().contains("corrupt"));
 }

@@ -32,3 +32,29 @@ fn trains_on_wgpu() {
     assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0), "{losses:?}");
     assert!(report.epochs[0].valid_loss.is_finite());
 }
+
+fn wgpu() -> Device {
+    // One runtime per process: reuse it if another test made it.
+    Device::wgpu_options().init().unwrap_or_else(|_| Device::wgpu(Default::default()))
+}
+
+/// The same inputs give the same loss and augmentation on wgpu as on the CPU backend.
+#[test]
+fn wgpu_agrees_with_the_cpu() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    let (gpu, cpu) = (wgpu(), Device::flex());
+    let logits = |d: &Device| Tensor::<2>::from_data(TensorData::new(vec![-2.24f32, 0.38, -0.67, 1.50, -2.30, 0.92], [2, 3]), d);
+    let targets = |d: &Device| Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), d);
+    let a = kiln::loss::cross_entropy(logits(&gpu), targets(&gpu)).into_scalar::<f32>();
+    let b = kiln::loss::cross_entropy(logits(&cpu), targets(&cpu)).into_scalar::<f32>();
+    assert!((a - b).abs() < 1e-5, "loss on wgpu {a} vs cpu {b}");
+
+    let px: Vec<Vec<u8>> = (0..2).map(|i| (0..10 * 10 * 3).map(|j| ((i * 91 + j * 13) % 256) as u8).collect()).collect();
+    let cfg = kiln::augment::AugConfig::new(8);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    let augs: Vec<_> = (0..2).map(|_| cfg.draw(&mut rng)).collect();
+    let run = |d: &Device| kiln::augment::augment_batch(kiln::augment::to_tensor(&px, 10, d), &augs, 8).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let (g, c) = (run(&gpu), run(&cpu));
+    let err = g.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(err < 1e-3, "augmentation differs by {err}");
+}

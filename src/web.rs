@@ -1,0 +1,335 @@
+//! Browser bindings (wasm-bindgen): a thin translation layer over the core, used by the Web
+//! Worker in `www/worker.js`. Every method returns a Promise or a value; errors are JS `Error`s
+//! with the core's message; a panic is logged with its message by console_error_panic_hook.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::tensor::Device;
+use js_sys::{Function, Promise, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::augment::AugConfig;
+use crate::data::{self, DataConfig, Datasets, Item, LabelRule, Splitter};
+use crate::learner::{self, CancelToken as CoreCancel, Event, LearnerConfig};
+use crate::model::{Arch, ClassifierConfig, ResNetConfig};
+use crate::schedule::{Lr, OneCycle};
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsValue {
+    js_sys::Error::new(&e.to_string()).into()
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(js_err)
+}
+
+/// Options objects: unknown keys (typos) are errors, since serde-wasm-bindgen only reads the
+/// keys it knows.
+fn from_js<T: for<'de> Deserialize<'de> + Default>(v: JsValue, what: &str, known: &[&str]) -> Result<T, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(T::default());
+    }
+    let obj: &js_sys::Object = v.dyn_ref().ok_or_else(|| js_err(format!("{what} must be an object")))?;
+    for key in js_sys::Object::keys(obj).iter().filter_map(|k| k.as_string()) {
+        if !known.contains(&key.as_str()) {
+            return Err(js_err(format!("unknown {what} key {key:?}; expected one of {}", known.join(", "))));
+        }
+    }
+    serde_wasm_bindgen::from_value(v).map_err(|e| js_err(format!("invalid {what}: {e}")))
+}
+
+/// Resolve after a zero-delay timer, giving the worker's event loop a turn.
+pub(crate) async fn yield_now() {
+    let promise = Promise::new(&mut |resolve, _| {
+        let global = js_sys::global();
+        let set_timeout: Function = js_sys::Reflect::get(&global, &"setTimeout".into()).unwrap().into();
+        let _ = set_timeout.call2(&global, &resolve, &0.into());
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Where tensors live: WebGPU through burn-wgpu, or burn's CPU backend in wasm.
+#[wasm_bindgen]
+pub struct Backend {
+    device: Device,
+    kind: String,
+}
+
+#[wasm_bindgen]
+impl Backend {
+    /// `"webgpu"` or `"cpu"`. WebGPU initialisation is async; it fails when no adapter exists.
+    #[wasm_bindgen(js_name = create, unchecked_return_type = "Promise<Backend>")]
+    pub fn create(kind: String) -> Promise {
+        future_to_promise(async move { Ok(Backend::init(&kind).await?.into()) })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        self.kind.clone()
+    }
+}
+
+thread_local! {
+    // burn registers one wgpu runtime per page; a second init would fail, so reuse it.
+    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+impl Backend {
+    pub async fn init(kind: &str) -> Result<Backend, JsValue> {
+        let device = match kind {
+            "webgpu" => match WEBGPU.with(|d| d.borrow().clone()) {
+                Some(d) => d,
+                None => {
+                    let d = Device::wgpu_options().init_async().await.map_err(|e| js_err(format!("WebGPU is not available: {e}")))?;
+                    WEBGPU.with(|w| *w.borrow_mut() = Some(d.clone()));
+                    d
+                }
+            },
+            "cpu" => Device::flex(),
+            other => return Err(js_err(format!("unknown backend {other:?}: use \"webgpu\" or \"cpu\""))),
+        };
+        Ok(Backend { device, kind: kind.to_string() })
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct DatasetOptions {
+    label_regex: Option<String>,
+    valid_pct: Option<f64>,
+    seed: Option<u64>,
+    presize: Option<u32>,
+    max_pixels: Option<u64>,
+}
+
+/// A labelled, split dataset built from `{name, bytes}` entries (names are relative paths
+/// such as `cats/1.jpg`, or pets-style file names).
+#[wasm_bindgen]
+pub struct Dataset {
+    inner: Rc<Datasets>,
+}
+
+#[wasm_bindgen]
+impl Dataset {
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "Array<{name: string, bytes: Uint8Array}>")] files: js_sys::Array,
+        #[wasm_bindgen(unchecked_param_type = "DatasetOptions | undefined")] options: JsValue,
+    ) -> Result<Dataset, JsValue> {
+        let opts: DatasetOptions = from_js(options, "dataset option", &["labelRegex", "validPct", "seed", "presize", "maxPixels"])?;
+        let mut items = Vec::with_capacity(files.length() as usize);
+        for (i, f) in files.iter().enumerate() {
+            let name = js_sys::Reflect::get(&f, &"name".into())?
+                .as_string()
+                .ok_or_else(|| js_err(format!("file #{i} has no string `name`")))?;
+            let bytes = js_sys::Reflect::get(&f, &"bytes".into())?;
+            let bytes: Uint8Array = bytes.dyn_into().map_err(|_| js_err(format!("{name}: `bytes` must be a Uint8Array")))?;
+            items.push(Item::new(name, bytes.to_vec()));
+        }
+        let mut config = DataConfig::default();
+        if let Some(re) = opts.label_regex.filter(|r| !r.is_empty()) {
+            config = config.with_label_rule(LabelRule::regex(&re).map_err(js_err)?);
+        }
+        let valid_pct = opts.valid_pct.unwrap_or(0.2);
+        if !(0.0..1.0).contains(&valid_pct) {
+            return Err(js_err(format!("validPct {valid_pct} must be in [0, 1)")));
+        }
+        config = config.with_splitter(Splitter::Auto { valid_pct, seed: opts.seed.unwrap_or(42) });
+        if let Some(p) = opts.presize {
+            if !(8..=2048).contains(&p) {
+                return Err(js_err(format!("presize {p} must be between 8 and 2048")));
+            }
+            config = config.with_presize(p);
+        }
+        if let Some(m) = opts.max_pixels {
+            config = config.with_max_pixels(m);
+        }
+        let inner = Datasets::from_items(items, config).map_err(js_err)?;
+        Ok(Dataset { inner: Rc::new(inner) })
+    }
+
+    /// Counts per class and split, the label rule, and every skipped file with its reason.
+    #[wasm_bindgen(unchecked_return_type = "Summary")]
+    pub fn summary(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.summary())
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn classes(&self) -> Vec<String> {
+        self.inner.classes.clone()
+    }
+
+    /// `n` augmented training samples as one RGBA grid with labels: `{width, height, rgba}`.
+    #[wasm_bindgen(js_name = showBatch, unchecked_return_type = "Promise<{width: number, height: number, rgba: Uint8Array}>")]
+    pub fn show_batch(&self, backend: &Backend, n: usize, size: usize, seed: u64, do_flip: bool) -> Promise {
+        let (dls, device) = (self.inner.clone(), backend.device.clone());
+        future_to_promise(async move {
+            let aug = AugConfig::new(size).with_do_flip(do_flip);
+            let (images, labels) = data::augmented_samples(&dls, &aug, n, seed, &device).await.map_err(js_err)?;
+            let labels: Vec<String> = labels.iter().map(|&l| dls.classes[l].clone()).collect();
+            let grid = data::show_batch(&images, &labels, (images.len() as f64).sqrt().ceil() as usize);
+            let rgba = image::DynamicImage::ImageRgb8(grid).into_rgba8();
+            let out = js_sys::Object::new();
+            js_sys::Reflect::set(&out, &"width".into(), &rgba.width().into())?;
+            js_sys::Reflect::set(&out, &"height".into(), &rgba.height().into())?;
+            js_sys::Reflect::set(&out, &"rgba".into(), &Uint8Array::from(rgba.as_raw().as_slice()))?;
+            Ok(out.into())
+        })
+    }
+}
+
+/// Stops a running fit between batches; a separate object so it can be used while the
+/// learner is busy.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct CancelToken {
+    inner: CoreCancel,
+}
+
+#[wasm_bindgen]
+impl CancelToken {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct LearnerOptions {
+    /// "resnet18", "resnet34" or "tiny".
+    arch: String,
+    size: usize,
+    batch_size: usize,
+    seed: u64,
+    do_flip: bool,
+    /// For the "tiny" arch: channel widths of its four stages.
+    widths: Option<[usize; 4]>,
+    hidden: usize,
+}
+
+impl Default for LearnerOptions {
+    fn default() -> Self {
+        Self { arch: "resnet34".into(), size: 224, batch_size: 64, seed: 42, do_flip: true, widths: None, hidden: 512 }
+    }
+}
+
+/// A classifier being trained or used for prediction.
+#[wasm_bindgen]
+pub struct Learner {
+    inner: Rc<RefCell<learner::Learner>>,
+}
+
+fn busy() -> JsValue {
+    js_err("the learner is busy (training or exporting); wait for it, or cancel the fit first")
+}
+
+#[wasm_bindgen]
+impl Learner {
+    /// A new model for `dataset`'s classes.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        backend: &Backend,
+        dataset: &Dataset,
+        #[wasm_bindgen(unchecked_param_type = "LearnerOptions | undefined")] options: JsValue,
+    ) -> Result<Learner, JsValue> {
+        let o: LearnerOptions =
+            from_js(options, "learner option", &["arch", "size", "batchSize", "seed", "doFlip", "widths", "hidden"])?;
+        let mut arch: Arch = o.arch.parse().map_err(js_err)?;
+        if let (Arch::Custom(_), Some(w)) = (&arch, o.widths) {
+            arch = Arch::Custom(ResNetConfig::tiny().with_widths(w));
+        }
+        if !(8..=1024).contains(&o.size) {
+            return Err(js_err(format!("size {} must be between 8 and 1024", o.size)));
+        }
+        let model = ClassifierConfig::new(arch, dataset.inner.classes.len()).with_hidden(o.hidden);
+        let config = LearnerConfig::new(model, o.size)
+            .with_batch_size(o.batch_size)
+            .with_seed(o.seed)
+            .with_aug(AugConfig::new(o.size).with_do_flip(o.do_flip));
+        let l = learner::Learner::new(config, dataset.inner.classes.clone(), dataset.inner.config.presize, &backend.device).map_err(js_err)?;
+        Ok(Learner { inner: Rc::new(RefCell::new(l)) })
+    }
+
+    /// Rebuild a learner from a `.kiln` model file (the same file the CLI writes).
+    pub fn load(backend: &Backend, bytes: &[u8]) -> Result<Learner, JsValue> {
+        let l = crate::export::from_bytes(bytes, &backend.device).map_err(js_err)?;
+        Ok(Learner { inner: Rc::new(RefCell::new(l)) })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn classes(&self) -> Vec<String> {
+        self.inner.borrow().classes.clone()
+    }
+
+    /// fit_one_cycle(epochs, lr); `onEvent` gets every batch and epoch event.
+    #[wasm_bindgen(js_name = fitOneCycle, unchecked_return_type = "Promise<FitReport>")]
+    pub fn fit_one_cycle(&self, dataset: &Dataset, epochs: usize, lr: f64, on_event: Function, cancel: &CancelToken) -> Promise {
+        let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
+        future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            let mut emit = |e: &Event| {
+                if let Ok(v) = to_js(e) {
+                    let _ = on_event.call1(&JsValue::NULL, &v);
+                }
+            };
+            let report = l.fit_one_cycle(&dls, epochs, Lr::Single(lr), &OneCycle::default(), &cancel, &mut emit).await.map_err(js_err)?;
+            to_js(&report)
+        })
+    }
+
+    /// Predict one image from its file bytes: `{label, index, probs}`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Prediction>")]
+    pub fn predict(&self, bytes: Vec<u8>) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let l = inner.try_borrow().map_err(|_| busy())?;
+            to_js(&l.predict(&bytes).await.map_err(js_err)?)
+        })
+    }
+
+    /// The model as `.kiln` bytes.
+    #[wasm_bindgen(js_name = export, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn export_model(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let l = inner.try_borrow().map_err(|_| busy())?;
+            let bytes = crate::export::to_bytes(&l).await.map_err(js_err)?;
+            Ok(Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+
+    /// Predictions over the validation set: `{probs, targets, losses}`.
+    #[wasm_bindgen(js_name = getPreds, unchecked_return_type = "Promise<Preds>")]
+    pub fn get_preds(&self, dataset: &Dataset) -> Promise {
+        let (inner, dls) = (self.inner.clone(), dataset.inner.clone());
+        future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            to_js(&l.get_preds(&dls).await.map_err(js_err)?)
+        })
+    }
+}
+
+/// The bundled sample set (scikit-learn's handwritten digits, BSD-3) as PNG files named
+/// `digits/<label>/digit_<i>.png`, to go through the same path as files a user drops.
+#[wasm_bindgen(js_name = sampleDigits, unchecked_return_type = "Array<{name: string, bytes: Uint8Array}>")]
+pub fn sample_digits() -> Result<js_sys::Array, JsValue> {
+    let out = js_sys::Array::new();
+    for item in crate::samples::digits_items(32) {
+        let o = js_sys::Object::new();
+        js_sys::Reflect::set(&o, &"name".into(), &format!("digits/{}", item.name).into())?;
+        js_sys::Reflect::set(&o, &"bytes".into(), &Uint8Array::from(&item.bytes[..]))?;
+        out.push(&o);
+    }
+    Ok(out)
+}

@@ -1,0 +1,163 @@
+// End to end: serve www/, drive Debian's Chromium with playwright-core (never a downloaded
+// browser), and use the page as a person would. Screenshots go to test-results/.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deflateSync, crc32 } from 'node:zlib';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const root = new URL('../../', import.meta.url).pathname;
+const out = join(root, 'test-results');
+mkdirSync(out, { recursive: true });
+const browserPath = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync);
+assert.ok(browserPath, 'Debian chromium is not installed (apt-get install chromium)');
+const backend = process.env.KILN_E2E_BACKEND || 'auto';
+const log = (...a) => console.log(`[e2e ${backend}]`, ...a);
+
+// A minimal PNG encoder (RGB, 8 bit), so fixtures are made here, not downloaded.
+function png(w, h, pixel) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
+  const raw = Buffer.alloc(h * (1 + 3 * w));
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.set(pixel(x, y), y * (1 + 3 * w) + 1 + 3 * x);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+const colours = { red: [210, 30, 30], green: [30, 170, 40], blue: [30, 40, 210] };
+const noisy = (c, seed) => (x, y) => c.map((v, k) => Math.max(0, Math.min(255, v + (((x * 31 + y * 17 + seed * 7 + k * 5) % 41) - 20))));
+
+// A folder of class folders, with one corrupt file.
+const dir = mkdtempSync(join(tmpdir(), 'kiln-e2e-'));
+const photos = join(dir, 'photos');
+for (const [name, c] of Object.entries(colours)) {
+  mkdirSync(join(photos, name), { recursive: true });
+  for (let i = 0; i < 12; i++) writeFileSync(join(photos, name, `${name}_${i}.png`), png(24, 20, noisy(c, i)));
+}
+writeFileSync(join(photos, 'blue', 'broken.png'), Buffer.from('\x89PNG\r\n\x1a\nnot really'));
+const probe = png(24, 24, noisy(colours.green, 99));
+
+// Serve www/ on a free port.
+const port = 18000 + Math.floor(Math.random() * 1000);
+const server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', join(root, 'www')], { stdio: 'ignore' });
+const url = `http://127.0.0.1:${port}/?backend=${backend}`;
+
+const browser = await chromium.launch({
+  executablePath: browserPath,
+  args: ['--enable-unsafe-webgpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-sandbox'],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  for (let i = 0; i < 50; i++) {
+    try { await page.goto(url); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
+  }
+  await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+  log('backend:', await page.textContent('#backend'));
+  if (backend === 'auto') assert.match(await page.textContent('#backend'), /WebGPU/);
+
+  // 1. Pick a folder: classes from folder names, the corrupt file listed with its reason.
+  await page.setInputFiles('#pick-folder', photos);
+  await page.waitForSelector('#gallery .class-card');
+  assert.equal(await page.locator('#gallery .class-card').count(), 3);
+  assert.match(await page.textContent('#split'), /3 classes · 29 training and 7 validation images/);
+  assert.match(await page.textContent('#skipped-title'), /1 file\(s\) skipped/);
+  assert.match(await page.textContent('#skipped'), /broken\.png.*not a readable image/s);
+
+  // Dropping files anywhere replaces the dataset; pets-style names label them.
+  await page.evaluate(async (files) => {
+    const dt = new DataTransfer();
+    for (const [name, b64] of files) dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: 'image/png' }));
+    document.querySelector('#settings-section').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, Object.entries(colours).flatMap(([name, c]) => Array.from({ length: 8 }, (_, i) => [`${name}_${i}.png`, png(16, 16, noisy(c, i)).toString('base64')])));
+  await page.waitForFunction(() => /24 training|19 training|20 training/.test(document.querySelector('#split').textContent));
+  assert.match(await page.textContent('#split'), /3 classes/);
+  assert.match(await page.textContent('#split'), /regex/);
+  // Back to the folder for training.
+  await page.setInputFiles('#pick-folder', photos);
+  await page.waitForFunction(() => /29 training/.test(document.querySelector('#split').textContent));
+  await page.screenshot({ path: join(out, `${backend}-1-dataset.png`), fullPage: true });
+
+  // 2. A tiny configuration, and the augmented batch preview.
+  await page.selectOption('#arch', 'tiny');
+  await page.fill('#presize', '24');
+  await page.dispatchEvent('#presize', 'change');
+  await page.waitForFunction(() => /29 training/.test(document.querySelector('#split').textContent));
+  await page.fill('#size', '16');
+  await page.fill('#bs', '8');
+  await page.fill('#epochs', '1');
+  await page.fill('#lr', '0.01');
+  await page.click('#show-batch');
+  await page.waitForSelector('#batch:not([hidden])', { timeout: 180_000 });
+  const batchSize = await page.evaluate(() => [document.querySelector('#batch').width, document.querySelector('#batch').height]);
+  assert.ok(batchSize[0] > 100 && batchSize[1] > 50, `show_batch canvas ${batchSize}`);
+
+  // 3. Train one epoch; the charts and the epoch table fill.
+  const t0 = Date.now();
+  await page.click('#train');
+  await page.waitForSelector('#epochs-table tbody tr', { timeout: 480_000 });
+  await page.waitForFunction(() => !document.querySelector('#train').disabled);
+  log(`one epoch in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const row = await page.$$eval('#epochs-table tbody tr td', (tds) => tds.map((t) => t.textContent));
+  assert.equal(row[0], '0');
+  for (const v of row.slice(1, 5)) assert.ok(Number.isFinite(Number(v)), `epoch table value ${v}`);
+  assert.equal(await page.evaluate(() => document.querySelector('#progress').value), 1);
+  const inked = await page.evaluate(() => [...document.querySelectorAll('.chart canvas')].map((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n;
+  }));
+  assert.ok(inked.length === 2 && inked.every((n) => n > 200), `charts drew lines: ${inked}`);
+  await page.screenshot({ path: join(out, `${backend}-2-trained.png`), fullPage: true });
+
+  // 4. Predict a dropped photo: probability bars for every class.
+  await page.evaluate(async (b64) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'new-photo.png', { type: 'image/png' }));
+    document.querySelector('#predict-drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, probe.toString('base64'));
+  await page.waitForSelector('#prediction:not([hidden])', { timeout: 60_000 });
+  assert.equal(await page.locator('#bars .bar').count(), 3);
+  const label = await page.textContent('#predict-label');
+  log('prediction:', label);
+  assert.match(label, /^(red|green|blue) \(\d+\.\d%\)$/);
+
+  // 5. Export, then import the file back: the same prediction.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+  const saved = join(dir, 'model.kiln');
+  await download.saveAs(saved);
+  assert.equal(readFileSync(saved).subarray(0, 4).toString(), 'KILN');
+  await page.setInputFiles('#import', saved);
+  await page.waitForFunction(() => /loaded model\.kiln: 3 classes/.test(document.querySelector('#model-status').textContent));
+  await page.setInputFiles('#predict-file', { name: 'again.png', mimeType: 'image/png', buffer: probe });
+  await page.waitForFunction((prev) => document.querySelector('#predict-label').textContent === prev, label);
+  await page.screenshot({ path: join(out, `${backend}-3-predicted.png`), fullPage: true });
+
+  // Phone width: still usable, no horizontal scroll.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `page scrolls sideways by ${overflow}px at phone width`);
+  await page.screenshot({ path: join(out, `${backend}-4-phone.png`), fullPage: true });
+
+  assert.equal(await page.isVisible('#error'), false, `page shows an error: ${await page.textContent('#error')}`);
+  assert.deepEqual(errors.filter((e) => !/favicon/.test(e)), []);
+  log('ok');
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+  server.kill();
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,139 @@
+//! The browser build, tested in headless Chromium: WebGPU (SwiftShader there) and the CPU
+//! fallback, through the same bindings the page's worker uses.
+#![cfg(target_arch = "wasm32")]
+
+use std::io::Cursor;
+
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use kiln::web::{Backend, CancelToken, Dataset, Learner};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn png(color: [u8; 3], noise: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(12, 12, |x, y| {
+        let n = ((x * 7 + y * 13) % 5) as u8 * noise;
+        image::Rgb([color[0].saturating_add(n), color[1].saturating_add(n), color[2].saturating_add(n)])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
+}
+
+fn file(name: &str, bytes: &[u8]) -> JsValue {
+    let o = Object::new();
+    Reflect::set(&o, &"name".into(), &name.into()).unwrap();
+    Reflect::set(&o, &"bytes".into(), &Uint8Array::from(bytes)).unwrap();
+    o.into()
+}
+
+fn files() -> Array {
+    let a = Array::new();
+    for i in 0..16 {
+        a.push(&file(&format!("red/{i}.png"), &png([200, 20, 20], i as u8 % 3)));
+        a.push(&file(&format!("blue/{i}.png"), &png([20, 20, 200], i as u8 % 3)));
+    }
+    a.push(&file("blue/corrupt.png", b"\x89PNG\r\n\x1a\n this is not really a png"));
+    a
+}
+
+fn options(v: &str) -> JsValue {
+    js_sys::JSON::parse(v).unwrap()
+}
+
+async fn backend(kind: &str) -> Backend {
+    Backend::init(kind).await.unwrap_or_else(|e| panic!("{kind} backend: {e:?}"))
+}
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &key.into()).unwrap()
+}
+
+/// Validation loss and accuracy from `getPreds`.
+async fn valid_metrics(learner: &Learner, ds: &Dataset) -> (f64, f64) {
+    let preds = JsFuture::from(learner.get_preds(ds)).await.unwrap();
+    let nums = |v: JsValue| Array::from(&v).iter().map(|x| x.as_f64().unwrap()).collect::<Vec<f64>>();
+    let losses = nums(get(&preds, "losses"));
+    let targets = nums(get(&preds, "targets"));
+    let correct = Array::from(&get(&preds, "probs"))
+        .iter()
+        .zip(&targets)
+        .filter(|(p, t)| {
+            let p = nums(p.clone());
+            (if p[1] > p[0] { 1.0 } else { 0.0 }) == **t
+        })
+        .count();
+    (losses.iter().sum::<f64>() / losses.len() as f64, correct as f64 / targets.len() as f64)
+}
+
+async fn train_predict_export(kind: &str) {
+    let b = backend(kind).await;
+    assert_eq!(b.kind(), kind);
+    let ds = Dataset::new(files(), options(r#"{"presize": 16, "validPct": 0.25}"#)).unwrap();
+    // The corrupt file is listed with its reason, and the rest load.
+    let summary = ds.summary().unwrap();
+    let skipped = Array::from(&get(&summary, "skipped"));
+    assert_eq!(skipped.length(), 1);
+    assert_eq!(get(&skipped.get(0), "name").as_string().unwrap(), "blue/corrupt.png");
+    assert_eq!(get(&get(&skipped.get(0), "reason"), "kind").as_string().unwrap(), "undecodable");
+    assert_eq!(ds.classes(), vec!["blue".to_string(), "red".to_string()]);
+
+    let learner = Learner::new(&b, &ds, options(r#"{"arch": "tiny", "size": 12, "batchSize": 8, "widths": [4, 8, 8, 16], "hidden": 16, "doFlip": false}"#)).unwrap();
+    let losses = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = losses.clone();
+    let on_event = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        if get(&e, "type").as_string().as_deref() == Some("batch") {
+            sink.borrow_mut().push(get(&e, "loss").as_f64().unwrap());
+        }
+    });
+    let report = JsFuture::from(learner.fit_one_cycle(&ds, 8, 1e-2, on_event.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new())).await.unwrap();
+    assert_eq!(get(&report, "cancelled").as_bool(), Some(false));
+    let losses = losses.borrow().clone();
+    assert_eq!(losses.len(), 24, "8 epochs × 3 batches of 8 from 24 training images");
+    let (first, last) = (losses[..6].iter().sum::<f64>() / 6.0, losses[18..].iter().sum::<f64>() / 6.0);
+    assert!(last < 0.7 * first, "{kind}: training loss should fall: {losses:?}");
+    let (valid_loss, accuracy) = valid_metrics(&learner, &ds).await;
+    assert!(valid_loss.is_finite() && accuracy >= 0.75, "{kind}: validation loss {valid_loss}, accuracy {accuracy}");
+
+    // predict, then export → load gives identical predictions.
+    let red = png([200, 20, 20], 1);
+    let p = JsFuture::from(learner.predict(red.clone())).await.unwrap();
+    let probs: Vec<f64> = Array::from(&get(&p, "probs")).iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(probs.len(), 2);
+    assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+    assert_eq!(get(&p, "label").as_string().unwrap(), "red", "{probs:?}");
+    let bytes = Uint8Array::from(JsFuture::from(learner.export_model()).await.unwrap()).to_vec();
+    assert_eq!(&bytes[..4], b"KILN");
+    let loaded = Learner::load(&b, &bytes).unwrap();
+    let q = JsFuture::from(loaded.predict(red)).await.unwrap();
+    let probs2: Vec<f64> = Array::from(&get(&q, "probs")).iter().map(|v| v.as_f64().unwrap()).collect();
+    for (a, c) in probs.iter().zip(&probs2) {
+        assert!((a - c).abs() < 1e-5, "{probs:?} vs {probs2:?}");
+    }
+    // A bad image is a JS Error, not a panic.
+    let err = JsFuture::from(loaded.predict(b"nope".to_vec())).await.unwrap_err();
+    assert!(err.is_instance_of::<js_sys::Error>());
+}
+
+#[wasm_bindgen_test]
+async fn trains_predicts_and_exports_on_webgpu() {
+    train_predict_export("webgpu").await;
+}
+
+#[wasm_bindgen_test]
+async fn trains_predicts_and_exports_on_the_cpu_fallback() {
+    train_predict_export("cpu").await;
+}
+
+#[wasm_bindgen_test]
+fn bad_inputs_are_js_errors() {
+    let err = Dataset::new(Array::new(), JsValue::UNDEFINED).err().unwrap();
+    assert!(err.is_instance_of::<js_sys::Error>());
+    let err = Dataset::new(files(), options(r#"{"labelRegex": "("}"#)).err().unwrap();
+    let msg = js_sys::Error::from(err).message().as_string().unwrap();
+    assert!(msg.contains("not a valid regex"), "{msg}");
+    let err = Dataset::new(files(), options(r#"{"validPCT": 0.2}"#)).err().unwrap();
+    assert!(js_sys::Error::from(err).message().as_string().unwrap().contains("validPCT"));
+}

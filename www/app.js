@@ -1,0 +1,343 @@
+// The page: wires the controls to Kiln's JS API (kiln.js). All heavy work runs in the worker.
+import { Kiln, filesFromDrop } from './kiln.js';
+import uPlot from './vendor/uPlot.esm.js';
+
+const $ = (id) => document.getElementById(id);
+const state = { kiln: null, files: [], urls: new Map(), trained: false, busy: false, lossChart: null, metricChart: null };
+
+function showError(e) {
+  const box = $('error');
+  box.textContent = e instanceof Error ? e.message : String(e);
+  box.hidden = false;
+  console.error(e);
+}
+function clearError() { $('error').hidden = true; }
+
+async function guard(fn) {
+  clearError();
+  try { return await fn(); } catch (e) { showError(e); }
+}
+
+function setBusy(busy) {
+  state.busy = busy;
+  const haveData = state.files.length > 0;
+  $('train').disabled = busy || !haveData;
+  $('show-batch').disabled = busy || !haveData;
+  $('sample').disabled = busy;
+  $('export').disabled = busy || !state.trained;
+  $('cancel').disabled = !busy;
+  for (const id of ['pick-folder', 'pick-files', 'import', 'predict-file']) $(id).disabled = busy;
+}
+
+// ---- 1. Photos ----------------------------------------------------------------------------
+
+function pathOf(f) { return f.kiln_path || f.webkitRelativePath || f.name; }
+
+function datasetOptions() {
+  const opts = { validPct: Number($('valid-pct').value), presize: Number($('presize').value) };
+  const re = $('label-regex').value.trim();
+  if (re) opts.labelRegex = re;
+  return opts;
+}
+
+async function loadFiles(files) {
+  files = files.filter((f) => !pathOf(f).split('/').some((p) => p.startsWith('.')));
+  if (!files.length) throw new Error('No files found in what was dropped. Drop folders of images, or image files.');
+  $('status').textContent = `reading ${files.length} files…`;
+  const summary = await state.kiln.loadDataset(files, datasetOptions());
+  state.files = files;
+  for (const url of state.urls.values()) URL.revokeObjectURL(url);
+  state.urls.clear();
+  renderSummary(summary);
+  $('status').textContent = '';
+  setBusy(false);
+}
+
+function renderSummary(s) {
+  $('dataset').hidden = false;
+  $('split').textContent = `${s.classes.length} classes · ${s.n_train} training and ${s.n_valid} validation images · labels: ${s.label_rule} · split: ${s.split}`;
+  const byPath = new Map(state.files.map((f) => [pathOf(f), f]));
+  const gallery = $('gallery');
+  gallery.replaceChildren();
+  for (const c of s.classes) {
+    const card = document.createElement('div');
+    card.className = 'class-card';
+    const h = document.createElement('h4');
+    h.textContent = c.name;
+    const counts = document.createElement('div');
+    counts.className = 'muted';
+    counts.textContent = `${c.train + c.valid} images (${c.train} train, ${c.valid} valid)`;
+    const thumbs = document.createElement('div');
+    thumbs.className = 'thumbs';
+    for (const name of c.examples) {
+      const f = byPath.get(name);
+      if (!f) continue;
+      const img = document.createElement('img');
+      const url = URL.createObjectURL(f);
+      state.urls.set(name, url);
+      img.src = url;
+      img.alt = name;
+      img.loading = 'lazy';
+      thumbs.append(img);
+    }
+    card.append(h, counts, thumbs);
+    gallery.append(card);
+  }
+  const box = $('skipped-box');
+  box.hidden = s.skipped.length === 0;
+  $('skipped-title').textContent = `${s.skipped.length} file(s) skipped`;
+  const body = $('skipped').tBodies[0];
+  body.replaceChildren(...s.skipped.map(skipRow));
+}
+
+function reasonText(r) {
+  const words = { empty: 'empty file', no_label: 'no label', undecodable: 'not a readable image', too_large: 'too large', outside_split: 'outside the train/ and valid/ folders' };
+  return (words[r.kind] || r.kind) + (r.detail ? `: ${r.detail}` : '');
+}
+
+function skipRow(s) {
+  const tr = document.createElement('tr');
+  const a = document.createElement('td');
+  a.textContent = s.name;
+  const b = document.createElement('td');
+  b.textContent = reasonText(s.reason);
+  tr.append(a, b);
+  return tr;
+}
+
+// ---- 2. Settings and show_batch -----------------------------------------------------------
+
+function learnerOptions() {
+  return { arch: $('arch').value, size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, hidden: $('arch').value === 'tiny' ? 64 : 512 };
+}
+
+async function showBatch() {
+  setBusy(true);
+  $('status').textContent = 'augmenting a batch…';
+  try {
+    const img = await state.kiln.showBatch({ n: 16, size: Number($('size').value), seed: Math.floor(Math.random() * 1e9), doFlip: $('flip').checked });
+    const canvas = $('batch');
+    canvas.width = img.width;
+    canvas.height = img.height;
+    canvas.getContext('2d').putImageData(img, 0, 0);
+    canvas.hidden = false;
+  } finally {
+    $('status').textContent = '';
+    setBusy(false);
+  }
+}
+
+// ---- 3. Training with live charts ---------------------------------------------------------
+
+function chartWidth(el) { return Math.max(260, el.clientWidth || 300); }
+
+function makeCharts() {
+  state.lossChart?.destroy();
+  state.metricChart?.destroy();
+  const lossEl = $('loss-chart');
+  const metricEl = $('metric-chart');
+  lossEl.replaceChildren();
+  metricEl.replaceChildren();
+  state.lossData = [[], [], [], []];
+  state.metricData = [[], [], []];
+  state.lossChart = new uPlot({
+    width: chartWidth(lossEl), height: 220,
+    scales: { x: { time: false } },
+    axes: [{ label: 'batch' }, {}],
+    series: [{ label: 'batch' },
+      { label: 'train (raw)', stroke: '#f3b38a', width: 1 },
+      { label: 'train (smoothed)', stroke: '#c2410c', width: 2 },
+      { label: 'valid', stroke: '#1d4ed8', width: 2, spanGaps: true, points: { show: true, size: 6 } }],
+  }, state.lossData, lossEl);
+  state.metricChart = new uPlot({
+    width: chartWidth(metricEl), height: 220,
+    scales: { x: { time: false }, y: { range: [0, 1] } },
+    axes: [{ label: 'epoch' }, {}],
+    series: [{ label: 'epoch' },
+      { label: 'accuracy', stroke: '#15803d', width: 2, points: { show: true, size: 6 } },
+      { label: 'error_rate', stroke: '#b91c1c', width: 2, points: { show: true, size: 6 } }],
+  }, state.metricData, metricEl);
+}
+
+const fmtTime = (s) => `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
+
+function epochRow(e) {
+  const tr = document.createElement('tr');
+  for (const v of [e.epoch, e.train_loss.toFixed(6), e.valid_loss.toFixed(6), e.error_rate.toFixed(6), e.accuracy.toFixed(6), fmtTime(e.seconds)]) {
+    const td = document.createElement('td');
+    td.textContent = v;
+    tr.append(td);
+  }
+  return tr;
+}
+
+async function train() {
+  const epochs = Number($('epochs').value);
+  const lr = Number($('lr').value);
+  if (!(epochs >= 1)) throw new Error(`Epochs must be at least 1 (got ${$('epochs').value}).`);
+  if (!(lr > 0 && lr < 10)) throw new Error(`Learning rate must be between 0 and 10 (got ${$('lr').value}).`);
+  setBusy(true);
+  makeCharts();
+  $('epochs-table').tBodies[0].replaceChildren();
+  $('progress').value = 0;
+  $('status').textContent = 'preparing the model…';
+  try {
+    state.classes = (await state.kiln.createLearner(learnerOptions())).classes;
+    let lastIter = -1;
+    const report = await state.kiln.fitOneCycle(epochs, lr, {
+      onBatch: (b) => {
+        lastIter = b.iter;
+        state.lossData[0].push(b.iter);
+        state.lossData[1].push(b.loss);
+        state.lossData[2].push(b.smooth_loss);
+        state.lossData[3].push(null);
+        state.lossChart.setData(state.lossData);
+        $('progress').value = (b.iter + 1) / b.total_iters;
+        $('status').textContent = `epoch ${b.epoch + 1}/${epochs} · batch ${b.iter + 1}/${b.total_iters} · loss ${b.smooth_loss.toFixed(4)} · lr ${b.lrs[b.lrs.length - 1].toExponential(2)} · ${b.elapsed_s.toFixed(0)} s`;
+      },
+      onEpoch: (e) => {
+        const d = state.lossData;
+        d[0].push(lastIter + 0.5); d[1].push(null); d[2].push(null); d[3].push(e.valid_loss);
+        state.lossChart.setData(d);
+        state.metricData[0].push(e.epoch);
+        state.metricData[1].push(e.accuracy);
+        state.metricData[2].push(e.error_rate);
+        state.metricChart.setData(state.metricData);
+        $('epochs-table').tBodies[0].append(epochRow(e));
+      },
+      onSkipped: (s) => $('skipped').tBodies[0].append(skipRow(s)),
+    });
+    state.trained = true;
+    $('status').textContent = report.cancelled ? 'cancelled — the model keeps what it learned so far' : 'done';
+    $('model-status').textContent = 'model ready';
+  } catch (e) {
+    $('status').textContent = '';
+    throw e;
+  } finally {
+    setBusy(false);
+  }
+}
+
+// ---- 4. Predict ---------------------------------------------------------------------------
+
+async function predict(file) {
+  if (!state.trained) throw new Error('Train a model (or import one) before predicting.');
+  const p = await state.kiln.predict(file);
+  const img = $('predict-img');
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(file);
+  $('prediction').hidden = false;
+  $('predict-label').textContent = `${p.label} (${(p.probs[p.index] * 100).toFixed(1)}%)`;
+  const ranked = p.probs.map((pr, i) => [pr, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
+  $('bars').replaceChildren(...ranked.map(([pr, i]) => {
+    const row = document.createElement('div');
+    row.className = 'bar';
+    const name = document.createElement('span');
+    name.textContent = state.classes[i];
+    const track = document.createElement('div');
+    track.className = 'track';
+    const fill = document.createElement('div');
+    fill.className = 'fill';
+    fill.style.width = `${(pr * 100).toFixed(1)}%`;
+    track.append(fill);
+    const val = document.createElement('span');
+    val.textContent = `${(pr * 100).toFixed(1)}%`;
+    row.append(name, track, val);
+    return row;
+  }));
+}
+
+// ---- 5. Export / import -------------------------------------------------------------------
+
+async function exportModel() {
+  setBusy(true);
+  try {
+    const blob = await state.kiln.export();
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = 'model.kiln';
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    $('model-status').textContent = `exported ${(blob.size / 1024).toFixed(0)} KiB`;
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function importModel(file) {
+  const { classes } = await state.kiln.load(file);
+  state.classes = classes;
+  state.trained = true;
+  $('model-status').textContent = `loaded ${file.name}: ${classes.length} classes (${classes.slice(0, 5).join(', ')}${classes.length > 5 ? ', …' : ''})`;
+  setBusy(false);
+}
+
+// ---- wiring -------------------------------------------------------------------------------
+
+function wire() {
+  $('pick-folder').addEventListener('change', (e) => guard(() => loadFiles([...e.target.files])));
+  $('pick-files').addEventListener('change', (e) => guard(() => loadFiles([...e.target.files])));
+  $('sample').addEventListener('click', () => guard(async () => {
+    // Digits are 32 px scans: small settings train in seconds; flips would mirror the digits.
+    $('arch').value = 'tiny'; $('size').value = 32; $('presize').value = 36; $('bs').value = 32;
+    $('epochs').value = 6; $('lr').value = 0.01; $('flip').checked = false;
+    await loadFiles(await state.kiln.sampleFiles());
+  }));
+  for (const id of ['label-regex', 'valid-pct', 'presize']) {
+    $(id).addEventListener('change', () => state.files.length && guard(() => loadFiles(state.files)));
+  }
+  $('show-batch').addEventListener('click', () => guard(showBatch));
+  $('train').addEventListener('click', () => guard(train));
+  $('cancel').addEventListener('click', () => guard(() => state.kiln.cancel()));
+  $('predict-file').addEventListener('change', (e) => e.target.files[0] && guard(() => predict(e.target.files[0])));
+  $('export').addEventListener('click', () => guard(exportModel));
+  $('import').addEventListener('change', (e) => e.target.files[0] && guard(() => importModel(e.target.files[0])));
+
+  // Drops anywhere load a dataset, except on the predict area, which predicts.
+  let depth = 0;
+  window.addEventListener('dragenter', (e) => { e.preventDefault(); depth++; document.body.classList.add('dragging'); });
+  window.addEventListener('dragleave', () => { if (--depth <= 0) { depth = 0; document.body.classList.remove('dragging'); } });
+  window.addEventListener('dragover', (e) => e.preventDefault());
+  window.addEventListener('drop', (e) => {
+    e.preventDefault();
+    depth = 0;
+    document.body.classList.remove('dragging');
+    if (state.busy) return showError(new Error('Kiln is busy; wait for it or press Cancel before dropping new files.'));
+    const onPredict = e.target.closest && e.target.closest('#predict-section');
+    guard(async () => {
+      const files = await filesFromDrop(e.dataTransfer);
+      if (onPredict) {
+        if (files.length) await predict(files[0]);
+      } else await loadFiles(files);
+    });
+  });
+  window.addEventListener('resize', () => {
+    for (const [chart, el] of [[state.lossChart, $('loss-chart')], [state.metricChart, $('metric-chart')]]) {
+      chart?.setSize({ width: chartWidth(el), height: 220 });
+    }
+  });
+}
+
+async function main() {
+  wire();
+  setBusy(false);
+  makeCharts();
+  const requested = new URLSearchParams(location.search).get('backend') || 'auto';
+  try {
+    state.kiln = await Kiln.create({ backend: requested });
+  } catch (e) {
+    $('backend').textContent = 'failed to start';
+    return showError(e);
+  }
+  const info = state.kiln.info;
+  $('backend').textContent = info.backend === 'webgpu' ? `WebGPU · ${info.adapter}` : 'CPU (WebAssembly)';
+  if (info.notices.length) {
+    $('notice').textContent = info.notices.join(' ');
+    $('notice').hidden = false;
+  }
+  document.body.dataset.ready = 'true';
+}
+
+main();

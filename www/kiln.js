@@ -1,0 +1,252 @@
+// Kiln's JavaScript API. Everything runs in a dedicated Web Worker (worker.js), so the page
+// stays responsive; every method is async and rejects with an Error whose message says what
+// went wrong. Types: kiln.d.ts (generated from these JSDoc comments by `tsc`).
+
+/**
+ * @typedef {{name: string, train: number, valid: number}} ClassCount
+ * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
+ * @typedef {{classes: ClassCount[], n_train: number, n_valid: number, label_rule: string, split: string, skipped: Skipped[]}} Summary
+ * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
+ * @typedef {{arch?: 'resnet18'|'resnet34'|'tiny', size?: number, batchSize?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number}} LearnerOptions
+ * @typedef {{epoch: number, iter: number, total_iters: number, loss: number, smooth_loss: number, lrs: number[], mom: number, elapsed_s: number}} BatchEvent
+ * @typedef {{epoch: number, train_loss: number, valid_loss: number, error_rate: number, accuracy: number, seconds: number}} EpochEvent
+ * @typedef {{epochs: EpochEvent[], cancelled: boolean}} FitReport
+ * @typedef {{label: string, index: number, probs: number[]}} Prediction
+ * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
+ * @typedef {{onBatch?: (e: BatchEvent) => void, onEpoch?: (e: EpochEvent) => void, onSkipped?: (e: Skipped) => void}} FitCallbacks
+ * @typedef {{backend: string, adapter: string, notices: string[]}} BackendInfo
+ * @typedef {File | {name: string, blob: Blob}} InputFile
+ */
+
+/** The path a file is labelled by: its folder path when it came from a folder. */
+function pathOf(/** @type {any} */ f) {
+  return f.kiln_path || f.webkitRelativePath || f.name;
+}
+
+async function toEntry(/** @type {InputFile} */ f) {
+  const blob = f instanceof Blob ? f : f.blob;
+  return { name: f instanceof Blob ? pathOf(f) : f.name, bytes: new Uint8Array(await blob.arrayBuffer()) };
+}
+
+export class Kiln {
+  /** @private */
+  constructor(/** @type {URL | string} */ workerUrl, /** @type {string} */ backend) {
+    this.workerUrl = workerUrl;
+    this.backendPref = backend;
+    /** @type {Worker | null} */
+    this.worker = null;
+    this.nextId = 1;
+    /** @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */
+    this.pending = new Map();
+    /** @type {FitCallbacks} */
+    this.callbacks = {};
+    /** @type {{entries: {name: string, bytes: Uint8Array}[], options: DatasetOptions} | null} */
+    this.lastDataset = null;
+    /** @type {BackendInfo | null} */
+    this.info = null;
+  }
+
+  /**
+   * Start the worker and pick a backend: 'auto' (WebGPU when an adapter exists, else the CPU),
+   * 'webgpu' or 'cpu'.
+   * @param {{backend?: 'auto'|'webgpu'|'cpu', workerUrl?: URL | string}} [opts]
+   * @returns {Promise<Kiln>}
+   */
+  static async create(opts = {}) {
+    const k = new Kiln(opts.workerUrl || new URL('./worker.js', import.meta.url), opts.backend || 'auto');
+    await k.start();
+    return k;
+  }
+
+  /** @private */
+  async start() {
+    this.worker = new Worker(this.workerUrl, { type: 'module' });
+    this.worker.onmessage = ({ data }) => this.receive(data);
+    this.worker.onerror = (e) => this.crash(new Error(`the Kiln worker failed: ${e.message || 'could not load (is the page served over http?)'}`));
+    this.info = await this.call('init', { backend: this.backendPref });
+  }
+
+  /** @private */
+  receive(/** @type {any} */ data) {
+    if (data.event) {
+      const e = data.event;
+      if (e.type === 'batch') this.callbacks.onBatch?.(e);
+      else if (e.type === 'epoch') this.callbacks.onEpoch?.(e);
+      else if (e.type === 'skipped') this.callbacks.onSkipped?.(e);
+      return;
+    }
+    const p = this.pending.get(data.id);
+    if (!p) return;
+    this.pending.delete(data.id);
+    if ('error' in data) {
+      p.reject(new Error(data.error));
+      if (data.fatal) this.restart();
+    } else p.resolve(data.result);
+  }
+
+  /** @private */
+  crash(/** @type {Error} */ err) {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  /** A panic leaves the wasm instance unusable: start a fresh worker with the same dataset. */
+  async restart() {
+    this.worker?.terminate();
+    this.crash(new Error('the Kiln worker was restarted'));
+    await this.start();
+    if (this.lastDataset) await this.call('loadDataset', { files: this.lastDataset.entries, options: this.lastDataset.options });
+  }
+
+  /** @private @returns {Promise<any>} */
+  call(/** @type {string} */ method, /** @type {any} */ args = {}, /** @type {Transferable[]} */ transfer = []) {
+    if (!this.worker) return Promise.reject(new Error('Kiln was disposed'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker?.postMessage({ id, method, args }, transfer);
+    });
+  }
+
+  /** The bundled sample set (scikit-learn's handwritten digits, BSD-3) as PNG Files. */
+  async sampleFiles() {
+    /** @type {{name: string, bytes: Uint8Array}[]} */
+    const entries = await this.call('sampleFiles');
+    return entries.map((e) => {
+      const f = new File([/** @type {BlobPart} */ (e.bytes)], e.name.split('/').pop() || e.name, { type: 'image/png' });
+      Object.defineProperty(f, 'kiln_path', { value: e.name });
+      return f;
+    });
+  }
+
+  /**
+   * Build the dataset from files: labels by folder (webkitRelativePath, or paths from dropped
+   * folders) or by `options.labelRegex` on the file name. Bad files are listed, not fatal.
+   * @param {InputFile[]} files
+   * @param {DatasetOptions} [options]
+   * @returns {Promise<Summary>}
+   */
+  async loadDataset(files, options = {}) {
+    const entries = await Promise.all(files.map(toEntry));
+    const summary = await this.call('loadDataset', { files: entries, options });
+    this.lastDataset = { entries, options };
+    return summary;
+  }
+
+  /** @returns {Promise<Summary>} */
+  summary() {
+    return this.call('summary');
+  }
+
+  /**
+   * Augmented training samples as one labelled grid, ready for a canvas.
+   * @param {{n?: number, size?: number, seed?: number, doFlip?: boolean}} [opts]
+   * @returns {Promise<ImageData>}
+   */
+  async showBatch(opts = {}) {
+    const { width, height, rgba } = await this.call('showBatch', opts);
+    return new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height);
+  }
+
+  /**
+   * A new model for the dataset's classes.
+   * @param {LearnerOptions} [options]
+   * @returns {Promise<{classes: string[]}>}
+   */
+  createLearner(options = {}) {
+    return this.call('createLearner', { options });
+  }
+
+  /**
+   * fastai's fit_one_cycle. Progress arrives through the callbacks; `cancel()` stops it between
+   * batches and keeps the model.
+   * @param {number} epochs
+   * @param {number} lr
+   * @param {FitCallbacks} [callbacks]
+   * @returns {Promise<FitReport>}
+   */
+  async fitOneCycle(epochs, lr, callbacks = {}) {
+    this.callbacks = callbacks;
+    try {
+      return await this.call('fitOneCycle', { epochs, lr });
+    } finally {
+      this.callbacks = {};
+    }
+  }
+
+  /** Stop a running fit after its current batch. */
+  cancel() {
+    return this.call('cancel');
+  }
+
+  /**
+   * @param {Blob} image
+   * @returns {Promise<Prediction>}
+   */
+  async predict(image) {
+    const bytes = new Uint8Array(await image.arrayBuffer());
+    return this.call('predict', { bytes }, [bytes.buffer]);
+  }
+
+  /** @returns {Promise<Preds>} */
+  getPreds() {
+    return this.call('getPreds');
+  }
+
+  /**
+   * The model as a `.kiln` file (the CLI reads it too).
+   * @returns {Promise<Blob>}
+   */
+  async export() {
+    const bytes = await this.call('export');
+    return new Blob([bytes], { type: 'application/octet-stream' });
+  }
+
+  /**
+   * Load a `.kiln` model file.
+   * @param {Blob} blob
+   * @returns {Promise<{classes: string[]}>}
+   */
+  async load(blob) {
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    return this.call('load', { bytes }, [bytes.buffer]);
+  }
+
+  /** Stop the worker and free everything. */
+  dispose() {
+    this.worker?.terminate();
+    this.worker = null;
+    this.crash(new Error('Kiln was disposed'));
+  }
+}
+
+/**
+ * Every file under the dropped items, with its folder path (for labels by folder).
+ * @param {DataTransfer} dt
+ * @returns {Promise<File[]>}
+ */
+export async function filesFromDrop(dt) {
+  /** @type {File[]} */
+  const out = [];
+  /** @param {any} entry @param {string} prefix */
+  async function walk(entry, prefix) {
+    if (entry.isFile) {
+      /** @type {File} */
+      const file = await new Promise((res, rej) => entry.file(res, rej));
+      Object.defineProperty(file, 'kiln_path', { value: prefix + file.name });
+      out.push(file);
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        /** @type {any[]} */
+        const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+        if (!batch.length) break;
+        for (const e of batch) await walk(e, prefix + entry.name + '/');
+      }
+    }
+  }
+  const entries = [...dt.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+  if (entries.length) for (const e of entries) await walk(e, '');
+  else out.push(...dt.files);
+  return out;
+}

@@ -1,0 +1,107 @@
+// Kiln's Web Worker: owns the wasm module, the dataset and the learner, so training never
+// blocks the page. It answers {id, method, args} messages with {id, result} or {id, error},
+// and streams training events as {event}.
+import init, { Backend, Dataset, Learner, CancelToken, sampleDigits } from './pkg/kiln.js';
+
+const state = { backend: null, dataset: null, learner: null, cancel: null };
+
+function need(name) {
+  if (!state[name]) {
+    const what = { backend: 'call init() first', dataset: 'load a dataset first', learner: 'create or load a model first' };
+    throw new Error(`no ${name}: ${what[name]}`);
+  }
+  return state[name];
+}
+
+function replace(name, value) {
+  if (state[name] && state[name].free) state[name].free();
+  state[name] = value;
+}
+
+async function pickBackend(pref) {
+  const notices = [];
+  if (pref !== 'cpu') {
+    const gpu = self.navigator && self.navigator.gpu;
+    const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
+    if (adapter) {
+      try {
+        const backend = await Backend.create('webgpu');
+        const info = adapter.info || {};
+        if (info.isFallbackAdapter) notices.push('WebGPU runs on a software adapter here: training works but is slow; the CPU backend may be faster.');
+        return { backend, notices, adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'WebGPU' };
+      } catch (e) {
+        notices.push(`WebGPU failed to start (${e.message}); using the CPU backend.`);
+      }
+    } else if (pref === 'webgpu' || pref === 'auto') {
+      notices.push(gpu ? 'No WebGPU adapter was found; using the CPU backend (slower).' : 'This browser has no WebGPU; using the CPU backend (slower).');
+    }
+  }
+  return { backend: await Backend.create('cpu'), notices, adapter: 'CPU (wasm)' };
+}
+
+const methods = {
+  async init({ backend = 'auto' } = {}) {
+    await init();
+    const picked = await pickBackend(backend);
+    replace('backend', picked.backend);
+    return { backend: picked.backend.kind, adapter: picked.adapter, notices: picked.notices };
+  },
+  sampleFiles() {
+    return sampleDigits();
+  },
+  loadDataset({ files, options }) {
+    replace('dataset', new Dataset(files, options));
+    return state.dataset.summary();
+  },
+  summary() {
+    return need('dataset').summary();
+  },
+  showBatch({ n = 16, size = 224, seed = 0, doFlip = true } = {}) {
+    return need('dataset').showBatch(need('backend'), n, size, BigInt(seed), doFlip);
+  },
+  createLearner({ options }) {
+    replace('learner', new Learner(need('backend'), need('dataset'), options));
+    return { classes: state.learner.classes };
+  },
+  async fitOneCycle({ epochs, lr }) {
+    const learner = need('learner');
+    state.cancel = new CancelToken();
+    try {
+      return await learner.fitOneCycle(need('dataset'), epochs, lr, (event) => self.postMessage({ event }), state.cancel);
+    } finally {
+      state.cancel.free();
+      state.cancel = null;
+    }
+  },
+  cancel() {
+    if (state.cancel) state.cancel.cancel();
+    return !!state.cancel;
+  },
+  predict({ bytes }) {
+    return need('learner').predict(bytes);
+  },
+  getPreds() {
+    return need('learner').getPreds(need('dataset'));
+  },
+  async export() {
+    return await need('learner').export();
+  },
+  load({ bytes }) {
+    replace('learner', Learner.load(need('backend'), bytes));
+    return { classes: state.learner.classes };
+  },
+};
+
+self.onmessage = async ({ data: { id, method, args } }) => {
+  try {
+    if (!methods[method]) throw new Error(`unknown method ${method}`);
+    const result = await methods[method](args || {});
+    self.postMessage({ id, result });
+  } catch (e) {
+    // A Rust panic surfaces as a WebAssembly.RuntimeError and leaves the module unusable:
+    // say so, so the client starts a fresh worker.
+    const fatal = e instanceof WebAssembly.RuntimeError;
+    const message = e instanceof Error ? e.message : String(e);
+    self.postMessage({ id, error: fatal ? `internal error (${message}); Kiln restarted its worker, please retry` : message, fatal });
+  }
+};
