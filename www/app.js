@@ -120,6 +120,9 @@ async function showBatch() {
     canvas.width = img.width;
     canvas.height = img.height;
     canvas.getContext('2d').putImageData(img, 0, 0);
+    // Small images (digits, tests) are shown enlarged, in whole pixels.
+    const scale = Math.max(1, Math.floor(640 / img.width));
+    canvas.style.width = `${img.width * scale}px`;
     canvas.hidden = false;
   } finally {
     $('status').textContent = '';
@@ -131,7 +134,7 @@ async function showBatch() {
 
 function chartWidth(el) { return Math.max(260, el.clientWidth || 300); }
 
-function makeCharts() {
+function makeCharts(epochs = 1) {
   state.lossChart?.destroy();
   state.metricChart?.destroy();
   const lossEl = $('loss-chart');
@@ -151,7 +154,7 @@ function makeCharts() {
   }, state.lossData, lossEl);
   state.metricChart = new uPlot({
     width: chartWidth(metricEl), height: 220,
-    scales: { x: { time: false }, y: { range: [0, 1] } },
+    scales: { x: { time: false, range: [0, Math.max(1, epochs - 1)] }, y: { range: [0, 1] } },
     axes: [{ label: 'epoch' }, {}],
     series: [{ label: 'epoch' },
       { label: 'accuracy', stroke: '#15803d', width: 2, points: { show: true, size: 6 } },
@@ -177,7 +180,7 @@ async function train() {
   if (!(epochs >= 1)) throw new Error(`Epochs must be at least 1 (got ${$('epochs').value}).`);
   if (!(lr > 0 && lr < 10)) throw new Error(`Learning rate must be between 0 and 10 (got ${$('lr').value}).`);
   setBusy(true);
-  makeCharts();
+  makeCharts(epochs);
   $('epochs-table').tBodies[0].replaceChildren();
   $('progress').value = 0;
   $('status').textContent = 'preparing the model…';

@@ -37,8 +37,8 @@ impl LabelRule {
     pub fn describe(&self) -> String {
         match self {
             LabelRule::ParentFolder => "parent folder name".to_string(),
-            LabelRule::FileNameRegex(re) => format!("regex {:?} on the file name", re.as_str()),
-            LabelRule::Auto(re) => format!("parent folder, else regex {:?} on the file name", re.as_str()),
+            LabelRule::FileNameRegex(re) => format!("regex {} on the file name", re.as_str()),
+            LabelRule::Auto(re) => format!("parent folder, else regex {} on the file name", re.as_str()),
         }
     }
 

@@ -66,9 +66,15 @@ try {
   log('backend:', await page.textContent('#backend'));
   if (backend === 'auto') assert.match(await page.textContent('#backend'), /WebGPU/);
 
+  // The bundled sample set loads through the same path as a user's files.
+  await page.click('#sample');
+  await page.waitForFunction(() => /10 classes/.test(document.querySelector('#split').textContent));
+  assert.match(await page.textContent('#split'), /1438 training and 359 validation images/);
+  assert.equal(await page.locator('#gallery .class-card img').count(), 40);
+
   // 1. Pick a folder: classes from folder names, the corrupt file listed with its reason.
   await page.setInputFiles('#pick-folder', photos);
-  await page.waitForSelector('#gallery .class-card');
+  await page.waitForFunction(() => /^3 classes/.test(document.querySelector('#split').textContent));
   assert.equal(await page.locator('#gallery .class-card').count(), 3);
   assert.match(await page.textContent('#split'), /3 classes · 29 training and 7 validation images/);
   assert.match(await page.textContent('#skipped-title'), /1 file\(s\) skipped/);
@@ -90,6 +96,7 @@ try {
 
   // 2. A tiny configuration, and the augmented batch preview.
   await page.selectOption('#arch', 'tiny');
+  await page.click('.options summary');
   await page.fill('#presize', '24');
   await page.dispatchEvent('#presize', 'change');
   await page.waitForFunction(() => /29 training/.test(document.querySelector('#split').textContent));
