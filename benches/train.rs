@@ -95,6 +95,10 @@ fn data_memory() {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let want = |d: &str| args.is_empty() && d == "cpu" || args.iter().any(|a| a == d);
+    // First, so RSS is not inflated by memory the training runs freed but kept mapped.
+    if args.is_empty() || want("data") {
+        data_memory();
+    }
     if want("cpu") {
         train_throughput("cpu (flex)", Device::flex(), false, 2, 5);
     }
@@ -108,8 +112,5 @@ fn main() {
             }
             Err(e) => println!("gpu: no wgpu adapter ({e})"),
         }
-    }
-    if args.is_empty() || want("data") {
-        data_memory();
     }
 }

@@ -29,7 +29,8 @@ echo "== the core compiles for the browser (wasm32, features from wasm-pack.toml
 cargo check --lib --no-default-features --features "$wasm_features" --target wasm32-unknown-unknown
 
 echo "== native tests (release: training on the CPU backend is unusable unoptimised)"
-cargo test --release --all-targets
+cargo test --release --lib --bins --tests
+cargo bench --no-run  # the benches compile (they run only on request)
 
 echo "== the page's build (wasm-bindgen CLI, npm packages, TypeScript types)"
 bash scripts/build-web.sh
@@ -41,4 +42,6 @@ WASM_BINDGEN_TEST_TIMEOUT=900 \
   cargo test --release --target wasm32-unknown-unknown --no-default-features --features "$wasm_features" --test web
 
 echo "== the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
-node tests/e2e/page.test.mjs
+# auto picks the CPU backend here (the only WebGPU adapter is SwiftShader); webgpu forces it.
+KILN_E2E_BACKEND=auto node tests/e2e/page.test.mjs
+KILN_E2E_BACKEND=webgpu node tests/e2e/page.test.mjs

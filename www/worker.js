@@ -23,11 +23,15 @@ async function pickBackend(pref) {
   if (pref !== 'cpu') {
     const gpu = self.navigator && self.navigator.gpu;
     const adapter = gpu ? await gpu.requestAdapter().catch(() => null) : null;
-    if (adapter) {
+    const info = (adapter && adapter.info) || {};
+    // A software adapter (SwiftShader) trains ~100x slower than Kiln's CPU backend in wasm
+    // (benches/browser.mjs), so 'auto' only takes WebGPU from a real GPU.
+    if (adapter && info.isFallbackAdapter && pref === 'auto') {
+      notices.push('This browser\'s WebGPU is a software fallback (no GPU found), far slower than the CPU for training: using the CPU backend. Add ?backend=webgpu to the address to use it anyway.');
+    } else if (adapter) {
       try {
         const backend = await Backend.create('webgpu');
-        const info = adapter.info || {};
-        if (info.isFallbackAdapter) notices.push('WebGPU runs on a software adapter here: training works but is slow; the CPU backend may be faster.');
+        if (info.isFallbackAdapter) notices.push('WebGPU runs on a software adapter here: training works but is very slow.');
         return { backend, notices, adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'WebGPU' };
       } catch (e) {
         notices.push(`WebGPU failed to start (${e.message}); using the CPU backend.`);

@@ -64,7 +64,12 @@ try {
   }
   await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
   log('backend:', await page.textContent('#backend'));
-  if (backend === 'auto') assert.match(await page.textContent('#backend'), /WebGPU/);
+  // Here WebGPU is SwiftShader, a software adapter: 'auto' takes the CPU and says why.
+  if (backend === 'webgpu') assert.match(await page.textContent('#backend'), /WebGPU/);
+  if (backend === 'auto') {
+    assert.match(await page.textContent('#backend'), /CPU/);
+    assert.match(await page.textContent('#notice'), /software fallback/);
+  }
 
   // The bundled sample set loads through the same path as a user's files.
   await page.click('#sample');
