@@ -34,19 +34,37 @@ pub fn cpu() -> Selected {
     Selected { device: Device::flex(), description: "CPU (burn flex backend)".into() }
 }
 
-/// Pick a native device. `Gpu` fails when no adapter is found; `Auto` falls back to the CPU.
+/// Pick a native device. `Gpu` takes wgpu's default adapter (any kind) and fails when there is
+/// none; `Auto` takes a real GPU (discrete, integrated or virtual) and otherwise the CPU
+/// backend: a software adapter such as lavapipe trains far slower than burn's CPU backend.
 #[cfg(feature = "native")]
 pub fn select_native(choice: DeviceChoice) -> Result<Selected, String> {
-    if choice == DeviceChoice::Cpu {
-        return Ok(cpu());
-    }
-    match Device::wgpu_options().init() {
-        Ok(device) => Ok(Selected { device, description: "GPU (wgpu)".into() }),
-        Err(e) if choice == DeviceChoice::Auto => {
+    use burn::tensor::DeviceKind;
+    let try_kind = |kind: DeviceKind| {
+        // Asking for a kind the machine lacks may panic inside the runtime: treat it as absent.
+        std::panic::catch_unwind(|| Device::wgpu_options().device_kind(kind).init())
+            .map_err(|_| "the wgpu runtime failed to start".to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+    };
+    match choice {
+        DeviceChoice::Cpu => Ok(cpu()),
+        DeviceChoice::Gpu => match try_kind(DeviceKind::DefaultDevice) {
+            Ok(device) => Ok(Selected { device, description: "GPU (wgpu, default adapter)".into() }),
+            Err(e) => Err(format!("no GPU adapter was found ({e}); use --device cpu, or install a Vulkan/Metal/DX12 driver")),
+        },
+        DeviceChoice::Auto => {
+            for (kind, name) in [
+                (DeviceKind::DiscreteGpu(0), "discrete GPU"),
+                (DeviceKind::IntegratedGpu(0), "integrated GPU"),
+                (DeviceKind::VirtualGpu(0), "virtual GPU"),
+            ] {
+                if let Ok(device) = try_kind(kind) {
+                    return Ok(Selected { device, description: format!("GPU (wgpu, {name})") });
+                }
+            }
             let mut s = cpu();
-            s.description = format!("CPU (burn flex backend): no GPU adapter was found ({e})");
+            s.description = "CPU (burn flex backend): no hardware GPU adapter was found (--device gpu forces wgpu's default adapter, e.g. lavapipe)".into();
             Ok(s)
         }
-        Err(e) => Err(format!("no GPU adapter was found ({e}); use --device cpu, or install a Vulkan/Metal/DX12 driver")),
     }
 }

@@ -69,6 +69,8 @@ impl CancelToken {
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BatchStats {
+    /// Which fit this batch belongs to: "fit", "frozen" or "unfrozen" (fine_tune), "lr_find".
+    pub phase: &'static str,
     pub epoch: usize,
     /// Batch number over the whole fit, from 0.
     pub iter: usize,
@@ -84,6 +86,7 @@ pub struct BatchStats {
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct EpochStats {
+    pub phase: &'static str,
     pub epoch: usize,
     pub train_loss: f32,
     pub valid_loss: f32,
@@ -152,7 +155,7 @@ fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
 }
 
-async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, LearnError> {
+pub(crate) async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, LearnError> {
     let data = t.into_data_async().await.map_err(|e| LearnError::Read(format!("{e:?}")))?;
     data.convert::<f32>().try_to_vec::<f32>().map_err(|e| LearnError::Read(format!("{e:?}")))
 }
@@ -198,8 +201,12 @@ impl Learner {
         }
     }
 
+    pub(crate) fn rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+
     /// Decode, presize and upload one batch; files that fail to decode are reported and left out.
-    fn load_batch(&mut self, dls: &Datasets, samples: &[&Sample], train: bool, on_event: &mut dyn FnMut(&Event)) -> Option<(Tensor<4>, Vec<usize>)> {
+    pub(crate) fn load_batch(&mut self, dls: &Datasets, samples: &[&Sample], train: bool, on_event: &mut dyn FnMut(&Event)) -> Option<(Tensor<4>, Vec<usize>)> {
         use rand::Rng;
         let rng = &mut self.rng;
         let mut crop = || if train { Crop::At(rng.random()) } else { Crop::Centre };
@@ -249,6 +256,64 @@ impl Learner {
         cancel: &CancelToken,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<FitReport, LearnError> {
+        self.fit_phase("fit", dls, epochs, lr, sched, cancel, on_event).await
+    }
+
+    /// Freeze every parameter group but the last (the head). BatchNorm layers keep training
+    /// (fastai's train_bn), and frozen weights get no gradient, so their weight-gradient
+    /// kernels are skipped.
+    pub fn freeze(&mut self) {
+        self.freeze_to(NUM_GROUPS - 1);
+    }
+
+    /// Train every parameter group.
+    pub fn unfreeze(&mut self) {
+        self.freeze_to(0);
+    }
+
+    /// Freeze the groups before `n`.
+    pub fn freeze_to(&mut self, n: usize) {
+        let mut mapper = Trainable { frozen_below: n, path: Vec::new(), containers: Vec::new() };
+        self.model = self.model.clone().map(&mut mapper);
+    }
+
+    /// fastai's `fine_tune`: one frozen one-cycle (head only, slice(base_lr), pct_start 0.99),
+    /// then unfrozen with discriminative rates slice(base_lr/2/lr_mult, base_lr/2).
+    pub async fn fine_tune(
+        &mut self,
+        dls: &Datasets,
+        epochs: usize,
+        opts: &FineTune,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<FitReport, LearnError> {
+        let (frozen_lr, frozen_sched, unfrozen_lr, unfrozen_sched) = opts.phases();
+        self.freeze();
+        let mut report = FitReport { epochs: Vec::new(), cancelled: false };
+        if opts.freeze_epochs > 0 {
+            report = self.fit_phase("frozen", dls, opts.freeze_epochs, frozen_lr, &frozen_sched, cancel, on_event).await?;
+            if report.cancelled {
+                return Ok(report);
+            }
+        }
+        self.unfreeze();
+        let second = self.fit_phase("unfrozen", dls, epochs, unfrozen_lr, &unfrozen_sched, cancel, on_event).await?;
+        report.epochs.extend(second.epochs);
+        report.cancelled = second.cancelled;
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fit_phase(
+        &mut self,
+        phase: &'static str,
+        dls: &Datasets,
+        epochs: usize,
+        lr: Lr,
+        sched: &OneCycle,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<FitReport, LearnError> {
         lr.validate().map_err(LearnError::Config)?;
         if dls.classes != self.classes {
             return Err(LearnError::ClassMismatch { expected: self.classes.len(), found: dls.classes.len() });
@@ -287,6 +352,7 @@ impl Learner {
                     }
                     smooth.add(loss);
                     on_event(&Event::Batch(BatchStats {
+                        phase,
                         epoch,
                         iter,
                         total_iters: total,
@@ -303,6 +369,7 @@ impl Learner {
             }
             let v = self.validate(dls, on_event).await?;
             let stats = EpochStats {
+                phase,
                 epoch,
                 train_loss: smooth.value(),
                 valid_loss: v.0,
@@ -360,6 +427,69 @@ impl Learner {
         let probs = read_f32(activation::softmax(logits, 1)).await?;
         let index = argmax(&probs);
         Ok(Prediction { label: self.classes[index].clone(), index, probs })
+    }
+}
+
+/// fine_tune's settings (fastai's defaults).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct FineTune {
+    pub base_lr: f64,
+    pub freeze_epochs: usize,
+    pub lr_mult: f64,
+    pub pct_start: f64,
+    pub div: f64,
+}
+
+impl Default for FineTune {
+    fn default() -> Self {
+        Self { base_lr: 2e-3, freeze_epochs: 1, lr_mult: 100.0, pct_start: 0.3, div: 5.0 }
+    }
+}
+
+impl FineTune {
+    pub fn with_base_lr(mut self, base_lr: f64) -> Self {
+        self.base_lr = base_lr;
+        self
+    }
+    pub fn with_freeze_epochs(mut self, n: usize) -> Self {
+        self.freeze_epochs = n;
+        self
+    }
+
+    /// The two phases' learning rates and schedules, exactly as fastai's three steps.
+    pub fn phases(&self) -> (Lr, OneCycle, Lr, OneCycle) {
+        let frozen = OneCycle::default().with_pct_start(0.99);
+        let base = self.base_lr / 2.0;
+        let unfrozen = OneCycle::default().with_pct_start(self.pct_start).with_div(self.div);
+        (Lr::Slice(self.base_lr), frozen, Lr::Range(base / self.lr_mult, base), unfrozen)
+    }
+}
+
+/// Sets which parameters train: groups from `frozen_below` on, and BatchNorm everywhere.
+struct Trainable {
+    frozen_below: usize,
+    path: Vec<String>,
+    containers: Vec<String>,
+}
+
+impl burn::module::ModuleMapper for Trainable {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+        self.containers.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+        let name = self.path.last().map(String::as_str).unwrap_or("");
+        if name == "running_mean" || name == "running_var" {
+            return param;
+        }
+        let in_bn = self.containers.last().is_some_and(|c| c == "Struct:BatchNorm");
+        let trainable = in_bn || crate::model::param_group(&self.path) >= self.frozen_below;
+        param.set_require_grad(trainable)
     }
 }
 

@@ -8,9 +8,12 @@ pub mod data;
 pub mod device;
 pub mod export;
 pub mod learner;
+pub mod interpret;
 pub mod loss;
+pub mod lr_find;
 pub mod model;
 pub mod optimizer;
+pub mod plot;
 pub mod samples;
 pub mod schedule;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]

@@ -9,7 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kiln::augment::AugConfig;
 use kiln::data::{DataConfig, Datasets, Item, LabelRule, Splitter, show_batch};
 use kiln::device::{DeviceChoice, select_native};
-use kiln::learner::{CancelToken, Event, Learner, LearnerConfig};
+use kiln::learner::{CancelToken, Event, FineTune, FitReport, Learner, LearnerConfig};
+use kiln::lr_find::LrFindConfig;
 use kiln::model::{Arch, ClassifierConfig};
 use kiln::schedule::{Lr, OneCycle};
 
@@ -41,6 +42,24 @@ struct DataArgs {
     max_pixels: u64,
 }
 
+#[derive(clap::Args, Clone)]
+struct ModelArgs {
+    /// resnet18, resnet34, or tiny (a cut-down ResNet for quick runs).
+    #[arg(long, default_value = "resnet34")]
+    arch: Arch,
+    /// Training image size after augmentation.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
+    #[arg(long, default_value_t = 64)]
+    bs: usize,
+    /// Turn off horizontal flips (for digits, text, or anything with a handedness).
+    #[arg(long)]
+    no_flip: bool,
+    /// gpu, cpu, or auto (GPU when an adapter is found, else CPU).
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Show classes, counts per split, the label rule, and every skipped file with its reason.
@@ -52,27 +71,65 @@ enum Command {
     Train {
         #[command(flatten)]
         data: DataArgs,
-        /// resnet18, resnet34, or tiny (a cut-down ResNet for quick runs).
-        #[arg(long, default_value = "resnet34")]
-        arch: Arch,
+        #[command(flatten)]
+        model: ModelArgs,
         #[arg(long, default_value_t = 1)]
         epochs: usize,
         /// Peak learning rate of the one-cycle schedule.
         #[arg(long, default_value_t = 1e-3)]
         lr: f64,
-        /// Training image size after augmentation.
-        #[arg(long, default_value_t = 224)]
-        size: usize,
-        #[arg(long, default_value_t = 64)]
-        bs: usize,
-        /// Turn off horizontal flips (for digits, text, or anything with a handedness).
-        #[arg(long)]
-        no_flip: bool,
-        /// gpu, cpu, or auto (GPU when an adapter is found, else CPU).
-        #[arg(long, default_value = "auto")]
-        device: DeviceChoice,
         /// Where to save the model.
         #[arg(short, long, default_value = "model.kiln")]
+        output: PathBuf,
+    },
+    /// fastai's fine_tune: a frozen epoch for the head, then all layers with discriminative LRs.
+    FineTune {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Epochs of the unfrozen phase.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        #[arg(long, default_value_t = 2e-3)]
+        base_lr: f64,
+        /// Epochs of the frozen (head-only) phase.
+        #[arg(long, default_value_t = 1)]
+        freeze_epochs: usize,
+        #[arg(short, long, default_value = "model.kiln")]
+        output: PathBuf,
+    },
+    /// fastai's lr_find: plot loss against an exponentially growing LR and suggest LRs.
+    LrFind {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value_t = 1e-7)]
+        start_lr: f64,
+        #[arg(long, default_value_t = 10.0)]
+        end_lr: f64,
+        #[arg(long, default_value_t = 100)]
+        num_it: usize,
+        /// The plot (PNG).
+        #[arg(short, long, default_value = "lr_find.png")]
+        output: PathBuf,
+    },
+    /// Confusion matrix, most confused pairs and top losses of a saved model on DIR's validation set.
+    Interpret {
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// How many top losses to show.
+        #[arg(short, default_value_t = 9)]
+        k: usize,
+        /// Only pairs confused at least this often.
+        #[arg(long, default_value_t = 1)]
+        min_val: usize,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Folder for confusion_matrix.png and top_losses.png.
+        #[arg(short, long, default_value = ".")]
         output: PathBuf,
     },
     /// Predict the class of one or more images with a saved model.
@@ -174,54 +231,77 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("writing {}: {e}", output.display()))?;
             println!("saved {} augmented images to {}", images.len(), output.display());
         }
-        Command::Train { data, arch, epochs, lr, size, bs, no_flip, device, output } => {
-            let dls = load(&data)?;
-            print!("{}", dls.summary());
-            let dev = select_native(device)?;
-            eprintln!("device: {}", dev.description);
-            let config = LearnerConfig::new(ClassifierConfig::new(arch, dls.classes.len()), size)
-                .with_batch_size(bs)
-                .with_seed(data.seed)
-                .with_aug(AugConfig::new(size).with_do_flip(!no_flip));
-            let mut learner = Learner::new(config, dls.classes.clone(), data.presize, &dev.device).map_err(|e| e.to_string())?;
-            let cancel = CancelToken::new();
-            {
-                let cancel = cancel.clone();
-                let _ = ctrlc::set_handler(move || {
-                    eprintln!("\nstopping after this batch (the model keeps its progress)…");
-                    cancel.cancel();
-                });
-            }
-            println!("{:<6} {:>10} {:>10} {:>10} {:>9} {:>6}", "epoch", "train_loss", "valid_loss", "error_rate", "accuracy", "time");
-            let bar = ProgressBar::new(0).with_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} batches  {msg}  [{elapsed} < {eta}]").expect("valid template"),
-            );
-            let mut on_event = |e: &Event| match e {
-                Event::Batch(b) => {
-                    bar.set_length((b.total_iters / epochs) as u64);
-                    bar.set_position((b.iter % (b.total_iters / epochs)) as u64 + 1);
-                    bar.set_message(format!("loss {:.4}  lr {:.2e}", b.smooth_loss, b.lrs[b.lrs.len() - 1]));
+        Command::Train { data, model, epochs, lr, output } => {
+            let (dls, mut learner) = new_learner(&data, &model)?;
+            let report = fit(&mut learner, |l, cancel, on_event| {
+                pollster::block_on(l.fit_one_cycle(&dls, epochs, Lr::Single(lr), &OneCycle::default(), cancel, on_event))
+            })?;
+            finish(&learner, report, &output)?;
+        }
+        Command::FineTune { data, model, epochs, base_lr, freeze_epochs, output } => {
+            let (dls, mut learner) = new_learner(&data, &model)?;
+            let opts = FineTune::default().with_base_lr(base_lr).with_freeze_epochs(freeze_epochs);
+            let report = fit(&mut learner, |l, cancel, on_event| {
+                pollster::block_on(l.fine_tune(&dls, epochs, &opts, cancel, on_event))
+            })?;
+            finish(&learner, report, &output)?;
+        }
+        Command::LrFind { data, model, start_lr, end_lr, num_it, output } => {
+            let (dls, mut learner) = new_learner(&data, &model)?;
+            let config = LrFindConfig { start_lr, end_lr, num_it, stop_div: true };
+            let bar = ProgressBar::new(num_it as u64).with_style(ProgressStyle::with_template("{bar:30} {pos}/{len}  {msg}").expect("valid template"));
+            let r = pollster::block_on(learner.lr_find(&dls, &config, &CancelToken::new(), &mut |e| {
+                if let Event::Batch(b) = e {
+                    bar.set_position(b.iter as u64 + 1);
+                    bar.set_message(format!("lr {:.2e}  loss {:.4}", b.lrs[0], b.smooth_loss));
                 }
-                Event::Epoch(s) => {
-                    bar.suspend(|| {
-                        println!(
-                            "{:<6} {:>10.6} {:>10.6} {:>10.6} {:>9.6} {:>6}",
-                            s.epoch, s.train_loss, s.valid_loss, s.error_rate, s.accuracy, fmt_time(s.seconds)
-                        )
-                    });
-                    bar.reset();
-                }
-                Event::Skipped(s) => bar.suspend(|| eprintln!("skipped {}: {}", s.name, s.reason)),
-            };
-            let report = pollster::block_on(learner.fit_one_cycle(&dls, epochs, Lr::Single(lr), &OneCycle::default(), &cancel, &mut on_event))
-                .map_err(|e| e.to_string())?;
+            }))
+            .map_err(|e| e.to_string())?;
             bar.finish_and_clear();
-            if report.cancelled {
-                eprintln!("training was cancelled after {} full epoch(s); saving the model as it is", report.epochs.len());
+            kiln::plot::lr_find_plot(&r).save(&output).map_err(|e| format!("writing {}: {e}", output.display()))?;
+            println!("lr_find: {} steps, from {:.1e} to {:.1e}; plot saved to {}", r.lrs.len(), r.lrs[0], r.lrs[r.lrs.len() - 1], output.display());
+            match r.suggestions {
+                Some(s) => {
+                    println!("minimum/10: {:.2e}\nsteep:      {:.2e}\nvalley:     {:.2e}\nslide:      {:.2e}", s.minimum.lr, s.steep.lr, s.valley.lr, s.slide.lr);
+                }
+                None => println!("too few steps before the loss diverged to suggest a learning rate; try a larger --num-it or a smaller --start-lr"),
             }
-            let bytes = pollster::block_on(kiln::export::to_bytes(&learner)).map_err(|e| e.to_string())?;
-            std::fs::write(&output, bytes).map_err(|e| format!("writing {}: {e}", output.display()))?;
-            println!("saved the model to {}", output.display());
+        }
+        Command::Interpret { model, data, k, min_val, device, output } => {
+            let bytes = std::fs::read(&model).map_err(|e| format!("reading model {}: {e}", model.display()))?;
+            let dev = select_native(device)?;
+            let mut learner = kiln::export::from_bytes(&bytes, &dev.device).map_err(|e| format!("{}: {e}", model.display()))?;
+            let dls = load(&data)?;
+            let interp = pollster::block_on(learner.interpret(&dls, &mut |_| {})).map_err(|e| e.to_string())?;
+            let m = interp.confusion_matrix();
+            let w = interp.classes.iter().map(|c| c.len()).max().unwrap_or(6).max(6);
+            println!("confusion matrix (rows actual, columns predicted), {} validation images:", interp.preds.targets.len());
+            print!("{:>w$} ", "");
+            for i in 0..m.len() {
+                print!("{i:>5}");
+            }
+            println!();
+            for (i, row) in m.iter().enumerate() {
+                print!("{:>w$} ", format!("{i} {}", interp.classes[i]), w = w + 3);
+                for v in row {
+                    print!("{v:>5}");
+                }
+                println!();
+            }
+            println!("most confused (actual, predicted, count):");
+            for c in interp.most_confused(min_val) {
+                println!("  {:<w$} {:<w$} {}", c.actual, c.predicted, c.count);
+            }
+            std::fs::create_dir_all(&output).map_err(|e| format!("creating {}: {e}", output.display()))?;
+            let cm = output.join("confusion_matrix.png");
+            kiln::plot::confusion_plot(&interp.classes, &m).save(&cm).map_err(|e| format!("writing {}: {e}", cm.display()))?;
+            let tl = output.join("top_losses.png");
+            interp.plot_top_losses(&dls, k).save(&tl).map_err(|e| format!("writing {}: {e}", tl.display()))?;
+            println!("top {k} losses (predicted/actual/loss/probability of actual):");
+            for t in interp.top_losses(k) {
+                println!("  {}: {}/{}/{:.2}/{:.2}", t.name, t.predicted, t.actual, t.loss, t.prob_actual);
+            }
+            println!("saved {} and {}", cm.display(), tl.display());
         }
         Command::Predict { model, images, device } => {
             let bytes = std::fs::read(&model).map_err(|e| format!("reading model {}: {e}", model.display()))?;
@@ -250,6 +330,67 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
+    Ok(())
+}
+
+fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner), String> {
+    let dls = load(data)?;
+    print!("{}", dls.summary());
+    let dev = select_native(m.device)?;
+    eprintln!("device: {}", dev.description);
+    let config = LearnerConfig::new(ClassifierConfig::new(m.arch.clone(), dls.classes.len()), m.size)
+        .with_batch_size(m.bs)
+        .with_seed(data.seed)
+        .with_aug(AugConfig::new(m.size).with_do_flip(!m.no_flip));
+    let learner = Learner::new(config, dls.classes.clone(), data.presize, &dev.device).map_err(|e| e.to_string())?;
+    Ok((dls, learner))
+}
+
+/// Run a fit with the epoch table, a progress bar and Ctrl-C to cancel.
+fn fit(
+    learner: &mut Learner,
+    run: impl FnOnce(&mut Learner, &CancelToken, &mut dyn FnMut(&Event)) -> Result<FitReport, kiln::learner::LearnError>,
+) -> Result<FitReport, String> {
+    let cancel = CancelToken::new();
+    {
+        let cancel = cancel.clone();
+        let _ = ctrlc::set_handler(move || {
+            eprintln!("\nstopping after this batch (the model keeps its progress)…");
+            cancel.cancel();
+        });
+    }
+    println!("{:<9} {:<6} {:>10} {:>10} {:>10} {:>9} {:>6}", "phase", "epoch", "train_loss", "valid_loss", "error_rate", "accuracy", "time");
+    let bar = ProgressBar::new(0)
+        .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} batches  {msg}  [{elapsed} < {eta}]").expect("valid template"));
+    let mut on_event = |e: &Event| match e {
+        Event::Batch(b) => {
+            let per_epoch = b.total_iters.max(1);
+            bar.set_length(per_epoch as u64);
+            bar.set_position(b.iter as u64 + 1);
+            bar.set_message(format!("{} epoch {}  loss {:.4}  lr {:.2e}", b.phase, b.epoch, b.smooth_loss, b.lrs[b.lrs.len() - 1]));
+        }
+        Event::Epoch(s) => {
+            bar.suspend(|| {
+                println!(
+                    "{:<9} {:<6} {:>10.6} {:>10.6} {:>10.6} {:>9.6} {:>6}",
+                    s.phase, s.epoch, s.train_loss, s.valid_loss, s.error_rate, s.accuracy, fmt_time(s.seconds)
+                )
+            });
+        }
+        Event::Skipped(s) => bar.suspend(|| eprintln!("skipped {}: {}", s.name, s.reason)),
+    };
+    let report = run(learner, &cancel, &mut on_event).map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn finish(learner: &Learner, report: FitReport, output: &Path) -> Result<(), String> {
+    if report.cancelled {
+        eprintln!("training was cancelled after {} full epoch(s); saving the model as it is", report.epochs.len());
+    }
+    let bytes = pollster::block_on(kiln::export::to_bytes(learner)).map_err(|e| e.to_string())?;
+    std::fs::write(output, bytes).map_err(|e| format!("writing {}: {e}", output.display()))?;
+    println!("saved the model to {}", output.display());
     Ok(())
 }
 

@@ -53,6 +53,16 @@ impl Adam {
     pub fn reset(&mut self) {
         self.states.clear();
     }
+
+    /// Every parameter's state as (id, step, grad_avg, sqr_avg), sorted by id. Reads tensors
+    /// synchronously, so it is for native checks (the browser forbids blocking reads).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn state_snapshot(&self) -> Vec<(String, i32, Vec<f32>, Vec<f32>)> {
+        let read = |t: &Tensor<1>| t.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let mut out: Vec<_> = self.states.iter().map(|(id, s)| (id.to_string(), s.step, read(&s.grad_avg), read(&s.sqr_avg))).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
 }
 
 struct AdamMapper<'a> {

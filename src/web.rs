@@ -333,3 +333,123 @@ pub fn sample_digits() -> Result<js_sys::Array, JsValue> {
     }
     Ok(out)
 }
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct FineTuneOptions {
+    base_lr: Option<f64>,
+    freeze_epochs: Option<usize>,
+    lr_mult: Option<f64>,
+    pct_start: Option<f64>,
+    div: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct LrFindOptions {
+    start_lr: Option<f64>,
+    end_lr: Option<f64>,
+    num_it: Option<usize>,
+    stop_div: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InterpretResult {
+    classes: Vec<String>,
+    confusion: Vec<Vec<usize>>,
+    most_confused: Vec<crate::interpret::Confusion>,
+    top_losses: Vec<crate::interpret::TopLoss>,
+    n_valid: usize,
+}
+
+#[wasm_bindgen]
+impl Learner {
+    /// fastai's fine_tune(epochs, {baseLr, freezeEpochs, lrMult, pctStart, div}).
+    #[wasm_bindgen(js_name = fineTune, unchecked_return_type = "Promise<FitReport>")]
+    pub fn fine_tune(
+        &self,
+        dataset: &Dataset,
+        epochs: usize,
+        #[wasm_bindgen(unchecked_param_type = "FineTuneOptions | undefined")] options: JsValue,
+        on_event: Function,
+        cancel: &CancelToken,
+    ) -> Result<Promise, JsValue> {
+        let o: FineTuneOptions = from_js(options, "fine_tune option", &["baseLr", "freezeEpochs", "lrMult", "pctStart", "div"])?;
+        let d = learner::FineTune::default();
+        let opts = learner::FineTune {
+            base_lr: o.base_lr.unwrap_or(d.base_lr),
+            freeze_epochs: o.freeze_epochs.unwrap_or(d.freeze_epochs),
+            lr_mult: o.lr_mult.unwrap_or(d.lr_mult),
+            pct_start: o.pct_start.unwrap_or(d.pct_start),
+            div: o.div.unwrap_or(d.div),
+        };
+        Lr::Single(opts.base_lr).validate().map_err(js_err)?;
+        let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
+        Ok(future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            let mut emit = |e: &Event| {
+                if let Ok(v) = to_js(e) {
+                    let _ = on_event.call1(&JsValue::NULL, &v);
+                }
+            };
+            to_js(&l.fine_tune(&dls, epochs, &opts, &cancel, &mut emit).await.map_err(js_err)?)
+        }))
+    }
+
+    /// fastai's lr_find: `{lrs, losses, suggestions: {minimum, steep, valley, slide}}`; the
+    /// model and optimiser are left as they were.
+    #[wasm_bindgen(js_name = lrFind, unchecked_return_type = "Promise<LrFindResult>")]
+    pub fn lr_find(
+        &self,
+        dataset: &Dataset,
+        #[wasm_bindgen(unchecked_param_type = "LrFindOptions | undefined")] options: JsValue,
+        on_event: Function,
+        cancel: &CancelToken,
+    ) -> Result<Promise, JsValue> {
+        let o: LrFindOptions = from_js(options, "lr_find option", &["startLr", "endLr", "numIt", "stopDiv"])?;
+        let d = crate::lr_find::LrFindConfig::default();
+        let config = crate::lr_find::LrFindConfig {
+            start_lr: o.start_lr.unwrap_or(d.start_lr),
+            end_lr: o.end_lr.unwrap_or(d.end_lr),
+            num_it: o.num_it.unwrap_or(d.num_it),
+            stop_div: o.stop_div.unwrap_or(d.stop_div),
+        };
+        let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
+        Ok(future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            let mut emit = |e: &Event| {
+                if let Ok(v) = to_js(e) {
+                    let _ = on_event.call1(&JsValue::NULL, &v);
+                }
+            };
+            to_js(&l.lr_find(&dls, &config, &cancel, &mut emit).await.map_err(js_err)?)
+        }))
+    }
+
+    /// Confusion matrix, most confused pairs (≥ minVal) and the `k` top losses on the
+    /// validation set, with the top-loss images as one titled RGBA grid.
+    #[wasm_bindgen(unchecked_return_type = "Promise<InterpretResult>")]
+    pub fn interpret(&self, dataset: &Dataset, k: usize, min_val: usize) -> Promise {
+        let (inner, dls) = (self.inner.clone(), dataset.inner.clone());
+        future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            let interp = l.interpret(&dls, &mut |_| {}).await.map_err(js_err)?;
+            let result = InterpretResult {
+                classes: interp.classes.clone(),
+                confusion: interp.confusion_matrix(),
+                most_confused: interp.most_confused(min_val),
+                top_losses: interp.top_losses(k),
+                n_valid: interp.preds.targets.len(),
+            };
+            let out = to_js(&result)?;
+            let grid = image::DynamicImage::ImageRgb8(interp.plot_top_losses(&dls, k)).into_rgba8();
+            let img = js_sys::Object::new();
+            js_sys::Reflect::set(&img, &"width".into(), &grid.width().into())?;
+            js_sys::Reflect::set(&img, &"height".into(), &grid.height().into())?;
+            js_sys::Reflect::set(&img, &"rgba".into(), &Uint8Array::from(grid.as_raw().as_slice()))?;
+            js_sys::Reflect::set(&out, &"topLossesImage".into(), &img)?;
+            Ok(out)
+        })
+    }
+}

@@ -23,6 +23,8 @@ function setBusy(busy) {
   const haveData = state.files.length > 0;
   $('train').disabled = busy || !haveData;
   $('show-batch').disabled = busy || !haveData;
+  $('lr-find').disabled = busy || !haveData;
+  $('interpret').disabled = busy || !haveData || !state.trained;
   $('sample').disabled = busy;
   $('export').disabled = busy || !state.trained;
   $('cancel').disabled = !busy;
@@ -141,15 +143,18 @@ function makeCharts(epochs = 1) {
   const metricEl = $('metric-chart');
   lossEl.replaceChildren();
   metricEl.replaceChildren();
-  state.lossData = [[], [], [], []];
+  state.lossData = [[], [], [], [], []];
   state.metricData = [[], [], []];
+  state.step = 0;
+  state.epochCount = 0;
   state.lossChart = new uPlot({
     width: chartWidth(lossEl), height: 220,
     scales: { x: { time: false } },
     axes: [{ label: 'batch' }, {}],
     series: [{ label: 'batch' },
       { label: 'train (raw)', stroke: '#f3b38a', width: 1 },
-      { label: 'train (smoothed)', stroke: '#c2410c', width: 2 },
+      { label: 'smoothed, frozen / one-cycle', stroke: '#c2410c', width: 2 },
+      { label: 'smoothed, unfrozen', stroke: '#7c3aed', width: 2 },
       { label: 'valid', stroke: '#1d4ed8', width: 2, spanGaps: true, points: { show: true, size: 6 } }],
   }, state.lossData, lossEl);
   state.metricChart = new uPlot({
@@ -166,7 +171,7 @@ const fmtTime = (s) => `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(
 
 function epochRow(e) {
   const tr = document.createElement('tr');
-  for (const v of [e.epoch, e.train_loss.toFixed(6), e.valid_loss.toFixed(6), e.error_rate.toFixed(6), e.accuracy.toFixed(6), fmtTime(e.seconds)]) {
+  for (const v of [e.phase, e.epoch, e.train_loss.toFixed(6), e.valid_loss.toFixed(6), e.error_rate.toFixed(6), e.accuracy.toFixed(6), fmtTime(e.seconds)]) {
     const td = document.createElement('td');
     td.textContent = v;
     tr.append(td);
@@ -174,47 +179,158 @@ function epochRow(e) {
   return tr;
 }
 
+function totalEpochs() {
+  const epochs = Number($('epochs').value);
+  return $('method').value === 'fine_tune' ? epochs + Number($('freeze-epochs').value) : epochs;
+}
+
+const callbacks = {
+  onBatch: (b) => {
+    const d = state.lossData;
+    d[0].push(state.step++);
+    d[1].push(b.loss);
+    d[2].push(b.phase === 'unfrozen' ? null : b.smooth_loss);
+    d[3].push(b.phase === 'unfrozen' ? b.smooth_loss : null);
+    d[4].push(null);
+    state.lossChart.setData(d);
+    $('progress').value = (b.iter + 1) / b.total_iters;
+    const phase = b.phase === 'fit' ? '' : `${b.phase} · `;
+    $('status').textContent = `${phase}epoch ${b.epoch + 1} · batch ${b.iter + 1}/${b.total_iters} · loss ${b.smooth_loss.toFixed(4)} · lr ${b.lrs[b.lrs.length - 1].toExponential(2)} · ${b.elapsed_s.toFixed(0)} s`;
+  },
+  onEpoch: (e) => {
+    const d = state.lossData;
+    d[0].push(state.step - 0.5); d[1].push(null); d[2].push(null); d[3].push(null); d[4].push(e.valid_loss);
+    state.lossChart.setData(d);
+    state.metricData[0].push(state.epochCount++);
+    state.metricData[1].push(e.accuracy);
+    state.metricData[2].push(e.error_rate);
+    state.metricChart.setData(state.metricData);
+    $('epochs-table').tBodies[0].append(epochRow(e));
+  },
+  onSkipped: (s) => $('skipped').tBodies[0].append(skipRow(s)),
+};
+
 async function train() {
   const epochs = Number($('epochs').value);
   const lr = Number($('lr').value);
   if (!(epochs >= 1)) throw new Error(`Epochs must be at least 1 (got ${$('epochs').value}).`);
   if (!(lr > 0 && lr < 10)) throw new Error(`Learning rate must be between 0 and 10 (got ${$('lr').value}).`);
   setBusy(true);
-  makeCharts(epochs);
+  makeCharts(totalEpochs());
   $('epochs-table').tBodies[0].replaceChildren();
   $('progress').value = 0;
   $('status').textContent = 'preparing the model…';
   try {
     state.classes = (await state.kiln.createLearner(learnerOptions())).classes;
-    let lastIter = -1;
-    const report = await state.kiln.fitOneCycle(epochs, lr, {
-      onBatch: (b) => {
-        lastIter = b.iter;
-        state.lossData[0].push(b.iter);
-        state.lossData[1].push(b.loss);
-        state.lossData[2].push(b.smooth_loss);
-        state.lossData[3].push(null);
-        state.lossChart.setData(state.lossData);
-        $('progress').value = (b.iter + 1) / b.total_iters;
-        $('status').textContent = `epoch ${b.epoch + 1}/${epochs} · batch ${b.iter + 1}/${b.total_iters} · loss ${b.smooth_loss.toFixed(4)} · lr ${b.lrs[b.lrs.length - 1].toExponential(2)} · ${b.elapsed_s.toFixed(0)} s`;
-      },
-      onEpoch: (e) => {
-        const d = state.lossData;
-        d[0].push(lastIter + 0.5); d[1].push(null); d[2].push(null); d[3].push(e.valid_loss);
-        state.lossChart.setData(d);
-        state.metricData[0].push(e.epoch);
-        state.metricData[1].push(e.accuracy);
-        state.metricData[2].push(e.error_rate);
-        state.metricChart.setData(state.metricData);
-        $('epochs-table').tBodies[0].append(epochRow(e));
-      },
-      onSkipped: (s) => $('skipped').tBodies[0].append(skipRow(s)),
-    });
+    const report = $('method').value === 'fine_tune'
+      ? await state.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: Number($('freeze-epochs').value) }, callbacks)
+      : await state.kiln.fitOneCycle(epochs, lr, callbacks);
     state.trained = true;
     $('status').textContent = report.cancelled ? 'cancelled — the model keeps what it learned so far' : 'done';
     $('model-status').textContent = 'model ready';
   } catch (e) {
     $('status').textContent = '';
+    throw e;
+  } finally {
+    setBusy(false);
+  }
+  await interpret();
+}
+
+// ---- LR finder ----------------------------------------------------------------------------
+
+async function lrFind() {
+  setBusy(true);
+  $('status').textContent = 'lr_find…';
+  try {
+    await state.kiln.createLearner(learnerOptions());
+    const r = await state.kiln.lrFind({}, {
+      onBatch: (b) => { $('status').textContent = `lr_find · step ${b.iter + 1}/${b.total_iters} · lr ${b.lrs[0].toExponential(2)} · loss ${b.smooth_loss.toFixed(4)}`; },
+    });
+    drawLrFind(r);
+    $('status').textContent = r.suggestions ? 'lr_find done: pick a suggestion' : 'lr_find: the loss diverged too soon to suggest a rate';
+  } finally {
+    setBusy(false);
+  }
+}
+
+const suggestionColours = { minimum: '#b91c1c', steep: '#15803d', valley: '#c2410c', slide: '#7c3aed' };
+
+function drawLrFind(r) {
+  const box = $('lr-find-box');
+  box.hidden = false;
+  const el = $('lr-chart');
+  state.lrChart?.destroy();
+  el.replaceChildren();
+  const names = r.suggestions ? Object.keys(suggestionColours) : [];
+  // One series for the curve, one per suggestion (a single marked point each).
+  const data = [r.lrs, r.losses.map((v) => (Number.isFinite(v) ? v : null))];
+  for (const name of names) {
+    const [lr, loss] = r.suggestions[name].point;
+    const i = r.lrs.reduce((best, x, j) => (Math.abs(Math.log(x / lr)) < Math.abs(Math.log(r.lrs[best] / lr)) ? j : best), 0);
+    data.push(r.lrs.map((_, j) => (j === i ? loss : null)));
+  }
+  state.lrChart = new uPlot({
+    width: chartWidth(el), height: 240,
+    scales: { x: { time: false, distr: 3 } },
+    axes: [{ label: 'learning rate (log)', values: (u, v) => v.map((x) => x.toExponential(0)) }, { label: 'loss' }],
+    series: [{ label: 'lr', value: (u, v) => (v == null ? '--' : v.toExponential(2)) },
+      { label: 'smoothed loss', stroke: '#1d4ed8', width: 2 },
+      ...names.map((n) => ({ label: n, stroke: suggestionColours[n], width: 0, points: { show: true, size: 10, fill: suggestionColours[n] } }))],
+  }, data, el);
+  $('suggestions').replaceChildren(...names.map((n) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.lr = r.suggestions[n].lr;
+    b.style.borderColor = suggestionColours[n];
+    b.textContent = `${n === 'minimum' ? 'minimum/10' : n}: ${r.suggestions[n].lr.toExponential(2)}`;
+    b.addEventListener('click', () => { $('lr').value = Number(r.suggestions[n].lr.toPrecision(3)); $('lr').dispatchEvent(new Event('change')); });
+    return b;
+  }));
+}
+
+// ---- Interpretation -----------------------------------------------------------------------
+
+async function interpret() {
+  setBusy(true);
+  $('interpret-status').textContent = 'predicting the validation set…';
+  try {
+    const r = await state.kiln.interpret({ k: 9, minVal: 1 });
+    $('interpretation').hidden = false;
+    const max = Math.max(1, ...r.confusion.flat());
+    const table = $('confusion');
+    const head = document.createElement('tr');
+    head.append(document.createElement('th'), ...r.classes.map((c) => { const th = document.createElement('th'); th.textContent = c; th.title = c; return th; }));
+    const rows = r.confusion.map((row, a) => {
+      const tr = document.createElement('tr');
+      const th = document.createElement('th');
+      th.textContent = r.classes[a];
+      th.title = r.classes[a];
+      tr.append(th, ...row.map((v, p) => {
+        const td = document.createElement('td');
+        const t = v / max;
+        td.textContent = v;
+        td.title = `actual ${r.classes[a]}, predicted ${r.classes[p]}: ${v}`;
+        td.style.background = `rgb(${247 - 239 * t}, ${251 - 203 * t}, ${255 - 148 * t})`;
+        td.style.color = t > 0.5 ? '#fff' : 'inherit';
+        return td;
+      }));
+      return tr;
+    });
+    table.replaceChildren(head, ...rows);
+    $('most-confused').replaceChildren(...(r.mostConfused.length ? r.mostConfused.slice(0, 10).map((c) => {
+      const li = document.createElement('li');
+      li.textContent = `${c.actual} taken for ${c.predicted}: ${c.count}×`;
+      return li;
+    }) : [Object.assign(document.createElement('li'), { textContent: 'nothing confused: every validation image is right' })]));
+    const canvas = $('top-losses');
+    canvas.width = r.topLossesImage.width;
+    canvas.height = r.topLossesImage.height;
+    canvas.getContext('2d').putImageData(r.topLossesImage, 0, 0);
+    const correct = r.confusion.reduce((s, row, i) => s + row[i], 0);
+    $('interpret-status').textContent = `${correct} of ${r.nValid} validation images right`;
+  } catch (e) {
+    $('interpret-status').textContent = '';
     throw e;
   } finally {
     setBusy(false);
@@ -284,7 +400,9 @@ function wire() {
   $('pick-files').addEventListener('change', (e) => guard(() => loadFiles([...e.target.files])));
   $('sample').addEventListener('click', () => guard(async () => {
     // Digits are 32 px scans: small settings train in seconds; flips would mirror the digits.
+    // With no pretrained body for this tiny model, plain one-cycle training learns fastest.
     $('arch').value = 'tiny'; $('size').value = 32; $('presize').value = 36; $('bs').value = 32;
+    $('method').value = 'fit_one_cycle'; $('freeze-label').hidden = true;
     $('epochs').value = 6; $('lr').value = 0.01; $('flip').checked = false;
     await loadFiles(await state.kiln.sampleFiles());
   }));
@@ -292,6 +410,13 @@ function wire() {
     $(id).addEventListener('change', () => state.files.length && guard(() => loadFiles(state.files)));
   }
   $('show-batch').addEventListener('click', () => guard(showBatch));
+  $('lr-find').addEventListener('click', () => guard(lrFind));
+  $('interpret').addEventListener('click', () => guard(interpret));
+  $('method').addEventListener('change', () => {
+    const ft = $('method').value === 'fine_tune';
+    $('freeze-label').hidden = !ft;
+    $('lr').value = ft ? 0.002 : 0.001;
+  });
   $('train').addEventListener('click', () => guard(train));
   $('cancel').addEventListener('click', () => guard(() => state.kiln.cancel()));
   $('predict-file').addEventListener('change', (e) => e.target.files[0] && guard(() => predict(e.target.files[0])));
@@ -317,7 +442,7 @@ function wire() {
     });
   });
   window.addEventListener('resize', () => {
-    for (const [chart, el] of [[state.lossChart, $('loss-chart')], [state.metricChart, $('metric-chart')]]) {
+    for (const [chart, el] of [[state.lossChart, $('loss-chart')], [state.metricChart, $('metric-chart')], [state.lrChart, $('lr-chart')]]) {
       chart?.setSize({ width: chartWidth(el), height: 220 });
     }
   });

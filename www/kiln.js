@@ -8,8 +8,16 @@
  * @typedef {{classes: ClassCount[], n_train: number, n_valid: number, label_rule: string, split: string, skipped: Skipped[]}} Summary
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
  * @typedef {{arch?: 'resnet18'|'resnet34'|'tiny', size?: number, batchSize?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number}} LearnerOptions
- * @typedef {{epoch: number, iter: number, total_iters: number, loss: number, smooth_loss: number, lrs: number[], mom: number, elapsed_s: number}} BatchEvent
- * @typedef {{epoch: number, train_loss: number, valid_loss: number, error_rate: number, accuracy: number, seconds: number}} EpochEvent
+ * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
+ * @typedef {{phase: Phase, epoch: number, iter: number, total_iters: number, loss: number, smooth_loss: number, lrs: number[], mom: number, elapsed_s: number}} BatchEvent
+ * @typedef {{phase: Phase, epoch: number, train_loss: number, valid_loss: number, error_rate: number, accuracy: number, seconds: number}} EpochEvent
+ * @typedef {{baseLr?: number, freezeEpochs?: number, lrMult?: number, pctStart?: number, div?: number}} FineTuneOptions
+ * @typedef {{startLr?: number, endLr?: number, numIt?: number, stopDiv?: boolean}} LrFindOptions
+ * @typedef {{lr: number, point: [number, number]}} Suggestion
+ * @typedef {{lrs: number[], losses: number[], suggestions: {minimum: Suggestion, steep: Suggestion, valley: Suggestion, slide: Suggestion} | null}} LrFindResult
+ * @typedef {{actual: string, predicted: string, count: number}} Confusion
+ * @typedef {{index: number, name: string, predicted: string, actual: string, loss: number, prob_actual: number}} TopLoss
+ * @typedef {{classes: string[], confusion: number[][], mostConfused: Confusion[], topLosses: TopLoss[], nValid: number, topLossesImage: ImageData}} InterpretResult
  * @typedef {{epochs: EpochEvent[], cancelled: boolean}} FitReport
  * @typedef {{label: string, index: number, probs: number[]}} Prediction
  * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
@@ -172,6 +180,51 @@ export class Kiln {
     } finally {
       this.callbacks = {};
     }
+  }
+
+  /**
+   * fastai's fine_tune: `freezeEpochs` (1) of the head alone, then `epochs` of everything with
+   * discriminative learning rates. Batch and epoch events carry `phase` ('frozen'/'unfrozen').
+   * @param {number} epochs
+   * @param {FineTuneOptions} [options]
+   * @param {FitCallbacks} [callbacks]
+   * @returns {Promise<FitReport>}
+   */
+  async fineTune(epochs, options = {}, callbacks = {}) {
+    this.callbacks = callbacks;
+    try {
+      return await this.call('fineTune', { epochs, options });
+    } finally {
+      this.callbacks = {};
+    }
+  }
+
+  /**
+   * fastai's lr_find; the model is left as it was. Progress arrives through `onBatch`.
+   * @param {LrFindOptions} [options]
+   * @param {FitCallbacks} [callbacks]
+   * @returns {Promise<LrFindResult>}
+   */
+  async lrFind(options = {}, callbacks = {}) {
+    this.callbacks = callbacks;
+    try {
+      return await this.call('lrFind', { options });
+    } finally {
+      this.callbacks = {};
+    }
+  }
+
+  /**
+   * Confusion matrix (rows actual, columns predicted), most confused pairs and top losses on
+   * the validation set.
+   * @param {{k?: number, minVal?: number}} [opts]
+   * @returns {Promise<InterpretResult>}
+   */
+  async interpret(opts = {}) {
+    const r = await this.call('interpret', opts);
+    const { width, height, rgba } = r.topLossesImage;
+    r.topLossesImage = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height);
+    return r;
   }
 
   /** Stop a running fit after its current batch. */

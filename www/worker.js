@@ -77,6 +77,29 @@ const methods = {
       state.cancel = null;
     }
   },
+  async fineTune({ epochs, options }) {
+    const learner = need('learner');
+    state.cancel = new CancelToken();
+    try {
+      return await learner.fineTune(need('dataset'), epochs, options, (event) => self.postMessage({ event }), state.cancel);
+    } finally {
+      state.cancel.free();
+      state.cancel = null;
+    }
+  },
+  async lrFind({ options }) {
+    const learner = need('learner');
+    state.cancel = new CancelToken();
+    try {
+      return await learner.lrFind(need('dataset'), options, (event) => self.postMessage({ event }), state.cancel);
+    } finally {
+      state.cancel.free();
+      state.cancel = null;
+    }
+  },
+  interpret({ k = 9, minVal = 1 } = {}) {
+    return need('learner').interpret(need('dataset'), k, minVal);
+  },
   cancel() {
     if (state.cancel) state.cancel.cancel();
     return !!state.cancel;

@@ -6,7 +6,7 @@
 mod decode;
 mod label;
 mod presize;
-mod show_batch;
+pub(crate) mod show_batch;
 mod split;
 
 pub use decode::{DecodeError, decode_rgb8};

@@ -6,7 +6,7 @@ use kiln::augment::AugConfig;
 
 use crate::common::{cpu, png_item};
 
-fn tiny_config(classes: usize, size: usize) -> LearnerConfig {
+pub fn tiny_config(classes: usize, size: usize) -> LearnerConfig {
     LearnerConfig::new(ClassifierConfig::new(Arch::Custom(ResNetConfig::tiny()), classes).with_hidden(64), size)
 }
 
@@ -56,9 +56,26 @@ fn tiny_resnet_learns_digits_to_95_percent_then_exports_and_predicts() {
     assert_eq!(p.label, dls.classes[p.index]);
     assert!((p.probs[p.index] - a.probs[0][p.index]).abs() < 1e-4, "predict agrees with get_preds");
     assert!(pollster::block_on(loaded.predict(b"not an image")).is_err());
+
+    // Interpretation of the validation set.
+    let interp = pollster::block_on(loaded.interpret(&dls, &mut |_| {})).unwrap();
+    let m = interp.confusion_matrix();
+    assert_eq!(m.iter().flatten().sum::<usize>(), dls.valid.len());
+    let correct = (a.accuracy() * dls.valid.len() as f32).round() as usize;
+    assert_eq!((0..10).map(|i| m[i][i]).sum::<usize>(), correct);
+    let confused = interp.most_confused(1);
+    assert!(confused.windows(2).all(|w| w[0].count >= w[1].count), "sorted");
+    assert!(confused.iter().all(|c| c.actual != c.predicted && c.count >= 1));
+    assert_eq!(confused.iter().map(|c| c.count).sum::<usize>(), dls.valid.len() - correct);
+    let top = interp.top_losses(5);
+    assert!(top.windows(2).all(|w| w[0].loss >= w[1].loss));
+    assert_eq!(top[0].loss, interp.preds.losses.iter().copied().fold(f32::MIN, f32::max));
+    assert_eq!(top[0].name, dls.valid[top[0].index].item.name);
+    let grid = interp.plot_top_losses(&dls, 4);
+    assert!(grid.width() >= 2 * 96 && grid.height() >= 2 * 96);
 }
 
-fn two_colours() -> Datasets {
+pub fn two_colours() -> Datasets {
     let mut items = Vec::new();
     for i in 0..24 {
         items.push(png_item(&format!("red/{i}.png"), [200 + (i % 50) as u8, 10, 10]));
@@ -103,4 +120,88 @@ fn bad_settings_and_model_files_give_clear_errors() {
     let mut bytes = pollster::block_on(kiln::export::to_bytes(&learner)).unwrap();
     bytes.truncate(bytes.len() / 2);
     assert!(kiln::export::from_bytes(&bytes, &cpu()).err().unwrap().to_string().contains("corrupt"));
+}
+
+/// Every float tensor of the model by path (parameters and BatchNorm statistics).
+fn weights(learner: &Learner) -> Vec<(String, Vec<f32>)> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::Tensor;
+    #[derive(Default)]
+    struct V(Vec<String>, Vec<(String, Vec<f32>)>);
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, n: &str, _: &str) {
+            self.0.push(n.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.1.push((self.0.join("."), p.val().into_data().try_to_vec::<f32>().unwrap()));
+        }
+    }
+    let mut v = V::default();
+    // valid() folds pending BatchNorm statistics into the values visited.
+    learner.model.valid().visit(&mut v);
+    v.1
+}
+
+fn one_step(learner: &mut Learner, dls: &Datasets) {
+    let px: Vec<Vec<u8>> = dls.train.iter().take(8).map(|s| kiln::data::presize(&kiln::data::decode_rgb8(&s.item.bytes, u64::MAX).unwrap(), 20, kiln::data::Crop::Centre).into_raw()).collect();
+    let targets: Vec<usize> = dls.train.iter().take(8).map(|s| s.label).collect();
+    let images = kiln::augment::to_tensor(&px, 20, &learner.device);
+    let _ = learner.train_step(images, &targets, &[1e-2; 3], 0.9);
+}
+
+#[test]
+fn freeze_trains_head_and_batchnorm_only_then_unfreeze_trains_all() {
+    let dls = two_colours();
+    let mut learner = Learner::new(tiny_config(2, 16).with_batch_size(8), dls.classes.clone(), 20, &cpu()).unwrap();
+    learner.freeze();
+    let before = weights(&learner);
+    one_step(&mut learner, &dls);
+    let after = weights(&learner);
+    let mut frozen_convs = 0;
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        let changed = a != b;
+        if name.starts_with("head.") || name.contains("bn") {
+            assert!(changed, "{name} should train while frozen (head, or BatchNorm with train_bn)");
+        } else if name.ends_with("conv1.weight") || name.ends_with("conv2.weight") || name.ends_with("downsample.conv.weight") {
+            // Groups 0 and 1 of the body are frozen: bit-identical.
+            assert!(!changed, "{name} is frozen and must not change");
+            frozen_convs += 1;
+        }
+    }
+    assert!(frozen_convs >= 9, "checked {frozen_convs} frozen convolutions");
+    learner.unfreeze();
+    let before = weights(&learner);
+    one_step(&mut learner, &dls);
+    let after = weights(&learner);
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        assert_ne!(a, b, "{name} should train once unfrozen");
+    }
+}
+
+#[test]
+fn lr_find_on_digits_suggests_sane_rates_and_restores_everything() {
+    let dls = Datasets::from_items(kiln::samples::digits_items(32), DataConfig::default().with_presize(36)).unwrap();
+    let config = tiny_config(10, 32).with_batch_size(32).with_aug(AugConfig::new(32).with_do_flip(false));
+    let mut learner = Learner::new(config, dls.classes.clone(), 36, &cpu()).unwrap();
+    // Give the optimiser some state first, so restoring it means something.
+    pollster::block_on(learner.fit_one_cycle(&dls, 1, Lr::Single(1e-3), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap();
+    let (w0, s0) = (weights(&learner), learner.opt.state_snapshot());
+    assert!(!s0.is_empty());
+    let r = pollster::block_on(learner.lr_find(&dls, &kiln::lr_find::LrFindConfig::default(), &CancelToken::new(), &mut |_| {})).unwrap();
+    assert!(r.lrs.len() > 20 && r.lrs.len() <= 100, "{} steps", r.lrs.len());
+    assert!((r.lrs[0] - 1e-7).abs() < 1e-12);
+    // Exponential: a constant ratio between steps, 10^(8/100).
+    assert!((r.lrs[1] / r.lrs[0] - 10f64.powf(0.08)).abs() < 1e-9);
+    let s = r.suggestions.expect("suggestions");
+    for (name, v) in [("minimum", s.minimum.lr), ("steep", s.steep.lr), ("valley", s.valley.lr), ("slide", s.slide.lr)] {
+        assert!((1e-5..=1.0).contains(&v), "{name} = {v:e}");
+    }
+    assert_eq!(weights(&learner), w0, "weights restored bit for bit");
+    assert_eq!(learner.opt.state_snapshot(), s0, "optimiser state restored bit for bit");
+    // And the restored model still trains.
+    pollster::block_on(learner.fit_one_cycle(&dls, 1, Lr::Single(1e-3), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap();
+    assert_ne!(weights(&learner), w0);
 }

@@ -5,6 +5,7 @@ mod common;
 mod data;
 mod learner;
 mod loss;
+mod lr_find;
 mod model;
 mod schedule;
 mod wgpu;

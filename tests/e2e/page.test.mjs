@@ -114,15 +114,29 @@ try {
   const batchSize = await page.evaluate(() => [document.querySelector('#batch').width, document.querySelector('#batch').height]);
   assert.ok(batchSize[0] > 100 && batchSize[1] > 50, `show_batch canvas ${batchSize}`);
 
-  // 3. Train one epoch; the charts and the epoch table fill.
+  // lr_find: the curve with its suggestions; clicking one sets the learning rate.
+  await page.click('#lr-find');
+  await page.waitForSelector('#suggestions button', { timeout: 480_000 });
+  assert.equal(await page.locator('#suggestions button').count(), 4);
+  const valley = page.locator('#suggestions button', { hasText: 'valley' });
+  const suggested = Number(await valley.getAttribute('data-lr'));
+  assert.ok(suggested > 0 && suggested < 10, `valley ${suggested}`);
+  await valley.click();
+  assert.ok(Math.abs(Number(await page.inputValue('#lr')) / suggested - 1) < 0.01, 'the clicked suggestion becomes the LR');
+  await page.fill('#lr', '0.01');
+
+  // 3. Train with fine_tune (the default; the sample preset above chose fit_one_cycle): a frozen epoch, then an unfrozen one; the charts,
+  // the epoch table and the interpretation fill.
+  await page.selectOption('#method', 'fine_tune');
+  await page.fill('#lr', '0.01');
   const t0 = Date.now();
   await page.click('#train');
-  await page.waitForSelector('#epochs-table tbody tr', { timeout: 480_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2, null, { timeout: 480_000 });
   await page.waitForFunction(() => !document.querySelector('#train').disabled);
-  log(`one epoch in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  const row = await page.$$eval('#epochs-table tbody tr td', (tds) => tds.map((t) => t.textContent));
-  assert.equal(row[0], '0');
-  for (const v of row.slice(1, 5)) assert.ok(Number.isFinite(Number(v)), `epoch table value ${v}`);
+  log(`fine_tune (1 frozen + 1 unfrozen epoch) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const rows = await page.$$eval('#epochs-table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((t) => t.textContent)));
+  assert.deepEqual(rows.map((r) => r[0]), ['frozen', 'unfrozen']);
+  for (const v of rows.flatMap((r) => r.slice(2, 6))) assert.ok(Number.isFinite(Number(v)), `epoch table value ${v}`);
   assert.equal(await page.evaluate(() => document.querySelector('#progress').value), 1);
   const inked = await page.evaluate(() => [...document.querySelectorAll('.chart canvas')].map((c) => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -131,6 +145,13 @@ try {
     return n;
   }));
   assert.ok(inked.length === 2 && inked.every((n) => n > 200), `charts drew lines: ${inked}`);
+  // Interpretation: a 3×3 heat map summing to the validation size, top losses drawn.
+  await page.waitForSelector('#interpretation:not([hidden])', { timeout: 120_000 });
+  const cells = await page.$$eval('#confusion td', (tds) => tds.map((t) => Number(t.textContent)));
+  assert.equal(cells.length, 9);
+  assert.equal(cells.reduce((a, b) => a + b, 0), 7);
+  assert.ok((await page.locator('#most-confused li').count()) >= 1);
+  assert.ok(await page.evaluate(() => document.querySelector('#top-losses').width > 100));
   await page.screenshot({ path: join(out, `${backend}-2-trained.png`), fullPage: true });
 
   // 4. Predict a dropped photo: probability bars for every class.
