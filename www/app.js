@@ -273,7 +273,7 @@ function drawLrFind(r) {
   state.lrChart = new uPlot({
     width: chartWidth(el), height: 240,
     scales: { x: { time: false, distr: 3 } },
-    axes: [{ label: 'learning rate (log)', values: (u, v) => v.map((x) => x.toExponential(0)) }, { label: 'loss' }],
+    axes: [{ label: 'learning rate (log)', values: (u, v) => v.map((x) => (x == null ? '' : x.toExponential(0))) }, { label: 'loss' }],
     series: [{ label: 'lr', value: (u, v) => (v == null ? '--' : v.toExponential(2)) },
       { label: 'smoothed loss', stroke: '#1d4ed8', width: 2 },
       ...names.map((n) => ({ label: n, stroke: suggestionColours[n], width: 0, points: { show: true, size: 10, fill: suggestionColours[n] } }))],

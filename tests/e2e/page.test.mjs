@@ -138,13 +138,14 @@ try {
   assert.deepEqual(rows.map((r) => r[0]), ['frozen', 'unfrozen']);
   for (const v of rows.flatMap((r) => r.slice(2, 6))) assert.ok(Number.isFinite(Number(v)), `epoch table value ${v}`);
   assert.equal(await page.evaluate(() => document.querySelector('#progress').value), 1);
-  const inked = await page.evaluate(() => [...document.querySelectorAll('.chart canvas')].map((c) => {
+  await page.screenshot({ path: join(out, `${backend}-2-trained.png`), fullPage: true });
+  const inked = await page.evaluate(() => ['#lr-chart', '#loss-chart', '#metric-chart'].map((id) => document.querySelector(`${id} canvas`)).map((c) => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     let n = 0;
     for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
     return n;
   }));
-  assert.ok(inked.length === 2 && inked.every((n) => n > 200), `charts drew lines: ${inked}`);
+  assert.ok(inked.length === 3 && inked.every((n) => n > 200), `charts drew lines (lr_find, loss, metrics): ${inked}`);
   // Interpretation: a 3×3 heat map summing to the validation size, top losses drawn.
   await page.waitForSelector('#interpretation:not([hidden])', { timeout: 120_000 });
   const cells = await page.$$eval('#confusion td', (tds) => tds.map((t) => Number(t.textContent)));
