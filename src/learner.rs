@@ -273,7 +273,7 @@ impl Learner {
 
     /// Freeze the groups before `n`.
     pub fn freeze_to(&mut self, n: usize) {
-        let mut mapper = Trainable { frozen_below: n, path: Vec::new(), containers: Vec::new() };
+        let mut mapper = Trainable { frozen_below: n, path: crate::model::ParamPath::default() };
         self.model = self.model.clone().map(&mut mapper);
     }
 
@@ -469,27 +469,21 @@ impl FineTune {
 /// Sets which parameters train: groups from `frozen_below` on, and BatchNorm everywhere.
 struct Trainable {
     frozen_below: usize,
-    path: Vec<String>,
-    containers: Vec<String>,
+    path: crate::model::ParamPath,
 }
 
 impl burn::module::ModuleMapper for Trainable {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push(name.to_string());
-        self.containers.push(container_type.to_string());
+        self.path.enter(name, container_type);
     }
     fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-        self.containers.pop();
+        self.path.exit();
     }
     fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
-        let name = self.path.last().map(String::as_str).unwrap_or("");
-        if name == "running_mean" || name == "running_var" {
+        if matches!(self.path.name(), "running_mean" | "running_var") {
             return param;
         }
-        let in_bn = self.containers.last().is_some_and(|c| c == "Struct:BatchNorm");
-        let trainable = in_bn || crate::model::param_group(&self.path) >= self.frozen_below;
-        param.set_require_grad(trainable)
+        param.set_require_grad(self.path.in_batchnorm() || self.path.group() >= self.frozen_below)
     }
 }
 

@@ -9,7 +9,7 @@ use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
-use crate::model::param_group;
+use crate::model::ParamPath;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamConfig {
@@ -46,7 +46,7 @@ impl Adam {
 
     /// One update of every parameter that has a gradient, with `lrs[group]` and beta1 = `mom`.
     pub fn step<M: Module>(&mut self, module: M, grads: GradientsParams, lrs: &[f64], mom: f64) -> M {
-        let mut mapper = AdamMapper { adam: self, grads, lrs, mom, path: Vec::new(), containers: Vec::new() };
+        let mut mapper = AdamMapper { adam: self, grads, lrs, mom, path: ParamPath::default() };
         module.map(&mut mapper)
     }
 
@@ -70,19 +70,16 @@ struct AdamMapper<'a> {
     grads: GradientsParams,
     lrs: &'a [f64],
     mom: f64,
-    path: Vec<String>,
-    containers: Vec<String>,
+    path: ParamPath,
 }
 
 impl ModuleMapper for AdamMapper<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push(name.to_string());
-        self.containers.push(container_type.to_string());
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-        self.containers.pop();
+        self.path.exit();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -97,10 +94,8 @@ impl ModuleMapper for AdamMapper<'_> {
         let g = grad.reshape([numel]);
 
         let cfg = &self.adam.config;
-        let lr = self.lrs[param_group(&self.path).min(self.lrs.len() - 1)];
-        let in_batchnorm = self.containers.last().is_some_and(|c| c == "Struct:BatchNorm");
-        let is_bias = self.path.last().is_some_and(|n| n == "bias");
-        let wd = if in_batchnorm || is_bias { 0.0 } else { cfg.wd };
+        let lr = self.lrs[self.path.group().min(self.lrs.len() - 1)];
+        let wd = if self.path.in_batchnorm() || self.path.name() == "bias" { 0.0 } else { cfg.wd };
 
         let state = match self.adam.states.remove(&id) {
             Some(s) => s,

@@ -45,6 +45,15 @@ fn from_js<T: for<'de> Deserialize<'de> + Default>(v: JsValue, what: &str, known
     serde_wasm_bindgen::from_value(v).map_err(|e| js_err(format!("invalid {what}: {e}")))
 }
 
+/// Forwards the core's progress events to a JS callback.
+fn emitter(on_event: Function) -> impl FnMut(&Event) {
+    move |e| {
+        if let Ok(v) = to_js(e) {
+            let _ = on_event.call1(&JsValue::NULL, &v);
+        }
+    }
+}
+
 /// Resolve after a zero-delay timer, giving the worker's event loop a turn.
 pub(crate) async fn yield_now() {
     let promise = Promise::new(&mut |resolve, _| {
@@ -278,11 +287,7 @@ impl Learner {
         let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
         future_to_promise(async move {
             let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
-            let mut emit = |e: &Event| {
-                if let Ok(v) = to_js(e) {
-                    let _ = on_event.call1(&JsValue::NULL, &v);
-                }
-            };
+            let mut emit = emitter(on_event);
             let report = l.fit_one_cycle(&dls, epochs, Lr::Single(lr), &OneCycle::default(), &cancel, &mut emit).await.map_err(js_err)?;
             to_js(&report)
         })
@@ -388,11 +393,7 @@ impl Learner {
         let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
         Ok(future_to_promise(async move {
             let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
-            let mut emit = |e: &Event| {
-                if let Ok(v) = to_js(e) {
-                    let _ = on_event.call1(&JsValue::NULL, &v);
-                }
-            };
+            let mut emit = emitter(on_event);
             to_js(&l.fine_tune(&dls, epochs, &opts, &cancel, &mut emit).await.map_err(js_err)?)
         }))
     }
@@ -418,11 +419,7 @@ impl Learner {
         let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
         Ok(future_to_promise(async move {
             let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
-            let mut emit = |e: &Event| {
-                if let Ok(v) = to_js(e) {
-                    let _ = on_event.call1(&JsValue::NULL, &v);
-                }
-            };
+            let mut emit = emitter(on_event);
             to_js(&l.lr_find(&dls, &config, &cancel, &mut emit).await.map_err(js_err)?)
         }))
     }

@@ -43,6 +43,18 @@ async function pickBackend(pref) {
   return { backend: await Backend.create('cpu'), notices, adapter: 'CPU (wasm)' };
 }
 
+// Long runs stream events to the page and can be cancelled from it between batches.
+async function cancellable(run) {
+  need('learner');
+  state.cancel = new CancelToken();
+  try {
+    return await run((event) => self.postMessage({ event }), state.cancel);
+  } finally {
+    state.cancel.free();
+    state.cancel = null;
+  }
+}
+
 const methods = {
   async init({ backend = 'auto' } = {}) {
     await init();
@@ -67,35 +79,14 @@ const methods = {
     replace('learner', new Learner(need('backend'), need('dataset'), options));
     return { classes: state.learner.classes };
   },
-  async fitOneCycle({ epochs, lr }) {
-    const learner = need('learner');
-    state.cancel = new CancelToken();
-    try {
-      return await learner.fitOneCycle(need('dataset'), epochs, lr, (event) => self.postMessage({ event }), state.cancel);
-    } finally {
-      state.cancel.free();
-      state.cancel = null;
-    }
+  fitOneCycle({ epochs, lr }) {
+    return cancellable((emit, cancel) => need('learner').fitOneCycle(need('dataset'), epochs, lr, emit, cancel));
   },
-  async fineTune({ epochs, options }) {
-    const learner = need('learner');
-    state.cancel = new CancelToken();
-    try {
-      return await learner.fineTune(need('dataset'), epochs, options, (event) => self.postMessage({ event }), state.cancel);
-    } finally {
-      state.cancel.free();
-      state.cancel = null;
-    }
+  fineTune({ epochs, options }) {
+    return cancellable((emit, cancel) => need('learner').fineTune(need('dataset'), epochs, options, emit, cancel));
   },
-  async lrFind({ options }) {
-    const learner = need('learner');
-    state.cancel = new CancelToken();
-    try {
-      return await learner.lrFind(need('dataset'), options, (event) => self.postMessage({ event }), state.cancel);
-    } finally {
-      state.cancel.free();
-      state.cancel = null;
-    }
+  lrFind({ options }) {
+    return cancellable((emit, cancel) => need('learner').lrFind(need('dataset'), options, emit, cancel));
   },
   interpret({ k = 9, minVal = 1 } = {}) {
     return need('learner').interpret(need('dataset'), k, minVal);

@@ -97,3 +97,32 @@ pub fn param_group(path: &[String]) -> usize {
         _ => 0,
     }
 }
+
+/// Where a module mapper is in the model tree: the field names and container types on the
+/// way down, which decide a parameter's group and whether it belongs to a BatchNorm.
+#[derive(Default)]
+pub struct ParamPath {
+    names: Vec<String>,
+    containers: Vec<String>,
+}
+
+impl ParamPath {
+    pub fn enter(&mut self, name: &str, container_type: &str) {
+        self.names.push(name.to_string());
+        self.containers.push(container_type.to_string());
+    }
+    pub fn exit(&mut self) {
+        self.names.pop();
+        self.containers.pop();
+    }
+    /// The parameter's own field name (`weight`, `bias`, `gamma`, `running_mean`, …).
+    pub fn name(&self) -> &str {
+        self.names.last().map(String::as_str).unwrap_or("")
+    }
+    pub fn group(&self) -> usize {
+        param_group(&self.names)
+    }
+    pub fn in_batchnorm(&self) -> bool {
+        self.containers.last().is_some_and(|c| c == "Struct:BatchNorm")
+    }
+}

@@ -184,7 +184,9 @@ fn freeze_trains_head_and_batchnorm_only_then_unfreeze_trains_all() {
 #[test]
 fn lr_find_on_digits_suggests_sane_rates_and_restores_everything() {
     let dls = Datasets::from_items(kiln::samples::digits_items(32), DataConfig::default().with_presize(36)).unwrap();
-    let config = tiny_config(10, 32).with_batch_size(32).with_aug(AugConfig::new(32).with_do_flip(false));
+    // Batch 128: with 32, batch noise in the flat start of the curve (a random-init model, so
+    // nothing changes there) can make `steep` pick a noise dip below 1e-5, in 3 seeds of 6.
+    let config = tiny_config(10, 32).with_batch_size(128).with_aug(AugConfig::new(32).with_do_flip(false));
     let mut learner = Learner::new(config, dls.classes.clone(), 36, &cpu()).unwrap();
     // Give the optimiser some state first, so restoring it means something.
     pollster::block_on(learner.fit_one_cycle(&dls, 1, Lr::Single(1e-3), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap();
