@@ -114,7 +114,10 @@ try {
   const batchSize = await page.evaluate(() => [document.querySelector('#batch').width, document.querySelector('#batch').height]);
   assert.ok(batchSize[0] > 100 && batchSize[1] > 50, `show_batch canvas ${batchSize}`);
 
-  // lr_find: the curve with its suggestions; clicking one sets the learning rate.
+  // lr_find: the curve with its suggestions; clicking one sets the learning rate. (Skipped on
+  // SwiftShader's WebGPU, where its 100 steps take minutes; the CPU run covers it.)
+  const withLrFind = backend !== 'webgpu';
+  if (withLrFind) {
   await page.click('#lr-find');
   await page.waitForSelector('#suggestions button', { timeout: 480_000 });
   assert.equal(await page.locator('#suggestions button').count(), 4);
@@ -123,7 +126,7 @@ try {
   assert.ok(suggested > 0 && suggested < 10, `valley ${suggested}`);
   await valley.click();
   assert.ok(Math.abs(Number(await page.inputValue('#lr')) / suggested - 1) < 0.01, 'the clicked suggestion becomes the LR');
-  await page.fill('#lr', '0.01');
+  }
 
   // 3. Train with fine_tune (the default; the sample preset above chose fit_one_cycle): a frozen epoch, then an unfrozen one; the charts,
   // the epoch table and the interpretation fill.
@@ -139,13 +142,14 @@ try {
   for (const v of rows.flatMap((r) => r.slice(2, 6))) assert.ok(Number.isFinite(Number(v)), `epoch table value ${v}`);
   assert.equal(await page.evaluate(() => document.querySelector('#progress').value), 1);
   await page.screenshot({ path: join(out, `${backend}-2-trained.png`), fullPage: true });
-  const inked = await page.evaluate(() => ['#lr-chart', '#loss-chart', '#metric-chart'].map((id) => document.querySelector(`${id} canvas`)).map((c) => {
+  const charts = withLrFind ? ['#lr-chart', '#loss-chart', '#metric-chart'] : ['#loss-chart', '#metric-chart'];
+  const inked = await page.evaluate((ids) => ids.map((id) => document.querySelector(`${id} canvas`)).map((c) => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     let n = 0;
     for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
     return n;
-  }));
-  assert.ok(inked.length === 3 && inked.every((n) => n > 200), `charts drew lines (lr_find, loss, metrics): ${inked}`);
+  }), charts);
+  assert.ok(inked.length === charts.length && inked.every((n) => n > 200), `charts ${charts} drew lines: ${inked}`);
   // Interpretation: a 3×3 heat map summing to the validation size, top losses drawn.
   await page.waitForSelector('#interpretation:not([hidden])', { timeout: 120_000 });
   const cells = await page.$$eval('#confusion td', (tds) => tds.map((t) => Number(t.textContent)));
@@ -177,6 +181,15 @@ try {
   await page.setInputFiles('#predict-file', { name: 'again.png', mimeType: 'image/png', buffer: probe });
   await page.waitForFunction((prev) => document.querySelector('#predict-label').textContent === prev, label);
   await page.screenshot({ path: join(out, `${backend}-3-predicted.png`), fullPage: true });
+
+  // Cancel: a long fit stops after the current batch and the page says the model is kept.
+  await page.fill('#epochs', '200');
+  await page.click('#train');
+  await page.waitForFunction(() => document.querySelector('#progress').value > 0 && document.querySelector('#progress').value < 1, null, { timeout: 180_000 });
+  await page.click('#cancel');
+  await page.waitForFunction(() => /cancelled/.test(document.querySelector('#status').textContent), null, { timeout: 180_000 });
+  await page.waitForFunction(() => !document.querySelector('#train').disabled && !document.querySelector('#export').disabled, null, { timeout: 120_000 });
+  assert.ok((await page.locator('#epochs-table tbody tr').count()) < 201);
 
   // Phone width: still usable, no horizontal scroll.
   await page.setViewportSize({ width: 390, height: 844 });
