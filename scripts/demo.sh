@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job for now: write the bundled sample set, fine-tune on it with the CLI, predict.
+# The CLI demo: write the bundled sample set, summarise it, show a batch, train, predict.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=out/demo
+# Headless machines have no XDG_RUNTIME_DIR; the Vulkan loader complains without one.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 mkdir -p "$out"
 cargo build --release
 kiln=target/release/kiln
