@@ -24,7 +24,7 @@ fi
 echo "== building the core for wasm32 (features: $features)"
 cargo build --release --lib --target wasm32-unknown-unknown --no-default-features --features "$features"
 # The name section (function names for stack traces) is ~7 MB; panic messages survive without it.
-wasm-bindgen --target "$target" --out-dir "$out_dir" --remove-name-section --remove-producers-section target/wasm32-unknown-unknown/release/kiln.wasm
+wasm-bindgen --target "$target" --out-dir "$out_dir" --remove-name-section --remove-producers-section "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/kiln.wasm"
 
 mkdir -p www/vendor
 cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE www/vendor/
