@@ -155,7 +155,7 @@ fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
 }
 
-pub(crate) async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, LearnError> {
+async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, LearnError> {
     let data = t.into_data_async().await.map_err(|e| LearnError::Read(format!("{e:?}")))?;
     data.convert::<f32>().try_to_vec::<f32>().map_err(|e| LearnError::Read(format!("{e:?}")))
 }
@@ -201,12 +201,38 @@ impl Learner {
         }
     }
 
-    pub(crate) fn rng(&mut self) -> &mut StdRng {
-        &mut self.rng
+    /// Training batches per epoch: fastai drops the last partial batch; keep it when it is the
+    /// only one.
+    pub(crate) fn batches_per_epoch(&self, dls: &Datasets) -> usize {
+        let (n, bs) = (dls.train.len(), self.config.batch_size);
+        if n >= bs { n / bs } else { 1 }
+    }
+
+    /// A fresh shuffle of the training set (fastai reshuffles every epoch).
+    pub(crate) fn shuffled_train(&mut self, dls: &Datasets) -> Vec<usize> {
+        shuffled(dls.train.len(), &mut self.rng)
+    }
+
+    /// One optimisation step on the `b`-th batch of `order`; the loss read back, or None when
+    /// no image of the batch could be decoded.
+    pub(crate) async fn train_batch(
+        &mut self,
+        dls: &Datasets,
+        order: &[usize],
+        b: usize,
+        lrs: &[f64],
+        mom: f64,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Option<f32>, LearnError> {
+        let bs = self.config.batch_size;
+        let samples: Vec<&Sample> = order[b * bs..((b + 1) * bs).min(order.len())].iter().map(|&i| &dls.train[i]).collect();
+        let Some((images, targets)) = self.load_batch(dls, &samples, true, on_event) else { return Ok(None) };
+        let loss = self.train_step(images, &targets, lrs, mom);
+        Ok(Some(read_f32(loss).await?[0]))
     }
 
     /// Decode, presize and upload one batch; files that fail to decode are reported and left out.
-    pub(crate) fn load_batch(&mut self, dls: &Datasets, samples: &[&Sample], train: bool, on_event: &mut dyn FnMut(&Event)) -> Option<(Tensor<4>, Vec<usize>)> {
+    fn load_batch(&mut self, dls: &Datasets, samples: &[&Sample], train: bool, on_event: &mut dyn FnMut(&Event)) -> Option<(Tensor<4>, Vec<usize>)> {
         use rand::Rng;
         let rng = &mut self.rng;
         let mut crop = || if train { Crop::At(rng.random()) } else { Crop::Centre };
@@ -322,10 +348,7 @@ impl Learner {
             return Err(LearnError::Config("epochs must be at least 1".into()));
         }
         let lr_max = lr.per_group(NUM_GROUPS);
-        let bs = self.config.batch_size;
-        let n = dls.train.len();
-        // fastai drops the last partial training batch; keep it when it is the only one.
-        let per_epoch = if n >= bs { n / bs } else { 1 };
+        let per_epoch = self.batches_per_epoch(dls);
         let total = per_epoch * epochs;
         let start = Instant::now();
         let mut smooth = Smoother::default();
@@ -333,7 +356,7 @@ impl Learner {
         let mut iter = 0;
         for epoch in 0..epochs {
             let t0 = Instant::now();
-            let order = shuffled(n, &mut self.rng);
+            let order = self.shuffled_train(dls);
             for b in 0..per_epoch {
                 if cancel.is_cancelled() {
                     report.cancelled = true;
@@ -342,11 +365,7 @@ impl Learner {
                 let p = iter as f64 / total as f64;
                 let lrs: Vec<f64> = lr_max.iter().map(|&m| sched.lr(m, p)).collect();
                 let mom = sched.mom(p);
-                let idx = &order[b * bs..((b + 1) * bs).min(n)];
-                let samples: Vec<&Sample> = idx.iter().map(|&i| &dls.train[i]).collect();
-                if let Some((images, targets)) = self.load_batch(dls, &samples, true, on_event) {
-                    let loss = self.train_step(images, &targets, &lrs, mom);
-                    let loss = read_f32(loss).await?[0];
+                if let Some(loss) = self.train_batch(dls, &order, b, &lrs, mom, on_event).await? {
                     if !loss.is_finite() {
                         return Err(LearnError::Diverged(loss));
                     }

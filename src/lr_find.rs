@@ -4,7 +4,7 @@
 
 use burn::module::Module;
 
-use crate::data::{Datasets, Sample, shuffled};
+use crate::data::Datasets;
 use crate::learner::{BatchStats, CancelToken, Event, LearnError, Learner, Smoother};
 use crate::model::NUM_GROUPS;
 
@@ -183,9 +183,7 @@ impl Learner {
         cancel: &CancelToken,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<LrFind, LearnError> {
-        let bs = self.config.batch_size;
-        let n = dls.train.len();
-        let per_epoch = if n >= bs { n / bs } else { 1 };
+        let per_epoch = self.batches_per_epoch(dls);
         let start = web_time::Instant::now();
         let (mut lrs, mut losses) = (Vec::new(), Vec::new());
         let mut smooth = Smoother::default();
@@ -197,13 +195,10 @@ impl Learner {
             }
             let b = iter % per_epoch;
             if b == 0 {
-                order = shuffled(n, self.rng());
+                order = self.shuffled_train(dls);
             }
             let lr = config.start_lr * (config.end_lr / config.start_lr).powf(iter as f64 / config.num_it as f64);
-            let samples: Vec<&Sample> = order[b * bs..((b + 1) * bs).min(n)].iter().map(|&i| &dls.train[i]).collect();
-            let Some((images, targets)) = self.load_batch(dls, &samples, true, on_event) else { continue };
-            let loss = self.train_step(images, &targets, &[lr; NUM_GROUPS], 0.9);
-            let loss = crate::learner::read_f32(loss).await?[0];
+            let Some(loss) = self.train_batch(dls, &order, b, &[lr; NUM_GROUPS], 0.9, on_event).await? else { continue };
             smooth.add(loss);
             let s = smooth.value() as f64;
             lrs.push(lr);
