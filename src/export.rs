@@ -1,7 +1,8 @@
-//! The model file (`.kiln`): everything needed to predict, in one file the CLI and the page
-//! both read. Layout: `KILN` magic, format version (u32 LE), JSON header length (u32 LE), the
-//! JSON header (classes, architecture, input sizes, normalisation), then burn's burnpack
-//! record of the weights and BatchNorm statistics.
+//! Kiln's files (`.kiln`), read by the CLI and the page alike: a trained model (everything
+//! needed to predict) or a pretrained backbone. Layout: `KILN` magic, format version (u32 LE),
+//! JSON header length (u32 LE), the JSON header (its `kind`; for a model: classes,
+//! architecture, input sizes, normalisation), then burn's burnpack record of the weights and
+//! BatchNorm statistics.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::store::ModuleRecord;
@@ -9,10 +10,28 @@ use burn::tensor::{Bytes, Device, Shape, Tensor, TensorData};
 
 use crate::augment::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::learner::{Learner, LearnerConfig};
-use crate::model::Classifier;
+use crate::model::{Arch, Pretrained};
 
 const MAGIC: &[u8; 4] = b"KILN";
-const VERSION: u32 = 1;
+/// 2: the body became an enum (ResNet or EfficientNet) and headers gained `kind`.
+const VERSION: u32 = 2;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum FileHeader {
+    Model(ModelHeader),
+    Backbone(BackboneHeader),
+}
+
+/// A pretrained body (and its original classifier, if any) converted from a checkpoint.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BackboneHeader {
+    pub arch: Arch,
+    /// Outputs of the original classifier (1000 for ImageNet), when the file keeps it.
+    pub imagenet_classes: Option<usize>,
+    /// What it was converted from (a file name), for the record.
+    pub source: String,
+}
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelHeader {
@@ -29,8 +48,10 @@ pub struct ModelHeader {
 pub enum ExportError {
     #[error("not a Kiln model file (it does not start with KILN); export one with `kiln train … -o model.kiln`")]
     NotKiln,
-    #[error("this model file has format version {0}; this Kiln reads version {VERSION}")]
+    #[error("this file has format version {0}; this Kiln reads version {VERSION} (re-export it with this version)")]
     Version(u32),
+    #[error("this .kiln file holds a {found}, not a {expected}: {hint}")]
+    Kind { expected: &'static str, found: &'static str, hint: &'static str },
     #[error("the model file is truncated or corrupt: {0}")]
     Corrupt(String),
 }
@@ -45,8 +66,18 @@ pub async fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
         mean: IMAGENET_MEAN,
         std: IMAGENET_STD,
     };
-    let json = serde_json::to_vec(&header).expect("header serialises");
-    let cpu_model = to_cpu(&learner.model.clone().valid(), &learner.config.model).await?;
+    let cpu_model = to_cpu(&learner.model.clone().valid(), |d| learner.config.model.init(d)).await?;
+    pack(&FileHeader::Model(header), cpu_model)
+}
+
+/// Serialise a pretrained backbone (see [`crate::pretrained`]).
+pub async fn backbone_to_bytes(model: &Pretrained, header: BackboneHeader) -> Result<Vec<u8>, ExportError> {
+    let cpu_model = to_cpu(model, |d| Pretrained::init(&header.arch, header.imagenet_classes, d)).await?;
+    pack(&FileHeader::Backbone(header), cpu_model)
+}
+
+fn pack<M: Module>(header: &FileHeader, cpu_model: M) -> Result<Vec<u8>, ExportError> {
+    let json = serde_json::to_vec(header).expect("header serialises");
     let weights = cpu_model.into_record().into_bytes().map_err(|e| ExportError::Corrupt(e.to_string()))?;
     let mut out = Vec::with_capacity(12 + json.len() + weights.len());
     out.extend_from_slice(MAGIC);
@@ -57,7 +88,7 @@ pub async fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
     Ok(out)
 }
 
-pub fn read_header(bytes: &[u8]) -> Result<(ModelHeader, &[u8]), ExportError> {
+pub fn read_header(bytes: &[u8]) -> Result<(FileHeader, &[u8]), ExportError> {
     if bytes.len() < 12 || &bytes[..4] != MAGIC {
         return Err(ExportError::NotKiln);
     }
@@ -67,20 +98,48 @@ pub fn read_header(bytes: &[u8]) -> Result<(ModelHeader, &[u8]), ExportError> {
     }
     let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
     let json = bytes.get(12..12 + len).ok_or_else(|| ExportError::Corrupt("header runs past the end".into()))?;
-    let header: ModelHeader = serde_json::from_slice(json).map_err(|e| ExportError::Corrupt(e.to_string()))?;
+    let header: FileHeader = serde_json::from_slice(json).map_err(|e| ExportError::Corrupt(e.to_string()))?;
     Ok((header, &bytes[12 + len..]))
+}
+
+fn load_weights<M: Module>(model: M, weights: &[u8]) -> Result<M, ExportError> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec())).map_err(|e| ExportError::Corrupt(e.to_string()))?;
+    model.try_load_record(record).map_err(|e| ExportError::Corrupt(e.to_string()))
 }
 
 /// Rebuild a learner from a model file on `device`.
 pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError> {
-    let (header, weights) = read_header(bytes)?;
+    let header = match read_header(bytes)? {
+        (FileHeader::Model(h), weights) => (h, weights),
+        (FileHeader::Backbone(_), _) => {
+            return Err(ExportError::Kind {
+                expected: "trained model",
+                found: "pretrained backbone",
+                hint: "train on it first (it is the starting point for training, not a classifier for your classes)",
+            });
+        }
+    };
+    let (header, weights) = header;
     if header.classes.len() != header.config.model.num_classes {
         return Err(ExportError::Corrupt("class list and model size disagree".into()));
     }
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec())).map_err(|e| ExportError::Corrupt(e.to_string()))?;
-    let model: Classifier = header.config.model.init(device);
-    let model = model.try_load_record(record).map_err(|e| ExportError::Corrupt(e.to_string()))?;
+    let model = load_weights(header.config.model.init(device), weights)?;
     Ok(Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize))
+}
+
+/// Read a backbone file on `device`.
+pub fn backbone_from_bytes(bytes: &[u8], device: &Device) -> Result<(BackboneHeader, Pretrained), ExportError> {
+    match read_header(bytes)? {
+        (FileHeader::Backbone(h), weights) => {
+            let model = load_weights(Pretrained::init(&h.arch, h.imagenet_classes, device), weights)?;
+            Ok((h, model))
+        }
+        (FileHeader::Model(_), _) => Err(ExportError::Kind {
+            expected: "pretrained backbone",
+            found: "trained model",
+            hint: "load it with Import/`kiln predict` instead",
+        }),
+    }
 }
 
 /// Collects every float tensor (parameters and BatchNorm statistics) in visiting order.
@@ -111,7 +170,9 @@ impl ModuleMapper for Fill {
     }
 }
 
-async fn to_cpu(model: &Classifier, config: &crate::model::ClassifierConfig) -> Result<Classifier, ExportError> {
+/// A copy of `model` on the CPU backend, read with async reads; `fresh` builds the same
+/// structure there.
+async fn to_cpu<M: Module>(model: &M, fresh: impl FnOnce(&Device) -> M) -> Result<M, ExportError> {
     let mut collect = Collect::default();
     model.visit(&mut collect);
     let mut values = Vec::with_capacity(collect.0.len());
@@ -120,5 +181,5 @@ async fn to_cpu(model: &Classifier, config: &crate::model::ClassifierConfig) -> 
     }
     let cpu = Device::flex();
     let mut fill = Fill { values: values.into_iter(), device: cpu.clone() };
-    Ok(config.init(&cpu).map(&mut fill))
+    Ok(fresh(&cpu).map(&mut fill))
 }

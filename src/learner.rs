@@ -16,7 +16,7 @@ use web_time::Instant;
 use crate::augment::{self, AugConfig};
 use crate::data::{Crop, Datasets, Sample, Skipped, decode_rgb8, presize, shuffled};
 use crate::loss;
-use crate::model::{Classifier, ClassifierConfig, NUM_GROUPS};
+use crate::model::{Arch, Classifier, ClassifierConfig, NUM_GROUPS, Pretrained};
 use crate::optimizer::{Adam, AdamConfig};
 use crate::schedule::{Lr, OneCycle};
 
@@ -283,6 +283,23 @@ impl Learner {
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<FitReport, LearnError> {
         self.fit_phase("fit", dls, epochs, lr, sched, cancel, on_event).await
+    }
+
+    /// Start from a pretrained body (fastai's `vision_learner(pretrained=True)`): the body's
+    /// weights and BatchNorm statistics replace the random ones, the head stays fresh, and the
+    /// model is frozen as fastai leaves it, so a plain fit trains the head first.
+    pub fn load_pretrained(&mut self, pretrained: Pretrained, arch: &Arch) -> Result<(), LearnError> {
+        if *arch != self.config.model.arch {
+            return Err(LearnError::Config(format!(
+                "the pretrained weights are for {}, but the learner was set up for {}",
+                arch.name(),
+                self.config.model.arch.name()
+            )));
+        }
+        self.model.body = pretrained.body.fork(&self.device);
+        self.opt = Adam::new(self.config.adam.clone());
+        self.freeze();
+        Ok(())
     }
 
     /// Freeze every parameter group but the last (the head). BatchNorm layers keep training

@@ -1,6 +1,6 @@
 //! Kiln: fastai's chapter-5 recipe (presizing, GPU batch augmentation, a pretrained ResNet
 //! with fastai's head, one-cycle training) on burn. The data flow, in module order:
-//! [`data`] → [`augment`] → [`model`] → [`loss`] / [`optimizer`] / [`schedule`] →
+//! [`data`] → [`augment`] → [`model`] (+ [`pretrained`] weights) → [`loss`] / [`optimizer`] / [`schedule`] →
 //! [`learner`] → [`export`]. See ARCHITECTURE.md.
 
 pub mod augment;
@@ -14,6 +14,7 @@ pub mod lr_find;
 pub mod model;
 pub mod optimizer;
 pub mod plot;
+pub mod pretrained;
 pub mod samples;
 pub mod schedule;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]

@@ -1,13 +1,16 @@
-//! Model: a ResNet body and fastai's head (vision_learner), with fastai's three parameter
-//! groups: [stem + layer1 + layer2], [layer3 + layer4], [head].
+//! Model: a pretrained body (ResNet or EfficientNet-Lite0) and fastai's head (vision_learner),
+//! with fastai's three parameter groups: [stem + early stages], [late stages], [head].
 
+pub mod efficientnet;
 pub mod head;
 pub mod resnet;
 
+pub use efficientnet::EfficientNet;
 pub use head::{Head, HeadConfig};
 pub use resnet::{ResNet, ResNetConfig};
 
 use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 /// The architectures a user can name.
@@ -16,22 +19,34 @@ use burn::tensor::{Device, Tensor};
 pub enum Arch {
     ResNet18,
     ResNet34,
+    #[serde(rename = "efficientnet_lite0")]
+    EfficientNetLite0,
     /// A cut-down ResNet for tests and quick experiments.
     Custom(ResNetConfig),
 }
 
 impl Arch {
-    pub fn body(&self) -> ResNetConfig {
+    pub fn init_body(&self, device: &Device) -> Body {
         match self {
-            Arch::ResNet18 => ResNetConfig::resnet18(),
-            Arch::ResNet34 => ResNetConfig::resnet34(),
-            Arch::Custom(c) => c.clone(),
+            Arch::ResNet18 => Body::ResNet(ResNetConfig::resnet18().init(device)),
+            Arch::ResNet34 => Body::ResNet(ResNetConfig::resnet34().init(device)),
+            Arch::EfficientNetLite0 => Body::EfficientNet(EfficientNet::lite0(device)),
+            Arch::Custom(c) => Body::ResNet(c.init(device)),
+        }
+    }
+    /// Channels of the body's last feature map.
+    pub fn num_features(&self) -> usize {
+        match self {
+            Arch::ResNet18 | Arch::ResNet34 => 512,
+            Arch::EfficientNetLite0 => efficientnet::NUM_FEATURES,
+            Arch::Custom(c) => c.num_features(),
         }
     }
     pub fn name(&self) -> String {
         match self {
             Arch::ResNet18 => "resnet18".into(),
             Arch::ResNet34 => "resnet34".into(),
+            Arch::EfficientNetLite0 => "efficientnet_lite0".into(),
             Arch::Custom(c) => format!("resnet(layers={:?}, widths={:?})", c.layers, c.widths),
         }
     }
@@ -40,12 +55,53 @@ impl Arch {
 impl std::str::FromStr for Arch {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
             "resnet18" => Ok(Arch::ResNet18),
             "resnet34" => Ok(Arch::ResNet34),
+            "efficientnet_lite0" => Ok(Arch::EfficientNetLite0),
             "tiny" => Ok(Arch::Custom(ResNetConfig::tiny())),
-            other => Err(format!("unknown architecture {other:?}: use resnet18, resnet34 or tiny")),
+            _ => Err(format!("unknown architecture {s:?}: use efficientnet_lite0, resnet18, resnet34 or tiny")),
         }
+    }
+}
+
+/// The feature extractor: everything before the pooling and classifier.
+#[derive(Module, Debug)]
+pub enum Body {
+    ResNet(ResNet),
+    EfficientNet(EfficientNet),
+}
+
+impl Body {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Body::ResNet(m) => m.forward(x),
+            Body::EfficientNet(m) => m.forward(x),
+        }
+    }
+}
+
+/// A pretrained body as published, with its original ImageNet classifier when the file had
+/// one (average pool → `fc`), which [`Pretrained::imagenet_logits`] runs.
+#[derive(Module, Debug)]
+pub struct Pretrained {
+    pub body: Body,
+    pub fc: Option<Linear>,
+}
+
+impl Pretrained {
+    pub fn init(arch: &Arch, imagenet_classes: Option<usize>, device: &Device) -> Self {
+        Self {
+            body: arch.init_body(device),
+            fc: imagenet_classes.map(|n| LinearConfig::new(arch.num_features(), n).init(device)),
+        }
+    }
+    /// The original network's logits, or `None` when the file had no classifier.
+    pub fn imagenet_logits(&self, images: Tensor<4>) -> Option<Tensor<2>> {
+        let fc = self.fc.as_ref()?;
+        let x = self.body.forward(images);
+        let [n, c, h, w] = x.dims();
+        Some(fc.forward(x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])))
     }
 }
 
@@ -66,17 +122,16 @@ impl ClassifierConfig {
         self
     }
     pub fn init(&self, device: &Device) -> Classifier {
-        let body = self.arch.body();
-        Classifier {
-            head: HeadConfig::new(body.num_features(), self.num_classes).with_hidden(self.hidden).init(device),
-            body: body.init(device),
-        }
+        Classifier { body: self.arch.init_body(device), head: self.init_head(device) }
+    }
+    pub fn init_head(&self, device: &Device) -> Head {
+        HeadConfig::new(self.arch.num_features(), self.num_classes).with_hidden(self.hidden).init(device)
     }
 }
 
 #[derive(Module, Debug)]
 pub struct Classifier {
-    pub body: ResNet,
+    pub body: Body,
     pub head: Head,
 }
 
@@ -86,14 +141,21 @@ impl Classifier {
     }
 }
 
-/// The number of parameter groups (fastai's splitter for ResNets).
+/// The number of parameter groups (fastai's splitter).
 pub const NUM_GROUPS: usize = 3;
 
-/// The parameter group a parameter belongs to, from its module path (e.g. `body.layer3.0.conv1`).
+/// The parameter group a parameter belongs to, from its module path with the body's variant
+/// (e.g. `body.ResNet.layer3.0.conv1`, `body.EfficientNet.blocks.7.bn1`).
 pub fn param_group(path: &[String]) -> usize {
-    match (path.first().map(String::as_str), path.get(1).map(String::as_str)) {
-        (Some("head"), _) => 2,
-        (Some("body"), Some("layer3" | "layer4")) => 1,
+    let at = |i: usize| path.get(i).map(String::as_str);
+    match (at(0), at(1), at(2)) {
+        (Some("head"), ..) => 2,
+        (Some("body"), Some("ResNet"), Some("layer3" | "layer4")) => 1,
+        (Some("body"), Some("EfficientNet"), Some("conv_head" | "bn1")) => 1,
+        (Some("body"), Some("EfficientNet"), Some("blocks")) => {
+            let block: usize = at(3).and_then(|b| b.parse().ok()).unwrap_or(0);
+            usize::from(block >= efficientnet::FIRST_LATE_BLOCK)
+        }
         _ => 0,
     }
 }
@@ -115,6 +177,7 @@ impl ParamPath {
         self.names.pop();
         self.containers.pop();
     }
+
     /// The parameter's own field name (`weight`, `bias`, `gamma`, `running_mean`, …).
     pub fn name(&self) -> &str {
         self.names.last().map(String::as_str).unwrap_or("")

