@@ -1,7 +1,8 @@
 //! `cargo bench --bench train [-- cpu gpu tiny data]`: median training throughput of ResNet-18
 //! at 224 px, batch 16 (augmentation, forward, backward, Adam step), after warm-up, per device;
 //! `tiny` is the browser bench's model on the native CPU; `data` the data pipeline's memory for
-//! 10,000 images. No arguments: cpu and data.
+//! 10,000 images; `pretrained` fine_tune accuracy from EfficientNet-Lite0 vs random weights on
+//! crops of real photos. No arguments: cpu and data.
 
 use std::time::Instant;
 
@@ -95,6 +96,48 @@ fn data_memory() {
     );
 }
 
+/// Validation accuracy of fine_tune on crops of the scikit-image/scikit-learn photos (see
+/// `kiln::samples::photo_crops`), from the bundled EfficientNet-Lite0 and from random weights.
+fn pretrained_vs_random() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let mut photos: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("photos"))
+        .expect("assets/photos: run `bash scripts/fetch-assets.sh`")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "png" || x == "jpg"))
+        .map(|e| (e.path().file_stem().unwrap().to_string_lossy().to_string(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    photos.sort();
+    let weights = std::fs::read(dir.join("efficientnet-lite0-57934424.pth")).unwrap();
+    let (epochs, size) = (3, 64);
+    let mut acc = [Vec::new(), Vec::new()];
+    for seed in [1u64, 2, 3] {
+        let items = kiln::samples::photo_crops(&photos, 2, size as u32, seed).unwrap();
+        let dls = Datasets::from_items(items, DataConfig::default().with_presize(size as u32)).unwrap();
+        for (i, pretrained) in [true, false].into_iter().enumerate() {
+            let config = LearnerConfig::new(ClassifierConfig::new(Arch::EfficientNetLite0, dls.classes.len()), size)
+                .with_batch_size(16)
+                .with_seed(seed);
+            let mut learner = Learner::new(config, dls.classes.clone(), size as u32, &Device::flex()).unwrap();
+            if pretrained {
+                let (arch, body) = kiln::pretrained::load_any(&weights, None, &learner.device).unwrap();
+                learner.load_pretrained(body, &arch).unwrap();
+            }
+            let t = Instant::now();
+            let report = pollster::block_on(learner.fine_tune(&dls, epochs, &kiln::learner::FineTune::default(), &kiln::CancelToken::new(), &mut |_| {}))
+                .unwrap();
+            let a = report.epochs.last().unwrap().accuracy as f64;
+            println!("seed {seed}: {} accuracy {:.3} ({:.0} s)", if pretrained { "pretrained" } else { "random    " }, a, t.elapsed().as_secs_f64());
+            acc[i].push(a);
+        }
+    }
+    let (p, r) = (median(acc[0].clone()), median(acc[1].clone()));
+    println!(
+        "photo crops ({} classes, {size} px, fine_tune {epochs} epochs, batch 16, 3 seeds): median validation accuracy pretrained {p:.3}, random init {r:.3} ({:.1}×)",
+        photos.len(),
+        p / r
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let want = |d: &str| args.is_empty() && d == "cpu" || args.iter().any(|a| a == d);
@@ -106,6 +149,9 @@ fn main() {
         let unfrozen = train_throughput("cpu (flex)", Device::flex(), false, false, 2, 5);
         let frozen = train_throughput("cpu (flex)", Device::flex(), false, true, 2, 5);
         println!("cpu (flex): a frozen step (no weight gradients in the body) runs at {:.2}× the unfrozen speed", frozen / unfrozen);
+    }
+    if want("pretrained") {
+        pretrained_vs_random();
     }
     if want("tiny") {
         train_throughput("cpu (flex)", Device::flex(), true, false, 3, 12);

@@ -44,9 +44,17 @@ struct DataArgs {
 
 #[derive(clap::Args, Clone)]
 struct ModelArgs {
-    /// resnet18, resnet34, or tiny (a cut-down ResNet for quick runs).
-    #[arg(long, default_value = "resnet34")]
+    /// efficientnet_lite0 (pretrained weights bundled), resnet18 or resnet34 (bring torchvision
+    /// weights with --weights), or tiny (a cut-down ResNet for quick runs, random init).
+    #[arg(long, default_value = "efficientnet_lite0")]
     arch: Arch,
+    /// Pretrained weights: a torchvision/timm checkpoint (.pth, .pt, .safetensors) or a Kiln
+    /// backbone (.kiln). EfficientNet-Lite0's ImageNet weights are used when not given.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Start from random weights instead of pretrained ones.
+    #[arg(long, conflicts_with = "weights")]
+    no_pretrained: bool,
     /// Training image size after augmentation.
     #[arg(long, default_value_t = 224)]
     size: usize,
@@ -157,7 +165,13 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
     },
-    /// Write the bundled sample set (scikit-learn's handwritten digits) as PNG class folders.
+    /// Pretrained weights: convert a checkpoint to a Kiln backbone, or check one on photos.
+    Weights {
+        #[command(subcommand)]
+        command: WeightsCommand,
+    },
+    /// Write the bundled sample set (scikit-learn's handwritten digits) as PNG class folders,
+    /// or, with --photos, a set of crops of real photos (one class per photo).
     Samples {
         /// Output folder.
         #[arg(short, long)]
@@ -165,7 +179,113 @@ enum Command {
         /// Side of the written images in pixels.
         #[arg(long, default_value_t = 32)]
         side: u32,
+        /// A folder of photos (e.g. assets/photos): each becomes a class of crops, validation
+        /// crops taken from grid cells that training never sees.
+        #[arg(long)]
+        photos: Option<PathBuf>,
+        /// Crops per grid cell (with --photos).
+        #[arg(long, default_value_t = 2)]
+        crops_per_cell: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum WeightsCommand {
+    /// Convert a PyTorch (.pth/.pt, zip or legacy) or .safetensors checkpoint to a Kiln backbone.
+    Import {
+        file: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The architecture, when it should be checked rather than recognised from the keys.
+        #[arg(long)]
+        arch: Option<Arch>,
+    },
+    /// Top-5 ImageNet classes (index and probability) of photos under the weights' own
+    /// classifier: a quick check that a checkpoint imported correctly.
+    Predict {
+        /// A checkpoint or Kiln backbone; the bundled EfficientNet-Lite0 when left out.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value_t = 224)]
+        size: u32,
+    },
+}
+
+/// The bundled default backbone: set-up (`scripts/fetch-assets.sh`) puts EfficientNet-Lite0's
+/// ImageNet checkpoint in assets/ and the page build converts it to a Kiln backbone there.
+fn default_weights() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("KILN_DEFAULT_WEIGHTS") {
+        return Ok(PathBuf::from(p));
+    }
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    for name in ["efficientnet_lite0.kiln", "efficientnet-lite0-57934424.pth"] {
+        if assets.join(name).exists() {
+            return Ok(assets.join(name));
+        }
+    }
+    Err(format!(
+        "the bundled EfficientNet-Lite0 weights are not in {}: run `bash scripts/fetch-assets.sh` once, pass --weights FILE, or train from scratch with --no-pretrained",
+        assets.display()
+    ))
+}
+
+fn read_weights(path: &Path, arch: Option<&Arch>, device: &burn::tensor::Device) -> Result<(Arch, kiln::model::Pretrained), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("reading weights {}: {e}", path.display()))?;
+    kiln::pretrained::load_any(&bytes, arch, device).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn weights_command(command: WeightsCommand) -> Result<(), String> {
+    let cpu = burn::tensor::Device::flex();
+    match command {
+        WeightsCommand::Import { file, output, arch } => {
+            let (arch, model) = read_weights(&file, arch.as_ref(), &cpu)?;
+            let source = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let classes = model.fc.as_ref().map(|fc| fc.weight.dims()[1]);
+            let header = kiln::export::BackboneHeader { arch: arch.clone(), imagenet_classes: classes, source };
+            let bytes = pollster::block_on(kiln::export::backbone_to_bytes(&model, header)).map_err(|e| e.to_string())?;
+            std::fs::write(&output, bytes).map_err(|e| format!("writing {}: {e}", output.display()))?;
+            let classifier = classes.map(|n| format!(" with its {n}-class classifier")).unwrap_or_default();
+            println!("{}: {} weights{classifier}; saved a Kiln backbone to {}", file.display(), arch.name(), output.display());
+        }
+        WeightsCommand::Predict { weights, images, size } => {
+            let path = match weights {
+                Some(p) => p,
+                None => default_weights()?,
+            };
+            let (arch, model) = read_weights(&path, None, &cpu)?;
+            println!("{} ({}), top-5 ImageNet class indices:", path.display(), arch.name());
+            for image in images {
+                let bytes = std::fs::read(&image).map_err(|e| format!("reading {}: {e}", image.display()))?;
+                let top = pollster::block_on(kiln::pretrained::imagenet_top_k(&model, &bytes, size, 5, &cpu))
+                    .map_err(|e| format!("{}: {e}", image.display()))?;
+                let top: Vec<String> = top.iter().map(|(i, p)| format!("{i} {p:.3}")).collect();
+                println!("  {}: {}", image.display(), top.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Photos in a folder as (class named after the file, bytes), skipping non-images.
+fn read_photos(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut photos = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+        if !matches!(ext.as_str(), "png" | "jpg" | "jpeg" | "webp") {
+            continue;
+        }
+        let class = path.file_stem().unwrap().to_string_lossy().replace('_', "-");
+        photos.push((class, std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?));
+    }
+    if photos.is_empty() {
+        return Err(format!("no photos (.png, .jpg, .webp) in {}", dir.display()));
+    }
+    Ok(photos)
 }
 
 fn read_items(dir: &Path) -> Result<Vec<Item>, String> {
@@ -207,16 +327,27 @@ fn fmt_time(s: f64) -> String {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Weights { command } => weights_command(command)?,
         Command::Summary { data } => {
             print!("{}", load(&data)?.summary());
         }
-        Command::Samples { output, side } => {
-            for item in kiln::samples::digits_items(side) {
+        Command::Samples { output, side, photos, crops_per_cell } => {
+            let (items, what) = match photos {
+                None => (kiln::samples::digits_items(side), "the digits sample set (1,797 images, 10 classes)".to_string()),
+                Some(dir) => {
+                    let photos = read_photos(&dir)?;
+                    let n = photos.len();
+                    let items = kiln::samples::photo_crops(&photos, crops_per_cell, side, 42)?;
+                    let what = format!("{} crops of {n} photos (one class each; train/ and valid/ from separate grid cells)", items.len());
+                    (items, what)
+                }
+            };
+            for item in items {
                 let path = output.join(&item.name);
                 std::fs::create_dir_all(path.parent().unwrap()).map_err(|e| format!("creating {}: {e}", path.display()))?;
                 std::fs::write(&path, &item.bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
             }
-            println!("wrote the digits sample set (1,797 images, 10 classes) to {}", output.display());
+            println!("wrote {what} to {}", output.display());
         }
         Command::ShowBatch { data, output, size, n, no_flip, device } => {
             let dls = load(&data)?;
@@ -342,7 +473,25 @@ fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner), St
         .with_batch_size(m.bs)
         .with_seed(data.seed)
         .with_aug(AugConfig::new(m.size).with_do_flip(!m.no_flip));
-    let learner = Learner::new(config, dls.classes.clone(), data.presize, &dev.device).map_err(|e| e.to_string())?;
+    let mut learner = Learner::new(config, dls.classes.clone(), data.presize, &dev.device).map_err(|e| e.to_string())?;
+    let weights = match (&m.weights, m.no_pretrained, &m.arch) {
+        (_, true, _) | (None, false, Arch::Custom(_)) => None,
+        (Some(p), false, _) => Some(p.clone()),
+        (None, false, Arch::EfficientNetLite0) => Some(default_weights()?),
+        (None, false, arch) => {
+            return Err(format!(
+                "no pretrained {} weights are bundled (none ship offline): pass --weights with torchvision's file (see the README), or --no-pretrained",
+                arch.name()
+            ));
+        }
+    };
+    if let Some(path) = weights {
+        let (arch, body) = read_weights(&path, Some(&m.arch), &dev.device)?;
+        learner.load_pretrained(body, &arch).map_err(|e| e.to_string())?;
+        eprintln!("pretrained: {} weights from {} (body frozen until fine_tune unfreezes it)", arch.name(), path.display());
+    } else {
+        eprintln!("pretrained: none ({} from random weights)", m.arch.name());
+    }
     Ok((dls, learner))
 }
 

@@ -39,3 +39,35 @@ pub fn digits_items(side: u32) -> Vec<Item> {
         })
         .collect()
 }
+
+/// A small real-photo set for judging pretraining: each photo is one class, cut into a 4×4
+/// grid of cells; 12 cells give training crops and 4 (one per row, a different column each)
+/// give validation crops, so no validation pixel was ever seen in training. Items are named
+/// `train/<class>/…` and `valid/<class>/…` (the folder split), as `side`-px PNGs.
+pub fn photo_crops(photos: &[(String, Vec<u8>)], crops_per_cell: usize, side: u32, seed: u64) -> Result<Vec<Item>, String> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut items = Vec::new();
+    for (class, bytes) in photos {
+        let img = crate::data::decode_rgb8(bytes, crate::data::DataConfig::default().max_pixels).map_err(|e| format!("{class}: {e}"))?;
+        let (w, h) = img.dimensions();
+        let (cw, ch) = (w / 4, h / 4);
+        for row in 0..4 {
+            for col in 0..4 {
+                let split = if col == (row * 3 + 1) % 4 { "valid" } else { "train" };
+                for k in 0..crops_per_cell {
+                    // A square of 60–100 % of the cell's short side, anywhere inside the cell.
+                    let s = ((cw.min(ch) as f32) * rng.random_range(0.6..=1.0)) as u32;
+                    let x = col * cw + rng.random_range(0..=cw - s);
+                    let y = row * ch + rng.random_range(0..=ch - s);
+                    let crop = image::imageops::crop_imm(&img, x, y, s, s).to_image();
+                    let crop = image::imageops::resize(&crop, side, side, image::imageops::FilterType::Triangle);
+                    let mut png = Vec::new();
+                    crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(|e| e.to_string())?;
+                    items.push(Item::new(format!("{split}/{class}/{class}_r{row}c{col}_{k}.png"), png));
+                }
+            }
+        }
+    }
+    Ok(items)
+}

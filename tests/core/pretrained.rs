@@ -165,3 +165,29 @@ fn a_backbone_file_round_trips_and_starts_a_frozen_learner() {
     let e = learner.load_pretrained(model, &Arch::ResNet18).err().unwrap().to_string();
     assert!(e.contains("resnet18") && e.contains("efficientnet_lite0"), "{e}");
 }
+
+#[test]
+fn fine_tune_from_the_pretrained_default_beats_random_init_on_real_photos() {
+    let mut photos = Vec::new();
+    for name in ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "china.jpg", "flower.jpg", "retina.jpg"] {
+        photos.push((name.split('.').next().unwrap().to_string(), std::fs::read(asset(&format!("photos/{name}"))).unwrap()));
+    }
+    let items = kiln::samples::photo_crops(&photos, 2, 64, 1).unwrap();
+    let dls = kiln::Datasets::from_items(items, kiln::DataConfig::default().with_presize(64)).unwrap();
+    // Validation crops come from grid cells no training crop touches.
+    assert!(dls.train.iter().all(|s| s.item.name.starts_with("train/")) && dls.valid.iter().all(|s| s.item.name.starts_with("valid/")));
+    let weights = std::fs::read(asset("efficientnet-lite0-57934424.pth")).unwrap();
+    let accuracy = |pretrained: bool| {
+        let config = kiln::LearnerConfig::new(kiln::ClassifierConfig::new(Arch::EfficientNetLite0, 8), 64).with_batch_size(16).with_seed(1);
+        let mut learner = kiln::Learner::new(config, dls.classes.clone(), 64, &cpu()).unwrap();
+        if pretrained {
+            let (arch, body) = pretrained::load_any(&weights, None, &learner.device).unwrap();
+            learner.load_pretrained(body, &arch).unwrap();
+        }
+        let ft = kiln::learner::FineTune::default();
+        let report = pollster::block_on(learner.fine_tune(&dls, 2, &ft, &kiln::CancelToken::new(), &mut |_| {})).unwrap();
+        report.epochs.last().unwrap().accuracy
+    };
+    let (pre, random) = (accuracy(true), accuracy(false));
+    assert!(pre >= 0.6 && pre >= random + 0.25, "pretrained {pre:.3} vs random {random:.3}");
+}
