@@ -106,6 +106,11 @@ impl Backend {
         };
         Ok(Backend { device, kind: kind.to_string() })
     }
+
+    /// The device, for Rust callers (tests) that drive the core directly.
+    pub fn device(&self) -> Device {
+        self.device.clone()
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -3,7 +3,7 @@ import { Kiln, filesFromDrop } from './kiln.js';
 import uPlot from './vendor/uPlot.esm.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { kiln: null, files: [], urls: new Map(), trained: false, busy: false, lossChart: null, metricChart: null };
+const state = { kiln: null, files: [], urls: new Map(), trained: false, busy: false, lossChart: null, metricChart: null, weights: null };
 
 function showError(e) {
   const box = $('error');
@@ -28,7 +28,7 @@ function setBusy(busy) {
   $('sample').disabled = busy;
   $('export').disabled = busy || !state.trained;
   $('cancel').disabled = !busy;
-  for (const id of ['pick-folder', 'pick-files', 'import', 'predict-file']) $(id).disabled = busy;
+  for (const id of ['pick-folder', 'pick-files', 'import', 'predict-file', 'weights-file']) $(id).disabled = busy;
 }
 
 // ---- 1. Photos ----------------------------------------------------------------------------
@@ -110,7 +110,45 @@ function skipRow(s) {
 // ---- 2. Settings and show_batch -----------------------------------------------------------
 
 function learnerOptions() {
-  return { arch: $('arch').value, size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, hidden: $('arch').value === 'tiny' ? 64 : 512 };
+  const arch = $('arch').value;
+  return { arch, pretrained: $('pretrained').checked && arch !== 'tiny', size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, hidden: arch === 'tiny' ? 64 : 512 };
+}
+
+// ---- Pretrained weights ---------------------------------------------------------------------
+
+const ARCH_NAMES = { efficientnet_lite0: 'EfficientNet-Lite0', resnet18: 'ResNet-18', resnet34: 'ResNet-34', tiny: 'Tiny ResNet' };
+
+/** Says which weights the next model starts from. */
+function showWeights() {
+  const arch = $('arch').value;
+  const box = $('weights-status');
+  $('pretrained').disabled = arch === 'tiny';
+  box.classList.remove('warn');
+  if (arch === 'tiny') box.textContent = 'The tiny ResNet always starts from random weights.';
+  else if (!$('pretrained').checked) box.textContent = `${ARCH_NAMES[arch]} from random weights (training from scratch needs far more data).`;
+  else if (state.weights && state.weights.arch === arch) box.textContent = `${ARCH_NAMES[arch]} from ${state.weights.name}.`;
+  else if (arch === 'efficientnet_lite0') box.textContent = 'EfficientNet-Lite0 pretrained on ImageNet (bundled with Kiln, Apache-2.0).';
+  else {
+    const file = arch === 'resnet18' ? 'resnet18-f37072fd.pth' : 'resnet34-b627a593.pth';
+    box.textContent = `No ${ARCH_NAMES[arch]} weights yet: drop torchvision's ${file} here (or anywhere on the page), or untick pretrained.`;
+    box.classList.add('warn');
+  }
+}
+
+const WEIGHT_FILE = /\.(pth|pt|bin|safetensors)$/i;
+
+async function importWeights(file) {
+  setBusy(true);
+  $('weights-status').textContent = `reading ${file.name}…`;
+  try {
+    const w = await state.kiln.importWeights(file);
+    state.weights = w;
+    $('arch').value = w.arch;
+    $('pretrained').checked = true;
+  } finally {
+    setBusy(false);
+    showWeights();
+  }
 }
 
 async function showBatch() {
@@ -221,7 +259,9 @@ async function train() {
   $('progress').value = 0;
   $('status').textContent = 'preparing the model…';
   try {
-    state.classes = (await state.kiln.createLearner(learnerOptions())).classes;
+    const created = await state.kiln.createLearner(learnerOptions());
+    state.classes = created.classes;
+    $('status').textContent = created.pretrained ? `starting from pretrained weights: ${created.pretrained}` : 'starting from random weights';
     const report = $('method').value === 'fine_tune'
       ? await state.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: Number($('freeze-epochs').value) }, callbacks)
       : await state.kiln.fitOneCycle(epochs, lr, callbacks);
@@ -404,6 +444,7 @@ function wire() {
     $('arch').value = 'tiny'; $('size').value = 32; $('presize').value = 36; $('bs').value = 32;
     $('method').value = 'fit_one_cycle'; $('freeze-label').hidden = true;
     $('epochs').value = 6; $('lr').value = 0.01; $('flip').checked = false;
+    showWeights();
     await loadFiles(await state.kiln.sampleFiles());
   }));
   for (const id of ['label-regex', 'valid-pct', 'presize']) {
@@ -417,6 +458,9 @@ function wire() {
     $('freeze-label').hidden = !ft;
     $('lr').value = ft ? 0.002 : 0.001;
   });
+  $('arch').addEventListener('change', showWeights);
+  $('pretrained').addEventListener('change', showWeights);
+  $('weights-file').addEventListener('change', (e) => e.target.files[0] && guard(() => importWeights(e.target.files[0])));
   $('train').addEventListener('click', () => guard(train));
   $('cancel').addEventListener('click', () => guard(() => state.kiln.cancel()));
   $('predict-file').addEventListener('change', (e) => e.target.files[0] && guard(() => predict(e.target.files[0])));
@@ -436,7 +480,8 @@ function wire() {
     const onPredict = e.target.closest && e.target.closest('#predict-section');
     guard(async () => {
       const files = await filesFromDrop(e.dataTransfer);
-      if (onPredict) {
+      if (files.length === 1 && WEIGHT_FILE.test(files[0].name)) await importWeights(files[0]);
+      else if (onPredict) {
         if (files.length) await predict(files[0]);
       } else await loadFiles(files);
     });
@@ -451,6 +496,7 @@ function wire() {
 async function main() {
   wire();
   setBusy(false);
+  showWeights();
   makeCharts();
   const requested = new URLSearchParams(location.search).get('backend') || 'auto';
   try {

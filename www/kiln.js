@@ -7,7 +7,8 @@
  * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
  * @typedef {{classes: ClassCount[], n_train: number, n_valid: number, label_rule: string, split: string, skipped: Skipped[]}} Summary
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
- * @typedef {{arch?: 'resnet18'|'resnet34'|'tiny', size?: number, batchSize?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number}} LearnerOptions
+ * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number}} LearnerOptions
+ * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
  * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
  * @typedef {{phase: Phase, epoch: number, iter: number, total_iters: number, loss: number, smooth_loss: number, lrs: number[], mom: number, elapsed_s: number}} BatchEvent
  * @typedef {{phase: Phase, epoch: number, train_loss: number, valid_loss: number, error_rate: number, accuracy: number, seconds: number}} EpochEvent
@@ -157,12 +158,33 @@ export class Kiln {
   }
 
   /**
-   * A new model for the dataset's classes.
+   * A new model for the dataset's classes. With `pretrained` (the default) its body starts
+   * from pretrained weights, frozen as in fastai: the bundled EfficientNet-Lite0 (ImageNet), or
+   * the weights given to `importWeights` for their architecture. `pretrained` in the result
+   * says where they came from (null: random weights).
    * @param {LearnerOptions} [options]
-   * @returns {Promise<{classes: string[]}>}
+   * @returns {Promise<{classes: string[], pretrained: string | null}>}
    */
   createLearner(options = {}) {
     return this.call('createLearner', { options });
+  }
+
+  /**
+   * Bring pretrained weights: a torchvision/timm checkpoint (.pth/.pt, zip or legacy pickle),
+   * a .safetensors file, or a Kiln backbone. The architecture is recognised from the keys;
+   * later learners of that architecture start from these weights.
+   * @param {Blob} blob
+   * @param {string} [name]
+   * @returns {Promise<ImportedWeights>}
+   */
+  async importWeights(blob, name = blob instanceof File ? blob.name : 'weights') {
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    return this.call('importWeights', { bytes, name }, [bytes.buffer]);
+  }
+
+  /** Forget imported weights (EfficientNet-Lite0's bundled ones stay). */
+  clearWeights() {
+    return this.call('clearWeights');
   }
 
   /**

@@ -1,9 +1,28 @@
 // Kiln's Web Worker: owns the wasm module, the dataset and the learner, so training never
 // blocks the page. It answers {id, method, args} messages with {id, result} or {id, error},
 // and streams training events as {event}.
-import init, { Backend, Dataset, Learner, CancelToken, sampleDigits } from './pkg/kiln.js';
+import init, { Backend, Dataset, Learner, CancelToken, sampleDigits, importWeights } from './pkg/kiln.js';
 
 const state = { backend: null, dataset: null, learner: null, cancel: null };
+// Pretrained weights: the user's (converted to a Kiln backbone once, on import) and the
+// bundled EfficientNet-Lite0, a static asset next to the page fetched on first use.
+const weights = { user: null, bundled: null };
+const BUNDLED = { arch: 'efficientnet_lite0', url: new URL('./weights/efficientnet_lite0.kiln', import.meta.url) };
+const TORCHVISION = { resnet18: 'resnet18-f37072fd.pth', resnet34: 'resnet34-b627a593.pth' };
+
+async function pretrainedFor(arch) {
+  if (weights.user && weights.user.arch === arch) return { bytes: weights.user.bytes, from: weights.user.name };
+  if (arch === BUNDLED.arch) {
+    if (!weights.bundled) {
+      const r = await fetch(BUNDLED.url);
+      if (!r.ok) throw new Error(`the bundled EfficientNet-Lite0 weights are missing (${r.status} for ${BUNDLED.url.pathname}); rebuild the page with scripts/build-web.sh`);
+      weights.bundled = new Uint8Array(await r.arrayBuffer());
+    }
+    return { bytes: weights.bundled, from: 'ImageNet (bundled)' };
+  }
+  const file = TORCHVISION[arch] ? `torchvision's ${TORCHVISION[arch]}` : 'its weights';
+  throw new Error(`no pretrained ${arch} weights are loaded: drop ${file} (.pth or .safetensors) onto the page, or untick "Start from pretrained weights"`);
+}
 
 function need(name) {
   if (!state[name]) {
@@ -75,9 +94,21 @@ const methods = {
   showBatch({ n = 16, size = 224, seed = 0, doFlip = true } = {}) {
     return need('dataset').showBatch(need('backend'), n, size, BigInt(seed), doFlip);
   },
-  createLearner({ options }) {
-    replace('learner', new Learner(need('backend'), need('dataset'), options));
-    return { classes: state.learner.classes };
+  async createLearner({ options }) {
+    const { pretrained = true, ...opts } = options || {};
+    const arch = opts.arch || BUNDLED.arch;
+    const p = pretrained && arch !== 'tiny' ? await pretrainedFor(arch) : null;
+    replace('learner', new Learner(need('backend'), need('dataset'), opts, p ? p.bytes : undefined));
+    return { classes: state.learner.classes, pretrained: p ? p.from : null };
+  },
+  async importWeights({ bytes, name }) {
+    const r = await importWeights(bytes, name, undefined);
+    weights.user = { arch: r.arch, bytes: r.bytes, name };
+    return { arch: r.arch, imagenetClasses: r.imagenetClasses, name };
+  },
+  clearWeights() {
+    weights.user = null;
+    return true;
   },
   fitOneCycle({ epochs, lr }) {
     return cancellable((emit, cancel) => need('learner').fitOneCycle(need('dataset'), epochs, lr, emit, cancel));

