@@ -237,7 +237,7 @@ const callbacks = {
   },
   onEpoch: (e) => {
     const d = state.lossData;
-    d[0].push(state.step - 0.5); d[1].push(null); d[2].push(null); d[3].push(null); d[4].push(e.valid_loss);
+    d[0].push(state.step - 0.5); d[1].push(null); d[2].push(null); d[3].push(null); d[4].push(Number.isFinite(e.valid_loss) ? e.valid_loss : null);
     state.lossChart.setData(d);
     state.metricData[0].push(state.epochCount++);
     state.metricData[1].push(e.accuracy);

@@ -1,6 +1,6 @@
 // End to end: serve www/, drive Debian's Chromium with playwright-core (never a downloaded
 // browser), and use the page as a person would. Screenshots go to test-results/.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -191,6 +191,46 @@ try {
   await page.waitForFunction(() => !document.querySelector('#train').disabled && !document.querySelector('#export').disabled, null, { timeout: 120_000 });
   assert.ok((await page.locator('#epochs-table tbody tr').count()) < 201);
 
+  // 6. Pretrained weights (CPU run only: EfficientNet on SwiftShader takes minutes; the wasm
+  // tests run it on WebGPU). The default is the bundled EfficientNet-Lite0.
+  if (backend !== 'webgpu') {
+    await page.selectOption('#arch', 'efficientnet_lite0');
+    assert.match(await page.textContent('#weights-status'), /EfficientNet-Lite0 pretrained on ImageNet \(bundled/);
+    await page.fill('#size', '32');
+    await page.fill('#epochs', '1');
+    await page.fill('#lr', '0.002');
+    const t1 = Date.now();
+    await page.click('#train');
+    await page.waitForFunction(() => /pretrained weights: ImageNet \(bundled\)/.test(document.querySelector('#status').textContent), null, { timeout: 120_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 480_000 });
+    log(`fine_tune from the bundled EfficientNet-Lite0 in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+
+    // A ResNet needs the user's weights: a clear error names torchvision's file…
+    await page.selectOption('#arch', 'resnet34');
+    assert.match(await page.textContent('#weights-status'), /resnet34-b627a593\.pth/);
+    await page.click('#train');
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.textContent('#error'), /no pretrained resnet34 weights.*resnet34-b627a593\.pth/);
+    // …and a torchvision-layout checkpoint (written by the fixture script) is recognised.
+    const ckpt = join(dir, 'resnet18-fixture.pth');
+    const py = spawnSync('python3', [join(root, 'tests/fixtures/torch_checkpoint.py'), ckpt, '--format', 'zip', '--arch', 'resnet18']);
+    assert.equal(py.status, 0, String(py.stderr));
+    await page.setInputFiles('#weights-file', ckpt);
+    await page.waitForFunction(() => /ResNet-18 from resnet18-fixture\.pth/.test(document.querySelector('#weights-status').textContent), null, { timeout: 120_000 });
+    assert.equal(await page.inputValue('#arch'), 'resnet18');
+    await page.click('#train');
+    await page.waitForFunction(() => /pretrained weights: resnet18-fixture\.pth/.test(document.querySelector('#status').textContent), null, { timeout: 120_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 480_000 });
+    const ptRows = await page.$$eval('#epochs-table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((t) => t.textContent)));
+    for (const v of ptRows.flatMap((r) => r.slice(2, 6))) assert.ok(Number.isFinite(Number(v)), `epoch table value ${v}`);
+    await page.screenshot({ path: join(out, `${backend}-5-pretrained.png`), fullPage: true });
+    // Garbage as weights: an error naming the file.
+    await page.setInputFiles('#weights-file', { name: 'junk.pth', mimeType: 'application/octet-stream', buffer: Buffer.from('not a checkpoint') });
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.textContent('#error'), /junk\.pth.*PyTorch checkpoint/);
+    await page.evaluate(() => { document.querySelector('#error').hidden = true; });
+  }
+
   // Phone width: still usable, no horizontal scroll.
   await page.setViewportSize({ width: 390, height: 844 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -198,7 +238,8 @@ try {
   await page.screenshot({ path: join(out, `${backend}-4-phone.png`), fullPage: true });
 
   assert.equal(await page.isVisible('#error'), false, `page shows an error: ${await page.textContent('#error')}`);
-  assert.deepEqual(errors.filter((e) => !/favicon/.test(e)), []);
+  // Only the errors provoked above reach the console.
+  assert.deepEqual(errors.filter((e) => !/favicon|no pretrained resnet34 weights|junk\.pth/.test(e)), []);
   log('ok');
 } catch (e) {
   failed = true;
