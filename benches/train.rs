@@ -1,7 +1,7 @@
 //! `cargo bench --bench train [-- cpu gpu tiny data]`: median training throughput of ResNet-18
 //! at 224 px, batch 16 (augmentation, forward, backward, Adam step), after warm-up, per device;
 //! `tiny` is the browser bench's model on the native CPU; `data` the data pipeline's memory for
-//! 10,000 images; `pretrained` fine_tune accuracy from EfficientNet-Lite0 vs random weights on
+//! 10,000 images; `effnet` the bundled default backbone's step at 224 px; `pretrained` fine_tune accuracy from EfficientNet-Lite0 vs random weights on
 //! crops of real photos. No arguments: cpu and data.
 
 use std::time::Instant;
@@ -28,13 +28,11 @@ fn rss_mib() -> f64 {
 }
 
 /// ResNet-18 at 224 px (the figure), or the tiny model the browser bench uses.
-fn train_throughput(name: &str, device: Device, tiny: bool, frozen: bool, warmup: usize, steps: usize) -> f64 {
+fn train_throughput(name: &str, device: Device, arch: Arch, frozen: bool, warmup: usize, steps: usize) -> f64 {
+    let tiny = matches!(arch, Arch::Custom(_));
     let (bs, size, presize) = if tiny { (16, 32, 36) } else { (16, 224, 256) };
-    let model = if tiny {
-        ClassifierConfig::new(Arch::Custom(kiln::model::ResNetConfig::tiny()), 10).with_hidden(64)
-    } else {
-        ClassifierConfig::new(Arch::ResNet18, 10)
-    };
+    let arch_name = arch.name();
+    let model = if tiny { ClassifierConfig::new(arch, 10).with_hidden(64) } else { ClassifierConfig::new(arch, 10) };
     let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
     let config = LearnerConfig::new(model, size).with_batch_size(bs);
     let mut learner = Learner::new(config, classes, presize as u32, &device).unwrap();
@@ -56,7 +54,7 @@ fn train_throughput(name: &str, device: Device, tiny: bool, frozen: bool, warmup
         }
     }
     let m = median(times);
-    let what = format!("{}{}", if tiny { "tiny ResNet, 32 px" } else { "ResNet-18, 224 px" }, if frozen { ", frozen body" } else { "" });
+    let what = format!("{}, {size} px{}", if tiny { "tiny ResNet".to_string() } else { arch_name }, if frozen { ", frozen body" } else { "" });
     println!("{name}: median {:.1} ms/step, {:.1} images/s ({what}, batch {bs}, {steps} steps after {warmup} warm-up)", m * 1e3, bs as f64 / m);
     bs as f64 / m
 }
@@ -146,20 +144,25 @@ fn main() {
         data_memory();
     }
     if want("cpu") {
-        let unfrozen = train_throughput("cpu (flex)", Device::flex(), false, false, 2, 5);
-        let frozen = train_throughput("cpu (flex)", Device::flex(), false, true, 2, 5);
+        let unfrozen = train_throughput("cpu (flex)", Device::flex(), Arch::ResNet18, false, 2, 5);
+        let frozen = train_throughput("cpu (flex)", Device::flex(), Arch::ResNet18, true, 2, 5);
         println!("cpu (flex): a frozen step (no weight gradients in the body) runs at {:.2}× the unfrozen speed", frozen / unfrozen);
+    }
+    if want("effnet") {
+        let unfrozen = train_throughput("cpu (flex)", Device::flex(), Arch::EfficientNetLite0, false, 2, 5);
+        let frozen = train_throughput("cpu (flex)", Device::flex(), Arch::EfficientNetLite0, true, 2, 5);
+        println!("cpu (flex): EfficientNet-Lite0 frozen step at {:.2}× the unfrozen speed", frozen / unfrozen);
     }
     if want("pretrained") {
         pretrained_vs_random();
     }
     if want("tiny") {
-        train_throughput("cpu (flex)", Device::flex(), true, false, 3, 12);
+        train_throughput("cpu (flex)", Device::flex(), Arch::Custom(kiln::model::ResNetConfig::tiny()), false, 3, 12);
     }
     if want("gpu") {
         match Device::wgpu_options().init() {
             Ok(d) => {
-                train_throughput("gpu (wgpu)", d, false, false, 2, 3);
+                train_throughput("gpu (wgpu)", d, Arch::ResNet18, false, 2, 3);
             }
             Err(e) => println!("gpu: no wgpu adapter ({e})"),
         }

@@ -192,3 +192,21 @@ fn fine_tune_from_the_pretrained_default_beats_random_init_on_real_photos() {
     let (pre, random) = (accuracy(true), accuracy(false));
     assert!(pre >= 0.6 && pre >= random + 0.25, "pretrained {pre:.3} vs random {random:.3}");
 }
+
+#[test]
+fn an_efficientnet_classifier_exports_and_predicts_the_same_after_loading() {
+    let bytes = std::fs::read(asset("efficientnet-lite0-57934424.pth")).unwrap();
+    let config = kiln::LearnerConfig::new(kiln::ClassifierConfig::new(Arch::EfficientNetLite0, 2), 64).with_batch_size(4);
+    let mut learner = kiln::Learner::new(config, vec!["cat".into(), "coffee".into()], 72, &cpu()).unwrap();
+    let (arch, body) = pretrained::load_any(&bytes, None, &learner.device).unwrap();
+    learner.load_pretrained(body, &arch).unwrap();
+    let file = pollster::block_on(kiln::export::to_bytes(&learner)).unwrap();
+    let loaded = kiln::export::from_bytes(&file, &cpu()).unwrap();
+    assert_eq!(loaded.config.model.arch, Arch::EfficientNetLite0);
+    let photo = std::fs::read(asset("photos/chelsea.png")).unwrap();
+    let a = pollster::block_on(learner.predict(&photo)).unwrap();
+    let b = pollster::block_on(loaded.predict(&photo)).unwrap();
+    for (x, y) in a.probs.iter().zip(&b.probs) {
+        assert!((x - y).abs() < 1e-5, "{:?} vs {:?}", a.probs, b.probs);
+    }
+}
