@@ -135,6 +135,16 @@ function showWeights() {
   }
 }
 
+/** A dropped .kiln: a trained model to use, or a pretrained backbone to train from. */
+async function importKiln(file) {
+  try {
+    await importModel(file);
+  } catch (e) {
+    if (/pretrained backbone/.test(e.message)) await importWeights(file);
+    else throw e;
+  }
+}
+
 const WEIGHT_FILE = /\.(pth|pt|bin|safetensors)$/i;
 
 async function importWeights(file) {
@@ -481,6 +491,7 @@ function wire() {
     guard(async () => {
       const files = await filesFromDrop(e.dataTransfer);
       if (files.length === 1 && WEIGHT_FILE.test(files[0].name)) await importWeights(files[0]);
+      else if (files.length === 1 && /\.kiln$/i.test(files[0].name)) await importKiln(files[0]);
       else if (onPredict) {
         if (files.length) await predict(files[0]);
       } else await loadFiles(files);

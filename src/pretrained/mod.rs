@@ -160,7 +160,7 @@ fn checkpoint_key(arch: &Arch, path: &str) -> String {
 
 /// Builds `arch`'s body (and its original classifier, when the checkpoint has one) from a
 /// checkpoint. Every tensor must fit: a missing, extra or mis-shaped key is an error naming it.
-pub fn load_checkpoint(ckpt: &Checkpoint, arch: &Arch, device: &Device) -> Result<Pretrained, WeightsError> {
+pub fn load_checkpoint(ckpt: Checkpoint, arch: &Arch, device: &Device) -> Result<Pretrained, WeightsError> {
     let found = ckpt.infer_arch()?;
     if found != *arch {
         return Err(WeightsError::ArchMismatch { expected: arch.name(), found: found.name() });
@@ -169,13 +169,14 @@ pub fn load_checkpoint(ckpt: &Checkpoint, arch: &Arch, device: &Device) -> Resul
     let expected: HashMap<String, Vec<usize>> =
         model.collect(None, None, true).into_iter().map(|t| (t.name.clone(), t.shape.to_vec())).collect();
     let mut original = HashMap::new();
+    // Consumes the checkpoint, so a large one is held once, not twice.
     let tensors: Vec<burn_pack::Tensor> = ckpt
         .tensors
-        .iter()
+        .into_iter()
         .filter_map(|t| {
             let path = kiln_path(arch, &t.name)?;
-            original.insert(path.clone(), (t.name.clone(), t.shape.clone()));
-            Some(burn_pack::Tensor::new(path, DType::F32, t.shape.clone(), None, Bytes::from_elems(t.values.clone())))
+            original.insert(path.clone(), (t.name, t.shape.clone()));
+            Some(burn_pack::Tensor::new(path, DType::F32, t.shape, None, Bytes::from_elems(t.values)))
         })
         .collect();
     let result = model.apply(tensors, None, Some(Box::new(PyTorchToBurnAdapter)), true);
@@ -226,7 +227,7 @@ pub fn load_any(bytes: &[u8], arch: Option<&Arch>, device: &Device) -> Result<(A
         Some(a) => a.clone(),
         None => ckpt.infer_arch()?,
     };
-    let model = load_checkpoint(&ckpt, &arch, device)?;
+    let model = load_checkpoint(ckpt, &arch, device)?;
     Ok((arch, model))
 }
 

@@ -12,6 +12,9 @@ use super::{Checkpoint, NamedTensor, WeightsError};
 /// `0x1950a86a20f9469cfc6c`, the first pickle of a legacy file, little-endian.
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
+/// 2^30 f32 values (4 GiB): far beyond any backbone's largest tensor.
+const MAX_ELEMENTS: usize = 1 << 30;
+
 fn bad(msg: impl Into<String>) -> WeightsError {
     WeightsError::Format(msg.into())
 }
@@ -123,6 +126,10 @@ fn gather(name: &str, t: &TensorRef, raw: &[u8]) -> Result<NamedTensor, WeightsE
     if t.stride.len() != t.shape.len() {
         return Err(bad(format!("{name}: stride {:?} does not match shape {:?}", t.stride, t.shape)));
     }
+    // A stride-0 view can claim any number of elements; refuse what no real weight needs.
+    if numel > MAX_ELEMENTS {
+        return Err(bad(format!("{name}: shape {:?} has {numel} elements, more than Kiln accepts for one tensor ({MAX_ELEMENTS})", t.shape)));
+    }
     let base = id.view_offset + t.offset;
     if numel > 0 {
         let extent = t.shape.iter().zip(&t.stride).try_fold(base, |acc, (&d, &s)| (d - 1).checked_mul(s).and_then(|x| acc.checked_add(x)));
@@ -195,7 +202,7 @@ pub fn read_zip(bytes: &[u8]) -> Result<Checkpoint, WeightsError> {
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     let mut read_entry = |name: &str| -> Result<Vec<u8>, WeightsError> {
         let mut entry = zip.by_name(name).map_err(|e| bad(format!("{name}: {e}")))?;
-        let mut out = Vec::with_capacity(entry.size() as usize);
+        let mut out = Vec::new();
         entry.read_to_end(&mut out).map_err(|e| bad(format!("{name}: {e}")))?;
         Ok(out)
     };
@@ -272,8 +279,9 @@ pub fn read_legacy(bytes: &[u8]) -> Result<Checkpoint, WeightsError> {
         pos += 8;
         let es = dtypes.get(&key).map(|d| d.size()).ok_or_else(|| bad(format!("storage {key} is not used by any tensor, so its size is unknown")))?;
         let len = usize::try_from(count).ok().and_then(|c| c.checked_mul(es)).ok_or_else(|| bad(format!("storage {key}: bad size {count}")))?;
-        let data = bytes.get(pos..pos + len).ok_or_else(|| bad(format!("storage {key} is cut off")))?;
-        pos += len;
+        let end = pos.checked_add(len).ok_or_else(|| bad(format!("storage {key}: bad size {count}")))?;
+        let data = bytes.get(pos..end).ok_or_else(|| bad(format!("storage {key} is cut off")))?;
+        pos = end;
         storages.insert(key, data);
     }
     sd.iter()

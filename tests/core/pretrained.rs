@@ -20,7 +20,7 @@ fn efficientnet_lite0_from_the_legacy_pth_classifies_imagenet_photos() {
     let bytes = std::fs::read(asset("efficientnet-lite0-57934424.pth")).unwrap();
     let ckpt = Checkpoint::from_bytes(&bytes).unwrap();
     assert_eq!(ckpt.infer_arch().unwrap(), Arch::EfficientNetLite0);
-    let model = pretrained::load_checkpoint(&ckpt, &Arch::EfficientNetLite0, &cpu()).unwrap();
+    let model = pretrained::load_checkpoint(ckpt, &Arch::EfficientNetLite0, &cpu()).unwrap();
     let top = |photo: &str| {
         let img = std::fs::read(asset(&format!("photos/{photo}"))).unwrap();
         pollster::block_on(pretrained::imagenet_top_k(&model, &img, 224, 5, &cpu())).unwrap()
@@ -96,7 +96,7 @@ fn torchvision_resnet18_zip_checkpoint_loads_every_tensor_in_place() {
     let ckpt = Checkpoint::from_bytes(&bytes).unwrap();
     assert_eq!(ckpt.infer_arch().unwrap(), Arch::ResNet18);
     assert_eq!(ckpt.classifier_size(&Arch::ResNet18), Some(1000));
-    let model = pretrained::load_checkpoint(&ckpt, &Arch::ResNet18, &cpu()).unwrap();
+    let model = pretrained::load_checkpoint(ckpt.clone(), &Arch::ResNet18, &cpu()).unwrap();
     assert_loaded(&model, &ckpt);
 }
 
@@ -112,7 +112,7 @@ fn torchvision_resnet34_legacy_checkpoint_honours_strides_and_offsets() {
 fn safetensors_checkpoint_loads() {
     let bytes = fixture("resnet18.safetensors", &["--format", "safetensors"]);
     let ckpt = Checkpoint::from_bytes(&bytes).unwrap();
-    let model = pretrained::load_checkpoint(&ckpt, &Arch::ResNet18, &cpu()).unwrap();
+    let model = pretrained::load_checkpoint(ckpt.clone(), &Arch::ResNet18, &cpu()).unwrap();
     // safetensors lists keys sorted, so the fixture's key order comes from the zip file.
     let order = Checkpoint::from_bytes(&fixture("resnet18-order.pth", &["--format", "zip"])).unwrap();
     let mut ordered = Checkpoint::default();

@@ -229,6 +229,10 @@ try {
     await page.waitForSelector('#error:not([hidden])');
     assert.match(await page.textContent('#error'), /junk\.pth.*PyTorch checkpoint/);
     await page.evaluate(() => { document.querySelector('#error').hidden = true; });
+    // A Kiln backbone file (what `kiln weights import` writes) is accepted too.
+    await page.setInputFiles('#weights-file', join(root, 'www/weights/efficientnet_lite0.kiln'));
+    await page.waitForFunction(() => /EfficientNet-Lite0 from efficientnet_lite0\.kiln/.test(document.querySelector('#weights-status').textContent), null, { timeout: 120_000 });
+    assert.equal(await page.inputValue('#arch'), 'efficientnet_lite0');
   }
 
   // Phone width: still usable, no horizontal scroll.
