@@ -48,12 +48,20 @@ pub struct ModelHeader {
 pub enum ExportError {
     #[error("not a Kiln model file (it does not start with KILN); export one with `kiln train … -o model.kiln`")]
     NotKiln,
-    #[error("this file has format version {0}; this Kiln reads version {VERSION} (re-export it with this version)")]
+    #[error("this file has format version {0}, but this Kiln reads version {VERSION}: {hint}", hint = version_hint(*.0))]
     Version(u32),
     #[error("this .kiln file holds a {found}, not a {expected}: {hint}")]
     Kind { expected: &'static str, found: &'static str, hint: &'static str },
     #[error("the model file is truncated or corrupt: {0}")]
     Corrupt(String),
+}
+
+fn version_hint(version: u32) -> &'static str {
+    if version < VERSION {
+        "it was written by an earlier Kiln; train the model again, or import the weights again with `kiln weights import`"
+    } else {
+        "update Kiln to read it"
+    }
 }
 
 /// Serialise the learner's model. Tensors are read with async reads (a blocking read panics on
@@ -109,7 +117,7 @@ fn load_weights<M: Module>(model: M, weights: &[u8]) -> Result<M, ExportError> {
 
 /// Rebuild a learner from a model file on `device`.
 pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError> {
-    let header = match read_header(bytes)? {
+    let (header, weights) = match read_header(bytes)? {
         (FileHeader::Model(h), weights) => (h, weights),
         (FileHeader::Backbone(_), _) => {
             return Err(ExportError::Kind {
@@ -119,7 +127,6 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError>
             });
         }
     };
-    let (header, weights) = header;
     if header.classes.len() != header.config.model.num_classes {
         return Err(ExportError::Corrupt("class list and model size disagree".into()));
     }

@@ -159,6 +159,11 @@ fn a_backbone_file_round_trips_and_starts_a_frozen_learner() {
     // A trained-model reader refuses a backbone with a hint, and the reverse.
     let e = kiln::export::from_bytes(&file, &cpu()).err().unwrap().to_string();
     assert!(e.contains("pretrained backbone"), "{e}");
+    // A file from before format 2 says what to do.
+    let mut old = file.clone();
+    old[4..8].copy_from_slice(&1u32.to_le_bytes());
+    let e = pretrained::load_any(&old, None, &cpu()).err().unwrap().to_string();
+    assert!(e.contains("earlier Kiln") && e.contains("kiln weights import"), "{e}");
 
     let config = kiln::LearnerConfig::new(kiln::ClassifierConfig::new(arch.clone(), 3), 32).with_batch_size(4);
     let mut learner = kiln::Learner::new(config, vec!["a".into(), "b".into(), "c".into()], 40, &cpu()).unwrap();
