@@ -1,0 +1,66 @@
+//! The `kiln` binary as a user runs it: pretrained weights from the command line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kiln(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().expect("kiln runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn asset(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(name);
+    assert!(p.exists(), "{} is missing: run `bash scripts/fetch-assets.sh`", p.display());
+    p.to_string_lossy().into_owned()
+}
+
+fn tmp(name: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn weights_import_then_predict_names_the_espresso() {
+    let out = tmp("lite0.kiln");
+    let o = kiln(&["weights", "import", &asset("efficientnet-lite0-57934424.pth"), "-o", &out]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("efficientnet_lite0 weights with its 1000-class classifier"), "{}", text(&o));
+    let o = kiln(&["weights", "predict", "--weights", &out, &asset("photos/coffee.png")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("coffee.png: 967 "), "{}", text(&o));
+}
+
+#[test]
+fn fine_tune_starts_from_the_bundled_backbone_by_default() {
+    let crops = tmp("crops");
+    let o = kiln(&["samples", "--photos", &asset("photos"), "--side", "32", "--crops-per-cell", "1", "-o", &crops]);
+    assert!(o.status.success(), "{}", text(&o));
+    let model = tmp("crops.kiln");
+    let o = kiln(&["fine-tune", &crops, "--presize", "32", "--size", "32", "--bs", "16", "--epochs", "1", "--device", "cpu", "-o", &model]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("pretrained: efficientnet_lite0 weights from"), "{t}");
+    assert!(t.contains("frozen") && t.contains("unfrozen"), "{t}");
+    let o = kiln(&["predict", &model, &asset("photos/chelsea.png")]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn missing_or_wrong_weights_are_one_line_errors_that_say_what_to_do() {
+    let crops = tmp("crops-errors");
+    assert!(kiln(&["samples", "--photos", &asset("photos"), "--side", "16", "--crops-per-cell", "1", "-o", &crops]).status.success());
+    let o = kiln(&["fine-tune", &crops, "--arch", "resnet34", "--device", "cpu"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--weights") && text(&o).contains("--no-pretrained"), "{}", text(&o));
+    let o = kiln(&["fine-tune", &crops, "--arch", "resnet18", "--weights", &asset("efficientnet-lite0-57934424.pth"), "--device", "cpu"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("efficientnet_lite0") && text(&o).contains("resnet18"), "{}", text(&o));
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let o = kiln(&["weights", "import", &readme.to_string_lossy(), "-o", &tmp("x.kiln")]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("README.md") && text(&o).contains("PyTorch checkpoint"), "{}", text(&o));
+}
