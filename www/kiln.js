@@ -53,6 +53,8 @@ export class Kiln {
     this.lastDataset = null;
     /** @type {BackendInfo | null} */
     this.info = null;
+    /** @type {{blob: Blob, name: string} | null} */
+    this.lastWeights = null;
   }
 
   /**
@@ -105,6 +107,7 @@ export class Kiln {
     this.crash(new Error('the Kiln worker was restarted'));
     await this.start();
     if (this.lastDataset) await this.call('loadDataset', { files: this.lastDataset.entries, options: this.lastDataset.options });
+    if (this.lastWeights) await this.importWeights(this.lastWeights.blob, this.lastWeights.name);
   }
 
   /** @private @returns {Promise<any>} */
@@ -179,11 +182,14 @@ export class Kiln {
    */
   async importWeights(blob, name = blob instanceof File ? blob.name : 'weights') {
     const bytes = new Uint8Array(await blob.arrayBuffer());
-    return this.call('importWeights', { bytes, name }, [bytes.buffer]);
+    const imported = await this.call('importWeights', { bytes, name }, [bytes.buffer]);
+    this.lastWeights = { blob, name };
+    return imported;
   }
 
   /** Forget imported weights (EfficientNet-Lite0's bundled ones stay). */
   clearWeights() {
+    this.lastWeights = null;
     return this.call('clearWeights');
   }
 
