@@ -9,6 +9,7 @@ function showError(e) {
   const box = $('error');
   box.textContent = e instanceof Error ? e.message : String(e);
   box.hidden = false;
+  // The box sticks to the top of the window (style.css), so it is seen wherever the user is.
   console.error(e);
 }
 function clearError() { $('error').hidden = true; }
@@ -28,7 +29,8 @@ function setBusy(busy) {
   $('sample').disabled = busy;
   $('export').disabled = busy || !state.trained;
   $('cancel').disabled = !busy;
-  for (const id of ['pick-folder', 'pick-files', 'import', 'predict-file', 'weights-file']) $(id).disabled = busy;
+  for (const id of ['pick-folder', 'pick-files', 'import', 'predict-file', 'weights-file', 'arch']) $(id).disabled = busy;
+  $('pretrained').disabled = busy || $('arch').value === 'tiny';
 }
 
 // ---- 1. Photos ----------------------------------------------------------------------------
@@ -122,15 +124,20 @@ const ARCH_NAMES = { efficientnet_lite0: 'EfficientNet-Lite0', resnet18: 'ResNet
 function showWeights() {
   const arch = $('arch').value;
   const box = $('weights-status');
-  $('pretrained').disabled = arch === 'tiny';
+  // Tiny has no pretrained weights: show the box unticked, and restore the choice after.
+  const tiny = arch === 'tiny';
+  if (tiny && !$('pretrained').disabled) state.wantPretrained = $('pretrained').checked;
+  if (!tiny && $('pretrained').disabled && !state.busy) $('pretrained').checked = state.wantPretrained ?? true;
+  $('pretrained').disabled = tiny || state.busy;
+  if (tiny) $('pretrained').checked = false;
   box.classList.remove('warn');
-  if (arch === 'tiny') box.textContent = 'The tiny ResNet always starts from random weights.';
+  if (tiny) box.textContent = 'The tiny ResNet always starts from random weights.';
   else if (!$('pretrained').checked) box.textContent = `${ARCH_NAMES[arch]} from random weights (training from scratch needs far more data).`;
   else if (state.weights && state.weights.arch === arch) box.textContent = `${ARCH_NAMES[arch]} from ${state.weights.name}.`;
   else if (arch === 'efficientnet_lite0') box.textContent = 'EfficientNet-Lite0 pretrained on ImageNet (bundled with Kiln, Apache-2.0).';
   else {
     const file = arch === 'resnet18' ? 'resnet18-f37072fd.pth' : 'resnet34-b627a593.pth';
-    box.textContent = `No ${ARCH_NAMES[arch]} weights yet: drop torchvision's ${file} here (or anywhere on the page), or untick pretrained.`;
+    box.textContent = `No ${ARCH_NAMES[arch]} weights yet: download torchvision's ${file} (see the README), then drop it anywhere on the page or use the button below; or untick pretrained.`;
     box.classList.add('warn');
   }
 }
@@ -264,19 +271,21 @@ async function train() {
   if (!(epochs >= 1)) throw new Error(`Epochs must be at least 1 (got ${$('epochs').value}).`);
   if (!(lr > 0 && lr < 10)) throw new Error(`Learning rate must be between 0 and 10 (got ${$('lr').value}).`);
   setBusy(true);
-  makeCharts(totalEpochs());
-  $('epochs-table').tBodies[0].replaceChildren();
-  $('progress').value = 0;
   $('status').textContent = 'preparing the model…';
   try {
     const created = await state.kiln.createLearner(learnerOptions());
     state.classes = created.classes;
-    $('status').textContent = created.pretrained ? `starting from pretrained weights: ${created.pretrained}` : 'starting from random weights';
+    // A failed start (e.g. missing weights) leaves the last run's charts and table in place.
+    makeCharts(totalEpochs());
+    $('epochs-table').tBodies[0].replaceChildren();
+    $('progress').value = 0;
+    const origin = `${ARCH_NAMES[$('arch').value]} ${created.pretrained ? `started from pretrained weights: ${created.pretrained}` : 'started from random weights'}`;
+    $('status').textContent = origin;
     const report = $('method').value === 'fine_tune'
       ? await state.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: Number($('freeze-epochs').value) }, callbacks)
       : await state.kiln.fitOneCycle(epochs, lr, callbacks);
     state.trained = true;
-    $('status').textContent = report.cancelled ? 'cancelled — the model keeps what it learned so far' : 'done';
+    $('status').textContent = `${report.cancelled ? 'cancelled — the model keeps what it learned so far' : 'done'} · ${origin}`;
     $('model-status').textContent = 'model ready';
   } catch (e) {
     $('status').textContent = '';
@@ -446,8 +455,15 @@ async function importModel(file) {
 // ---- wiring -------------------------------------------------------------------------------
 
 function wire() {
-  $('pick-folder').addEventListener('change', (e) => guard(() => loadFiles([...e.target.files])));
-  $('pick-files').addEventListener('change', (e) => guard(() => loadFiles([...e.target.files])));
+  // Each picker is emptied after use, so picking the same file again fires again.
+  const onPick = (id, use) => $(id).addEventListener('change', (e) => {
+    const files = [...e.target.files];
+    e.target.value = '';
+    if (files.length) guard(() => use(files));
+  });
+  onPick('pick-folder', loadFiles);
+  onPick('pick-files', loadFiles);
+  onPick('weights-file', (f) => importWeights(f[0]));
   $('sample').addEventListener('click', () => guard(async () => {
     // Digits are 32 px scans: small settings train in seconds; flips would mirror the digits.
     // With no pretrained body for this tiny model, plain one-cycle training learns fastest.
@@ -468,14 +484,14 @@ function wire() {
     $('freeze-label').hidden = !ft;
     $('lr').value = ft ? 0.002 : 0.001;
   });
-  $('arch').addEventListener('change', showWeights);
-  $('pretrained').addEventListener('change', showWeights);
-  $('weights-file').addEventListener('change', (e) => e.target.files[0] && guard(() => importWeights(e.target.files[0])));
+  $('arch').addEventListener('change', () => { clearError(); showWeights(); });
+  $('pretrained').addEventListener('change', () => { clearError(); showWeights(); });
+  $('error').addEventListener('click', clearError);
   $('train').addEventListener('click', () => guard(train));
   $('cancel').addEventListener('click', () => guard(() => state.kiln.cancel()));
-  $('predict-file').addEventListener('change', (e) => e.target.files[0] && guard(() => predict(e.target.files[0])));
+  onPick('predict-file', (f) => predict(f[0]));
   $('export').addEventListener('click', () => guard(exportModel));
-  $('import').addEventListener('change', (e) => e.target.files[0] && guard(() => importModel(e.target.files[0])));
+  onPick('import', (f) => importModel(f[0]));
 
   // Drops anywhere load a dataset, except on the predict area, which predicts.
   let depth = 0;

@@ -210,7 +210,10 @@ try {
     assert.match(await page.textContent('#weights-status'), /resnet34-b627a593\.pth/);
     await page.click('#train');
     await page.waitForSelector('#error:not([hidden])');
-    assert.match(await page.textContent('#error'), /no pretrained resnet34 weights.*resnet34-b627a593\.pth/);
+    assert.match(await page.textContent('#error'), /no pretrained ResNet-34 weights.*resnet34-b627a593\.pth/);
+    // The failed start keeps the last run's epoch table; the error is in view at the top.
+    assert.equal(await page.locator('#epochs-table tbody tr').count(), 2);
+    assert.ok(await page.evaluate(() => { const r = document.querySelector('#error').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; }), 'the error is visible without scrolling');
     // …and a torchvision-layout checkpoint (written by the fixture script) is recognised.
     const ckpt = join(dir, 'resnet18-fixture.pth');
     const py = spawnSync('python3', [join(root, 'tests/fixtures/torch_checkpoint.py'), ckpt, '--format', 'zip', '--arch', 'resnet18']);
@@ -233,6 +236,10 @@ try {
     await page.setInputFiles('#weights-file', join(root, 'www/weights/efficientnet_lite0.kiln'));
     await page.waitForFunction(() => /EfficientNet-Lite0 from efficientnet_lite0\.kiln/.test(document.querySelector('#weights-status').textContent), null, { timeout: 120_000 });
     assert.equal(await page.inputValue('#arch'), 'efficientnet_lite0');
+    // Picking the same file again works (the picker is emptied after each use).
+    await page.selectOption('#arch', 'resnet18');
+    await page.setInputFiles('#weights-file', join(root, 'www/weights/efficientnet_lite0.kiln'));
+    await page.waitForFunction(() => document.querySelector('#arch').value === 'efficientnet_lite0', null, { timeout: 120_000 });
   }
 
   // Phone width: still usable, no horizontal scroll.
@@ -243,7 +250,7 @@ try {
 
   assert.equal(await page.isVisible('#error'), false, `page shows an error: ${await page.textContent('#error')}`);
   // Only the errors provoked above reach the console.
-  assert.deepEqual(errors.filter((e) => !/favicon|no pretrained resnet34 weights|junk\.pth/.test(e)), []);
+  assert.deepEqual(errors.filter((e) => !/favicon|no pretrained ResNet-34 weights|junk\.pth/.test(e)), []);
   log('ok');
 } catch (e) {
   failed = true;
