@@ -240,14 +240,13 @@ fn weights_command(command: WeightsCommand) -> Result<(), String> {
     let cpu = burn::tensor::Device::flex();
     match command {
         WeightsCommand::Import { file, output, arch } => {
-            let (arch, model) = read_weights(&file, arch.as_ref(), &cpu)?;
+            let bytes = std::fs::read(&file).map_err(|e| format!("reading weights {}: {e}", file.display()))?;
             let source = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let classes = model.fc.as_ref().map(|fc| fc.weight.dims()[1]);
-            let header = kiln::export::BackboneHeader { arch: arch.clone(), imagenet_classes: classes, source };
-            let bytes = pollster::block_on(kiln::export::backbone_to_bytes(&model, header)).map_err(|e| e.to_string())?;
-            std::fs::write(&output, bytes).map_err(|e| format!("writing {}: {e}", output.display()))?;
-            let classifier = classes.map(|n| format!(" with its {n}-class classifier")).unwrap_or_default();
-            println!("{}: {} weights{classifier}; saved a Kiln backbone to {}", file.display(), arch.name(), output.display());
+            let (header, backbone) =
+                pollster::block_on(kiln::pretrained::import(&bytes, &source, arch.as_ref())).map_err(|e| format!("{}: {e}", file.display()))?;
+            std::fs::write(&output, backbone).map_err(|e| format!("writing {}: {e}", output.display()))?;
+            let classifier = header.imagenet_classes.map(|n| format!(" with its {n}-class classifier")).unwrap_or_default();
+            println!("{}: {} weights{classifier}; saved a Kiln backbone to {}", file.display(), header.arch.name(), output.display());
         }
         WeightsCommand::Predict { weights, images, size } => {
             let path = match weights {

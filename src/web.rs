@@ -344,14 +344,10 @@ impl Learner {
 pub fn import_weights(bytes: Vec<u8>, source: String, arch: Option<String>) -> Promise {
     future_to_promise(async move {
         let arch: Option<Arch> = arch.map(|a| a.parse()).transpose().map_err(js_err)?;
-        let cpu = Device::flex();
-        let (arch, model) = crate::pretrained::load_any(&bytes, arch.as_ref(), &cpu).map_err(|e| js_err(format!("{source}: {e}")))?;
-        let imagenet_classes = model.fc.as_ref().map(|fc| fc.weight.dims()[1]);
-        let header = crate::export::BackboneHeader { arch: arch.clone(), imagenet_classes, source };
-        let bytes = crate::export::backbone_to_bytes(&model, header).await.map_err(js_err)?;
+        let (header, bytes) = crate::pretrained::import(&bytes, &source, arch.as_ref()).await.map_err(|e| js_err(format!("{source}: {e}")))?;
         let o = js_sys::Object::new();
-        js_sys::Reflect::set(&o, &"arch".into(), &arch.name().into())?;
-        js_sys::Reflect::set(&o, &"imagenetClasses".into(), &imagenet_classes.map(|n| n as f64).into())?;
+        js_sys::Reflect::set(&o, &"arch".into(), &header.arch.name().into())?;
+        js_sys::Reflect::set(&o, &"imagenetClasses".into(), &header.imagenet_classes.map(|n| n as f64).into())?;
         js_sys::Reflect::set(&o, &"bytes".into(), &Uint8Array::from(bytes.as_slice()))?;
         Ok(o.into())
     })

@@ -231,6 +231,18 @@ pub fn load_any(bytes: &[u8], arch: Option<&Arch>, device: &Device) -> Result<(A
     Ok((arch, model))
 }
 
+/// `kiln weights import`: any weights a user brings, as a Kiln backbone file (with the
+/// checkpoint's own classifier kept for [`imagenet_top_k`]).
+pub async fn import(bytes: &[u8], source: &str, arch: Option<&Arch>) -> Result<(crate::export::BackboneHeader, Vec<u8>), WeightsError> {
+    // Converting is pure data movement: the CPU backend serves everywhere, the browser included.
+    let cpu = Device::flex();
+    let (arch, model) = load_any(bytes, arch, &cpu)?;
+    let imagenet_classes = model.fc.as_ref().map(|fc| fc.weight.dims()[1]);
+    let header = crate::export::BackboneHeader { arch, imagenet_classes, source: source.to_string() };
+    let file = crate::export::backbone_to_bytes(&model, header.clone()).await.map_err(|e| WeightsError::Format(e.to_string()))?;
+    Ok((header, file))
+}
+
 /// The original network's top-`k` classes (index, probability) for one photo, preprocessed as
 /// at ImageNet evaluation: centre square crop resized to `size`, ImageNet normalisation.
 pub async fn imagenet_top_k(model: &Pretrained, bytes: &[u8], size: u32, k: usize, device: &Device) -> Result<Vec<(usize, f32)>, String> {

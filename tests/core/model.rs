@@ -91,10 +91,13 @@ fn head_matches_fastais_create_head() {
     );
 }
 
+fn group(path: &str) -> usize {
+    param_group(&path.split('.').map(str::to_string).collect::<Vec<_>>())
+}
+
 #[test]
 fn three_parameter_groups_split_like_fastai() {
     let m = ClassifierConfig::new(Arch::ResNet18, 2).init(&cpu());
-    let group = |n: &str| param_group(&n.split('.').map(str::to_string).collect::<Vec<_>>());
     let mut counts = [0; 3];
     for (n, _) in names(&m) {
         counts[group(&n)] += 1;
@@ -111,7 +114,6 @@ fn three_parameter_groups_split_like_fastai() {
 #[test]
 fn efficientnet_groups_split_at_stride_8() {
     let m = ClassifierConfig::new(Arch::EfficientNetLite0, 2).init(&cpu());
-    let group = |n: &str| param_group(&n.split('.').map(str::to_string).collect::<Vec<_>>());
     let mut counts = [0usize; 3];
     for (n, size) in names(&m) {
         counts[group(&n)] += size;
