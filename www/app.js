@@ -1,5 +1,5 @@
 // The page: wires the controls to Kiln's JS API (kiln.js). All heavy work runs in the worker.
-import { Kiln, filesFromDrop } from './kiln.js';
+import { Kiln, filesFromDrop, ARCHS } from './kiln.js';
 import uPlot from './vendor/uPlot.esm.js';
 
 const $ = (id) => document.getElementById(id);
@@ -118,7 +118,6 @@ function learnerOptions() {
 
 // ---- Pretrained weights ---------------------------------------------------------------------
 
-const ARCH_NAMES = { efficientnet_lite0: 'EfficientNet-Lite0', resnet18: 'ResNet-18', resnet34: 'ResNet-34', tiny: 'Tiny ResNet' };
 
 /** Says which weights the next model starts from. */
 function showWeights() {
@@ -132,12 +131,11 @@ function showWeights() {
   if (tiny) $('pretrained').checked = false;
   box.classList.remove('warn');
   if (tiny) box.textContent = 'The tiny ResNet always starts from random weights.';
-  else if (!$('pretrained').checked) box.textContent = `${ARCH_NAMES[arch]} from random weights (training from scratch needs far more data).`;
-  else if (state.weights && state.weights.arch === arch) box.textContent = `${ARCH_NAMES[arch]} from ${state.weights.name}.`;
+  else if (!$('pretrained').checked) box.textContent = `${ARCHS[arch].name} from random weights (training from scratch needs far more data).`;
+  else if (state.weights && state.weights.arch === arch) box.textContent = `${ARCHS[arch].name} from ${state.weights.name}.`;
   else if (arch === 'efficientnet_lite0') box.textContent = 'EfficientNet-Lite0 pretrained on ImageNet (bundled with Kiln, Apache-2.0).';
   else {
-    const file = arch === 'resnet18' ? 'resnet18-f37072fd.pth' : 'resnet34-b627a593.pth';
-    box.textContent = `No ${ARCH_NAMES[arch]} weights yet: download torchvision's ${file} (see the README), then drop it anywhere on the page or use the button below; or untick pretrained.`;
+    box.textContent = `No ${ARCHS[arch].name} weights yet: download torchvision's ${ARCHS[arch].torchvision} (see the README), then drop it anywhere on the page or use the button below; or untick pretrained.`;
     box.classList.add('warn');
   }
 }
@@ -279,7 +277,7 @@ async function train() {
     makeCharts(totalEpochs());
     $('epochs-table').tBodies[0].replaceChildren();
     $('progress').value = 0;
-    const origin = `${ARCH_NAMES[$('arch').value]} ${created.pretrained ? `started from pretrained weights: ${created.pretrained}` : 'started from random weights'}`;
+    const origin = `${ARCHS[$('arch').value].name} ${created.pretrained ? `started from pretrained weights: ${created.pretrained}` : 'started from random weights'}`;
     $('status').textContent = origin;
     const report = $('method').value === 'fine_tune'
       ? await state.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: Number($('freeze-epochs').value) }, callbacks)

@@ -27,6 +27,18 @@
  * @typedef {File | {name: string, blob: Blob}} InputFile
  */
 
+/**
+ * The architectures Kiln builds: display names, and for ResNets the torchvision file a user
+ * brings (no registry ships ResNet ImageNet weights; EfficientNet-Lite0's are bundled).
+ * @type {Record<string, {name: string, torchvision?: string}>}
+ */
+export const ARCHS = {
+  efficientnet_lite0: { name: 'EfficientNet-Lite0' },
+  resnet34: { name: 'ResNet-34', torchvision: 'resnet34-b627a593.pth' },
+  resnet18: { name: 'ResNet-18', torchvision: 'resnet18-f37072fd.pth' },
+  tiny: { name: 'Tiny ResNet' },
+};
+
 /** The path a file is labelled by: its folder path when it came from a folder. */
 function pathOf(/** @type {any} */ f) {
   return f.kiln_path || f.webkitRelativePath || f.name;

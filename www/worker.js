@@ -2,13 +2,13 @@
 // blocks the page. It answers {id, method, args} messages with {id, result} or {id, error},
 // and streams training events as {event}.
 import init, { Backend, Dataset, Learner, CancelToken, sampleDigits, importWeights } from './pkg/kiln.js';
+import { ARCHS } from './kiln.js';
 
 const state = { backend: null, dataset: null, learner: null, cancel: null };
 // Pretrained weights: the user's (converted to a Kiln backbone once, on import) and the
 // bundled EfficientNet-Lite0, a static asset next to the page fetched on first use.
 const weights = { user: null, bundled: null };
 const BUNDLED = { arch: 'efficientnet_lite0', url: new URL('./weights/efficientnet_lite0.kiln', import.meta.url) };
-const TORCHVISION = { resnet18: ['ResNet-18', 'resnet18-f37072fd.pth'], resnet34: ['ResNet-34', 'resnet34-b627a593.pth'] };
 
 async function pretrainedFor(arch) {
   if (weights.user && weights.user.arch === arch) return { bytes: weights.user.bytes, from: weights.user.name };
@@ -20,8 +20,9 @@ async function pretrainedFor(arch) {
     }
     return { bytes: weights.bundled, from: 'ImageNet (bundled)' };
   }
-  const [name, file] = TORCHVISION[arch] || [arch, 'its weights'];
-  throw new Error(`no pretrained ${name} weights are loaded: download torchvision's ${file} (see Kiln's README), then drop it onto the page or use "Use your own weights"; or untick "Start from pretrained weights"`);
+  const { name, torchvision } = ARCHS[arch] || { name: arch };
+  const file = torchvision ? `torchvision's ${torchvision}` : 'its weights';
+  throw new Error(`no pretrained ${name} weights are loaded: download ${file} (see Kiln's README), then drop it onto the page or use "Use your own weights"; or untick "Start from pretrained weights"`);
 }
 
 function need(name) {
