@@ -1,57 +1,215 @@
-// `node benches/browser.mjs`: per-step training time of the same tiny model in headless
-// Chromium on WebGPU (SwiftShader here) and on the CPU backend in wasm, plus cold start and the
-// wasm size. Compare with `cargo bench --bench train -- tiny` (native CPU). Needs the page built
-// (scripts/build-web.sh).
-import { spawn } from 'node:child_process';
-import { existsSync, statSync, readFileSync } from 'node:fs';
+// `node benches/browser.mjs [sections…]`: the page's figures in headless Chromium, in one run,
+// printed as a table. Needs the page built (scripts/build-web.sh) and the native CLI and bench
+// (cargo build --release; the native reference runs `cargo bench --bench train -- browser-ref`).
+// Sections (default: all):
+//   size     each build's .wasm, raw and gzip -9
+//   steps    ResNet-18 and EfficientNet-Lite0 at 224 px, batch 16, frozen and unfrozen steps
+//            (fine_tune's two phases, median after warm-up) on the CPU backend with 1 thread
+//            and with all threads, against the native flex step at the same thread count
+//   webgpu   the tiny model's step on WebGPU and on the CPU (SwiftShader's WebGPU is a software
+//            renderer: at 224 px a step takes minutes, so WebGPU is timed on the tiny model)
+//   default  the page as a user meets it: a 144-photo, 6-class folder set, default settings,
+//            Train → trained model; time to the end of the frozen epoch and in all, peak memory
+//   cold     page load → the first training step of the default model on the CPU backend
+//   soak     wasm memory after 50 and after 500 steps of the tiny model (must stay flat)
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, mkdirSync, rmSync, readdirSync, renameSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const root = new URL('../', import.meta.url).pathname;
-const wasm = join(root, 'www/pkg/kiln_bg.wasm');
-const raw = readFileSync(wasm);
-console.log(`wasm: ${(raw.length / 1048576).toFixed(1)} MiB raw, ${(gzipSync(raw, { level: 9 }).length / 1048576).toFixed(1)} MiB gzip -9`);
+const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['size', 'steps', 'webgpu', 'default', 'cold', 'soak'];
+const rows = [];
+const row = (what, value, note = '') => { rows.push([what, value, note]); console.log(`  ${what}: ${value}${note ? `  (${note})` : ''}`); };
+const median = (v) => { const s = [...v].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const secs = (x) => (x == null || Number.isNaN(x) ? 'n/a' : `${x.toFixed(2)} s`);
+const mib = (b) => `${(b / 1048576).toFixed(0)} MiB`;
+
+if (sections.includes('size')) {
+  for (const build of ['pkg', 'pkg-threads']) {
+    const raw = readFileSync(join(root, 'www', build, 'kiln_bg.wasm'));
+    row(`wasm size, ${build}`, `${(raw.length / 1048576).toFixed(1)} MiB raw, ${(gzipSync(raw, { level: 9 }).length / 1048576).toFixed(2)} MiB gzip -9`);
+  }
+}
 
 const port = 19000 + Math.floor(Math.random() * 1000);
-const server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', join(root, 'www')], { stdio: 'ignore' });
+const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
+const base = `http://127.0.0.1:${port}`;
 const browser = await chromium.launch({
   executablePath: ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync),
-  args: ['--enable-unsafe-webgpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-sandbox'],
+  args: ['--enable-unsafe-webgpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-sandbox', '--enable-precise-memory-info'],
 });
-const steps = Number(process.env.STEPS || 12);
+
+async function benchPage() {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  for (let i = 0; i < 50; i++) {
+    try { await page.goto(`${base}/bench.html`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
+  }
+  return page;
+}
+
+/** fine_tune(1) on the digits at presize 256, 224 px, batch 16: median step per phase. */
+async function browserSteps(arch, backend, threads) {
+  const page = await benchPage();
+  const r = await page.evaluate(async ({ arch, backend, threads }) => {
+    const { Kiln } = await import('./kiln.js');
+    const kiln = await Kiln.create({ backend, threads });
+    const files = (await kiln.sampleFiles()).slice(0, 112);
+    await kiln.loadDataset(files, { presize: 256, validPct: 0.143 });
+    await kiln.createLearner({ arch, pretrained: false, size: 224, batchSize: 16 });
+    const times = {};
+    let last = null;
+    await kiln.fineTune(1, { freezeEpochs: 1 }, {
+      onBatch: (b) => {
+        const now = performance.now();
+        if (last && last.phase === b.phase) (times[b.phase] ||= []).push((now - last.t) / 1000);
+        last = { phase: b.phase, t: now };
+      },
+    });
+    const mem = await kiln.memory();
+    kiln.dispose();
+    return { times, threads: kiln.info.threads, mem };
+  }, { arch, backend, threads });
+  await page.close();
+  const m = (p) => median((r.times[p] || []).slice(1));
+  return { frozen: m('frozen'), unfrozen: m('unfrozen'), threads: r.threads, mem: r.mem.wasmBytes };
+}
+
+function nativeSteps(threads) {
+  const out = spawnSync('cargo', ['bench', '-q', '--bench', 'train', '--', 'browser-ref'], { cwd: root, env: { ...process.env, RAYON_NUM_THREADS: String(threads) }, encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`native reference failed: ${out.stderr}`);
+  return Object.fromEntries(out.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).map((j) => [j.arch, j]));
+}
+
 try {
-  for (const backend of (process.argv[2] || 'webgpu,cpu').split(',')) {
-    const page = await browser.newPage();
-    for (let i = 0; i < 50; i++) {
-      try { await page.goto(`http://127.0.0.1:${port}/bench.html`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
+  if (sections.includes('steps')) {
+    const cores = Math.min(8, Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()) || 1);
+    for (const threads of [1, cores]) {
+      const native = nativeSteps(threads);
+      for (const arch of ['resnet18', 'efficientnet_lite0']) {
+        const b = await browserSteps(arch, 'cpu', threads);
+        for (const phase of ['frozen', 'unfrozen']) {
+          const n = native[arch][`${phase}_s`];
+          row(`${arch} ${phase} step, 224 px, batch 16, CPU ${b.threads} thread(s)`, `browser ${secs(b[phase])}, native ${secs(n)}`, `browser/native ${(b[phase] / n).toFixed(2)}×; wasm memory ${mib(b.mem)}`);
+        }
+      }
     }
-    const r = await page.evaluate(async ({ backend, steps }) => {
-      const t0 = performance.now();
+  }
+
+  if (sections.includes('webgpu')) {
+    for (const backend of ['webgpu', 'cpu']) {
+      const page = await benchPage();
+      const r = await page.evaluate(async ({ backend }) => {
+        const { Kiln } = await import('./kiln.js');
+        const kiln = await Kiln.create({ backend });
+        await kiln.loadDataset((await kiln.sampleFiles()).slice(0, 16 * 13 * 5 / 4), { presize: 36, validPct: 0.2 });
+        await kiln.createLearner({ arch: 'tiny', size: 32, batchSize: 16, hidden: 64, doFlip: false });
+        const times = [];
+        let last = null;
+        await kiln.fitOneCycle(1, 1e-2, { onBatch: () => { const now = performance.now(); if (last) times.push(now - last); last = now; } });
+        kiln.dispose();
+        times.sort((a, b) => a - b);
+        return { adapter: kiln.info.adapter, threads: kiln.info.threads, median: times[Math.floor(times.length / 2)] };
+      }, { backend });
+      await page.close();
+      row(`tiny ResNet step, 32 px, batch 16, ${backend}`, `${r.median.toFixed(0)} ms`, `${r.adapter}, ${r.threads} thread(s)`);
+    }
+  }
+
+  if (sections.includes('default')) {
+    // 144 real-photo crops in 6 class folders (24 each), made by the CLI from the bundled photos.
+    const dir = join(root, 'out/bench-photos');
+    if (!existsSync(join(dir, 'set'))) {
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(join(dir, 'photos'), { recursive: true });
+      for (const p of ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg', 'motorcycle_left.png', 'china.jpg']) {
+        spawnSync('cp', [join(root, 'assets/photos', p), join(dir, 'photos', p)]);
+      }
+      const r = spawnSync(join(root, 'target/release/kiln'), ['samples', '--photos', join(dir, 'photos'), '--side', '320', '--crops-per-cell', '2', '-o', join(dir, 'crops')], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`kiln samples failed (build the CLI: cargo build --release): ${r.stderr}`);
+      for (const split of ['train', 'valid']) {
+        for (const cls of readdirSync(join(dir, 'crops', split))) {
+          mkdirSync(join(dir, 'set', cls), { recursive: true });
+          for (const f of readdirSync(join(dir, 'crops', split, cls))) {
+            if (readdirSync(join(dir, 'set', cls)).length < 24) renameSync(join(dir, 'crops', split, cls, f), join(dir, 'set', cls, f));
+          }
+        }
+      }
+    }
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+    const t0 = Date.now();
+    await page.goto(`${base}/`);
+    await page.waitForSelector('body[data-ready=true]', { timeout: 120_000 });
+    await page.setInputFiles('#pick-folder', join(dir, 'set'));
+    await page.waitForFunction(() => /^6 classes/.test(document.querySelector('#split').textContent), null, { timeout: 120_000 });
+    const backendText = await page.textContent('#backend');
+    const tTrain = Date.now();
+    await page.click('#train');
+    await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length >= 1, null, { timeout: 1_800_000 });
+    const tFrozen = Date.now();
+    await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 1_800_000 });
+    const tDone = Date.now();
+    const compute = await page.textContent('#compute');
+    const accuracy = await page.$$eval('#epochs-table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((t) => t.textContent).join(' ')));
+    const error = await page.textContent('#error').catch(() => '');
+    row('page defaults, 144 photos / 6 classes: Train → end of frozen epoch', secs((tFrozen - tTrain) / 1000), backendText);
+    row('page defaults, 144 photos / 6 classes: Train → done', secs((tDone - tTrain) / 1000), `${compute.trim()} ${accuracy.at(-1) || ''} ${error || ''}`.trim());
+    row('page defaults: page load → trained model', secs((tDone - t0) / 1000));
+    await page.close();
+  }
+
+  if (sections.includes('cold')) {
+    // performance.now() counts from the navigation's start, so these include fetching the page.
+    const page = await browser.newPage();
+    await page.goto(`${base}/bench.html`);
+    const r = await page.evaluate(async () => {
       const { Kiln } = await import('./kiln.js');
-      const kiln = await Kiln.create({ backend });
-      const files = (await kiln.sampleFiles()).slice(0, 16 * (steps + 1) * 5 / 4);
-      await kiln.loadDataset(files, { presize: 36, validPct: 0.2 });
-      await kiln.createLearner({ arch: 'tiny', size: 32, batchSize: 16, hidden: 64, doFlip: false });
-      const times = [];
+      const kiln = await Kiln.create({ backend: 'cpu' });
+      const created = performance.now();
+      await kiln.loadDataset((await kiln.sampleFiles()).slice(0, 200), { presize: 256 });
+      await kiln.createLearner({});
+      const learner = performance.now();
       let first = null;
-      let last = null;
-      await kiln.fitOneCycle(1, 1e-2, {
-        onBatch: (b) => {
-          const now = performance.now();
-          if (first === null) first = now - t0;
-          else times.push(now - last);
-          last = now;
-        },
+      await new Promise((resolve) => {
+        kiln.fineTune(1, {}, { onBatch: () => { if (first === null) { first = performance.now(); kiln.cancel(); resolve(); } } }).then(resolve, resolve);
       });
       kiln.dispose();
-      times.sort((a, b) => a - b);
-      return { backend: kiln.info.backend, adapter: kiln.info.adapter, first, median: times[Math.floor(times.length / 2)], n: times.length };
-    }, { backend, steps });
-    console.log(`${backend}: ${r.adapter}; cold start to first training step ${(r.first / 1000).toFixed(1)} s; median step ${(r.median).toFixed(0)} ms over ${r.n} steps (tiny ResNet, 32 px, batch 16)`);
+      return { created: created / 1000, learner: learner / 1000, first: first / 1000, threads: kiln.info.threads };
+    });
     await page.close();
+    row('cold start: page → Kiln ready (fetch, compile, thread pool)', secs(r.created), `${r.threads} thread(s)`);
+    row('cold start: page → default model created (bundled weights fetched and loaded)', secs(r.learner));
+    row('cold start: page → first training step of the default model (CPU)', secs(r.first), 'EfficientNet-Lite0 pretrained, 224 px, batch 64');
+  }
+
+  if (sections.includes('soak')) {
+    const page = await benchPage();
+    const r = await page.evaluate(async () => {
+      const { Kiln } = await import('./kiln.js');
+      const kiln = await Kiln.create({ backend: 'cpu' });
+      await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
+      await kiln.createLearner({ arch: 'tiny', size: 32, batchSize: 16, hidden: 64, doFlip: false });
+      let n = 0;
+      let at50 = null;
+      const cb = { onBatch: async () => { n += 1; } };
+      while (n < 500) {
+        await kiln.fitOneCycle(1, 1e-2, cb);
+        if (at50 === null && n >= 50) at50 = await kiln.memory();
+      }
+      const at500 = await kiln.memory();
+      kiln.dispose();
+      return { n, at50, at500 };
+    });
+    await page.close();
+    row('soak: wasm memory after ~50 / ~500 tiny steps', `${mib(r.at50.wasmBytes)} / ${mib(r.at500.wasmBytes)}`, `${((r.at500.wasmBytes / r.at50.wasmBytes - 1) * 100).toFixed(1)} % growth over ${r.n} steps; JS heap ${r.at50.jsHeapBytes ? `${mib(r.at50.jsHeapBytes)} / ${mib(r.at500.jsHeapBytes)}` : 'n/a'}`);
   }
 } finally {
   await browser.close();
   server.kill();
 }
+
+console.log('\n| figure | value | note |\n|---|---|---|');
+for (const [w, v, n] of rows) console.log(`| ${w} | ${v} | ${n} |`);

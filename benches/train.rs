@@ -2,8 +2,11 @@
 //! at 224 px, batch 16 (augmentation, forward, backward, Adam step), after warm-up, per device;
 //! `tiny` is the browser bench's model on the native CPU; `data` the data pipeline's memory for
 //! 10,000 images; `effnet` the bundled default backbone's step at 224 px; `pretrained` fine_tune accuracy from EfficientNet-Lite0 vs random weights on
-//! crops of real photos. No arguments: cpu and data.
+//! crops of real photos; `memory` the peak heap of a training step per architecture. No
+//! arguments: cpu and data.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use burn::tensor::Device;
@@ -11,6 +14,110 @@ use kiln::augment;
 use kiln::data::{Crop, DataConfig, Datasets, Item};
 use kiln::learner::{Learner, LearnerConfig};
 use kiln::model::{Arch, ClassifierConfig};
+
+/// Counts live heap bytes and their peak, for the `memory` figures.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Peak heap of one training step of `arch` at `size` px and batch `bs` (frozen or not),
+/// above what was live before the step: the model, its Adam state after a first step, the
+/// batch, activations and gradients.
+fn step_peak(arch: &Arch, size: usize, bs: usize, frozen: bool) -> usize {
+    let presize = size + size / 8;
+    let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let config = LearnerConfig::new(ClassifierConfig::new(arch.clone(), 10), size).with_batch_size(bs).with_micro_batch(Some(bs));
+    let base = LIVE.load(Ordering::Relaxed);
+    let mut learner = Learner::new(config, classes, presize as u32, &Device::flex()).unwrap();
+    if frozen {
+        learner.freeze();
+    }
+    let pixels: Vec<Vec<u8>> = (0..bs).map(|i| (0..presize * presize * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
+    let targets: Vec<usize> = (0..bs).map(|i| i % 10).collect();
+    let mut peak = 0;
+    for _ in 0..2 {
+        PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+        let images = augment::to_tensor(&pixels, presize, &learner.device);
+        let loss = learner.train_step(images, &targets, &[1e-4, 1e-4, 1e-3], 0.9);
+        let _ = loss.into_scalar::<f32>();
+        peak = PEAK.load(Ordering::Relaxed) - base;
+    }
+    peak
+}
+
+/// Training memory per architecture: the peak of a step at batch 4 and 8, and the per-image
+/// and per-pixel slope that `Arch::train_bytes_per_image` uses to size micro-batches.
+fn memory() {
+    let size = 224;
+    let mib = |b: usize| b as f64 / 1048576.0;
+    for arch in [Arch::ResNet18, Arch::ResNet34, Arch::EfficientNetLite0] {
+        for frozen in [false, true] {
+            let (p4, p8) = (step_peak(&arch, size, 4, frozen), step_peak(&arch, size, 8, frozen));
+            let per_image = (p8.saturating_sub(p4)) / 4;
+            let est = arch.train_bytes_per_image(size);
+            println!(
+                "memory: {} {size} px{}: step peak {:.0} MiB at batch 4, {:.0} MiB at batch 8 → {:.1} MiB an image ({} bytes/px; Kiln's estimate {:.1} MiB, {:.2}×); batch 64 ≈ {:.0} MiB",
+                arch.name(),
+                if frozen { " frozen" } else { "" },
+                mib(p4),
+                mib(p8),
+                mib(per_image),
+                per_image / (size * size),
+                mib(est as usize),
+                est as f64 / per_image.max(1) as f64,
+                mib(p4 + 60 * per_image),
+            );
+        }
+    }
+}
+
+/// What `benches/browser.mjs` times in the page, natively: fine_tune(1) on the digits sample at
+/// presize 256, 224 px, batch 16, from random weights; the median batch interval of each phase
+/// (the first of a phase, which follows validation, left out). One JSON line per architecture.
+fn browser_reference() {
+    let items: Vec<Item> = kiln::samples::digits_items(32).into_iter().take(112).collect();
+    let dls = Datasets::from_items(items, DataConfig::default().with_presize(256).with_splitter(kiln::Splitter::Auto { valid_pct: 0.143, seed: 42 })).unwrap();
+    let threads = rayon::current_num_threads();
+    for arch in [Arch::ResNet18, Arch::EfficientNetLite0] {
+        let config = LearnerConfig::new(ClassifierConfig::new(arch.clone(), dls.classes.len()), 224).with_batch_size(16);
+        let mut learner = Learner::new(config, dls.classes.clone(), 256, &Device::flex()).unwrap();
+        let mut times: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+        let mut last: Option<(&str, Instant)> = None;
+        let mut on_event = |e: &kiln::Event| {
+            if let kiln::Event::Batch(b) = e {
+                let now = Instant::now();
+                if let Some((phase, t)) = last
+                    && phase == b.phase
+                {
+                    times.entry(b.phase).or_default().push((now - t).as_secs_f64());
+                }
+                last = Some((b.phase, now));
+            }
+        };
+        let opts = kiln::learner::FineTune::default().with_freeze_epochs(1);
+        pollster::block_on(learner.fine_tune(&dls, 1, &opts, &kiln::CancelToken::new(), &mut on_event)).unwrap();
+        let m = |p: &str| times.get(p).map(|v| median(v[1.min(v.len() - 1)..].to_vec())).unwrap_or(f64::NAN);
+        println!(r#"{{"ref":"native","arch":"{}","threads":{threads},"frozen_s":{:.4},"unfrozen_s":{:.4}}}"#, arch.name(), m("frozen"), m("unfrozen"));
+    }
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -152,6 +259,12 @@ fn main() {
         let unfrozen = train_throughput("cpu (flex)", Device::flex(), Arch::EfficientNetLite0, false, 2, 5);
         let frozen = train_throughput("cpu (flex)", Device::flex(), Arch::EfficientNetLite0, true, 2, 5);
         println!("cpu (flex): EfficientNet-Lite0 frozen step at {:.2}× the unfrozen speed", frozen / unfrozen);
+    }
+    if want("browser-ref") {
+        browser_reference();
+    }
+    if want("memory") {
+        memory();
     }
     if want("pretrained") {
         pretrained_vs_random();

@@ -1,33 +1,70 @@
 #!/usr/bin/env bash
-# Builds the page: the core for wasm32 with wasm-bindgen, the npm packages, the generated
-# TypeScript types, and the bundled pretrained backbone as a static asset. Installs the wasm32
-# target, the wasm-bindgen CLI (pinned to the crate's version in Cargo.lock) and the assets
-# only when missing.
+# Builds the page: the core for wasm32 twice (settings in wasm-pack.toml), wasm-bindgen and
+# wasm-opt on each, the npm packages, the generated TypeScript types, and the bundled
+# pretrained backbone as a static asset.
+#   www/pkg/          WebGPU + the CPU backend on one thread, with wasm SIMD (stable Rust)
+#   www/pkg-threads/  the CPU backend on a rayon pool of Web Workers, with wasm SIMD
+#                     (nightly Rust: std is rebuilt with atomics, offline, from rust-src)
+# Installs the wasm32 target, rust-src for the nightly, the wasm-bindgen CLI (pinned to the
+# crate's version in Cargo.lock), the npm packages (binaryen's wasm-opt among them) and the
+# assets only when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/fetch-assets.sh
 
-setting() { python3 -c 'import sys, tomllib; v = tomllib.load(open("wasm-pack.toml", "rb"))["build"][sys.argv[1]]; print(",".join(v) if isinstance(v, list) else v)' "$1"; }
-features=$(setting features)
-target=$(setting target)
-out_dir=$(setting out_dir)
+setting() { python3 -c 'import sys, tomllib; v = tomllib.load(open("wasm-pack.toml", "rb"))[sys.argv[1]][sys.argv[2]]; print(",".join(v) if isinstance(v, list) else v)' "$1" "$2"; }
+features=$(setting build features)
+target=$(setting build target)
+out_dir=$(setting build out_dir)
+threads_features=$(setting threads features)
+threads_out_dir=$(setting threads out_dir)
+nightly=$(setting threads toolchain)
+nightly_date=$(setting threads toolchain_date)
+target_dir="${CARGO_TARGET_DIR:-target}"
 
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+rustup component list --toolchain "$nightly" --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src --toolchain "$nightly"
+have_date=$(rustc +"$nightly" --version | sed -E 's/.* ([0-9]{4}-[0-9]{2}-[0-9]{2})\)$/\1/')
+[ "$have_date" = "$nightly_date" ] || echo "== note: the threaded build was verified with nightly $nightly_date; this machine's is $have_date"
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$want" ]; then
   echo "== installing wasm-bindgen-cli $want (once; a few minutes)"
   cargo install wasm-bindgen-cli --version "$want"
 fi
-if [ ! -d node_modules/uplot ] || [ ! -d node_modules/typescript ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -d node_modules/uplot ] || [ ! -d node_modules/binaryen ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 
+# wasm-bindgen, then wasm-opt (binaryen from npm: Debian's binaryen 108 breaks wasm-bindgen's
+# externref table) for a smaller, faster module. The name section (function names for stack
+# traces) is ~7 MB; panic messages survive without it.
+bindgen() { # wasm out_dir
+  wasm-bindgen --target "$target" --out-dir "$2" --remove-name-section --remove-producers-section "$1"
+  local wasm="$2/kiln_bg.wasm"
+  node_modules/.bin/wasm-opt -O2 --enable-simd --enable-bulk-memory --enable-threads --enable-mutable-globals \
+    --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue \
+    "$wasm" -o "$wasm.opt"
+  mv "$wasm.opt" "$wasm"
+  echo "== built $wasm: $(( $(stat -c %s "$wasm") / 1024 )) KiB raw, $(( $(gzip -9 -c "$wasm" | wc -c) / 1024 )) KiB gzip -9"
+}
+
 echo "== building the core for wasm32 (features: $features)"
 cargo build --release --lib --target wasm32-unknown-unknown --no-default-features --features "$features"
-# The name section (function names for stack traces) is ~7 MB; panic messages survive without it.
-wasm-bindgen --target "$target" --out-dir "$out_dir" --remove-name-section --remove-producers-section "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/kiln.wasm"
+bindgen "$target_dir/wasm32-unknown-unknown/release/kiln.wasm" "$out_dir"
+
+echo "== building the multi-threaded CPU core for wasm32 (features: $threads_features; nightly, std rebuilt with atomics)"
+# Shared memory needs atomics in every crate, std included, and these exports for
+# wasm-bindgen-rayon's thread start-up. Own target dir: other flags, other toolchain.
+RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
+  -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+  -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base" \
+  cargo +"$nightly" build --release --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
+  --no-default-features --features "$threads_features" --target-dir "$target_dir/threads"
+bindgen "$target_dir/threads/wasm32-unknown-unknown/release/kiln.wasm" "$threads_out_dir"
 
 # The default backbone, converted once per build by the wasm just built (so the file always
 # matches the reader), served next to the page: nothing is downloaded at run time.
@@ -38,5 +75,3 @@ cp assets/efficientnet_lite0.kiln www/weights/efficientnet_lite0.kiln
 mkdir -p www/vendor
 cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE www/vendor/
 npx tsc -p www/tsconfig.json
-wasm="$out_dir/kiln_bg.wasm"
-echo "== built $wasm: $(( $(stat -c %s "$wasm") / 1024 )) KiB raw, $(( $(gzip -9 -c "$wasm" | wc -c) / 1024 )) KiB gzip -9"

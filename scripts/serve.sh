@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/build-web.sh
 port="${PORT:-8000}"
 echo "== Kiln is at http://127.0.0.1:$port/  (Ctrl-C to stop)"
-exec python3 -m http.server "$port" --bind 127.0.0.1 --directory www
+exec python3 scripts/serve.py --port "$port" --dir www

@@ -27,6 +27,7 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 
 wasm_features=$(python3 -c 'import tomllib; print(",".join(tomllib.load(open("wasm-pack.toml", "rb"))["build"]["features"]))')
+# (the multi-threaded build is compiled by scripts/build-web.sh below)
 echo "== the core compiles for the browser (wasm32, features from wasm-pack.toml)"
 cargo check --lib --no-default-features --features "$wasm_features" --target wasm32-unknown-unknown
 
@@ -44,6 +45,7 @@ WASM_BINDGEN_TEST_TIMEOUT=900 \
   cargo test --release --target wasm32-unknown-unknown --no-default-features --features "$wasm_features" --test web
 
 echo "== the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
-# auto picks the CPU backend here (the only WebGPU adapter is SwiftShader); webgpu forces it.
+# auto picks the CPU backend here (the only WebGPU adapter is SwiftShader), so the threaded
+# build; webgpu forces the WebGPU build; the defaults run is the page as a user meets it.
 KILN_E2E_BACKEND=auto node tests/e2e/page.test.mjs
 KILN_E2E_BACKEND=webgpu node tests/e2e/page.test.mjs

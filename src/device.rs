@@ -24,6 +24,44 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
+/// How much memory a training pass may take on a device, which sizes the micro-batches
+/// (gradients are accumulated over them, so the optimiser still sees the whole batch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryBudget {
+    pub bytes: u64,
+}
+
+const GIB: u64 = 1 << 30;
+
+impl MemoryBudget {
+    /// wasm32 addresses at most 4 GiB and an allocation failure aborts the module, so the
+    /// browser's CPU backend keeps a pass well under it (the dataset's files, a presized batch
+    /// and allocator slack live there too). WebGPU and native GPUs: a conservative 3 GiB, as
+    /// browsers do not report free GPU memory. Native CPU: 8 GiB.
+    pub fn of(device: &Device) -> Self {
+        let cpu = device.clone().inner() == Device::flex();
+        let bytes = match (cfg!(target_arch = "wasm32"), cpu) {
+            (true, true) => 3 * GIB / 2,
+            (_, false) => 3 * GIB,
+            (false, true) => 8 * GIB,
+        };
+        Self { bytes }
+    }
+
+    /// The DataLoader for `config`: its micro-batch as asked, or the largest that fits.
+    pub fn loader(&self, config: &crate::learner::LearnerConfig) -> crate::data::DataLoader {
+        let loader = crate::data::DataLoader::new(config.batch_size);
+        let micro = config.micro_batch.unwrap_or_else(|| self.micro_batch(&config.model.arch, config.aug.size));
+        loader.with_micro_batch(micro)
+    }
+
+    /// Images a pass can hold at `size` px.
+    pub fn micro_batch(&self, arch: &crate::model::Arch, size: usize) -> usize {
+        let free = self.bytes.saturating_sub(arch.train_fixed_bytes());
+        (free / arch.train_bytes_per_image(size).max(1)) as usize
+    }
+}
+
 /// The device picked, and a line for the user saying which and why.
 pub struct Selected {
     pub device: Device,

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use web_time::Instant;
 
 use crate::augment::{self, AugConfig};
-use crate::data::{Crop, Datasets, Sample, Skipped, decode_rgb8, presize, shuffled};
+use crate::data::{Crop, DataLoader, Datasets, Sample, Skipped, decode_rgb8, presize};
 use crate::loss;
 use crate::model::{Arch, Classifier, ClassifierConfig, NUM_GROUPS, Pretrained};
 use crate::optimizer::{Adam, AdamConfig};
@@ -24,7 +24,12 @@ use crate::schedule::{Lr, OneCycle};
 pub struct LearnerConfig {
     pub model: ClassifierConfig,
     pub aug: AugConfig,
+    /// The optimiser's batch (fastai's `bs`).
     pub batch_size: usize,
+    /// Images per forward/backward pass; None picks the largest that fits the device's memory
+    /// (see `device::MemoryBudget`), and gradients are accumulated up to `batch_size`.
+    #[serde(default)]
+    pub micro_batch: Option<usize>,
     pub adam: AdamConfig,
     /// Seeds augmentation, shuffling and random crops.
     pub seed: u64,
@@ -32,10 +37,14 @@ pub struct LearnerConfig {
 
 impl LearnerConfig {
     pub fn new(model: ClassifierConfig, size: usize) -> Self {
-        Self { model, aug: AugConfig::new(size), batch_size: 64, adam: AdamConfig::default(), seed: 42 }
+        Self { model, aug: AugConfig::new(size), batch_size: 64, micro_batch: None, adam: AdamConfig::default(), seed: 42 }
     }
     pub fn with_batch_size(mut self, bs: usize) -> Self {
         self.batch_size = bs;
+        self
+    }
+    pub fn with_micro_batch(mut self, micro_batch: Option<usize>) -> Self {
+        self.micro_batch = micro_batch;
         self
     }
     pub fn with_aug(mut self, aug: AugConfig) -> Self {
@@ -167,7 +176,9 @@ pub struct Learner {
     pub classes: Vec<String>,
     pub config: LearnerConfig,
     pub opt: Adam,
-    rng: StdRng,
+    /// Batches and micro-batches (fastai's DataLoader), sized for this device's memory.
+    pub loader: DataLoader,
+    pub(crate) rng: StdRng,
     /// Presize side used when the learner was trained (kept in exports).
     pub presize: u32,
 }
@@ -182,6 +193,17 @@ impl Learner {
             return Err(LearnError::Config(format!("batch size {} is too small: BatchNorm needs at least 2", config.batch_size)));
         }
         let device = device.clone().autodiff();
+        let budget = crate::device::MemoryBudget::of(&device);
+        let (arch, size) = (&config.model.arch, config.aug.size);
+        if config.micro_batch.is_none() && budget.micro_batch(arch, size) < 2 {
+            let need = arch.train_fixed_bytes() + 2 * arch.train_bytes_per_image(size);
+            return Err(LearnError::Config(format!(
+                "{} at {size} px needs about {} MiB to train even two images at a time, more than this device's {} MiB: choose a smaller image size",
+                arch.name(),
+                need >> 20,
+                budget.bytes >> 20
+            )));
+        }
         // Seeds burn's own RNG too (initial weights, dropout masks), for repeatable runs.
         device.seed(config.seed);
         let model = config.model.init(&device);
@@ -190,7 +212,9 @@ impl Learner {
 
     pub fn from_parts(model: Classifier, device: Device, classes: Vec<String>, config: LearnerConfig, presize: u32) -> Self {
         let device = device.autodiff();
+        let loader = crate::device::MemoryBudget::of(&device).loader(&config);
         Self {
+            loader,
             model: model.fork(&device),
             opt: Adam::new(config.adam.clone()),
             rng: StdRng::seed_from_u64(config.seed),
@@ -201,34 +225,50 @@ impl Learner {
         }
     }
 
-    /// Training batches per epoch: fastai drops the last partial batch; keep it when it is the
-    /// only one.
-    pub(crate) fn batches_per_epoch(&self, dls: &Datasets) -> usize {
-        let (n, bs) = (dls.train.len(), self.config.batch_size);
-        if n >= bs { n / bs } else { 1 }
-    }
-
-    /// A fresh shuffle of the training set (fastai reshuffles every epoch).
-    pub(crate) fn shuffled_train(&mut self, dls: &Datasets) -> Vec<usize> {
-        shuffled(dls.train.len(), &mut self.rng)
-    }
-
-    /// One optimisation step on the `b`-th batch of `order`; the loss read back, or None when
-    /// no image of the batch could be decoded.
-    pub(crate) async fn train_batch(
+    /// One optimisation step on one batch (indices into the training set). Returns the
+    /// batch's mean loss, or None when fewer than two of its images could be decoded.
+    pub async fn train_batch(
         &mut self,
         dls: &Datasets,
-        order: &[usize],
-        b: usize,
+        batch: &[usize],
         lrs: &[f64],
         mom: f64,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Option<f32>, LearnError> {
-        let bs = self.config.batch_size;
-        let samples: Vec<&Sample> = order[b * bs..((b + 1) * bs).min(order.len())].iter().map(|&i| &dls.train[i]).collect();
-        let Some((images, targets)) = self.load_batch(dls, &samples, true, on_event) else { return Ok(None) };
-        let loss = self.train_step(images, &targets, lrs, mom);
-        Ok(Some(read_f32(loss).await?[0]))
+        let Some((grads, loss)) = self.batch_gradients(dls, batch, on_event).await? else { return Ok(None) };
+        self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
+        Ok(Some(loss))
+    }
+
+    /// The gradient of a batch's mean loss and the loss: a forward and backward pass per
+    /// micro-batch (see [`DataLoader`]), each pass's loss weighted by its share of the batch,
+    /// the gradients summed. None when fewer than two images could be decoded.
+    pub async fn batch_gradients(&mut self, dls: &Datasets, batch: &[usize], on_event: &mut dyn FnMut(&Event)) -> Result<Option<(GradientsParams, f32)>, LearnError> {
+        let loader = self.loader;
+        let mut parts = Vec::new();
+        for micro in loader.micro_batches(batch) {
+            let samples: Vec<&Sample> = micro.iter().map(|&i| &dls.train[i]).collect();
+            if let Some(part) = self.load_batch(dls, &samples, true, on_event) {
+                parts.push(part);
+            }
+        }
+        // BatchNorm cannot normalise a single image.
+        parts.retain(|(_, targets)| targets.len() >= 2);
+        let n: usize = parts.iter().map(|(_, t)| t.len()).sum();
+        if n < 2 {
+            return Ok(None);
+        }
+        let mut accum = GradientsAccumulator::<Classifier>::new();
+        let mut total = 0.0;
+        for (images, targets) in parts {
+            let w = targets.len() as f32 / n as f32;
+            let loss = self.forward_loss(images, &targets);
+            let weighted = if w == 1.0 { loss.clone() } else { loss.clone() * w };
+            accum.accumulate(&self.model, GradientsParams::from_grads(weighted.backward(), &self.model));
+            // Read per pass: the pass's graph and activations are freed before the next.
+            total += w * read_f32(loss.detach()).await?[0];
+        }
+        Ok(Some((accum.grads(), total)))
     }
 
     /// Decode, presize and upload one batch; files that fail to decode are reported and left out.
@@ -259,14 +299,18 @@ impl Learner {
         Tensor::from_data(TensorData::new(t, [targets.len()]), device)
     }
 
-    /// One optimisation step on a batch; returns the loss tensor (not yet read).
-    pub fn train_step(&mut self, images: Tensor<4>, targets: &[usize], lrs: &[f64], mom: f64) -> Tensor<1> {
+    /// Augment a batch on the device, run the model and return the mean cross-entropy.
+    fn forward_loss(&mut self, images: Tensor<4>, targets: &[usize]) -> Tensor<1> {
         let size = self.config.aug.size;
         let augs: Vec<_> = targets.iter().map(|_| self.config.aug.draw(&mut self.rng)).collect();
         let x = augment::augment_batch(images, &augs, size);
         let y = self.targets_tensor(targets, &self.device);
-        let logits = self.model.forward(x);
-        let loss = loss::cross_entropy(logits, y);
+        loss::cross_entropy(self.model.forward(x), y)
+    }
+
+    /// One optimisation step on a batch; returns the loss tensor (not yet read).
+    pub fn train_step(&mut self, images: Tensor<4>, targets: &[usize], lrs: &[f64], mom: f64) -> Tensor<1> {
+        let loss = self.forward_loss(images, targets);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
         loss.detach()
@@ -365,7 +409,7 @@ impl Learner {
             return Err(LearnError::Config("epochs must be at least 1".into()));
         }
         let lr_max = lr.per_group(NUM_GROUPS);
-        let per_epoch = self.batches_per_epoch(dls);
+        let per_epoch = self.loader.batches_per_epoch(dls.train.len());
         let total = per_epoch * epochs;
         let start = Instant::now();
         let mut smooth = Smoother::default();
@@ -373,8 +417,8 @@ impl Learner {
         let mut iter = 0;
         for epoch in 0..epochs {
             let t0 = Instant::now();
-            let order = self.shuffled_train(dls);
-            for b in 0..per_epoch {
+            let batches = self.loader.epoch(dls.train.len(), &mut self.rng);
+            for batch in &batches {
                 if cancel.is_cancelled() {
                     report.cancelled = true;
                     return Ok(report);
@@ -382,7 +426,7 @@ impl Learner {
                 let p = iter as f64 / total as f64;
                 let lrs: Vec<f64> = lr_max.iter().map(|&m| sched.lr(m, p)).collect();
                 let mom = sched.mom(p);
-                if let Some(loss) = self.train_batch(dls, &order, b, &lrs, mom, on_event).await? {
+                if let Some(loss) = self.train_batch(dls, batch, &lrs, mom, on_event).await? {
                     if !loss.is_finite() {
                         return Err(LearnError::Diverged(loss));
                     }

@@ -183,22 +183,22 @@ impl Learner {
         cancel: &CancelToken,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<LrFind, LearnError> {
-        let per_epoch = self.batches_per_epoch(dls);
+        let per_epoch = self.loader.batches_per_epoch(dls.train.len());
         let start = web_time::Instant::now();
         let (mut lrs, mut losses) = (Vec::new(), Vec::new());
         let mut smooth = Smoother::default();
         let mut best = f64::INFINITY;
-        let mut order = Vec::new();
+        let mut batches = Vec::new();
         for iter in 0..config.num_it {
             if cancel.is_cancelled() {
                 break;
             }
             let b = iter % per_epoch;
             if b == 0 {
-                order = self.shuffled_train(dls);
+                batches = self.loader.epoch(dls.train.len(), &mut self.rng);
             }
             let lr = config.start_lr * (config.end_lr / config.start_lr).powf(iter as f64 / config.num_it as f64);
-            let Some(loss) = self.train_batch(dls, &order, b, &[lr; NUM_GROUPS], 0.9, on_event).await? else { continue };
+            let Some(loss) = self.train_batch(dls, &batches[b], &[lr; NUM_GROUPS], 0.9, on_event).await? else { continue };
             smooth.add(loss);
             let s = smooth.value() as f64;
             lrs.push(lr);

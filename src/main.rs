@@ -60,6 +60,10 @@ struct ModelArgs {
     size: usize,
     #[arg(long, default_value_t = 64)]
     bs: usize,
+    /// Images per forward/backward pass (gradients are accumulated up to --bs); by default the
+    /// largest that fits the device's memory.
+    #[arg(long)]
+    micro_bs: Option<usize>,
     /// Turn off horizontal flips (for digits, text, or anything with a handedness).
     #[arg(long)]
     no_flip: bool,
@@ -470,9 +474,19 @@ fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner), St
     eprintln!("device: {}", dev.description);
     let config = LearnerConfig::new(ClassifierConfig::new(m.arch.clone(), dls.classes.len()), m.size)
         .with_batch_size(m.bs)
+        .with_micro_batch(m.micro_bs)
         .with_seed(data.seed)
         .with_aug(AugConfig::new(m.size).with_do_flip(!m.no_flip));
     let mut learner = Learner::new(config, dls.classes.clone(), data.presize, &dev.device).map_err(|e| e.to_string())?;
+    let loader = learner.loader;
+    if loader.accumulation_steps() > 1 {
+        eprintln!(
+            "batch: {} images as {} passes of up to {} (gradients accumulated; --micro-bs to change)",
+            loader.batch_size,
+            loader.accumulation_steps(),
+            loader.micro_batch
+        );
+    }
     let weights = match (&m.weights, m.no_pretrained, &m.arch) {
         (_, true, _) | (None, false, Arch::Custom(_)) => None,
         (Some(p), false, _) => Some(p.clone()),

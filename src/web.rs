@@ -22,6 +22,25 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+// The threaded build's rayon pool: `await initThreadPool(n)` once, from the training worker.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Bytes of linear memory this instance holds (wasm memory only grows, so this is its peak).
+#[wasm_bindgen(js_name = memoryBytes)]
+pub fn memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size(0) * 65536) as f64
+}
+
+/// What this build can do: `{webgpu, threads}` (the page loads the build that fits).
+#[wasm_bindgen(js_name = buildInfo, unchecked_return_type = "{webgpu: boolean, threads: boolean}")]
+pub fn build_info() -> Result<JsValue, JsValue> {
+    let o = js_sys::Object::new();
+    js_sys::Reflect::set(&o, &"webgpu".into(), &cfg!(feature = "webgpu").into())?;
+    js_sys::Reflect::set(&o, &"threads".into(), &cfg!(feature = "threads").into())?;
+    Ok(o.into())
+}
+
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&e.to_string()).into()
 }
@@ -85,6 +104,7 @@ impl Backend {
     }
 }
 
+#[cfg(feature = "webgpu")]
 thread_local! {
     // burn registers one wgpu runtime per page; a second init would fail, so reuse it.
     static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
@@ -93,6 +113,7 @@ thread_local! {
 impl Backend {
     pub async fn init(kind: &str) -> Result<Backend, JsValue> {
         let device = match kind {
+            #[cfg(feature = "webgpu")]
             "webgpu" => match WEBGPU.with(|d| d.borrow().clone()) {
                 Some(d) => d,
                 None => {
@@ -101,6 +122,8 @@ impl Backend {
                     d
                 }
             },
+            #[cfg(not(feature = "webgpu"))]
+            "webgpu" => return Err(js_err("this build of Kiln has no WebGPU (it is the multi-threaded CPU build)")),
             "cpu" => Device::flex(),
             other => return Err(js_err(format!("unknown backend {other:?}: use \"webgpu\" or \"cpu\""))),
         };
@@ -225,6 +248,8 @@ struct LearnerOptions {
     arch: String,
     size: usize,
     batch_size: usize,
+    /// Images per forward/backward pass; None sizes it to the device's memory.
+    micro_batch: Option<usize>,
     seed: u64,
     do_flip: bool,
     /// For the "tiny" arch: channel widths of its four stages.
@@ -234,7 +259,7 @@ struct LearnerOptions {
 
 impl Default for LearnerOptions {
     fn default() -> Self {
-        Self { arch: "efficientnet_lite0".into(), size: 224, batch_size: 64, seed: 42, do_flip: true, widths: None, hidden: 512 }
+        Self { arch: "efficientnet_lite0".into(), size: 224, batch_size: 64, micro_batch: None, seed: 42, do_flip: true, widths: None, hidden: 512 }
     }
 }
 
@@ -260,7 +285,7 @@ impl Learner {
         weights: Option<Vec<u8>>,
     ) -> Result<Learner, JsValue> {
         let o: LearnerOptions =
-            from_js(options, "learner option", &["arch", "size", "batchSize", "seed", "doFlip", "widths", "hidden"])?;
+            from_js(options, "learner option", &["arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden"])?;
         let mut arch: Arch = o.arch.parse().map_err(js_err)?;
         if let (Arch::Custom(_), Some(w)) = (&arch, o.widths) {
             arch = Arch::Custom(ResNetConfig::tiny().with_widths(w));
@@ -271,6 +296,7 @@ impl Learner {
         let model = ClassifierConfig::new(arch, dataset.inner.classes.len()).with_hidden(o.hidden);
         let config = LearnerConfig::new(model, o.size)
             .with_batch_size(o.batch_size)
+            .with_micro_batch(o.micro_batch)
             .with_seed(o.seed)
             .with_aug(AugConfig::new(o.size).with_do_flip(o.do_flip));
         let mut l = learner::Learner::new(config, dataset.inner.classes.clone(), dataset.inner.config.presize, &backend.device).map_err(js_err)?;
@@ -291,6 +317,12 @@ impl Learner {
     #[wasm_bindgen(getter)]
     pub fn classes(&self) -> Vec<String> {
         self.inner.borrow().classes.clone()
+    }
+
+    /// Images per forward/backward pass (gradients are accumulated up to the batch size).
+    #[wasm_bindgen(getter, js_name = microBatch)]
+    pub fn micro_batch(&self) -> usize {
+        self.inner.borrow().loader.micro_batch
     }
 
     /// fit_one_cycle(epochs, lr); `onEvent` gets every batch and epoch event.

@@ -273,6 +273,7 @@ async function train() {
   try {
     const created = await state.kiln.createLearner(learnerOptions());
     state.classes = created.classes;
+    showCompute(created.microBatch);
     // A failed start (e.g. missing weights) leaves the last run's charts and table in place.
     makeCharts(totalEpochs());
     $('epochs-table').tBodies[0].replaceChildren();
@@ -300,7 +301,7 @@ async function lrFind() {
   setBusy(true);
   $('status').textContent = 'lr_find…';
   try {
-    await state.kiln.createLearner(learnerOptions());
+    showCompute((await state.kiln.createLearner(learnerOptions())).microBatch);
     const r = await state.kiln.lrFind({}, {
       onBatch: (b) => { $('status').textContent = `lr_find · step ${b.iter + 1}/${b.total_iters} · lr ${b.lrs[0].toExponential(2)} · loss ${b.smooth_loss.toFixed(4)}`; },
     });
@@ -518,20 +519,37 @@ function wire() {
   });
 }
 
+/** Where training runs, and how a batch is split to fit memory (Settings). */
+function showCompute(microBatch) {
+  const info = state.kiln?.info;
+  if (!info) return;
+  const where = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU, ${info.threads} thread${info.threads === 1 ? '' : 's'}, WebAssembly SIMD`;
+  const bs = Number($('bs').value);
+  const passes = microBatch ? Math.ceil(bs / microBatch) : 1;
+  const split = passes > 1
+    ? ` · each batch of ${bs} runs as ${passes} passes of ${Math.ceil(bs / passes)} images to fit memory (gradients are accumulated, so training still sees batches of ${bs})`
+    : microBatch ? ` · batches of ${bs} in one pass` : '';
+  $('compute').textContent = `Runs on ${where}${split}.`;
+}
+
 async function main() {
   wire();
   setBusy(false);
   showWeights();
   makeCharts();
-  const requested = new URLSearchParams(location.search).get('backend') || 'auto';
+  const params = new URLSearchParams(location.search);
+  const requested = params.get('backend') || 'auto';
   try {
-    state.kiln = await Kiln.create({ backend: requested });
+    state.kiln = await Kiln.create({ backend: requested, threads: Number(params.get('threads')) || undefined });
   } catch (e) {
     $('backend').textContent = 'failed to start';
     return showError(e);
   }
+  // The page's Kiln, for the browser console (and the end-to-end test's memory check).
+  window.kiln = state.kiln;
   const info = state.kiln.info;
-  $('backend').textContent = info.backend === 'webgpu' ? `WebGPU · ${info.adapter}` : 'CPU (WebAssembly)';
+  $('backend').textContent = info.backend === 'webgpu' ? `WebGPU · ${info.adapter}` : `CPU (WebAssembly, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
+  showCompute(null);
   if (info.notices.length) {
     $('notice').textContent = info.notices.join(' ');
     $('notice').hidden = false;

@@ -7,7 +7,7 @@
  * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
  * @typedef {{classes: ClassCount[], n_train: number, n_valid: number, label_rule: string, split: string, skipped: Skipped[]}} Summary
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
- * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number}} LearnerOptions
+ * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number}} LearnerOptions
  * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
  * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
  * @typedef {{phase: Phase, epoch: number, iter: number, total_iters: number, loss: number, smooth_loss: number, lrs: number[], mom: number, elapsed_s: number}} BatchEvent
@@ -23,7 +23,7 @@
  * @typedef {{label: string, index: number, probs: number[]}} Prediction
  * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
  * @typedef {{onBatch?: (e: BatchEvent) => void, onEpoch?: (e: EpochEvent) => void, onSkipped?: (e: Skipped) => void}} FitCallbacks
- * @typedef {{backend: string, adapter: string, notices: string[]}} BackendInfo
+ * @typedef {{backend: string, adapter: string, notices: string[], threads: number}} BackendInfo
  * @typedef {File | {name: string, blob: Blob}} InputFile
  */
 
@@ -67,16 +67,21 @@ export class Kiln {
     this.info = null;
     /** @type {{blob: Blob, name: string} | null} */
     this.lastWeights = null;
+    /** @type {number | undefined} */
+    this.threads = undefined;
   }
 
   /**
    * Start the worker and pick a backend: 'auto' (WebGPU when an adapter exists, else the CPU),
    * 'webgpu' or 'cpu'.
-   * @param {{backend?: 'auto'|'webgpu'|'cpu', workerUrl?: URL | string}} [opts]
+   * `threads` caps the CPU backend's threads (default: every core, at most 8; threads need a
+   * cross-origin isolated page, else one thread is used and `info.notices` says why).
+   * @param {{backend?: 'auto'|'webgpu'|'cpu', threads?: number, workerUrl?: URL | string}} [opts]
    * @returns {Promise<Kiln>}
    */
   static async create(opts = {}) {
     const k = new Kiln(opts.workerUrl || new URL('./worker.js', import.meta.url), opts.backend || 'auto');
+    k.threads = opts.threads;
     await k.start();
     return k;
   }
@@ -86,7 +91,7 @@ export class Kiln {
     this.worker = new Worker(this.workerUrl, { type: 'module' });
     this.worker.onmessage = ({ data }) => this.receive(data);
     this.worker.onerror = (e) => this.crash(new Error(`the Kiln worker failed: ${e.message || 'could not load (is the page served over http?)'}`));
-    this.info = await this.call('init', { backend: this.backendPref });
+    this.info = await this.call('init', { backend: this.backendPref, threads: this.threads });
   }
 
   /** @private */
@@ -178,7 +183,10 @@ export class Kiln {
    * the weights given to `importWeights` for their architecture. `pretrained` in the result
    * says where they came from (null: random weights).
    * @param {LearnerOptions} [options]
-   * @returns {Promise<{classes: string[], pretrained: string | null}>}
+   * `microBatch` is how many images go through the model at once: the batch is split into
+   * passes of that size when it would not fit the device's memory (gradients are
+   * accumulated, so the optimiser still sees `batchSize`).
+   * @returns {Promise<{classes: string[], pretrained: string | null, microBatch: number}>}
    */
   createLearner(options = {}) {
     return this.call('createLearner', { options });
@@ -197,6 +205,15 @@ export class Kiln {
     const imported = await this.call('importWeights', { bytes, name }, [bytes.buffer]);
     this.lastWeights = { blob, name };
     return imported;
+  }
+
+  /**
+   * The worker's memory: WebAssembly linear memory (it only grows, so this is its peak; wasm32
+   * stops at 4 GiB) and the worker's JS heap where the browser reports it.
+   * @returns {Promise<{wasmBytes: number, jsHeapBytes: number | null}>}
+   */
+  memory() {
+    return this.call('memory');
   }
 
   /** Forget imported weights (EfficientNet-Lite0's bundled ones stay). */

@@ -1,20 +1,27 @@
 // Kiln's Web Worker: owns the wasm module, the dataset and the learner, so training never
 // blocks the page. It answers {id, method, args} messages with {id, result} or {id, error},
 // and streams training events as {event}.
-import init, { Backend, Dataset, Learner, CancelToken, sampleDigits, importWeights } from './pkg/kiln.js';
+//
+// Two builds of the same core (scripts/build-web.sh): pkg/ has WebGPU and a one-thread SIMD CPU
+// backend; pkg-threads/ is CPU-only with a rayon pool on Web Workers (wasm threads need
+// SharedArrayBuffer, i.e. a cross-origin isolated page, and burn-wgpu does not build with
+// atomics). The worker picks the device first, then loads the build that runs it.
 import { ARCHS } from './kiln.js';
 
-const state = { backend: null, dataset: null, learner: null, cancel: null };
+/** The loaded build's exports (Backend, Dataset, Learner, CancelToken, …). */
+let wasm = null;
+const state = { backend: null, dataset: null, learner: null, cancel: null, learnerOptions: null };
 // Pretrained weights: the user's (converted to a Kiln backbone once, on import) and the
 // bundled EfficientNet-Lite0, a static asset next to the page fetched on first use.
-const weights = { user: null, bundled: null };
+const weights = { user: null, bundled: null, prefetch: null };
 const BUNDLED = { arch: 'efficientnet_lite0', url: new URL('./weights/efficientnet_lite0.kiln', import.meta.url) };
 
 async function pretrainedFor(arch) {
   if (weights.user && weights.user.arch === arch) return { bytes: weights.user.bytes, from: weights.user.name };
   if (arch === BUNDLED.arch) {
     if (!weights.bundled) {
-      const r = await fetch(BUNDLED.url);
+      const r = (await weights.prefetch) || await fetch(BUNDLED.url);
+      weights.prefetch = null;
       if (!r.ok) throw new Error(`the bundled EfficientNet-Lite0 weights are missing (${r.status} for ${BUNDLED.url.pathname}); rebuild the page with scripts/build-web.sh`);
       weights.bundled = new Uint8Array(await r.arrayBuffer());
     }
@@ -38,7 +45,28 @@ function replace(name, value) {
   state[name] = value;
 }
 
-async function pickBackend(pref) {
+async function loadBuild(threaded, threads) {
+  const m = await import(threaded ? './pkg-threads/kiln.js' : './pkg/kiln.js');
+  await m.default();
+  // Start (and warm) the pool once: the first parallel kernels of a fresh pool run slowly.
+  if (threaded) await m.initThreadPool(threads);
+  wasm = m;
+}
+
+/** How many threads the CPU backend gets, and why not more (or none). */
+function cpuThreads(requested) {
+  const cores = self.navigator.hardwareConcurrency || 1;
+  // gemm's kernels stop scaling well past 8 threads in wasm, and every pool thread holds its
+  // own stack and a copy of the module's instance.
+  const n = Math.max(1, Math.min(requested || cores, cores, 8));
+  if (n === 1) return { n, why: cores === 1 ? 'this machine reports one core' : 'one thread was asked for' };
+  if (!self.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') {
+    return { n: 1, why: 'the page is not cross-origin isolated (its server must send Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp; scripts/serve.py does), so wasm threads are unavailable' };
+  }
+  return { n, why: null };
+}
+
+async function pickBackend(pref, threadsWanted) {
   const notices = [];
   if (pref !== 'cpu') {
     const gpu = self.navigator && self.navigator.gpu;
@@ -50,9 +78,10 @@ async function pickBackend(pref) {
       notices.push('This browser\'s WebGPU is a software fallback (no GPU found), far slower than the CPU for training: using the CPU backend. Add ?backend=webgpu to the address to use it anyway.');
     } else if (adapter) {
       try {
-        const backend = await Backend.create('webgpu');
+        await loadBuild(false);
+        const backend = await wasm.Backend.create('webgpu');
         if (info.isFallbackAdapter) notices.push('WebGPU runs on a software adapter here: training works but is very slow.');
-        return { backend, notices, adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'WebGPU' };
+        return { backend, notices, adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'WebGPU', threads: 1 };
       } catch (e) {
         notices.push(`WebGPU failed to start (${e.message}); using the CPU backend.`);
       }
@@ -60,13 +89,16 @@ async function pickBackend(pref) {
       notices.push(gpu ? 'No WebGPU adapter was found; using the CPU backend (slower).' : 'This browser has no WebGPU; using the CPU backend (slower).');
     }
   }
-  return { backend: await Backend.create('cpu'), notices, adapter: 'CPU (wasm)' };
+  const t = wasm ? { n: 1, why: 'WebGPU failed after its build was loaded' } : cpuThreads(threadsWanted);
+  if (!wasm) await loadBuild(t.n > 1, t.n);
+  if (t.why) notices.push(`The CPU backend runs on one thread: ${t.why}.`);
+  return { backend: await wasm.Backend.create('cpu'), notices, adapter: 'CPU (wasm)', threads: t.n };
 }
 
 // Long runs stream events to the page and can be cancelled from it between batches.
 async function cancellable(run) {
   need('learner');
-  state.cancel = new CancelToken();
+  state.cancel = new wasm.CancelToken();
   try {
     return await run((event) => self.postMessage({ event }), state.cancel);
   } finally {
@@ -76,17 +108,18 @@ async function cancellable(run) {
 }
 
 const methods = {
-  async init({ backend = 'auto' } = {}) {
-    await init();
-    const picked = await pickBackend(backend);
+  async init({ backend = 'auto', threads } = {}) {
+    // The default model's weights download while the wasm compiles.
+    weights.prefetch = fetch(BUNDLED.url).catch(() => null);
+    const picked = await pickBackend(backend, threads);
     replace('backend', picked.backend);
-    return { backend: picked.backend.kind, adapter: picked.adapter, notices: picked.notices };
+    return { backend: picked.backend.kind, adapter: picked.adapter, notices: picked.notices, threads: picked.threads };
   },
   sampleFiles() {
-    return sampleDigits();
+    return wasm.sampleDigits();
   },
   loadDataset({ files, options }) {
-    replace('dataset', new Dataset(files, options));
+    replace('dataset', new wasm.Dataset(files, options));
     return state.dataset.summary();
   },
   summary() {
@@ -99,11 +132,12 @@ const methods = {
     const { pretrained = true, ...opts } = options || {};
     const arch = opts.arch || BUNDLED.arch;
     const p = pretrained && arch !== 'tiny' ? await pretrainedFor(arch) : null;
-    replace('learner', new Learner(need('backend'), need('dataset'), opts, p ? p.bytes : undefined));
-    return { classes: state.learner.classes, pretrained: p ? p.from : null };
+    replace('learner', new wasm.Learner(need('backend'), need('dataset'), opts, p ? p.bytes : undefined));
+    state.learnerOptions = { arch, size: opts.size ?? 224, batchSize: opts.batchSize ?? 64, microBatch: state.learner.microBatch };
+    return { classes: state.learner.classes, pretrained: p ? p.from : null, microBatch: state.learner.microBatch };
   },
   async importWeights({ bytes, name }) {
-    const r = await importWeights(bytes, name, undefined);
+    const r = await wasm.importWeights(bytes, name, undefined);
     weights.user = { arch: r.arch, bytes: r.bytes, name };
     return { arch: r.arch, imagenetClasses: r.imagenetClasses, name };
   },
@@ -123,6 +157,9 @@ const methods = {
   interpret({ k = 9, minVal = 1 } = {}) {
     return need('learner').interpret(need('dataset'), k, minVal);
   },
+  memory() {
+    return { wasmBytes: wasm ? wasm.memoryBytes() : 0, jsHeapBytes: self.performance?.memory?.usedJSHeapSize ?? null };
+  },
   cancel() {
     if (state.cancel) state.cancel.cancel();
     return !!state.cancel;
@@ -137,10 +174,22 @@ const methods = {
     return await need('learner').export();
   },
   load({ bytes }) {
-    replace('learner', Learner.load(need('backend'), bytes));
+    replace('learner', wasm.Learner.load(need('backend'), bytes));
     return { classes: state.learner.classes };
   },
 };
+
+/** Why the module died: running out of wasm32's 4 GiB says so, with what to change. */
+function fatalMessage(message) {
+  let bytes = 0;
+  try { bytes = wasm ? wasm.memoryBytes() : 0; } catch { /* the instance is gone */ }
+  const o = state.learnerOptions;
+  if (bytes > 3.5 * 2 ** 30 && o) {
+    return `out of memory: the worker reached ${(bytes / 2 ** 30).toFixed(1)} GiB of WebAssembly's 4 GiB training ${ARCHS[o.arch]?.name || o.arch} at batch size ${o.batchSize} (${o.microBatch} images a pass), image size ${o.size} px. `
+      + 'Try a smaller image size, or fewer images a pass (microBatch); Kiln restarted its worker with your dataset.';
+  }
+  return `internal error (${message}); Kiln restarted its worker with your dataset, please retry`;
+}
 
 self.onmessage = async ({ data: { id, method, args } }) => {
   try {
@@ -152,6 +201,6 @@ self.onmessage = async ({ data: { id, method, args } }) => {
     // say so, so the client starts a fresh worker.
     const fatal = e instanceof WebAssembly.RuntimeError;
     const message = e instanceof Error ? e.message : String(e);
-    self.postMessage({ id, error: fatal ? `internal error (${message}); Kiln restarted its worker, please retry` : message, fatal });
+    self.postMessage({ id, error: fatal ? fatalMessage(message) : message, fatal });
   }
 };

@@ -5,12 +5,14 @@
 
 mod decode;
 mod label;
+mod loader;
 mod presize;
 pub(crate) mod show_batch;
 mod split;
 
 pub use decode::{DecodeError, decode_rgb8};
 pub use label::LabelRule;
+pub use loader::DataLoader;
 pub use presize::{Crop, presize};
 pub use show_batch::{augmented_samples, show_batch};
 pub use split::Splitter;
@@ -253,12 +255,12 @@ impl Datasets {
                 .map(|img| presize(&img, size, *c).into_raw())
                 .map_err(|e| Skipped { name: s.item.name.clone(), reason: e.into() })
         };
-        #[cfg(feature = "native")]
+        #[cfg(feature = "rayon")]
         {
             use rayon::prelude::*;
             samples.par_iter().zip(crops.par_iter()).map(work).collect()
         }
-        #[cfg(not(feature = "native"))]
+        #[cfg(not(feature = "rayon"))]
         {
             samples.iter().zip(crops.iter()).map(work).collect()
         }

@@ -42,6 +42,32 @@ impl Arch {
             Arch::Custom(c) => c.num_features(),
         }
     }
+    /// Bytes one training pass (forward kept for backward, then backward) holds per image at
+    /// `size` px, on burn's CPU backend: activations grow with the pixel count. Measured with
+    /// `cargo bench --bench train -- memory` (peak heap of a step at two batch sizes), rounded
+    /// up.
+    pub fn train_bytes_per_image(&self, size: usize) -> u64 {
+        let per_px: u64 = match self {
+            Arch::ResNet18 => TRAIN_BYTES_PER_PX_RESNET18,
+            Arch::ResNet34 => TRAIN_BYTES_PER_PX_RESNET34,
+            Arch::EfficientNetLite0 => TRAIN_BYTES_PER_PX_EFFNET,
+            // Activations scale with the stem's width (ResNet-18: 64).
+            Arch::Custom(c) => (TRAIN_BYTES_PER_PX_RESNET18 * c.widths[0] as u64).div_ceil(64),
+        };
+        per_px * (size * size) as u64
+    }
+
+    /// Bytes held whatever the batch: weights, their gradients and Adam's two moments (f32).
+    pub fn train_fixed_bytes(&self) -> u64 {
+        let params: u64 = match self {
+            Arch::ResNet18 => 11_700_000,
+            Arch::ResNet34 => 21_800_000,
+            Arch::EfficientNetLite0 => 4_700_000,
+            Arch::Custom(c) => (c.widths.iter().map(|&w| 9 * w * w * 2).sum::<usize>() + 1_000_000) as u64,
+        };
+        params * 4 * 4
+    }
+
     pub fn name(&self) -> String {
         match self {
             Arch::ResNet18 => "resnet18".into(),
@@ -64,6 +90,12 @@ impl std::str::FromStr for Arch {
         }
     }
 }
+
+// Per-pixel training bytes (see `Arch::train_bytes_per_image`): measured 562–601 (ResNet-18),
+// 884–901 (ResNet-34), 1326–1337 (EfficientNet-Lite0) at 224 px, frozen or not; ~5 % added.
+const TRAIN_BYTES_PER_PX_RESNET18: u64 = 640;
+const TRAIN_BYTES_PER_PX_RESNET34: u64 = 960;
+const TRAIN_BYTES_PER_PX_EFFNET: u64 = 1400;
 
 /// The feature extractor: everything before the pooling and classifier.
 #[derive(Module, Debug)]

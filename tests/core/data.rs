@@ -160,3 +160,41 @@ fn show_batch_draws_a_titled_grid() {
     assert!(dark > 5, "label text drawn");
     assert_eq!(grid.get_pixel(2, 14).0, [255, 0, 0]);
 }
+
+mod loader {
+    use kiln::data::DataLoader;
+    use rand::SeedableRng;
+
+    #[test]
+    fn epochs_drop_the_last_partial_batch_and_reshuffle() {
+        let dl = DataLoader::new(4);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let a = dl.epoch(10, &mut rng);
+        assert_eq!(a.len(), 2, "10 items at batch 4: two full batches, the partial one dropped");
+        assert!(a.iter().all(|b| b.len() == 4));
+        let mut seen: Vec<usize> = a.concat();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 8, "no index twice in an epoch");
+        assert_ne!(a, dl.epoch(10, &mut rng), "a fresh shuffle each epoch");
+        // Fewer items than a batch: one batch of all of them.
+        assert_eq!(DataLoader::new(64).epoch(5, &mut rng).iter().map(Vec::len).collect::<Vec<_>>(), vec![5]);
+    }
+
+    #[test]
+    fn micro_batches_are_near_equal_and_never_a_single_image() {
+        let batch: Vec<usize> = (0..64).collect();
+        let dl = DataLoader::new(64).with_micro_batch(24);
+        let parts = dl.micro_batches(&batch);
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![22, 21, 21]);
+        assert_eq!(parts.concat(), batch);
+        assert_eq!(dl.accumulation_steps(), 3);
+        // 9 at 8 a pass: 5 + 4, not 8 + 1.
+        let nine: Vec<usize> = (0..9).collect();
+        assert_eq!(DataLoader::new(9).with_micro_batch(8).micro_batches(&nine).iter().map(|p| p.len()).collect::<Vec<_>>(), vec![5, 4]);
+        // Clamped to [2, batch size].
+        assert_eq!(DataLoader::new(16).with_micro_batch(0).micro_batch, 2);
+        assert_eq!(DataLoader::new(16).with_micro_batch(100).micro_batch, 16);
+        assert_eq!(DataLoader::new(16).micro_batches(&batch[..16]).len(), 1);
+    }
+}

@@ -207,3 +207,106 @@ fn lr_find_on_digits_suggests_sane_rates_and_restores_everything() {
     pollster::block_on(learner.fit_one_cycle(&dls, 1, Lr::Single(1e-3), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap();
     assert_ne!(weights(&learner), w0);
 }
+
+/// Micro-batches with accumulated gradients give the whole batch's gradient. Each class is one
+/// picture and each micro-batch holds both classes equally, so BatchNorm's statistics
+/// (forward and backward) are the same in every pass as in the whole batch; with augmentation
+/// and dropout off, the gradients must agree to rounding.
+#[test]
+fn gradient_accumulation_over_micro_batches_matches_the_whole_batch() {
+    // Two square pictures (so presizing crops nothing), one per class.
+    let x = crate::common::encode(&image::DynamicImage::ImageRgb8(crate::common::gradient(20, 20)), image::ImageFormat::Png);
+    let y = crate::common::encode(&image::DynamicImage::ImageRgb8(image::imageops::rotate90(&crate::common::gradient(20, 20))), image::ImageFormat::Png);
+    let mut items = Vec::new();
+    for i in 0..10 {
+        items.push(kiln::Item::new(format!("a/{i}.png"), x.clone()));
+        items.push(kiln::Item::new(format!("b/{i}.png"), y.clone()));
+    }
+    let dls = Datasets::from_items(items, DataConfig::default().with_presize(20).with_splitter(kiln::Splitter::Auto { valid_pct: 0.2, seed: 1 })).unwrap();
+    let of = |label: usize| dls.train.iter().enumerate().filter(|(_, s)| s.label == label).map(|(i, _)| i).collect::<Vec<_>>();
+    let (a, b) = (of(0), of(1));
+    // a b a b a b a b: any split into passes of 2 or 4 has one of each label per pair.
+    let batch: Vec<usize> = (0..4).flat_map(|k| [a[k], b[k]]).collect();
+    // No warps or crops (their padded edges would differ between images), no lighting.
+    let aug = AugConfig { p_affine: 0.0, p_lighting: 0.0, ..AugConfig::new(16).with_do_flip(false).with_min_scale(1.0) };
+    let config = tiny_config(2, 16).with_batch_size(8).with_aug(aug);
+    // One set of initial weights for every run (burn's seeded RNG is shared with other tests).
+    let initial = Learner::new(config.clone(), dls.classes.clone(), 20, &cpu()).unwrap().model;
+    let grads = |micro: usize| {
+        let mut learner = Learner::new(config.clone().with_micro_batch(Some(micro)), dls.classes.clone(), 20, &cpu()).unwrap();
+        learner.model = initial.clone();
+        // Dropout masks depend on the pass's shape.
+        learner.model.head.drop1.prob = 0.0;
+        learner.model.head.drop2.prob = 0.0;
+        let (mut g, loss) = pollster::block_on(learner.batch_gradients(&dls, &batch, &mut |_| {})).unwrap().unwrap();
+        (learner.loader.accumulation_steps(), loss, param_grads(&learner, &mut g))
+    };
+    let (steps, whole_loss, whole) = grads(8);
+    assert_eq!(steps, 1);
+    let flat = |g: &Vec<(String, Vec<f32>)>| g.iter().flat_map(|(_, v)| v.iter().copied()).collect::<Vec<f32>>();
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let w = flat(&whole);
+    assert!(norm(&w) > 1e-3, "the batch has a real gradient (|g| = {})", norm(&w));
+    for micro in [4, 2] {
+        let (steps, loss, split) = grads(micro);
+        assert_eq!(steps, 8 / micro);
+        let m = flat(&split);
+        assert_eq!(m.len(), w.len(), "every parameter has an accumulated gradient");
+        let diff: Vec<f32> = w.iter().zip(&m).map(|(a, b)| a - b).collect();
+        let rel = norm(&diff) / norm(&w);
+        // Not exact: burn's kernels round differently at other batch shapes (a few 1e-4 in the
+        // loss here); a missing or mis-weighted pass would be off by 25 % or more.
+        assert!((loss - whole_loss).abs() < 5e-3 * whole_loss, "micro-batch {micro}: loss {loss} vs {whole_loss}");
+        assert!(rel < 0.02, "micro-batch {micro}: gradient differs from the whole batch's by {:.2} %", rel * 100.0);
+    }
+}
+
+/// Every trainable parameter's gradient by path.
+fn param_grads(learner: &Learner, grads: &mut burn::optim::GradientsParams) -> Vec<(String, Vec<f32>)> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::Tensor;
+    struct V<'a>(Vec<String>, Vec<(String, Vec<f32>)>, &'a mut burn::optim::GradientsParams);
+    impl ModuleVisitor for V<'_> {
+        fn enter_module(&mut self, n: &str, _: &str) {
+            self.0.push(n.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.2.remove::<D>(p.id) {
+                self.1.push((self.0.join("."), g.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()));
+            }
+        }
+    }
+    let mut v = V(Vec::new(), Vec::new(), grads);
+    learner.model.visit(&mut v);
+    v.1
+}
+
+/// The automatic micro-batch: the largest that fits the device's budget, at least 2, at most
+/// the batch; a configuration that cannot fit two images is refused before training.
+#[test]
+fn micro_batches_are_sized_from_the_memory_budget() {
+    use kiln::device::MemoryBudget;
+    let wasm_cpu = MemoryBudget { bytes: 3 << 29 };
+    let effnet = LearnerConfig::new(ClassifierConfig::new(Arch::EfficientNetLite0, 6), 224);
+    let micro = wasm_cpu.loader(&effnet).micro_batch;
+    assert!((2..64).contains(&micro), "EfficientNet-Lite0 at 224 px, batch 64, in 1.5 GiB: {micro} a pass");
+    let per_pass = Arch::EfficientNetLite0.train_fixed_bytes() + micro as u64 * Arch::EfficientNetLite0.train_bytes_per_image(224);
+    assert!(per_pass <= wasm_cpu.bytes);
+    // Small images fit whole.
+    assert_eq!(wasm_cpu.loader(&LearnerConfig::new(ClassifierConfig::new(Arch::EfficientNetLite0, 6), 64)).micro_batch, 64);
+    // An explicit micro-batch wins.
+    assert_eq!(wasm_cpu.loader(&effnet.clone().with_micro_batch(Some(5))).micro_batch, 5);
+    assert!(MemoryBudget { bytes: 64 << 20 }.micro_batch(&Arch::ResNet34, 1024) < 2);
+    // On the native CPU the page's defaults run in one pass.
+    let native = MemoryBudget::of(&cpu());
+    assert_eq!(native.loader(&effnet).micro_batch, 64);
+    // Too large for any device: refused with the sizes and what to change.
+    let err = Learner::new(LearnerConfig::new(ClassifierConfig::new(Arch::ResNet34, 2), 1024 * 8).with_batch_size(4), vec!["a".into(), "b".into()], 64, &cpu())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("smaller image size") && err.contains("8192 px"), "{err}");
+}

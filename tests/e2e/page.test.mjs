@@ -45,7 +45,7 @@ const probe = png(24, 24, noisy(colours.green, 99));
 
 // Serve www/ on a free port.
 const port = 18000 + Math.floor(Math.random() * 1000);
-const server = spawn('python3', ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', join(root, 'www')], { stdio: 'ignore' });
+const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
 const url = `http://127.0.0.1:${port}/?backend=${backend}`;
 
 const browser = await chromium.launch({
@@ -69,6 +69,32 @@ try {
   if (backend === 'auto') {
     assert.match(await page.textContent('#backend'), /CPU/);
     assert.match(await page.textContent('#notice'), /software fallback/);
+  }
+
+  // The page as a user meets it: real photos in class folders, nothing changed in Settings
+  // (EfficientNet-Lite0 pretrained, 224 px, batch 64, fine_tune 1), Train. On the CPU backend
+  // a batch of 64 at 224 px does not fit wasm32's 4 GiB in one pass: it must train anyway,
+  // in micro-batches, on every core the page can use.
+  if (backend === 'auto') {
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    if (cores > 1) assert.match(await page.textContent('#backend'), new RegExp(`CPU \\(WebAssembly, ${Math.min(cores, 8)} threads\\)`));
+    const set = join(dir, 'real');
+    mkdirSync(join(set, 'photos'), { recursive: true });
+    for (const p of ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg', 'motorcycle_left.png', 'china.jpg']) {
+      writeFileSync(join(set, 'photos', p), readFileSync(join(root, 'assets/photos', p)));
+    }
+    const made = spawnSync(join(root, 'target/release/kiln'), ['samples', '--photos', join(set, 'photos'), '--side', '160', '--crops-per-cell', '1', '-o', join(set, 'crops')], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    await page.setInputFiles('#pick-folder', join(set, 'crops'));
+    await page.waitForFunction(() => /^6 classes/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
+    const t = Date.now();
+    await page.click('#train');
+    await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 900_000 });
+    log(`the page's defaults (EfficientNet-Lite0, 224 px, batch 64, fine_tune 1) on 96 photo crops: ${((Date.now() - t) / 1000).toFixed(1)} s; ${await page.textContent('#compute')}`);
+    assert.equal(await page.isVisible('#error'), false, `training with the defaults failed: ${await page.textContent('#error')}`);
+    assert.match(await page.textContent('#compute'), /passes of \d+ images to fit memory/);
+    const memory = await page.evaluate(() => window.kiln?.memory());
+    if (memory) log(`worker memory after training: wasm ${(memory.wasmBytes / 2 ** 20).toFixed(0)} MiB`);
   }
 
   // The bundled sample set loads through the same path as a user's files.
@@ -251,6 +277,35 @@ try {
   assert.equal(await page.isVisible('#error'), false, `page shows an error: ${await page.textContent('#error')}`);
   // Only the errors provoked above reach the console.
   assert.deepEqual(errors.filter((e) => !/favicon|no pretrained ResNet-34 weights|junk\.pth/.test(e)), []);
+
+  // A static host without cross-origin isolation headers: no wasm threads, so the page loads
+  // the one-thread build, says why, and still trains.
+  if (backend === 'auto') {
+    const plainPort = port + 1000;
+    const plain = spawn('python3', ['-m', 'http.server', String(plainPort), '--bind', '127.0.0.1', '--directory', join(root, 'www')], { stdio: 'ignore' });
+    try {
+      const p2 = await context.newPage();
+      for (let i = 0; i < 50; i++) {
+        try { await p2.goto(`http://127.0.0.1:${plainPort}/?backend=cpu`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
+      }
+      await p2.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+      assert.match(await p2.textContent('#backend'), /CPU \(WebAssembly, 1 thread\)/);
+      assert.match(await p2.textContent('#notice'), /one thread: the page is not cross-origin isolated/);
+      await p2.setInputFiles('#pick-folder', photos);
+      await p2.waitForFunction(() => /29 training/.test(document.querySelector('#split').textContent));
+      await p2.selectOption('#arch', 'tiny');
+      await p2.fill('#size', '16');
+      await p2.fill('#bs', '8');
+      await p2.fill('#epochs', '1');
+      await p2.click('#train');
+      await p2.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 300_000 });
+      assert.equal(await p2.isVisible('#error'), false, await p2.textContent('#error'));
+      await p2.close();
+      log('not cross-origin isolated: one-thread build trains');
+    } finally {
+      plain.kill();
+    }
+  }
   log('ok');
 } catch (e) {
   failed = true;
