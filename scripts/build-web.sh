@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the page: the core for wasm32 twice (settings in wasm-pack.toml), wasm-bindgen and
+# Builds the page: the core for wasm32 twice (settings in wasm-pack.toml; Cargo.toml's `web`
+# profile: size-optimised but for the CPU kernels), wasm-bindgen and
 # wasm-opt on each, the npm packages, the generated TypeScript types, and the bundled
 # pretrained backbone as a static asset.
 #   www/pkg/          WebGPU + the CPU backend on one thread, with wasm SIMD (stable Rust)
@@ -52,8 +53,8 @@ bindgen() { # wasm out_dir
 }
 
 echo "== building the core for wasm32 (features: $features)"
-cargo build --release --lib --target wasm32-unknown-unknown --no-default-features --features "$features"
-bindgen "$target_dir/wasm32-unknown-unknown/release/kiln.wasm" "$out_dir"
+cargo build --profile web --lib --target wasm32-unknown-unknown --no-default-features --features "$features"
+bindgen "$target_dir/wasm32-unknown-unknown/web/kiln.wasm" "$out_dir"
 
 echo "== building the multi-threaded CPU core for wasm32 (features: $threads_features; nightly, std rebuilt with atomics)"
 # Shared memory needs atomics in every crate, std included, and these exports for
@@ -62,9 +63,9 @@ RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
   -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
   -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
   -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base" \
-  cargo +"$nightly" build --release --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
+  cargo +"$nightly" build --profile web --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
   --no-default-features --features "$threads_features" --target-dir "$target_dir/threads"
-bindgen "$target_dir/threads/wasm32-unknown-unknown/release/kiln.wasm" "$threads_out_dir"
+bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$threads_out_dir"
 
 # The default backbone, converted once per build by the wasm just built (so the file always
 # matches the reader), served next to the page: nothing is downloaded at run time.

@@ -27,22 +27,19 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 
 wasm_features=$(python3 -c 'import tomllib; print(",".join(tomllib.load(open("wasm-pack.toml", "rb"))["build"]["features"]))')
-# (the multi-threaded build is compiled by scripts/build-web.sh below)
-echo "== the core compiles for the browser (wasm32, features from wasm-pack.toml)"
-cargo check --lib --no-default-features --features "$wasm_features" --target wasm32-unknown-unknown
 
 echo "== native tests (release: training on the CPU backend is unusable unoptimised)"
 cargo test --release --lib --bins --tests
 cargo bench --no-run  # the benches compile (they run only on request)
 
-echo "== the page's build (wasm-bindgen CLI, npm packages, TypeScript types)"
+echo "== the page's builds (both wasm32 builds, wasm-bindgen CLI, npm packages, TypeScript types)"
 bash scripts/build-web.sh
 
 echo "== browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the CPU fallback)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 CHROMEDRIVER=/usr/bin/chromedriver \
 WASM_BINDGEN_TEST_TIMEOUT=900 \
-  cargo test --release --target wasm32-unknown-unknown --no-default-features --features "$wasm_features" --test web
+  cargo test --profile web --target wasm32-unknown-unknown --no-default-features --features "$wasm_features" --test web
 
 echo "== the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
 # auto picks the CPU backend here (the only WebGPU adapter is SwiftShader), so the threaded

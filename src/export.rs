@@ -1,8 +1,9 @@
 //! Kiln's files (`.kiln`), read by the CLI and the page alike: a trained model (everything
 //! needed to predict) or a pretrained backbone. Layout: `KILN` magic, format version (u32 LE),
-//! JSON header length (u32 LE), the JSON header (its `kind`; for a model: classes,
-//! architecture, input sizes, normalisation), then burn's burnpack record of the weights and
-//! BatchNorm statistics.
+//! JSON header length (u32 LE), a CRC-32 of everything after it (u32 LE), the JSON header (its
+//! `kind`; for a model: classes, architecture, input sizes, normalisation), then burn's
+//! burnpack record of the weights and BatchNorm statistics. The checksum makes a flipped bit
+//! an error instead of silently different predictions.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::store::ModuleRecord;
@@ -14,7 +15,8 @@ use crate::model::{Arch, Pretrained};
 
 const MAGIC: &[u8; 4] = b"KILN";
 /// 2: the body became an enum (ResNet or EfficientNet) and headers gained `kind`.
-const VERSION: u32 = 2;
+/// 3: a CRC-32 of the header and weights. Version 2 files (no checksum) are still read.
+const VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -48,16 +50,20 @@ pub struct ModelHeader {
 pub enum ExportError {
     #[error("not a Kiln model file (it does not start with KILN); export one with `kiln train … -o model.kiln`")]
     NotKiln,
-    #[error("this file has format version {0}, but this Kiln reads version {VERSION}: {hint}", hint = version_hint(*.0))]
+    #[error("this file has format version {0}, but this Kiln reads versions 2 and {VERSION}: {hint}", hint = version_hint(*.0))]
     Version(u32),
     #[error("this .kiln file holds a {found}, not a {expected}: {hint}")]
     Kind { expected: &'static str, found: &'static str, hint: &'static str },
     #[error("the model file is truncated or corrupt: {0}")]
     Corrupt(String),
+    #[error("the model holds NaN or infinite values (its training diverged), so it was not saved: train it again with a lower learning rate")]
+    NotFinite,
+    #[error("the model file is truncated or damaged: its checksum does not match its contents (cut short, or a byte changed on disk or in transfer); export or download it again")]
+    Checksum,
 }
 
 fn version_hint(version: u32) -> &'static str {
-    if version < VERSION {
+    if version < 2 {
         "it was written by an earlier Kiln; train the model again, or import the weights again with `kiln weights import`"
     } else {
         "update Kiln to read it"
@@ -87,10 +93,14 @@ pub async fn backbone_to_bytes(model: &Pretrained, header: BackboneHeader) -> Re
 fn pack<M: Module>(header: &FileHeader, cpu_model: M) -> Result<Vec<u8>, ExportError> {
     let json = serde_json::to_vec(header).expect("header serialises");
     let weights = cpu_model.into_record().into_bytes().map_err(|e| ExportError::Corrupt(e.to_string()))?;
-    let mut out = Vec::with_capacity(12 + json.len() + weights.len());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&json);
+    crc.update(&weights);
+    let mut out = Vec::with_capacity(16 + json.len() + weights.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
     out.extend_from_slice(&json);
     out.extend_from_slice(&weights);
     Ok(out)
@@ -101,13 +111,24 @@ pub fn read_header(bytes: &[u8]) -> Result<(FileHeader, &[u8]), ExportError> {
         return Err(ExportError::NotKiln);
     }
     let version = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
-    if version != VERSION {
-        return Err(ExportError::Version(version));
+    let start = match version {
+        2 => 12,
+        VERSION => 16,
+        _ => return Err(ExportError::Version(version)),
+    };
+    if bytes.len() < start {
+        return Err(ExportError::Corrupt("the file ends inside its preamble".into()));
     }
     let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
-    let json = bytes.get(12..12 + len).ok_or_else(|| ExportError::Corrupt("header runs past the end".into()))?;
-    let header: FileHeader = serde_json::from_slice(json).map_err(|e| ExportError::Corrupt(e.to_string()))?;
-    Ok((header, &bytes[12 + len..]))
+    let json_end = start.checked_add(len).filter(|&e| e <= bytes.len()).ok_or_else(|| ExportError::Corrupt("header runs past the end".into()))?;
+    if version == VERSION {
+        let stored = u32::from_le_bytes(bytes[12..16].try_into().unwrap());
+        if crc32fast::hash(&bytes[16..]) != stored {
+            return Err(ExportError::Checksum);
+        }
+    }
+    let header: FileHeader = serde_json::from_slice(&bytes[start..json_end]).map_err(|e| ExportError::Corrupt(e.to_string()))?;
+    Ok((header, &bytes[json_end..]))
 }
 
 fn load_weights<M: Module>(model: M, weights: &[u8]) -> Result<M, ExportError> {
@@ -184,7 +205,11 @@ async fn to_cpu<M: Module>(model: &M, fresh: impl FnOnce(&Device) -> M) -> Resul
     model.visit(&mut collect);
     let mut values = Vec::with_capacity(collect.0.len());
     for t in collect.0 {
-        values.push(t.into_data_async().await.map_err(|e| ExportError::Corrupt(format!("reading weights: {e:?}")))?);
+        let data = t.into_data_async().await.map_err(|e| ExportError::Corrupt(format!("reading weights: {e:?}")))?;
+        if data.iter::<f32>().any(|x| !x.is_finite()) {
+            return Err(ExportError::NotFinite);
+        }
+        values.push(data);
     }
     let cpu = Device::flex();
     let mut fill = Fill { values: values.into_iter(), device: cpu.clone() };

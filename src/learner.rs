@@ -121,7 +121,7 @@ pub enum LearnError {
     ClassMismatch { expected: usize, found: usize },
     #[error("reading a result back from the device failed: {0}")]
     Read(String),
-    #[error("training diverged: the loss became {0} (try a lower learning rate)")]
+    #[error("training diverged: the loss became {0}, so training stopped; the model keeps its weights from before that batch (try a lower learning rate, e.g. from lr_find)")]
     Diverged(f32),
     #[error("{0}")]
     Image(String),
@@ -235,7 +235,21 @@ impl Learner {
         mom: f64,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Option<f32>, LearnError> {
+        // The weights and BatchNorm statistics before this batch: a diverged batch (NaN or
+        // infinite loss) is never applied, so the model keeps its last good state.
+        let before = self.model.valid();
         let Some((grads, loss)) = self.batch_gradients(dls, batch, on_event).await? else { return Ok(None) };
+        // BatchNorm's running statistics can overflow while the loss is still finite. (`valid()`
+        // folds in this batch's pending updates; a plain visit would see the previous values.)
+        let stats = match running_stats_sum(&self.model.valid()) {
+            Some(t) => read_f32(t).await?[0],
+            None => 0.0,
+        };
+        if !loss.is_finite() || !stats.is_finite() {
+            // `train()` restores which parameters train (freeze state) too.
+            self.model = before.train();
+            return Err(LearnError::Diverged(loss));
+        }
         self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
         Ok(Some(loss))
     }
@@ -427,9 +441,6 @@ impl Learner {
                 let lrs: Vec<f64> = lr_max.iter().map(|&m| sched.lr(m, p)).collect();
                 let mom = sched.mom(p);
                 if let Some(loss) = self.train_batch(dls, batch, &lrs, mom, on_event).await? {
-                    if !loss.is_finite() {
-                        return Err(LearnError::Diverged(loss));
-                    }
                     smooth.add(loss);
                     on_event(&Event::Batch(BatchStats {
                         phase,
@@ -565,6 +576,32 @@ impl burn::module::ModuleMapper for Trainable {
         }
         param.set_require_grad(self.path.in_batchnorm() || self.path.group() >= self.frozen_below)
     }
+}
+
+/// The sum of every BatchNorm running mean and variance: finite exactly when all of them are
+/// (one value to read back instead of every statistic).
+fn running_stats_sum(model: &Classifier) -> Option<Tensor<1>> {
+    struct Sum(Option<Tensor<1>>, crate::model::ParamPath);
+    impl burn::module::ModuleVisitor for Sum {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.1.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.1.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            if matches!(self.1.name(), "running_mean" | "running_var") {
+                let s = param.val().detach().sum();
+                self.0 = Some(match self.0.take() {
+                    Some(total) => total + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    let mut sum = Sum(None, crate::model::ParamPath::default());
+    model.visit(&mut sum);
+    sum.0
 }
 
 /// fastai's SmoothenValue: EMA with β = 0.98, debiased.

@@ -198,7 +198,18 @@ impl Learner {
                 batches = self.loader.epoch(dls.train.len(), &mut self.rng);
             }
             let lr = config.start_lr * (config.end_lr / config.start_lr).powf(iter as f64 / config.num_it as f64);
-            let Some(loss) = self.train_batch(dls, &batches[b], &[lr; NUM_GROUPS], 0.9, on_event).await? else { continue };
+            let loss = match self.train_batch(dls, &batches[b], &[lr; NUM_GROUPS], 0.9, on_event).await {
+                Ok(Some(loss)) => loss,
+                Ok(None) => continue,
+                // fastai stops at divergence; a non-finite loss is the extreme case of it.
+                Err(LearnError::Diverged(_)) if config.stop_div => break,
+                Err(LearnError::Diverged(loss)) => {
+                    lrs.push(lr);
+                    losses.push(loss as f64);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             smooth.add(loss);
             let s = smooth.value() as f64;
             lrs.push(lr);

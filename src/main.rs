@@ -248,7 +248,7 @@ fn weights_command(command: WeightsCommand) -> Result<(), String> {
             let source = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             let (header, backbone) =
                 pollster::block_on(kiln::pretrained::import(&bytes, &source, arch.as_ref())).map_err(|e| format!("{}: {e}", file.display()))?;
-            std::fs::write(&output, backbone).map_err(|e| format!("writing {}: {e}", output.display()))?;
+            write_atomic(&output, &backbone)?;
             let classifier = header.imagenet_classes.map(|n| format!(" with its {n}-class classifier")).unwrap_or_default();
             println!("{}: {} weights{classifier}; saved a Kiln backbone to {}", file.display(), header.arch.name(), output.display());
         }
@@ -551,18 +551,62 @@ fn finish(learner: &Learner, report: FitReport, output: &Path) -> Result<(), Str
         eprintln!("training was cancelled after {} full epoch(s); saving the model as it is", report.epochs.len());
     }
     let bytes = pollster::block_on(kiln::export::to_bytes(learner)).map_err(|e| e.to_string())?;
-    std::fs::write(output, bytes).map_err(|e| format!("writing {}: {e}", output.display()))?;
+    write_atomic(output, &bytes)?;
     println!("saved the model to {}", output.display());
     Ok(())
 }
 
+/// Write a file whole or not at all: into a temporary file beside it, then renamed over it,
+/// so Ctrl-C or a full disk never leaves half a model under the real name.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| format!("writing {}: {e}", path.display());
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| format!("{} is not a file name", path.display()))?;
+    let tmp = dir.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+    let result = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = result.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    Ok(())
+}
+
+/// wgpu's Vulkan loader probes Wayland, which prints "Error: XDG_RUNTIME_DIR is invalid or not
+/// set" on headless machines although nothing is wrong. Give it a private runtime directory.
+fn quiet_graphics_probe() -> Option<PathBuf> {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| Path::new(&d).is_dir()) {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("kiln-runtime-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_ok() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        }
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        return Some(dir);
+    }
+    None
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let runtime_dir = quiet_graphics_probe();
+    let code = match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(dir) = runtime_dir {
+        let _ = std::fs::remove_dir_all(dir);
     }
+    code
 }
 

@@ -95,6 +95,8 @@ function renderSummary(s) {
 }
 
 function reasonText(r) {
+  // Truncated, corrupt and unsupported files carry a full sentence of their own.
+  if (['truncated', 'corrupt', 'unsupported'].includes(r.kind)) return r.detail;
   const words = { empty: 'empty file', no_label: 'no label', undecodable: 'not a readable image', too_large: 'too large', outside_split: 'outside the train/ and valid/ folders' };
   return (words[r.kind] || r.kind) + (r.detail ? `: ${r.detail}` : '');
 }

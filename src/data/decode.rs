@@ -12,6 +12,8 @@ pub enum DecodeError {
     TooLarge { width: u32, height: u32, pixels: u64, limit: u64 },
     #[error("{0}")]
     Undecodable(String),
+    #[error(transparent)]
+    Invalid(#[from] super::VerifyError),
 }
 
 impl From<DecodeError> for SkipReason {
@@ -19,11 +21,13 @@ impl From<DecodeError> for SkipReason {
         match e {
             DecodeError::TooLarge { .. } => SkipReason::TooLarge(e.to_string()),
             DecodeError::Undecodable(why) => SkipReason::Undecodable(why),
+            DecodeError::Invalid(e) => e.into(),
         }
     }
 }
 
 fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
+    super::verify(bytes)?;
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| DecodeError::Undecodable(e.to_string()))?;

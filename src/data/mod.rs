@@ -9,6 +9,7 @@ mod loader;
 mod presize;
 pub(crate) mod show_batch;
 mod split;
+mod verify;
 
 pub use decode::{DecodeError, decode_rgb8};
 pub use label::LabelRule;
@@ -16,6 +17,7 @@ pub use loader::DataLoader;
 pub use presize::{Crop, presize};
 pub use show_batch::{augmented_samples, show_batch};
 pub use split::Splitter;
+pub use verify::{VerifyError, verify};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,6 +43,12 @@ pub enum SkipReason {
     Empty,
     NoLabel(String),
     Undecodable(String),
+    /// Cut short (a partial download or copy).
+    Truncated(String),
+    /// Damaged inside (bad checksums, broken structure).
+    Corrupt(String),
+    /// A format Kiln cannot read (HEIC, AVIF, TIFF, SVG…), with what to do.
+    Unsupported(String),
     TooLarge(String),
     OutsideSplit,
 }
@@ -51,6 +59,7 @@ impl std::fmt::Display for SkipReason {
             SkipReason::Empty => write!(f, "empty file"),
             SkipReason::NoLabel(why) => write!(f, "no label: {why}"),
             SkipReason::Undecodable(why) => write!(f, "undecodable: {why}"),
+            SkipReason::Truncated(why) | SkipReason::Corrupt(why) | SkipReason::Unsupported(why) => write!(f, "{why}"),
             SkipReason::TooLarge(why) => write!(f, "too large: {why}"),
             SkipReason::OutsideSplit => write!(f, "outside the train/ and valid/ folders"),
         }
@@ -171,6 +180,9 @@ impl Datasets {
                     SkipReason::Empty => "empty",
                     SkipReason::NoLabel(_) => "no label",
                     SkipReason::Undecodable(_) => "undecodable",
+                    SkipReason::Truncated(_) => "truncated",
+                    SkipReason::Corrupt(_) => "corrupt",
+                    SkipReason::Unsupported(_) => "in an unsupported format",
                     SkipReason::TooLarge(_) => "too large",
                     SkipReason::OutsideSplit => "outside split",
                 };

@@ -64,3 +64,34 @@ fn missing_or_wrong_weights_are_one_line_errors_that_say_what_to_do() {
     assert!(!o.status.success());
     assert!(text(&o).contains("README.md") && text(&o).contains("PyTorch checkpoint"), "{}", text(&o));
 }
+
+/// On a headless machine (no XDG_RUNTIME_DIR) no graphics-stack error line appears; a saved
+/// model is written whole (no partial file beside it); a damaged model file is refused with its
+/// name and what to do.
+#[test]
+fn headless_output_is_clean_and_model_files_are_whole_or_refused() {
+    let crops = tmp("crops-files");
+    assert!(kiln(&["samples", "--photos", &asset("photos"), "--side", "16", "--crops-per-cell", "1", "-o", &crops]).status.success());
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln")).args(["summary", &crops, "--presize", "16"]).env_remove("XDG_RUNTIME_DIR").output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("XDG_RUNTIME_DIR"), "{}", text(&o));
+    let model = tmp("files.kiln");
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["train", &crops, "--arch", "tiny", "--presize", "16", "--size", "16", "--bs", "8", "--epochs", "1", "--device", "auto", "-o", &model])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("XDG_RUNTIME_DIR"), "{}", text(&o));
+    let dir = Path::new(&model).parent().unwrap();
+    let partial: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".partial-")).collect();
+    assert!(partial.is_empty(), "a partial file was left: {:?}", partial.iter().map(|e| e.file_name()).collect::<Vec<_>>());
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    let damaged = tmp("damaged.kiln");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let o = kiln(&["predict", &damaged, &asset("photos/chelsea.png")]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("damaged.kiln") && text(&o).contains("checksum"), "{}", text(&o));
+}

@@ -30,7 +30,7 @@ fn bad_files_are_listed_with_reasons_and_do_not_stop_loading() {
     items.push(Item::new("red/huge.png", encode(&DynamicImage::ImageRgb8(gradient(300, 300)), ImageFormat::Png)));
     let dls = Datasets::from_items(items, DataConfig::default().with_max_pixels(200 * 200)).unwrap();
     assert_eq!(dls.classes, vec!["blue", "red"]);
-    assert_eq!(dls.train.len() + dls.valid.len(), 21, "20 good images + the truncated one (its header is fine)");
+    assert_eq!(dls.train.len() + dls.valid.len(), 20, "the truncated PNG is found at load time, not trained on");
     let reasons: Vec<(&str, &SkipReason)> = dls.skipped.iter().map(|s| (s.name.as_str(), &s.reason)).collect();
     assert!(reasons.contains(&("red/empty.png", &SkipReason::Empty)));
     assert!(matches!(reasons.iter().find(|r| r.0 == "blue/notes.txt").unwrap().1, SkipReason::Undecodable(_)));
@@ -39,12 +39,68 @@ fn bad_files_are_listed_with_reasons_and_do_not_stop_loading() {
     let summary = dls.summary().to_string();
     assert!(summary.contains("red/huge.png: too large"), "{summary}");
     assert!(summary.contains("loose.png: no label"), "{summary}");
-    // The truncated file is caught when decoded, and only that file fails.
+    assert!(matches!(reasons.iter().find(|r| r.0 == "blue/truncated.png").unwrap().1, SkipReason::Truncated(_)));
+    assert!(summary.contains("blue/truncated.png: PNG cut short"), "{summary}");
+    // Everything that loaded decodes.
     let all: Vec<&kiln::data::Sample> = dls.train.iter().chain(&dls.valid).collect();
-    let results = dls.presize_batch(&all, &mut || Crop::Centre);
-    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].name, "blue/truncated.png");
+    assert!(dls.presize_batch(&all, &mut || Crop::Centre).iter().all(|r| r.is_ok()));
+}
+
+/// fastai's verify_images: files cut short, damaged or in formats Kiln cannot read are named
+/// with the reason before training, in every format, and complete files pass.
+#[test]
+fn verify_finds_truncated_corrupt_and_unsupported_files() {
+    use kiln::data::{VerifyError, verify};
+    let img = DynamicImage::ImageRgb8(gradient(64, 48));
+    for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP, ImageFormat::Gif, ImageFormat::Bmp] {
+        let full = encode(&img, format);
+        assert_eq!(verify(&full), Ok(()), "{format:?}");
+        for cut in [full.len() / 3, full.len() * 2 / 3, full.len() - 1] {
+            let e = verify(&full[..cut]).expect_err(&format!("{format:?} cut to {cut} of {} bytes passed", full.len()));
+            assert!(matches!(e, VerifyError::Truncated { .. }), "{format:?} cut to {cut}: {e}");
+            assert!(e.to_string().contains("cut short"), "{e}");
+            // The decoder alone would have filled the rest in silently (JPEG) or refused it.
+            assert!(decode_rgb8(&full[..cut], u64::MAX).is_err(), "{format:?}: decode_rgb8 verifies too");
+        }
+    }
+    // A flipped bit inside PNG image data: the chunk's CRC no longer matches.
+    let mut png = encode(&img, ImageFormat::Png);
+    let mid = png.len() / 2;
+    png[mid] ^= 0x10;
+    assert!(matches!(verify(&png), Err(VerifyError::Corrupt { .. })), "{:?}", verify(&png));
+    // Formats Kiln cannot read: named, with what to do.
+    let heic = [&[0, 0, 0, 24][..], b"ftypheic", &[0; 12]].concat();
+    let e = verify(&heic).unwrap_err().to_string();
+    assert!(e.contains("HEIC") && e.contains("JPEG"), "{e}");
+    assert!(verify(&[&[0, 0, 0, 28][..], b"ftypavif", &[0; 16]].concat()).unwrap_err().to_string().contains("AVIF"));
+    assert!(verify(b"II*\0\x08\0\0\0").unwrap_err().to_string().contains("TIFF"));
+    assert!(verify(b"<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap_err().to_string().contains("SVG"));
+    // In a dataset the reason reaches the summary.
+    let mut cut_jpeg = encode(&img, ImageFormat::Jpeg);
+    cut_jpeg.truncate(cut_jpeg.len() / 3);
+    let mut items: Vec<Item> = (0..4).flat_map(|i| [png_item(&format!("a/{i}.png"), [9, 9, 9]), png_item(&format!("b/{i}.png"), [99, 9, 9])]).collect();
+    items.push(Item::new("a/cut.jpg", cut_jpeg));
+    items.push(Item::new("b/IMG_0001.HEIC", heic));
+    let dls = Datasets::from_items(items, DataConfig::default()).unwrap();
+    let summary = dls.summary().to_string();
+    assert!(summary.contains("a/cut.jpg: JPEG cut short"), "{summary}");
+    assert!(summary.contains("b/IMG_0001.HEIC: HEIC/HEIF"), "{summary}");
+    assert_eq!(dls.train.len() + dls.valid.len(), 8);
+}
+
+/// The bundled real photos (JPEG and PNG from scikit-image/scikit-learn) all pass: no false alarms.
+#[test]
+fn verify_passes_real_photos() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/photos");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("assets/photos: run scripts/fetch-assets.sh").flatten() {
+        let p = entry.path();
+        if p.extension().is_some_and(|x| x == "png" || x == "jpg") {
+            assert_eq!(kiln::data::verify(&std::fs::read(&p).unwrap()), Ok(()), "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "{n} photos");
 }
 
 #[test]

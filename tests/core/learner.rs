@@ -118,8 +118,21 @@ fn bad_settings_and_model_files_give_clear_errors() {
     assert!(err.to_string().contains("learning rate"), "{err}");
     assert!(kiln::export::from_bytes(b"PK\x03\x04 not kiln", &cpu()).err().unwrap().to_string().contains("not a Kiln model"));
     let mut bytes = pollster::block_on(kiln::export::to_bytes(&learner)).unwrap();
+    let whole = bytes.clone();
     bytes.truncate(bytes.len() / 2);
-    assert!(kiln::export::from_bytes(&bytes, &cpu()).err().unwrap().to_string().contains("corrupt"));
+    assert!(kiln::export::from_bytes(&bytes, &cpu()).err().unwrap().to_string().contains("truncated or damaged"));
+    // One flipped bit anywhere past the preamble (in the weights, or the JSON header) is caught.
+    for at in [whole.len() / 2, whole.len() - 1, 20] {
+        let mut flipped = whole.clone();
+        flipped[at] ^= 0x04;
+        let err = kiln::export::from_bytes(&flipped, &cpu()).err().unwrap().to_string();
+        assert!(err.contains("checksum"), "bit flipped at {at}: {err}");
+    }
+    // A file from a newer Kiln says to update.
+    let mut future = whole.clone();
+    future[4..8].copy_from_slice(&9u32.to_le_bytes());
+    assert!(kiln::export::from_bytes(&future, &cpu()).err().unwrap().to_string().contains("update Kiln"));
+    assert!(kiln::export::from_bytes(&whole, &cpu()).is_ok());
 }
 
 /// Every float tensor of the model by path (parameters and BatchNorm statistics).
@@ -309,4 +322,36 @@ fn micro_batches_are_sized_from_the_memory_budget() {
         .unwrap()
         .to_string();
     assert!(err.contains("smaller image size") && err.contains("8192 px"), "{err}");
+}
+
+/// A learning rate far too high: the loss becomes NaN or infinite, training stops with a clear
+/// message, and the model keeps the weights from before that batch (finite, exportable).
+#[test]
+fn divergence_stops_training_and_keeps_the_last_good_weights() {
+    let dls = two_colours();
+    let mut learner = Learner::new(tiny_config(2, 16).with_batch_size(8), dls.classes.clone(), 20, &cpu()).unwrap();
+    let mut batches = 0;
+    let err = pollster::block_on(learner.fit_one_cycle(&dls, 20, Lr::Single(1e4), &OneCycle::default().with_div(1.0), &CancelToken::new(), &mut |e| {
+        if let Event::Batch(_) = e {
+            batches += 1;
+        }
+    }))
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("diverged") && msg.contains("lower learning rate") && msg.contains("keeps its weights"), "{msg}");
+    assert!(batches >= 1, "at least one batch was applied before the loss blew up");
+    for (name, w) in weights(&learner) {
+        assert!(w.iter().all(|x| x.is_finite()), "{name} holds a non-finite value after divergence");
+    }
+    let bytes = pollster::block_on(kiln::export::to_bytes(&learner)).unwrap();
+    let loaded = kiln::export::from_bytes(&bytes, &cpu()).unwrap();
+    assert_eq!(weights(&loaded), weights(&learner));
+    // Absurd rates can overflow BatchNorm's running statistics while the loss is still finite;
+    // such a model is never written out.
+    let mut wild = Learner::new(tiny_config(2, 16).with_batch_size(8), dls.classes.clone(), 20, &cpu()).unwrap();
+    let _ = pollster::block_on(wild.fit_one_cycle(&dls, 20, Lr::Single(1e30), &OneCycle::default().with_div(1.0), &CancelToken::new(), &mut |_| {}));
+    if weights(&wild).iter().any(|(_, w)| w.iter().any(|x| !x.is_finite())) {
+        let err = pollster::block_on(kiln::export::to_bytes(&wild)).unwrap_err().to_string();
+        assert!(err.contains("NaN") && err.contains("not saved"), "{err}");
+    }
 }

@@ -109,7 +109,7 @@ try {
   assert.equal(await page.locator('#gallery .class-card').count(), 3);
   assert.match(await page.textContent('#split'), /3 classes · 29 training and 7 validation images/);
   assert.match(await page.textContent('#skipped-title'), /1 file\(s\) skipped/);
-  assert.match(await page.textContent('#skipped'), /broken\.png.*not a readable image/s);
+  assert.match(await page.textContent('#skipped'), /broken\.png.*PNG cut short/s);
 
   // Dropping files anywhere replaces the dataset; pets-style names label them.
   await page.evaluate(async (files) => {
