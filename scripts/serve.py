@@ -4,13 +4,30 @@
 Cross-origin isolation (COOP same-origin + COEP require-corp) lets the page use
 SharedArrayBuffer, which the multi-threaded CPU build needs for its wasm threads. A static
 host must send the same two headers for threads; without them the page falls back to the
-single-threaded build and says so.
+single-threaded build and says so. A Content-Security-Policy allows only the page's own
+origin, so nothing the user drops can be sent anywhere.
 
     python3 scripts/serve.py [--port 8000] [--dir www] [--quiet]
 """
 import argparse
 import functools
 import http.server
+
+
+# Only the page's own origin: scripts, workers, wasm (compiled from its own files), fetches.
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    # wasm-bindgen-rayon starts its pool from a blob: URL made by the page's own script.
+    "worker-src 'self' blob:",
+    "connect-src 'self'",
+    "img-src 'self' blob: data:",
+    "style-src 'self' 'unsafe-inline'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+])
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -27,6 +44,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
         self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.send_header("Content-Security-Policy", CSP)
         # The page is rebuilt in place; never serve a stale wasm next to new JS.
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()

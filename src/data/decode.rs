@@ -31,6 +31,10 @@ fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    // Kiln checks the pixel budget itself (with a message that says what to do); image's own
+    // default limit would report a bomb as "Memory limit exceeded".
+    let mut reader = reader;
+    reader.no_limits();
     if reader.format().is_none() {
         return Err(DecodeError::Undecodable(
             "not a JPEG, PNG, WebP, GIF or BMP image".to_string(),

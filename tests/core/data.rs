@@ -88,6 +88,29 @@ fn verify_finds_truncated_corrupt_and_unsupported_files() {
     assert_eq!(dls.train.len() + dls.valid.len(), 8);
 }
 
+/// A complete, valid PNG whose header claims 100,000 × 100,000 pixels: refused as too large
+/// from its header, before any pixel buffer exists.
+#[test]
+fn decompression_bomb_headers_are_too_large() {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        c.extend_from_slice(&crc32fast::hash(&c[4..]).to_be_bytes());
+        c
+    };
+    let mut ihdr = 100_000u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let bomb = [&b"\x89PNG\r\n\x1a\n"[..], &chunk(b"IHDR", &ihdr), &chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0, 0, 0, 0, 1]), &chunk(b"IEND", &[])].concat();
+    assert_eq!(kiln::data::verify(&bomb), Ok(()));
+    let mut items: Vec<Item> = (0..5).flat_map(|i| [png_item(&format!("a/{i}.png"), [1, 2, 3]), png_item(&format!("b/{i}.png"), [9, 2, 3])]).collect();
+    items.push(Item::new("b/bomb.png", bomb));
+    let dls = Datasets::from_items(items, DataConfig::default()).unwrap();
+    let reason = &dls.skipped.iter().find(|s| s.name == "b/bomb.png").unwrap().reason;
+    assert!(matches!(reason, SkipReason::TooLarge(_)), "{reason}");
+}
+
 /// The bundled real photos (JPEG and PNG from scikit-image/scikit-learn) all pass: no false alarms.
 #[test]
 fn verify_passes_real_photos() {

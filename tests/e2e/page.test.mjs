@@ -57,6 +57,10 @@ try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
   const errors = [];
+  // Nothing leaves the machine: every request the page, its workers and the wasm make stays
+  // on the page's own origin (the server also sends a same-origin Content-Security-Policy).
+  const foreign = [];
+  context.on('request', (r) => { if (!r.url().startsWith(`http://127.0.0.1:${port}/`) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) foreign.push(r.url()); });
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   for (let i = 0; i < 50; i++) {
@@ -109,7 +113,7 @@ try {
   assert.equal(await page.locator('#gallery .class-card').count(), 3);
   assert.match(await page.textContent('#split'), /3 classes · 29 training and 7 validation images/);
   assert.match(await page.textContent('#skipped-title'), /1 file\(s\) skipped/);
-  assert.match(await page.textContent('#skipped'), /broken\.png.*PNG cut short/s);
+  assert.match(await page.textContent('#skipped'), /broken\.png.*not a readable image/s);
 
   // Dropping files anywhere replaces the dataset; pets-style names label them.
   await page.evaluate(async (files) => {
@@ -275,7 +279,8 @@ try {
   await page.screenshot({ path: join(out, `${backend}-4-phone.png`), fullPage: true });
 
   assert.equal(await page.isVisible('#error'), false, `page shows an error: ${await page.textContent('#error')}`);
-  // Only the errors provoked above reach the console.
+  assert.deepEqual(foreign, [], 'requests outside the page\'s origin');
+  // Only the errors provoked above reach the console (a CSP violation would be one).
   assert.deepEqual(errors.filter((e) => !/favicon|no pretrained ResNet-34 weights|junk\.pth/.test(e)), []);
 
   // A static host without cross-origin isolation headers: no wasm threads, so the page loads

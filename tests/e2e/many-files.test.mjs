@@ -1,0 +1,139 @@
+// Many files dropped at once, as people do with whole photo folders: real small photos mixed
+// with truncated, empty, huge-dimension, non-image, unicode-named, deeply nested and
+// duplicate-named files. KILN_MANY_FILES sets the count (CI: 1,000; the bench: 10,000).
+// Checks: every bad file is named with its reason; nothing is lost between what was dropped and
+// what the summary counts; the main thread never blocks for more than 100 ms (Long Tasks API);
+// an epoch trains at a small image size; the time to the summary and the memory are printed.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, readdirSync, existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const root = new URL('../../', import.meta.url).pathname;
+const total = Number(process.env.KILN_MANY_FILES || 1000);
+const log = (...a) => console.log(`[many-files ${total}]`, ...a);
+
+// Real photo crops from the bundled photos (one class per photo), 32 px, via the CLI.
+const dir = mkdtempSync(join(tmpdir(), 'kiln-many-'));
+const cropsPerCell = Math.max(1, Math.ceil((total * 0.93) / 160));
+const made = spawnSync(join(root, 'target/release/kiln'), ['samples', '--photos', join(root, 'assets/photos'), '--side', '32', '--crops-per-cell', String(cropsPerCell), '-o', join(dir, 'crops')], { encoding: 'utf8' });
+assert.equal(made.status, 0, made.stderr);
+const crops = [];
+for (const split of ['train', 'valid']) {
+  for (const cls of readdirSync(join(dir, 'crops', split))) {
+    for (const f of readdirSync(join(dir, 'crops', split, cls))) crops.push({ cls, path: join(dir, 'crops', split, cls, f) });
+  }
+}
+
+// A complete PNG whose header claims 100,000 × 100,000 pixels (a decompression bomb's header).
+function bombPng() {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(100000, 0); ihdr.writeUInt32BE(100000, 4); ihdr[8] = 8; ihdr[9] = 2;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])), chunk('IEND', Buffer.alloc(0))]);
+}
+
+// The tree: class folders nested four deep; every 100th file has a unicode name; every 50th
+// good file reuses a name from another folder; the bad files are spread through the classes.
+const tree = join(dir, 'drop');
+const bad = [];
+let written = 0;
+const deep = (cls, i) => join(tree, `album ${i % 3}`, '2024', `trip-${i % 2}`, cls);
+for (let i = 0; written < total; i++) {
+  const c = crops[i % crops.length];
+  const folder = deep(c.cls, i);
+  mkdirSync(folder, { recursive: true });
+  const kind = i % 31;
+  let name;
+  let bytes;
+  if (kind === 3) { name = `cut_${i}.png`; const b = readFileSync(c.path); bytes = b.subarray(0, Math.floor(b.length / 2)); bad.push(name); }
+  else if (kind === 7) { name = `empty_${i}.jpg`; bytes = Buffer.alloc(0); bad.push(name); }
+  else if (kind === 11) { name = `notes_${i}.txt`; bytes = Buffer.from('shopping list\n'); bad.push(name); }
+  else if (kind === 13) { name = `huge_${i}.png`; bytes = bombPng(); bad.push(name); }
+  else if (kind === 17) { name = `IMG_${i}.HEIC`; bytes = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from('ftypheic'), Buffer.alloc(12)]); bad.push(name); }
+  else {
+    name = i % 100 === 5 ? `фото_猫_${i}.png` : i % 50 === 9 ? 'IMG_0001.png' : `${c.cls}_${i}.png`;
+    bytes = readFileSync(c.path);
+  }
+  const path = join(folder, name);
+  if (existsSync(path)) continue;
+  writeFileSync(path, bytes);
+  written++;
+}
+const totalBytes = bad.length;
+log(`${written} files (${bad.length} bad) in ${tree}`);
+
+const port = 20000 + Math.floor(Math.random() * 1000);
+const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
+const browser = await chromium.launch({
+  executablePath: ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync),
+  args: ['--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-sandbox', '--enable-precise-memory-info'],
+});
+let failed = false;
+try {
+  const page = await browser.newPage();
+  await page.addInitScript(() => {
+    window.longTasks = [];
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); }).observe({ type: 'longtask', buffered: true });
+  });
+  for (let i = 0; i < 50; i++) {
+    try { await page.goto(`http://127.0.0.1:${port}/?backend=cpu`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
+  }
+  await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+  await page.evaluate(() => { window.longTasks = []; });
+  const t0 = Date.now();
+  await page.setInputFiles('#pick-folder', tree);
+  await page.waitForFunction(() => /classes · \d+ training and \d+ validation images/.test(document.querySelector('#split').textContent), null, { timeout: 600_000 });
+  const summaryS = (Date.now() - t0) / 1000;
+  const split = await page.textContent('#split');
+  const [, nTrain, nValid] = split.match(/(\d+) training and (\d+) validation images/).map(Number);
+  const skippedText = await page.textContent('#skipped');
+  const skippedRows = await page.locator('#skipped tbody tr').count();
+  log(`summary after ${summaryS.toFixed(1)} s: ${split.trim()}; ${skippedRows} skipped`);
+  // Nothing lost: every dropped file is either in the dataset or listed with a reason.
+  assert.equal(nTrain + nValid + skippedRows, written, `dropped ${written}, counted ${nTrain + nValid} + ${skippedRows} skipped`);
+  assert.equal(skippedRows, bad.length, 'exactly the bad files are skipped');
+  for (const name of bad) assert.ok(skippedText.includes(name), `${name} is not listed`);
+  const rows = await page.$$eval('#skipped tbody tr', (trs) => trs.map((tr) => [...tr.children].map((t) => t.textContent)));
+  const reasonOf = (prefix) => rows.filter(([name]) => name.split('/').pop().startsWith(prefix)).map(([, why]) => why);
+  for (const [prefix, want] of [['cut_', /PNG cut short/], ['IMG_', /HEIC\/HEIF.*export it as JPEG/], ['huge_', /too large/], ['empty_', /empty file/], ['notes_', /not a readable image/]]) {
+    const reasons = reasonOf(prefix);
+    assert.ok(reasons.length > 0 && reasons.every((r) => want.test(r)), `${prefix}* reasons: ${[...new Set(reasons)].slice(0, 3).join(' | ')}`);
+  }
+
+  // An epoch at a small image size.
+  await page.selectOption('#arch', 'tiny');
+  await page.fill('#size', '16');
+  await page.fill('#bs', '64');
+  await page.fill('#epochs', '1');
+  await page.selectOption('#method', 'fit_one_cycle');
+  await page.click('.options summary').catch(() => {});
+  const t1 = Date.now();
+  await page.click('#train');
+  await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 1 && !document.querySelector('#train').disabled, null, { timeout: 900_000 });
+  assert.equal(await page.isVisible('#error'), false, await page.textContent('#error'));
+  log(`one epoch (tiny ResNet, 16 px, batch 64) in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+
+  const longest = await page.evaluate(() => Math.max(0, ...window.longTasks));
+  const memory = await page.evaluate(() => window.kiln.memory());
+  const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
+  log(`main thread: longest task ${longest.toFixed(0)} ms; worker wasm memory ${(memory.wasmBytes / 2 ** 20).toFixed(0)} MiB; page JS heap ${heap ? (heap / 2 ** 20).toFixed(0) : 'n/a'} MiB`);
+  assert.ok(longest <= 100, `the main thread was blocked for ${longest.toFixed(0)} ms`);
+  log('ok');
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+  server.kill();
+}
+void totalBytes;
+process.exit(failed ? 1 : 0);
