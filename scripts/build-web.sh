@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the page: the core for wasm32 twice (settings in wasm-pack.toml; Cargo.toml's `web`
-# profile: size-optimised but for the CPU kernels), wasm-bindgen and
+# and `web-gpu` profiles: size-optimised but for the CPU kernels), wasm-bindgen and
 # wasm-opt on each, the npm packages, the generated TypeScript types, and the bundled
 # pretrained backbone as a static asset.
 #   www/pkg/          WebGPU + the CPU backend on one thread, with wasm SIMD (stable Rust)
@@ -53,8 +53,8 @@ bindgen() { # wasm out_dir
 }
 
 echo "== building the core for wasm32 (features: $features)"
-cargo build --profile web --lib --target wasm32-unknown-unknown --no-default-features --features "$features"
-bindgen "$target_dir/wasm32-unknown-unknown/web/kiln.wasm" "$out_dir"
+cargo build --profile web-gpu --lib --target wasm32-unknown-unknown --no-default-features --features "$features"
+bindgen "$target_dir/wasm32-unknown-unknown/web-gpu/kiln.wasm" "$out_dir"
 
 echo "== building the multi-threaded CPU core for wasm32 (features: $threads_features; nightly, std rebuilt with atomics)"
 # Shared memory needs atomics in every crate, std included, and these exports for

@@ -39,10 +39,12 @@ echo "== browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 CHROMEDRIVER=/usr/bin/chromedriver \
 WASM_BINDGEN_TEST_TIMEOUT=900 \
-  cargo test --profile web --target wasm32-unknown-unknown --no-default-features --features "$wasm_features" --test web
+  cargo test --profile web-gpu --target wasm32-unknown-unknown --no-default-features --features "$wasm_features" --test web
 
 echo "== the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
 # auto picks the CPU backend here (the only WebGPU adapter is SwiftShader), so the threaded
 # build; webgpu forces the WebGPU build; the defaults run is the page as a user meets it.
 KILN_E2E_BACKEND=auto node tests/e2e/page.test.mjs
 KILN_E2E_BACKEND=webgpu node tests/e2e/page.test.mjs
+# Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).
+KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs

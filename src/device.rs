@@ -48,13 +48,6 @@ impl MemoryBudget {
         Self { bytes }
     }
 
-    /// The DataLoader for `config`: its micro-batch as asked, or the largest that fits.
-    pub fn loader(&self, config: &crate::learner::LearnerConfig) -> crate::data::DataLoader {
-        let loader = crate::data::DataLoader::new(config.batch_size);
-        let micro = config.micro_batch.unwrap_or_else(|| self.micro_batch(&config.model.arch, config.aug.size));
-        loader.with_micro_batch(micro)
-    }
-
     /// Images a pass can hold at `size` px.
     pub fn micro_batch(&self, arch: &crate::model::Arch, size: usize) -> usize {
         let free = self.bytes.saturating_sub(arch.train_fixed_bytes());

@@ -15,6 +15,7 @@ use web_time::Instant;
 
 use crate::augment::{self, AugConfig};
 use crate::data::{Crop, DataLoader, Datasets, Sample, Skipped, decode_rgb8, presize};
+use crate::device::MemoryBudget;
 use crate::loss;
 use crate::model::{Arch, Classifier, ClassifierConfig, NUM_GROUPS, Pretrained};
 use crate::optimizer::{Adam, AdamConfig};
@@ -46,6 +47,11 @@ impl LearnerConfig {
     pub fn with_micro_batch(mut self, micro_batch: Option<usize>) -> Self {
         self.micro_batch = micro_batch;
         self
+    }
+    /// The DataLoader: the micro-batch asked for, or the largest that fits `budget`.
+    pub fn loader(&self, budget: &MemoryBudget) -> DataLoader {
+        let micro = self.micro_batch.unwrap_or_else(|| budget.micro_batch(&self.model.arch, self.aug.size));
+        DataLoader::new(self.batch_size).with_micro_batch(micro)
     }
     pub fn with_aug(mut self, aug: AugConfig) -> Self {
         self.aug = aug;
@@ -193,7 +199,7 @@ impl Learner {
             return Err(LearnError::Config(format!("batch size {} is too small: BatchNorm needs at least 2", config.batch_size)));
         }
         let device = device.clone().autodiff();
-        let budget = crate::device::MemoryBudget::of(&device);
+        let budget = MemoryBudget::of(&device);
         let (arch, size) = (&config.model.arch, config.aug.size);
         if config.micro_batch.is_none() && budget.micro_batch(arch, size) < 2 {
             let need = arch.train_fixed_bytes() + 2 * arch.train_bytes_per_image(size);
@@ -212,7 +218,7 @@ impl Learner {
 
     pub fn from_parts(model: Classifier, device: Device, classes: Vec<String>, config: LearnerConfig, presize: u32) -> Self {
         let device = device.autodiff();
-        let loader = crate::device::MemoryBudget::of(&device).loader(&config);
+        let loader = config.loader(&MemoryBudget::of(&device));
         Self {
             loader,
             model: model.fork(&device),

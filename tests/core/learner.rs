@@ -304,18 +304,18 @@ fn micro_batches_are_sized_from_the_memory_budget() {
     use kiln::device::MemoryBudget;
     let wasm_cpu = MemoryBudget { bytes: 3 << 29 };
     let effnet = LearnerConfig::new(ClassifierConfig::new(Arch::EfficientNetLite0, 6), 224);
-    let micro = wasm_cpu.loader(&effnet).micro_batch;
+    let micro = effnet.loader(&wasm_cpu).micro_batch;
     assert!((2..64).contains(&micro), "EfficientNet-Lite0 at 224 px, batch 64, in 1.5 GiB: {micro} a pass");
     let per_pass = Arch::EfficientNetLite0.train_fixed_bytes() + micro as u64 * Arch::EfficientNetLite0.train_bytes_per_image(224);
     assert!(per_pass <= wasm_cpu.bytes);
     // Small images fit whole.
-    assert_eq!(wasm_cpu.loader(&LearnerConfig::new(ClassifierConfig::new(Arch::EfficientNetLite0, 6), 64)).micro_batch, 64);
+    assert_eq!(LearnerConfig::new(ClassifierConfig::new(Arch::EfficientNetLite0, 6), 64).loader(&wasm_cpu).micro_batch, 64);
     // An explicit micro-batch wins.
-    assert_eq!(wasm_cpu.loader(&effnet.clone().with_micro_batch(Some(5))).micro_batch, 5);
+    assert_eq!(effnet.clone().with_micro_batch(Some(5)).loader(&wasm_cpu).micro_batch, 5);
     assert!(MemoryBudget { bytes: 64 << 20 }.micro_batch(&Arch::ResNet34, 1024) < 2);
     // On the native CPU the page's defaults run in one pass.
     let native = MemoryBudget::of(&cpu());
-    assert_eq!(native.loader(&effnet).micro_batch, 64);
+    assert_eq!(effnet.loader(&native).micro_batch, 64);
     // Too large for any device: refused with the sizes and what to change.
     let err = Learner::new(LearnerConfig::new(ClassifierConfig::new(Arch::ResNet34, 2), 1024 * 8).with_batch_size(4), vec!["a".into(), "b".into()], 64, &cpu())
         .err()

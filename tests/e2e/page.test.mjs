@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deflateSync, crc32 } from 'node:zlib';
+import { png } from './png.mjs';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
@@ -16,20 +16,6 @@ assert.ok(browserPath, 'Debian chromium is not installed (apt-get install chromi
 const backend = process.env.KILN_E2E_BACKEND || 'auto';
 const log = (...a) => console.log(`[e2e ${backend}]`, ...a);
 
-// A minimal PNG encoder (RGB, 8 bit), so fixtures are made here, not downloaded.
-function png(w, h, pixel) {
-  const chunk = (type, data) => {
-    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type), data]);
-    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
-    return Buffer.concat([len, td, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
-  const raw = Buffer.alloc(h * (1 + 3 * w));
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.set(pixel(x, y), y * (1 + 3 * w) + 1 + 3 * x);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
 const colours = { red: [210, 30, 30], green: [30, 170, 40], blue: [30, 40, 210] };
 const noisy = (c, seed) => (x, y) => c.map((v, k) => Math.max(0, Math.min(255, v + (((x * 31 + y * 17 + seed * 7 + k * 5) % 41) - 20))));
 
