@@ -88,7 +88,9 @@ async fn train_predict_export(kind: &str) {
             sink.borrow_mut().push(get(&e, "loss").as_f64().unwrap());
         }
     });
-    let report = JsFuture::from(learner.fit_one_cycle(&ds, 8, 1e-2, on_event.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new())).await.unwrap();
+    // 3e-3: at 1e-2 this 24-image, batch-8 run is chaotic (wasm SIMD and native agree to two
+    // decimals for three epochs, then part ways; either can end at chance).
+    let report = JsFuture::from(learner.fit_one_cycle(&ds, 8, 3e-3, on_event.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new())).await.unwrap();
     assert_eq!(get(&report, "cancelled").as_bool(), Some(false));
     let losses = losses.borrow().clone();
     assert_eq!(losses.len(), 24, "8 epochs × 3 batches of 8 from 24 training images");
@@ -169,7 +171,9 @@ async fn imported_weights_start_a_pretrained_learner_on_the_cpu() {
     let ds = Dataset::new(files(), options(r#"{"presize": 32, "validPct": 0.25}"#)).unwrap();
     let learner = Learner::new(&b, &ds, options(r#"{"size": 32, "batchSize": 8, "doFlip": false}"#), Some(backbone.clone())).unwrap();
     let noop = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
-    let report = JsFuture::from(learner.fine_tune(&ds, 1, options(r#"{"baseLr": 0.01}"#), noop.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new()).unwrap())
+    // fastai's default base LR: at 0.01 the unfrozen epoch undoes the frozen one on these 24
+    // images, natively as in wasm (accuracy 1.0 after the frozen epoch, 0.5 after).
+    let report = JsFuture::from(learner.fine_tune(&ds, 1, options(r#"{"baseLr": 0.002}"#), noop.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new()).unwrap())
         .await
         .unwrap();
     let epochs = Array::from(&get(&report, "epochs"));
