@@ -14,12 +14,16 @@ pub enum DecodeError {
     Undecodable(String),
     #[error(transparent)]
     Invalid(#[from] super::VerifyError),
+    /// The decoder refused the header's dimensions outright (on wasm32 a 100,000² image's
+    /// buffer size does not even fit in an address).
+    #[error("its header declares an image too large to decode ({0}); shrink the image")]
+    TooLargeHeader(String),
 }
 
 impl From<DecodeError> for SkipReason {
     fn from(e: DecodeError) -> Self {
         match e {
-            DecodeError::TooLarge { .. } => SkipReason::TooLarge(e.to_string()),
+            DecodeError::TooLarge { .. } | DecodeError::TooLargeHeader(_) => SkipReason::TooLarge(e.to_string()),
             DecodeError::Undecodable(why) => SkipReason::Undecodable(why),
             DecodeError::Invalid(e) => e.into(),
         }
@@ -45,9 +49,10 @@ fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
 
 /// Read only the header: format and dimensions, refusing images over the pixel budget.
 pub(crate) fn check_header(bytes: &[u8], max_pixels: u64) -> Result<(), DecodeError> {
-    let (width, height) = reader(bytes)?
-        .into_dimensions()
-        .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
+    let (width, height) = reader(bytes)?.into_dimensions().map_err(|e| match e {
+        image::ImageError::Limits(l) => DecodeError::TooLargeHeader(l.to_string()),
+        e => DecodeError::Undecodable(e.to_string()),
+    })?;
     check_budget(width, height, max_pixels)
 }
 
