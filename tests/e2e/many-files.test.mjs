@@ -62,7 +62,6 @@ for (let i = 0; written < total; i++) {
   writeFileSync(path, bytes);
   written++;
 }
-const totalBytes = bad.length;
 log(`${written} files (${bad.length} bad) in ${tree}`);
 
 const port = 20000 + Math.floor(Math.random() * 1000);
@@ -133,5 +132,4 @@ try {
   await browser.close();
   server.kill();
 }
-void totalBytes;
 process.exit(failed ? 1 : 0);
