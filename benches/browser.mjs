@@ -198,16 +198,15 @@ try {
       await kiln.createLearner({ arch: 'tiny', size: 32, batchSize: 16, hidden: 64, doFlip: false });
       let n = 0;
       let at50 = null;
-      const cb = { onBatch: async () => { n += 1; } };
+      // The worker's JS heap is not reported to it; the page's is (--enable-precise-memory-info).
+      const snapshot = async () => ({ ...(await kiln.memory()), jsHeapBytes: performance.memory?.usedJSHeapSize ?? null });
+      const cb = { onBatch: () => { n += 1; } };
       while (n < 500) {
         await kiln.fitOneCycle(1, 1e-2, cb);
-        if (at50 === null && n >= 50) at50 = { ...(await kiln.memory()), jsHeapBytes: performance.memory?.usedJSHeapSize ?? null };
+        if (at50 === null && n >= 50) at50 = await snapshot();
       }
-      const at500 = await kiln.memory();
+      const at500 = await snapshot();
       kiln.dispose();
-      // The worker's JS heap is not reported to it; the page's is (with --enable-precise-memory-info).
-      at50.jsHeapBytes ??= null;
-      at500.jsHeapBytes = performance.memory?.usedJSHeapSize ?? at500.jsHeapBytes;
       return { n, at50, at500 };
     });
     await page.close();

@@ -198,6 +198,9 @@ impl Learner {
         if config.batch_size < 2 {
             return Err(LearnError::Config(format!("batch size {} is too small: BatchNorm needs at least 2", config.batch_size)));
         }
+        if let Some(m) = config.micro_batch.filter(|&m| m < 2) {
+            return Err(LearnError::Config(format!("micro-batch {m} is too small: BatchNorm needs at least 2 images a pass")));
+        }
         let device = device.clone().autodiff();
         let budget = MemoryBudget::of(&device);
         let (arch, size) = (&config.model.arch, config.aug.size);

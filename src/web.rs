@@ -32,15 +32,6 @@ pub fn memory_bytes() -> f64 {
     (core::arch::wasm32::memory_size(0) * 65536) as f64
 }
 
-/// What this build can do: `{webgpu, threads}` (the page loads the build that fits).
-#[wasm_bindgen(js_name = buildInfo, unchecked_return_type = "{webgpu: boolean, threads: boolean}")]
-pub fn build_info() -> Result<JsValue, JsValue> {
-    let o = js_sys::Object::new();
-    js_sys::Reflect::set(&o, &"webgpu".into(), &cfg!(feature = "webgpu").into())?;
-    js_sys::Reflect::set(&o, &"threads".into(), &cfg!(feature = "threads").into())?;
-    Ok(o.into())
-}
-
 fn js_err(e: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&e.to_string()).into()
 }

@@ -32,12 +32,11 @@ impl From<DecodeError> for SkipReason {
 
 fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
     super::verify(bytes)?;
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
     // Kiln checks the pixel budget itself (with a message that says what to do); image's own
     // default limit would report a bomb as "Memory limit exceeded".
-    let mut reader = reader;
     reader.no_limits();
     if reader.format().is_none() {
         return Err(DecodeError::Undecodable(

@@ -4,7 +4,6 @@
 //! micro-batches, so the optimiser and the schedules still see `batch_size` images a step.
 
 use rand::Rng;
-use rand::seq::SliceRandom;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct DataLoader {
@@ -35,8 +34,7 @@ impl DataLoader {
 
     /// One epoch's batches: indices into the training set, freshly shuffled.
     pub fn epoch(&self, n: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
-        let mut idx: Vec<usize> = (0..n).collect();
-        idx.shuffle(rng);
+        let idx = super::shuffled(n, rng);
         let per_epoch = self.batches_per_epoch(n);
         idx.chunks(self.batch_size.max(1)).take(per_epoch).map(|c| c.to_vec()).collect()
     }

@@ -310,6 +310,10 @@ fn micro_batches_are_sized_from_the_memory_budget() {
     assert!(per_pass <= wasm_cpu.bytes);
     // Small images fit whole.
     assert_eq!(LearnerConfig::new(ClassifierConfig::new(Arch::EfficientNetLite0, 6), 64).loader(&wasm_cpu).micro_batch, 64);
+    // A micro-batch BatchNorm cannot use is refused, naming the value.
+    let tiny2 = |m| Learner::new(tiny_config(2, 16).with_batch_size(8).with_micro_batch(Some(m)), vec!["a".into(), "b".into()], 20, &cpu());
+    assert!(tiny2(1).err().unwrap().to_string().contains("micro-batch 1 is too small"));
+    assert_eq!(tiny2(3).unwrap().loader.micro_batch, 3);
     // An explicit micro-batch wins.
     assert_eq!(effnet.clone().with_micro_batch(Some(5)).loader(&wasm_cpu).micro_batch, 5);
     assert!(MemoryBudget { bytes: 64 << 20 }.micro_batch(&Arch::ResNet34, 1024) < 2);

@@ -108,7 +108,6 @@ try {
   await page.fill('#bs', '64');
   await page.fill('#epochs', '1');
   await page.selectOption('#method', 'fit_one_cycle');
-  await page.click('.options summary').catch(() => {});
   const t1 = Date.now();
   await page.click('#train');
   await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 1 && !document.querySelector('#train').disabled, null, { timeout: 900_000 });
