@@ -3,7 +3,8 @@
 //! `tiny` is the browser bench's model on the native CPU; `data` the data pipeline's memory for
 //! 10,000 images; `effnet` the bundled default backbone's step at 224 px; `pretrained` fine_tune accuracy from EfficientNet-Lite0 vs random weights on
 //! crops of real photos; `memory` the peak heap of a training step per architecture. No
-//! arguments: cpu and data.
+//! arguments: cpu and data. `steps` prints the JSON lines `scripts/bench-cpu.sh` tabulates
+//! against PyTorch.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -166,6 +167,102 @@ fn train_throughput(name: &str, device: Device, arch: Arch, frozen: bool, warmup
     bs as f64 / m
 }
 
+/// One line of the side-by-side table (`scripts/bench-cpu.sh`): the median model step
+/// (forward, backward, Adam) on an already augmented batch of 16 at 224 px, frozen or not,
+/// with the augmentation and the data loading of the same batch timed on their own.
+fn step_table() {
+    let (bs, size, presize) = (16, 224, 256);
+    let steps: usize = std::env::var("KILN_BENCH_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let threads = rayon::current_num_threads();
+    let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let targets: Vec<usize> = (0..bs).map(|i| i % 10).collect();
+    let pixels: Vec<Vec<u8>> = (0..bs)
+        .map(|i| {
+            (0..presize * presize * 3)
+                .map(|j| ((i * 31 + j * 7) % 251) as u8)
+                .collect()
+        })
+        .collect();
+    let timed = |n: usize, f: &mut dyn FnMut()| {
+        let mut v: Vec<f64> = (0..2 + n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .skip(2)
+            .collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let line = |what: &str, arch: &str, frozen: bool, ms: f64| {
+        println!(
+            r#"{{"impl":"kiln","what":"{what}","arch":"{arch}","frozen":{frozen},"threads":{threads},"ms":{ms:.1}}}"#
+        )
+    };
+    for arch in [Arch::ResNet18, Arch::EfficientNetLite0] {
+        for frozen in [false, true] {
+            let config = LearnerConfig::new(ClassifierConfig::new(arch.clone(), 10), size)
+                .with_batch_size(bs);
+            let mut learner =
+                Learner::new(config, classes.clone(), presize as u32, &Device::flex()).unwrap();
+            if frozen {
+                learner.freeze();
+            }
+            let x = learner.augment(augment::to_tensor(&pixels, presize, &learner.device));
+            let ms = timed(steps, &mut || {
+                let _ = learner
+                    .step(x.clone(), &targets, &[1e-4, 1e-4, 1e-3], 0.9)
+                    .into_scalar::<f32>();
+            });
+            line("step", &arch.name(), frozen, ms);
+        }
+    }
+    let config = LearnerConfig::new(
+        ClassifierConfig::new(Arch::Custom(kiln::model::ResNetConfig::tiny()), 10),
+        size,
+    )
+    .with_batch_size(bs);
+    let mut learner =
+        Learner::new(config, classes.clone(), presize as u32, &Device::flex()).unwrap();
+    let ms = timed(10, &mut || {
+        let x = learner.augment(augment::to_tensor(&pixels, presize, &learner.device));
+        let _ = x.sum().into_scalar::<f32>();
+    });
+    line("augment", "-", false, ms);
+    // Loading: decode 16 JPEG photos of 500×375 and presize them to 256 px, as an epoch does.
+    let items: Vec<Item> = (0..bs * 4)
+        .map(|i| {
+            let img = image::RgbImage::from_fn(500, 375, |x, y| {
+                image::Rgb([
+                    (x + i as u32) as u8,
+                    (y * 2) as u8,
+                    ((x ^ y) + i as u32) as u8,
+                ])
+            });
+            let mut jpg = Vec::new();
+            image::DynamicImage::ImageRgb8(img)
+                .write_to(
+                    &mut std::io::Cursor::new(&mut jpg),
+                    image::ImageFormat::Jpeg,
+                )
+                .unwrap();
+            Item::new(format!("c{}/{i}.jpg", i % 4), jpg)
+        })
+        .collect();
+    let dls =
+        Datasets::from_items(items, DataConfig::default().with_presize(presize as u32)).unwrap();
+    let batch: Vec<&kiln::data::Sample> = dls.train.iter().take(bs).collect();
+    let ms = timed(10, &mut || {
+        let px = dls.presize_batch(&batch, &mut || Crop::Centre);
+        assert!(px.iter().all(|p| p.is_ok()));
+    });
+    line("load", "-", false, ms);
+}
+
 fn data_memory() {
     // 10,000 JPEGs of 500×375 (a typical pets photo size), kept compressed.
     let base = rss_mib();
@@ -259,6 +356,9 @@ fn main() {
         let unfrozen = train_throughput("cpu (flex)", Device::flex(), Arch::EfficientNetLite0, false, 2, 5);
         let frozen = train_throughput("cpu (flex)", Device::flex(), Arch::EfficientNetLite0, true, 2, 5);
         println!("cpu (flex): EfficientNet-Lite0 frozen step at {:.2}× the unfrozen speed", frozen / unfrozen);
+    }
+    if want("steps") {
+        step_table();
     }
     if want("browser-ref") {
         browser_reference();

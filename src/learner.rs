@@ -324,16 +324,30 @@ impl Learner {
 
     /// Augment a batch on the device, run the model and return the mean cross-entropy.
     fn forward_loss(&mut self, images: Tensor<4>, targets: &[usize]) -> Tensor<1> {
-        let size = self.config.aug.size;
-        let augs: Vec<_> = targets.iter().map(|_| self.config.aug.draw(&mut self.rng)).collect();
-        let x = augment::augment_batch(images, &augs, size);
+        let x = self.augment(images);
+        self.model_loss(x, targets)
+    }
+
+    /// The training batch transform: one random affine warp and lighting change per image.
+    pub fn augment(&mut self, images: Tensor<4>) -> Tensor<4> {
+        let augs: Vec<_> = (0..images.dims()[0]).map(|_| self.config.aug.draw(&mut self.rng)).collect();
+        augment::augment_batch(images, &augs, self.config.aug.size)
+    }
+
+    fn model_loss(&self, x: Tensor<4>, targets: &[usize]) -> Tensor<1> {
         let y = self.targets_tensor(targets, &self.device);
         loss::cross_entropy(self.model.forward(x), y)
     }
 
     /// One optimisation step on a batch; returns the loss tensor (not yet read).
     pub fn train_step(&mut self, images: Tensor<4>, targets: &[usize], lrs: &[f64], mom: f64) -> Tensor<1> {
-        let loss = self.forward_loss(images, targets);
+        let x = self.augment(images);
+        self.step(x, targets, lrs, mom)
+    }
+
+    /// The model's part of a step (forward, backward, Adam) on an already augmented batch.
+    pub fn step(&mut self, x: Tensor<4>, targets: &[usize], lrs: &[f64], mom: f64) -> Tensor<1> {
+        let loss = self.model_loss(x, targets);
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
         loss.detach()

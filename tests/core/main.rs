@@ -3,6 +3,7 @@
 mod augment;
 mod common;
 mod data;
+mod kernels;
 mod learner;
 mod loss;
 mod lr_find;

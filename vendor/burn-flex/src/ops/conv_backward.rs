@@ -1,0 +1,279 @@
+//! Kiln patch: the weight gradient of a 2D convolution, computed directly (f32, NCHW).
+//!
+//! burn's default `conv2d_weight_backward` runs a second convolution with batch and channels
+//! swapped: for a 3×3 kernel that is a convolution whose "kernel" is the whole output map and
+//! whose output is 3×3, i.e. a skinny gemm per input channel over the full gradient, and for
+//! grouped convolutions one such convolution (plus a slice-assign of the whole gradient) per
+//! group. Training spends most of a step there. Here:
+//! - groups == 1: dW[co, (ci,ky,kx)] = Σ_n Σ_o G[n,co,o] · cols_n[(ci,ky,kx), o], one gemm per
+//!   chunk of images over an im2col buffer, images split across threads and summed at the end
+//!   (per group when grouped);
+//! - depthwise (one input and one output channel per group): a direct sum per channel.
+//!
+//! Other dtypes go through f32; asymmetric padding is applied to `x` first.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use burn_backend::DType;
+use burn_backend::ops::ConvOptions;
+use burn_std::{Bytes, Shape};
+
+use crate::{FlexTensor, Layout};
+
+/// The im2col buffer of one chunk of images stays under this many floats (16 MiB).
+const COLS_FLOATS: usize = 4 << 20;
+
+struct Geometry {
+    batch: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dil: [usize; 2],
+}
+
+impl Geometry {
+    /// Input rows/cols that kernel offset `k` reads for output index `o`, or `None` in padding.
+    #[inline(always)]
+    fn src(o: usize, k: usize, stride: usize, dil: usize, pad: usize, len: usize) -> Option<usize> {
+        let i = (o * stride + k * dil).checked_sub(pad)?;
+        (i < len).then_some(i)
+    }
+
+    /// Output indices `o` in `[lo, hi)` whose input index for kernel offset `k` lies inside.
+    fn valid(&self, k: usize, axis: usize) -> (usize, usize) {
+        let (stride, dil, pad) = (self.stride[axis], self.dil[axis], self.pad[axis]);
+        let (len, out) = if axis == 0 { (self.h, self.oh) } else { (self.w, self.ow) };
+        let off = k * dil;
+        let lo = if off >= pad { 0 } else { (pad - off).div_ceil(stride) };
+        // o*stride + off - pad < len  ⇔  o*stride < len + pad - off
+        let hi = if len + pad <= off { 0 } else { (len + pad - off).div_ceil(stride).min(out) };
+        (lo.min(hi), hi)
+    }
+}
+
+/// dW of `conv2d(x, weight, options)` given the output gradient, for f32 tensors with
+/// symmetric padding (`None` otherwise: the caller converts).
+pub fn conv2d_weight_backward_f32(
+    x: &FlexTensor,
+    output_grad: &FlexTensor,
+    weight_shape: &Shape,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    if x.dtype() != DType::F32 || output_grad.dtype() != DType::F32 || options.is_asymmetric() {
+        return None;
+    }
+    let xs = x.layout().shape();
+    let gs = output_grad.layout().shape();
+    let g = Geometry {
+        batch: xs[0],
+        c_in: xs[1],
+        h: xs[2],
+        w: xs[3],
+        c_out: gs[1],
+        kh: weight_shape[2],
+        kw: weight_shape[3],
+        oh: gs[2],
+        ow: gs[3],
+        stride: options.stride,
+        pad: options.padding_begin(),
+        dil: options.dilation,
+    };
+    let depthwise = options.groups == g.c_in && g.c_out == g.c_in && weight_shape[1] == 1;
+    let x = x.clone().to_contiguous();
+    let grad = output_grad.clone().to_contiguous();
+    let (xd, gd): (&[f32], &[f32]) = (x.storage(), grad.storage());
+    let dw = if depthwise { depthwise_weight_grad(&g, xd, gd) } else { dense_weight_grad(&g, options.groups, xd, gd) };
+    Some(FlexTensor::new(Bytes::from_elems(dw), Layout::contiguous(weight_shape.clone()), DType::F32))
+}
+
+fn threads() -> usize {
+    #[cfg(feature = "rayon")]
+    return rayon::current_num_threads();
+    #[cfg(not(feature = "rayon"))]
+    1
+}
+
+/// Run `f(part)` for `parts` parts, on the thread pool when there is one.
+fn for_parts<R: Send>(parts: usize, f: impl Fn(usize) -> R + Send + Sync) -> Vec<R> {
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        (0..parts).into_par_iter().map(f).collect()
+    }
+    #[cfg(not(feature = "rayon"))]
+    (0..parts).map(f).collect()
+}
+
+fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Vec<f32> {
+    let (cig, cog) = (g.c_in / groups, g.c_out / groups);
+    let rows = cig * g.kh * g.kw; // one im2col row per (ci, ky, kx) of a group
+    let spatial = g.oh * g.ow;
+    let per_chunk = (COLS_FLOATS / (rows * spatial).max(1)).max(1);
+    let parts = threads().min(g.batch).max(1);
+    let images_per_part = g.batch.div_ceil(parts);
+    // One thread per part; with fewer images than threads, gemm splits its own work.
+    let inner = if parts < threads() { gemm_parallelism() } else { gemm::Parallelism::None };
+    let partials = for_parts(parts, |p| {
+        let (first, end) = (p * images_per_part, ((p + 1) * images_per_part).min(g.batch));
+        let mut dw = vec![0f32; g.c_out * rows];
+        let (mut cols, mut lhs) = (Vec::new(), Vec::new());
+        let mut n0 = first;
+        while n0 < end {
+            let n1 = (n0 + per_chunk).min(end);
+            let k = (n1 - n0) * spatial;
+            for gi in 0..groups {
+                cols.clear();
+                cols.resize(rows * k, 0f32);
+                for n in n0..n1 {
+                    let image = &x[(n * g.c_in + gi * cig) * g.h * g.w..][..cig * g.h * g.w];
+                    im2col(g, cig, image, &mut cols, k, (n - n0) * spatial);
+                }
+                // The chunk's output gradient for this group as one [cog, k] matrix.
+                lhs.clear();
+                lhs.resize(cog * k, 0f32);
+                for n in n0..n1 {
+                    let src = &grad[(n * g.c_out + gi * cog) * spatial..][..cog * spatial];
+                    for (co, row) in src.chunks_exact(spatial).enumerate() {
+                        lhs[co * k + (n - n0) * spatial..][..spatial].copy_from_slice(row);
+                    }
+                }
+                // dw[group rows] (+)= lhs[cog, k] · cols[rows, k]ᵀ
+                unsafe {
+                    gemm::gemm(
+                        cog,
+                        rows,
+                        k,
+                        dw.as_mut_ptr().add(gi * cog * rows),
+                        1,
+                        rows as isize,
+                        n0 > first,
+                        lhs.as_ptr(),
+                        1,
+                        k as isize,
+                        cols.as_ptr(),
+                        k as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        inner,
+                    );
+                }
+            }
+            n0 = n1;
+        }
+        dw
+    });
+    let mut iter = partials.into_iter();
+    let mut dw = iter.next().unwrap_or_else(|| vec![0f32; g.c_out * rows]);
+    for part in iter {
+        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+fn gemm_parallelism() -> gemm::Parallelism {
+    #[cfg(feature = "rayon")]
+    return gemm::Parallelism::Rayon(0);
+    #[cfg(not(feature = "rayon"))]
+    gemm::Parallelism::None
+}
+
+/// Fill columns `[col0, col0 + oh·ow)` of the `[channels·kh·kw, k]` matrix `cols` from the
+/// `channels` planes of one image (one group's).
+fn im2col(g: &Geometry, channels: usize, x: &[f32], cols: &mut [f32], k: usize, col0: usize) {
+    for ci in 0..channels {
+        let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            let (oy_lo, oy_hi) = g.valid(ky, 0);
+            for kx in 0..g.kw {
+                let (ox_lo, ox_hi) = g.valid(kx, 1);
+                let row = &mut cols[((ci * g.kh + ky) * g.kw + kx) * k + col0..][..g.oh * g.ow];
+                for oy in oy_lo..oy_hi {
+                    let iy = Geometry::src(oy, ky, g.stride[0], g.dil[0], g.pad[0], g.h).unwrap();
+                    let src = &plane[iy * g.w..(iy + 1) * g.w];
+                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    if ox_lo >= ox_hi {
+                        continue;
+                    }
+                    let ix0 = ox_lo * g.stride[1] + kx * g.dil[1] - g.pad[1];
+                    if g.stride[1] == 1 {
+                        dst[ox_lo..ox_hi].copy_from_slice(&src[ix0..ix0 + (ox_hi - ox_lo)]);
+                    } else {
+                        for (j, d) in dst[ox_lo..ox_hi].iter_mut().enumerate() {
+                            *d = src[ix0 + j * g.stride[1]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn depthwise_weight_grad(g: &Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
+    let taps = g.kh * g.kw;
+    let per_channel = for_parts(g.c_in, |c| {
+        let mut acc = vec![0f32; taps];
+        for n in 0..g.batch {
+            let plane = &x[(n * g.c_in + c) * g.h * g.w..][..g.h * g.w];
+            let gplane = &grad[(n * g.c_out + c) * g.oh * g.ow..][..g.oh * g.ow];
+            for ky in 0..g.kh {
+                let (oy_lo, oy_hi) = g.valid(ky, 0);
+                for kx in 0..g.kw {
+                    let (ox_lo, ox_hi) = g.valid(kx, 1);
+                    if ox_lo >= ox_hi {
+                        continue;
+                    }
+                    let ix0 = ox_lo * g.stride[1] + kx * g.dil[1] - g.pad[1];
+                    let mut sum = 0f32;
+                    for oy in oy_lo..oy_hi {
+                        let iy = Geometry::src(oy, ky, g.stride[0], g.dil[0], g.pad[0], g.h).unwrap();
+                        let src = &plane[iy * g.w..(iy + 1) * g.w];
+                        let gr = &gplane[oy * g.ow + ox_lo..oy * g.ow + ox_hi];
+                        sum += if g.stride[1] == 1 { dot(gr, &src[ix0..ix0 + gr.len()]) } else { strided_dot(gr, &src[ix0..], g.stride[1]) };
+                    }
+                    acc[ky * g.kw + kx] += sum;
+                }
+            }
+        }
+        acc
+    });
+    per_channel.concat()
+}
+
+/// A dot product with eight independent accumulators, so it vectorises without fast-math.
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline]
+fn strided_dot(a: &[f32], b: &[f32], stride: usize) -> f32 {
+    let mut acc = [0f32; 4];
+    let mut i = 0;
+    while i + 4 <= a.len() {
+        for j in 0..4 {
+            acc[j] += a[i + j] * b[(i + j) * stride];
+        }
+        i += 4;
+    }
+    let tail: f32 = (i..a.len()).map(|j| a[j] * b[j * stride]).sum();
+    acc.iter().sum::<f32>() + tail
+}
