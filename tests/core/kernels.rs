@@ -1,5 +1,7 @@
 //! The CPU kernels Kiln patches into burn-flex (vendor/burn-flex, see its KILN-PATCH.md),
-//! checked against a plain reference on small shapes.
+//! checked against a plain f64 reference on small shapes: convolution weight and input
+//! gradients (dense, strided, dilated, grouped, depthwise, asymmetric 'same' padding) and
+//! training-mode BatchNorm.
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -67,55 +69,72 @@ fn reference(c: &Case, x: &[f32], r: &[f32], out: [usize; 2]) -> Vec<f64> {
     dw
 }
 
-/// The weight gradient burn's autodiff computes on the CPU backend, through the patched kernel.
-fn weight_grad(c: &Case) -> (Vec<f32>, Vec<f64>) {
+/// dX[n, ci, iy, ix] = Σ R[n, co, o] · w[co, ci − group·cig, k] over the (o, k) that read (iy, ix).
+fn reference_x(c: &Case, w: &[f32], r: &[f32], out: [usize; 2]) -> Vec<f64> {
+    let (cig, cog) = (c.c_in / c.groups, c.c_out / c.groups);
+    let [h, wd] = c.hw;
+    let mut dx = vec![0f64; c.batch * c.c_in * h * wd];
+    for n in 0..c.batch {
+        for co in 0..c.c_out {
+            for ci in 0..cig {
+                let cx = (co / cog) * cig + ci;
+                for ky in 0..c.k[0] {
+                    for kx in 0..c.k[1] {
+                        let wv = w[((co * cig + ci) * c.k[0] + ky) * c.k[1] + kx] as f64;
+                        for oy in 0..out[0] {
+                            for ox in 0..out[1] {
+                                let iy = (oy * c.stride + ky * c.dil) as isize - c.pad[0] as isize;
+                                let ix = (ox * c.stride + kx * c.dil) as isize - c.pad[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                dx[((n * c.c_in + cx) * h + iy as usize) * wd + ix as usize] += wv * r[((n * c.c_out + co) * out[0] + oy) * out[1] + ox] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// The weight and input gradients burn's autodiff computes on the CPU backend, through the
+/// patched kernels, with their references.
+fn conv_grads(c: &Case) -> [(Vec<f32>, Vec<f64>); 2] {
     let device = cpu().autodiff();
     let cig = c.c_in / c.groups;
     let x_vals = values(c.batch * c.c_in * c.hw[0] * c.hw[1], 1);
     let w_vals = values(c.c_out * cig * c.k[0] * c.k[1], 2);
-    let x = Tensor::<4>::from_data(
-        TensorData::new(x_vals.clone(), [c.batch, c.c_in, c.hw[0], c.hw[1]]),
-        &device,
-    );
-    let w = Tensor::<4>::from_data(
-        TensorData::new(w_vals, [c.c_out, cig, c.k[0], c.k[1]]),
-        &device,
-    )
-    .require_grad();
+    let x = Tensor::<4>::from_data(TensorData::new(x_vals.clone(), [c.batch, c.c_in, c.hw[0], c.hw[1]]), &device).require_grad();
+    let w = Tensor::<4>::from_data(TensorData::new(w_vals.clone(), [c.c_out, cig, c.k[0], c.k[1]]), &device).require_grad();
     let [t, l, b, r] = c.pad;
-    let options =
-        ConvOptions::new_with_padding([c.stride; 2], [(t, b), (l, r)], [c.dil; 2], c.groups);
-    let y = conv2d(x, w.clone(), None, options);
+    let options = ConvOptions::new_with_padding([c.stride; 2], [(t, b), (l, r)], [c.dil; 2], c.groups);
+    let y = conv2d(x.clone(), w.clone(), None, options);
     let [_, _, oh, ow] = y.dims();
     let r_vals = values(c.batch * c.c_out * oh * ow, 3);
-    let rt = Tensor::<4>::from_data(
-        TensorData::new(r_vals.clone(), [c.batch, c.c_out, oh, ow]),
-        &device,
-    );
+    let rt = Tensor::<4>::from_data(TensorData::new(r_vals.clone(), [c.batch, c.c_out, oh, ow]), &device);
     let grads = (y * rt).sum().backward();
-    let got = w
-        .grad(&grads)
-        .expect("weight gradient")
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
-    (got, reference(c, &x_vals, &r_vals, [oh, ow]))
+    let read = |t: Tensor<4>| t.grad(&grads).expect("gradient").into_data().try_to_vec::<f32>().unwrap();
+    [(read(w), reference(c, &x_vals, &r_vals, [oh, ow])), (read(x), reference_x(c, &w_vals, &r_vals, [oh, ow]))]
 }
 
-fn check(name: &str, c: Case) {
-    let (got, want) = weight_grad(&c);
-    assert_eq!(got.len(), want.len(), "{name}: gradient size");
+fn close(what: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: size");
     let scale = want.iter().fold(1f64, |m, v| m.max(v.abs()));
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (*g as f64 - w).abs() <= 1e-4 * scale,
-            "{name}: dW[{i}] = {g}, reference {w}"
-        );
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((*g as f64 - w).abs() <= 1e-4 * scale, "{what}[{i}] = {g}, reference {w}");
     }
 }
 
+fn check(name: &str, c: Case) {
+    let [(dw, dw_ref), (dx, dx_ref)] = conv_grads(&c);
+    close(&format!("{name}: dW"), &dw, &dw_ref);
+    close(&format!("{name}: dX"), &dx, &dx_ref);
+}
+
 #[test]
-fn conv2d_weight_gradient_matches_reference_dense() {
+fn conv2d_gradients_match_reference_dense() {
     let base = || Case {
         batch: 3,
         c_in: 5,
@@ -205,7 +224,7 @@ fn conv2d_weight_gradient_matches_reference_dense() {
 }
 
 #[test]
-fn conv2d_weight_gradient_matches_reference_depthwise() {
+fn conv2d_gradients_match_reference_depthwise() {
     let base = || Case {
         batch: 2,
         c_in: 6,
@@ -250,4 +269,51 @@ fn conv2d_weight_gradient_matches_reference_depthwise() {
             ..base()
         },
     );
+}
+
+/// Training-mode BatchNorm (the patched forward and backward) against an f64 reference:
+/// y = γ·(x − μ)/√(σ² + ε) + β with the batch's biased variance, and the gradients of Σ R·y.
+#[test]
+fn batch_norm_train_matches_reference() {
+    for (shape, eps) in [(vec![4usize, 3, 5, 7], 1e-5), (vec![16, 10], 1e-3), (vec![2, 4, 1, 33], 1e-5)] {
+        let device = cpu().autodiff();
+        let (n, c) = (shape[0], shape[1]);
+        let s: usize = shape[2..].iter().product();
+        // An offset mean and a spread that differ per channel, as activations do.
+        let x_vals: Vec<f32> = values(n * c * s, 4).iter().enumerate().map(|(i, v)| v * (1.0 + (i / s % c) as f32) + 3.0).collect();
+        let r_vals = values(n * c * s, 5);
+        let (gamma_vals, beta_vals) = (values(c, 6), values(c, 7));
+        let data = |v: &[f32], shape: Vec<usize>| TensorData::new(v.to_vec(), shape);
+        let x = Tensor::<4>::from_data(data(&x_vals, if shape.len() == 4 { shape.clone() } else { vec![n, c, 1, 1] }), &device).require_grad();
+        let gamma = Tensor::<1>::from_data(data(&gamma_vals, vec![c]), &device).require_grad();
+        let beta = Tensor::<1>::from_data(data(&beta_vals, vec![c]), &device).require_grad();
+        let out = burn::tensor::module::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), eps);
+        let r = Tensor::<4>::from_data(data(&r_vals, out.output.dims().to_vec()), &device);
+        let y = out.output.clone().into_data().try_to_vec::<f32>().unwrap();
+        let grads = (out.output * r).sum().backward();
+        let at = |i: usize, ch: usize, j: usize| (i * c + ch) * s + j;
+        let (mut y_ref, mut dx_ref, mut dg_ref, mut db_ref) = (vec![0f64; x_vals.len()], vec![0f64; x_vals.len()], vec![0f64; c], vec![0f64; c]);
+        let m = (n * s) as f64;
+        for ch in 0..c {
+            let idx: Vec<usize> = (0..n).flat_map(|i| (0..s).map(move |j| at(i, ch, j))).collect();
+            let mean = idx.iter().map(|&k| x_vals[k] as f64).sum::<f64>() / m;
+            let var = idx.iter().map(|&k| (x_vals[k] as f64 - mean).powi(2)).sum::<f64>() / m;
+            let inv = 1.0 / (var + eps).sqrt();
+            let g = gamma_vals[ch] as f64;
+            let xhat = |k: usize| (x_vals[k] as f64 - mean) * inv;
+            let sum_r = idx.iter().map(|&k| r_vals[k] as f64).sum::<f64>();
+            let sum_rx = idx.iter().map(|&k| r_vals[k] as f64 * xhat(k)).sum::<f64>();
+            for &k in &idx {
+                y_ref[k] = g * xhat(k) + beta_vals[ch] as f64;
+                dx_ref[k] = g * inv * (r_vals[k] as f64 - sum_r / m - xhat(k) * sum_rx / m);
+            }
+            dg_ref[ch] = sum_rx;
+            db_ref[ch] = sum_r;
+        }
+        let what = format!("batch norm {shape:?}");
+        close(&format!("{what}: y"), &y, &y_ref);
+        close(&format!("{what}: dX"), &x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(), &dx_ref);
+        close(&format!("{what}: dγ"), &gamma.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(), &dg_ref);
+        close(&format!("{what}: dβ"), &beta.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(), &db_ref);
+    }
 }

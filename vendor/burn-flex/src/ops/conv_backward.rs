@@ -277,3 +277,61 @@ fn strided_dot(a: &[f32], b: &[f32], stride: usize) -> f32 {
     let tail: f32 = (i..a.len()).map(|j| a[j] * b[j * stride]).sum();
     acc.iter().sum::<f32>() + tail
 }
+
+/// `conv_transpose2d` for depthwise weights (`groups` == channels, one channel in and out per
+/// group): the input gradient of a depthwise convolution, as a direct scatter per plane instead
+/// of a gemm and col2im per image and channel. `None` when the case is not that one.
+pub fn depthwise_conv_transpose2d_f32(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &burn_backend::ops::ConvTransposeOptions<2>,
+) -> Option<FlexTensor> {
+    let (xs, ws) = (x.layout().shape(), weight.layout().shape());
+    let channels = xs[1];
+    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || options.groups != channels || ws[0] != channels || ws[1] != 1 {
+        return None;
+    }
+    let (n, ih, iw, kh, kw) = (xs[0], xs[2], xs[3], ws[2], ws[3]);
+    let [s, d, p, po] = [options.stride, options.dilation, options.padding, options.padding_out];
+    let oh = ((ih - 1) * s[0] + d[0] * (kh - 1) + po[0] + 1).checked_sub(2 * p[0])?;
+    let ow = ((iw - 1) * s[1] + d[1] * (kw - 1) + po[1] + 1).checked_sub(2 * p[1])?;
+    // In conv terms: the output gradient `x` is [n, c, ih, iw], the result is the conv input.
+    let g = Geometry { batch: n, c_in: channels, h: oh, w: ow, c_out: channels, kh, kw, oh: ih, ow: iw, stride: s, pad: p, dil: d };
+    let x = x.clone().to_contiguous();
+    let weight = weight.clone().to_contiguous();
+    let (gd, wd): (&[f32], &[f32]) = (x.storage(), weight.storage());
+    let mut result = vec![0f32; n * channels * oh * ow];
+    let plane = |(idx, dst): (usize, &mut [f32])| {
+        let c = idx % channels;
+        let gplane = &gd[idx * ih * iw..(idx + 1) * ih * iw];
+        for ky in 0..kh {
+            let (oy_lo, oy_hi) = g.valid(ky, 0);
+            for kx in 0..kw {
+                let (ox_lo, ox_hi) = g.valid(kx, 1);
+                if ox_lo >= ox_hi {
+                    continue;
+                }
+                let wv = wd[(c * kh + ky) * kw + kx];
+                let ix0 = ox_lo * s[1] + kx * d[1] - p[1];
+                for oy in oy_lo..oy_hi {
+                    let iy = Geometry::src(oy, ky, s[0], d[0], p[0], oh).unwrap();
+                    let src = &gplane[oy * iw + ox_lo..oy * iw + ox_hi];
+                    let row = &mut dst[iy * ow..(iy + 1) * ow];
+                    if s[1] == 1 {
+                        row[ix0..ix0 + src.len()].iter_mut().zip(src).for_each(|(o, v)| *o += v * wv);
+                    } else {
+                        src.iter().enumerate().for_each(|(j, v)| row[ix0 + j * s[1]] += v * wv);
+                    }
+                }
+            }
+        }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        result.par_chunks_mut(oh * ow).enumerate().for_each(plane);
+    }
+    #[cfg(not(feature = "rayon"))]
+    result.chunks_mut(oh * ow).enumerate().for_each(plane);
+    Some(FlexTensor::new(Bytes::from_elems(result), Layout::contiguous(Shape::from(vec![n, channels, oh, ow])), DType::F32))
+}

@@ -39,10 +39,10 @@ where
             let m_offset = mask.layout().start_offset();
             let mask_bytes = &mask.bytes()[m_offset..m_offset + numel];
             let tensor_slice = &mut tensor.storage_mut::<T>()[t_offset..t_offset + numel];
+            // Kiln patch: a select rather than a branch, so it vectorises (masks from
+            // activations such as ReLU6 are unpredictable).
             for (t, &m) in tensor_slice.iter_mut().zip(mask_bytes) {
-                if m != 0 {
-                    *t = value;
-                }
+                *t = if m != 0 { value } else { *t };
             }
             return tensor;
         } else if let Some(nest) = crate::zip::collapse_for_zip(tensor.layout(), mask.layout()) {

@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_backward, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{batch_norm, conv, conv_backward, conv_transpose, deform_conv, interpolate, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -73,6 +73,36 @@ impl ModuleOps<Flex> for Flex {
             DType::BF16 => conv::conv2d_bf16(x, weight, bias, &options),
             dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
         }
+    }
+
+    // Kiln patch: see `batch_norm.rs`.
+    fn batch_norm_train(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> burn_backend::ops::BatchNormTrain<Flex> {
+        let dtype = x.dtype();
+        let f32 = |t: FloatTensor<Flex>| if t.dtype() == DType::F32 { t } else { Flex::float_cast(t, burn_std::FloatDType::F32) };
+        let back = |t: FloatTensor<Flex>| if dtype == DType::F32 { t } else { Flex::float_cast(t, dtype.into()) };
+        let (out, mean, var) = batch_norm::batch_norm_train_f32(&f32(x), &f32(gamma), &f32(beta), epsilon).expect("f32");
+        burn_backend::ops::BatchNormTrain::new(back(out), back(mean), back(var))
+    }
+
+    fn batch_norm_train_backward(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        variance: FloatTensor<Flex>,
+        epsilon: f64,
+        output_grad: FloatTensor<Flex>,
+    ) -> burn_backend::ops::BatchNormTrainBackward<Flex> {
+        let dtype = x.dtype();
+        let f32 = |t: FloatTensor<Flex>| if t.dtype() == DType::F32 { t } else { Flex::float_cast(t, burn_std::FloatDType::F32) };
+        let back = |t: FloatTensor<Flex>| if dtype == DType::F32 { t } else { Flex::float_cast(t, dtype.into()) };
+        let (dx, dg, db) =
+            batch_norm::batch_norm_train_backward_f32(&f32(x), &f32(gamma), &f32(mean), &f32(variance), epsilon, &f32(output_grad)).expect("f32");
+        burn_backend::ops::BatchNormTrainBackward::new(back(dx), back(dg), back(db))
     }
 
     // Kiln patch: see `conv_backward.rs`.
@@ -301,6 +331,12 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Flex> {
+        // Kiln patch: depthwise (the input gradient of a depthwise convolution), see conv_backward.rs.
+        if bias.is_none()
+            && let Some(out) = conv_backward::depthwise_conv_transpose2d_f32(&x, &weight, &options)
+        {
+            return out;
+        }
         match x.dtype() {
             DType::F32 => conv_transpose::conv_transpose2d_f32(x, weight, bias, &options),
             DType::F64 => conv_transpose::conv_transpose2d_f64(x, weight, bias, &options),
