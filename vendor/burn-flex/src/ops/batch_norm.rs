@@ -13,6 +13,16 @@ use burn_std::{Bytes, Shape};
 
 use crate::{FlexTensor, Layout};
 
+/// A buffer every element of which the caller writes (in parallel) before reading.
+fn uninit(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(len)
+    };
+    v
+}
+
 fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32)
 }
@@ -114,7 +124,7 @@ pub fn batch_norm_train_f32(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTenso
             (a, bd[ch] - mean * a)
         })
         .collect();
-    let mut out = vec![0f32; xd.len()];
+    let mut out = uninit(xd.len());
     per_plane(&mut out, c, s, |ch, idx, dst| {
         let (a, b) = scale[ch];
         dst.iter_mut().zip(&xd[idx * s..(idx + 1) * s]).for_each(|(o, v)| *o = v * a + b);
@@ -164,7 +174,7 @@ pub fn batch_norm_train_backward_f32(
             (k as f32, a as f32, b as f32)
         })
         .collect();
-    let mut dx = vec![0f32; xd.len()];
+    let mut dx = uninit(xd.len());
     per_plane(&mut dx, c, s, |ch, idx, dst| {
         let (k, a, b) = coef[ch];
         let r = idx * s..(idx + 1) * s;

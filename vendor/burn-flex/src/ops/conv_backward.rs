@@ -300,8 +300,14 @@ pub fn depthwise_conv_transpose2d_f32(
     let x = x.clone().to_contiguous();
     let weight = weight.clone().to_contiguous();
     let (gd, wd): (&[f32], &[f32]) = (x.storage(), weight.storage());
-    let mut result = vec![0f32; n * channels * oh * ow];
+    let mut result = Vec::with_capacity(n * channels * oh * ow);
+    // Zeroed plane by plane on the thread that fills it, rather than all at once up front.
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        result.set_len(n * channels * oh * ow)
+    };
     let plane = |(idx, dst): (usize, &mut [f32])| {
+        dst.fill(0.0);
         let c = idx % channels;
         let gplane = &gd[idx * ih * iw..(idx + 1) * ih * iw];
         for ky in 0..kh {
