@@ -2,6 +2,9 @@
 import { Kiln, filesFromDrop, ARCHS } from './kiln.js';
 import uPlot from './vendor/uPlot.esm.js';
 
+// Offline after the first visit: www/sw.js caches the page, both builds and the bundled weights.
+if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch((e) => console.warn('no offline cache:', e.message));
+
 const $ = (id) => document.getElementById(id);
 const state = { kiln: null, files: [], urls: new Map(), trained: false, busy: false, lossChart: null, metricChart: null, weights: null };
 

@@ -1,0 +1,67 @@
+// Offline after the first load: visit the page once, cut the network, reload, and Kiln still
+// starts (the threaded build, its thread pool and the bundled weights come from www/sw.js's
+// cache). A reload while online afterwards still works too.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const root = new URL('../../', import.meta.url).pathname;
+const browserPath = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync);
+assert.ok(browserPath, 'Debian chromium is not installed (apt-get install chromium)');
+const log = (...a) => console.log('[e2e offline]', ...a);
+
+const port = 19000 + Math.floor(Math.random() * 1000);
+const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
+const url = `http://127.0.0.1:${port}/`;
+const browser = await chromium.launch({ executablePath: browserPath, args: ['--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--no-sandbox'] });
+let failed = false;
+try {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  for (let i = 0; i < 50; i++) {
+    try { await page.goto(url); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
+  }
+  await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+  const online = await page.textContent('#backend');
+  log('first load:', online);
+  // The service worker has installed and cached the shell, both builds and the weights.
+  const cached = await page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+    for (let i = 0; i < 100; i++) {
+      const keys = (await (await caches.open('kiln-v1')).keys()).map((r) => new URL(r.url).pathname);
+      if (keys.includes('/weights/efficientnet_lite0.kiln') && keys.includes('/pkg-threads/kiln_bg.wasm')) return keys;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return null;
+  });
+  assert.ok(cached, 'the service worker did not cache the page');
+  log(`cached ${cached.length} files`);
+
+  await context.setOffline(true);
+  await page.reload();
+  await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+  assert.equal(await page.textContent('#backend'), online, 'offline, Kiln starts on the same backend');
+  // The bundled pretrained weights are there too: a learner can be made from them.
+  const weights = await page.evaluate(async () => (await fetch('weights/efficientnet_lite0.kiln')).status);
+  assert.equal(weights, 200);
+  const fetchFails = await page.evaluate(async () => fetch('not-cached.txt').then(() => false, () => true));
+  assert.ok(fetchFails, 'offline, an uncached file fails as a network error');
+  log('offline reload: ready,', await page.textContent('#backend'));
+
+  await context.setOffline(false);
+  await page.reload();
+  await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+  assert.deepEqual(errors, []);
+  log('ok');
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+  server.kill();
+}
+process.exit(failed ? 1 : 0);
