@@ -11,7 +11,8 @@
 //   default  the page as a user meets it: a 144-photo, 6-class folder set, default settings,
 //            Train → trained model; time to the end of the frozen epoch and in all, peak memory
 //   cold     page load → the first training step of the default model on the CPU backend
-//   soak     wasm memory after 50 and after 500 steps of the tiny model (must stay flat)
+//   soak     wasm memory after 50 and after 500 steps of the tiny model (must stay flat), then
+//            after 50 cancel/restart cycles; workers left after 20 create/dispose cycles
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, mkdirSync, rmSync, readdirSync, renameSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -206,11 +207,37 @@ try {
         if (at50 === null && n >= 50) at50 = await snapshot();
       }
       const at500 = await snapshot();
+      // Then cancel and restart 50 times: cancel after a few batches, start again.
+      let cancelled = 0;
+      for (let i = 0; i < 50; i++) {
+        let seen = 0;
+        const report = await kiln.fitOneCycle(3, 1e-2, { onBatch: () => { n += 1; if (++seen === 3) kiln.cancel(); } });
+        if (report.cancelled) cancelled += 1;
+      }
+      const afterCancels = await snapshot();
       kiln.dispose();
-      return { n, at50, at500 };
+      return { n, at50, at500, afterCancels, cancelled };
     });
+    row('soak: wasm memory after ~50 / ~500 tiny steps', `${mib(r.at50.wasmBytes)} / ${mib(r.at500.wasmBytes)}`, `${((r.at500.wasmBytes / r.at50.wasmBytes - 1) * 100).toFixed(1)} % growth over 500 steps; page JS heap ${r.at50.jsHeapBytes ? `${mib(r.at50.jsHeapBytes)} / ${mib(r.at500.jsHeapBytes)}` : 'n/a'}`);
+    row('soak: then 50 × (fit, cancel after 3 batches, restart)', `wasm ${mib(r.afterCancels.wasmBytes)} (${((r.afterCancels.wasmBytes / r.at500.wasmBytes - 1) * 100).toFixed(1)} % vs after 500 steps)`, `${r.cancelled}/50 runs reported cancelled; ${r.n} steps in all; page JS heap ${r.afterCancels.jsHeapBytes ? mib(r.afterCancels.jsHeapBytes) : 'n/a'}`);
+    // Workers: create/dispose cycles must leave no worker behind (the count after 5 cycles and
+    // after 20 must match; Chromium reaps a terminated worker's nested pool asynchronously).
+    const cycles = (k) => page.evaluate(async (k) => {
+      const { Kiln } = await import('./kiln.js');
+      for (let i = 0; i < k; i++) {
+        const kiln = await Kiln.create({ backend: 'cpu' });
+        await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
+        kiln.dispose();
+      }
+      return performance.memory?.usedJSHeapSize ?? null;
+    }, k);
+    const settle = async () => { await new Promise((res) => setTimeout(res, 2000)); return page.workers().length; };
+    const heap5 = await cycles(5);
+    const workers5 = await settle();
+    const heap20 = await cycles(15);
+    const workers20 = await settle();
+    row('soak: Kiln.create → load the sample set → dispose, after 5 / 20 cycles', `workers alive ${workers5} / ${workers20}`, `page JS heap ${heap5 ? `${mib(heap5)} / ${mib(heap20)}` : 'n/a'}`);
     await page.close();
-    row('soak: wasm memory after ~50 / ~500 tiny steps', `${mib(r.at50.wasmBytes)} / ${mib(r.at500.wasmBytes)}`, `${((r.at500.wasmBytes / r.at50.wasmBytes - 1) * 100).toFixed(1)} % growth over ${r.n} steps; page JS heap ${r.at50.jsHeapBytes ? `${mib(r.at50.jsHeapBytes)} / ${mib(r.at500.jsHeapBytes)}` : 'n/a'}`);
   }
 } finally {
   await browser.close();

@@ -1,0 +1,79 @@
+// Long runs at CI size: steps, then cancel/restart cycles, then create/dispose cycles, in
+// headless Chromium on the threaded CPU build. The wasm memory stays flat (within 5 % after
+// warm-up), every cancel is honoured, and no worker is left behind. The bench runs the same at
+// full size (`node benches/browser.mjs soak`: 500 steps, 50 cancels).
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const root = new URL('../../', import.meta.url).pathname;
+const steps = Number(process.env.KILN_SOAK_STEPS || 200);
+const cancels = Number(process.env.KILN_SOAK_CANCELS || 20);
+const port = 20000 + Math.floor(Math.random() * 1000);
+const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
+const browser = await chromium.launch({ executablePath: ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync), args: ['--no-sandbox', '--disable-quic', '--no-first-run'] });
+const log = (...a) => console.log('[e2e soak]', ...a);
+let failed = false;
+try {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  for (let i = 0; i < 50; i++) {
+    try { await page.goto(`http://127.0.0.1:${port}/bench.html`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
+  }
+  const r = await page.evaluate(async ({ steps, cancels }) => {
+    const { Kiln } = await import('./kiln.js');
+    const kiln = await Kiln.create({ backend: 'cpu' });
+    await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
+    await kiln.createLearner({ arch: 'tiny', size: 32, batchSize: 16, hidden: 64, doFlip: false });
+    let n = 0;
+    let warm = null;
+    const cb = { onBatch: () => { n += 1; } };
+    while (n < steps) {
+      await kiln.fitOneCycle(1, 1e-2, cb);
+      if (warm === null && n >= 50) warm = (await kiln.memory()).wasmBytes;
+    }
+    const afterSteps = (await kiln.memory()).wasmBytes;
+    let cancelled = 0;
+    for (let i = 0; i < cancels; i++) {
+      let seen = 0;
+      const report = await kiln.fitOneCycle(3, 1e-2, { onBatch: () => { if (++seen === 3) kiln.cancel(); } });
+      if (report.cancelled && seen <= 4) cancelled += 1;
+    }
+    const afterCancels = (await kiln.memory()).wasmBytes;
+    kiln.dispose();
+    return { warm, afterSteps, afterCancels, cancelled };
+  }, { steps, cancels });
+  const mib = (b) => (b / 1048576).toFixed(1);
+  log(`wasm memory after 50 steps ${mib(r.warm)} MiB, after ${steps} ${mib(r.afterSteps)} MiB, after ${cancels} cancel/restart cycles ${mib(r.afterCancels)} MiB`);
+  assert.ok(r.afterSteps <= r.warm * 1.05, 'wasm memory grew over the steps');
+  assert.ok(r.afterCancels <= r.warm * 1.05, 'wasm memory grew over the cancel/restart cycles');
+  assert.equal(r.cancelled, cancels, 'every cancel stops training within a batch');
+
+  const cycles = (k) => page.evaluate(async (k) => {
+    const { Kiln } = await import('./kiln.js');
+    for (let i = 0; i < k; i++) {
+      const kiln = await Kiln.create({ backend: 'cpu' });
+      await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
+      kiln.dispose();
+    }
+  }, k);
+  const settle = async () => { await new Promise((res) => setTimeout(res, 2000)); return page.workers().length; };
+  await cycles(2);
+  const early = await settle();
+  await cycles(6);
+  const late = await settle();
+  log(`workers alive after 2 / 8 create-dispose cycles: ${early} / ${late}`);
+  assert.ok(late <= early, 'a disposed Kiln left workers behind');
+  assert.deepEqual(errors, []);
+  log('ok');
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+  server.kill();
+}
+process.exit(failed ? 1 : 0);
