@@ -49,5 +49,5 @@ KILN_E2E_BACKEND=webgpu node tests/e2e/page.test.mjs
 node tests/e2e/offline.test.mjs
 node tests/e2e/soak.test.mjs
 # Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).
-# (The main thread's longest task is held at 500 ms here; the 100 ms is not met yet.)
-KILN_MANY_FILES=1000 KILN_MAX_LONG_TASK_MS=500 node tests/e2e/many-files.test.mjs
+# (No task of the page's over 100 ms from the moment it receives the files.)
+KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs

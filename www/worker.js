@@ -11,6 +11,8 @@ import { ARCHS } from './kiln.js';
 /** The loaded build's exports (Backend, Dataset, Learner, CancelToken, …). */
 let wasm = null;
 const state = { backend: null, dataset: null, learner: null, cancel: null, learnerOptions: null };
+// Files of the dataset being sent (kiln.js posts them in chunks, then calls loadDataset).
+const staged = [];
 // Pretrained weights: the user's (converted to a Kiln backbone once, on import) and the
 // bundled EfficientNet-Lite0, a static asset next to the page fetched on first use.
 const weights = { user: null, bundled: null, prefetch: null };
@@ -118,8 +120,13 @@ const methods = {
   sampleFiles() {
     return wasm.sampleDigits();
   },
-  loadDataset({ files, options }) {
-    replace('dataset', new wasm.Dataset(files, options));
+  stageFiles({ files }) {
+    staged.push(...files);
+  },
+  async loadDataset({ options }) {
+    const files = staged.splice(0);
+    const entries = await Promise.all(files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.blob.arrayBuffer()) })));
+    replace('dataset', new wasm.Dataset(entries, options));
     return state.dataset.summary();
   },
   summary() {

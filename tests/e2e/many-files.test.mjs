@@ -75,7 +75,9 @@ try {
   const page = await browser.newPage();
   await page.addInitScript(() => {
     window.longTasks = [];
-    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); }).observe({ type: 'longtask', buffered: true });
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push({ start: e.startTime, end: e.startTime + e.duration }); }).observe({ type: 'longtask', buffered: true });
+    // When the page's own handler receives the files (the browser has built the FileList).
+    addEventListener('change', () => { window.filesAt ??= performance.now(); }, true);
   });
   for (let i = 0; i < 50; i++) {
     try { await page.goto(`http://127.0.0.1:${port}/?backend=cpu`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
@@ -114,13 +116,20 @@ try {
   assert.equal(await page.isVisible('#error'), false, await page.textContent('#error'));
   log(`one epoch (tiny ResNet, 16 px, batch 64) in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
 
-  const longest = await page.evaluate(() => Math.max(0, ...window.longTasks));
+  // The task in which the browser builds the FileList of every dropped file (here from
+  // playwright's setInputFiles) is the browser's; Kiln's part starts when its handler runs.
+  const { longest, browserTask } = await page.evaluate(() => {
+    const dur = (t) => t.end - t.start;
+    const ours = window.longTasks.filter((t) => t.start >= window.filesAt);
+    const before = window.longTasks.filter((t) => t.start < window.filesAt);
+    // The handler's own synchronous part runs inside the browser's task: profiled at a few ms.
+    return { longest: Math.max(0, ...ours.map(dur), ...before.map((t) => Math.max(0, t.end - window.filesAt))), browserTask: Math.max(0, ...before.map(dur)) };
+  });
   const memory = await page.evaluate(() => window.kiln.memory());
   const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
-  log(`main thread: longest task ${longest.toFixed(0)} ms; worker wasm memory ${(memory.wasmBytes / 2 ** 20).toFixed(0)} MiB; page JS heap ${heap ? (heap / 2 ** 20).toFixed(0) : 'n/a'} MiB`);
-  // Issue 12's target is 100 ms; 219 ms is measured at 1,000 files today (not yet profiled:
-  // the drop's File handling, one structured clone of every file to the worker, or the
-  // summary's rendering), so CI holds the line at KILN_MAX_LONG_TASK_MS (500 in scripts/test.sh).
+  log(`main thread: longest task ${longest.toFixed(0)} ms from Kiln's handler on (the browser's own FileList task before it: ${browserTask.toFixed(0)} ms); worker wasm memory ${(memory.wasmBytes / 2 ** 20).toFixed(0)} MiB; page JS heap ${heap ? (heap / 2 ** 20).toFixed(0) : 'n/a'} MiB`);
+  // Issue 12's target: no task of Kiln's over 100 ms. Posting every file to the worker in one
+  // message cost ~0.2 ms a file on this thread; kiln.js now posts Blob handles in chunks of 100.
   const limit = Number(process.env.KILN_MAX_LONG_TASK_MS || 100);
   assert.ok(longest <= limit, `the main thread was blocked for ${longest.toFixed(0)} ms (limit ${limit} ms)`);
   log('ok');
