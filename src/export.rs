@@ -131,6 +131,18 @@ pub fn read_header(bytes: &[u8]) -> Result<(FileHeader, &[u8]), ExportError> {
     Ok((header, &bytes[json_end..]))
 }
 
+/// The header's sizes decide what gets allocated: refuse a model whose declared parameters
+/// (f32, 4 bytes each) could not fit in the weights the file actually holds.
+fn declared_fits(min_params: u64, weights: &[u8]) -> Result<(), ExportError> {
+    if min_params.saturating_mul(4) > weights.len() as u64 {
+        return Err(ExportError::Corrupt(format!(
+            "its header declares a model of at least {min_params} parameters, more than the {} bytes of weights it holds",
+            weights.len()
+        )));
+    }
+    Ok(())
+}
+
 fn load_weights<M: Module>(model: M, weights: &[u8]) -> Result<M, ExportError> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec())).map_err(|e| ExportError::Corrupt(e.to_string()))?;
     model.try_load_record(record).map_err(|e| ExportError::Corrupt(e.to_string()))
@@ -151,6 +163,7 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError>
     if header.classes.len() != header.config.model.num_classes {
         return Err(ExportError::Corrupt("class list and model size disagree".into()));
     }
+    declared_fits(header.config.model.min_params(), weights)?;
     let model = load_weights(header.config.model.init(device), weights)?;
     Ok(Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize))
 }
@@ -159,6 +172,8 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError>
 pub fn backbone_from_bytes(bytes: &[u8], device: &Device) -> Result<(BackboneHeader, Pretrained), ExportError> {
     match read_header(bytes)? {
         (FileHeader::Backbone(h), weights) => {
+            let classifier = (h.arch.num_features() as u64).saturating_mul(h.imagenet_classes.unwrap_or(0) as u64);
+            declared_fits(h.arch.min_body_params().saturating_add(classifier), weights)?;
             let model = load_weights(Pretrained::init(&h.arch, h.imagenet_classes, device), weights)?;
             Ok((h, model))
         }

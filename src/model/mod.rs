@@ -57,6 +57,18 @@ impl Arch {
         per_px * (size * size) as u64
     }
 
+    /// A lower bound on the body's parameter count, computed without building it (saturating,
+    /// so absurd declared sizes stay comparable): what a model file must at least hold.
+    pub fn min_body_params(&self) -> u64 {
+        match self {
+            Arch::ResNet18 => 11_000_000,
+            Arch::ResNet34 => 21_000_000,
+            Arch::EfficientNetLite0 => 3_000_000,
+            // Each block's second 3×3 convolution alone: widths[i]² × 9 weights.
+            Arch::Custom(c) => c.layers.iter().zip(c.widths).fold(0u64, |sum, (&l, w)| sum.saturating_add((l as u64).saturating_mul((w as u64).saturating_pow(2)).saturating_mul(9))),
+        }
+    }
+
     /// Bytes held whatever the batch: weights, their gradients and Adam's two moments (f32).
     pub fn train_fixed_bytes(&self) -> u64 {
         let params: u64 = match self {
@@ -148,6 +160,12 @@ pub struct ClassifierConfig {
 impl ClassifierConfig {
     pub fn new(arch: Arch, num_classes: usize) -> Self {
         Self { arch, num_classes, hidden: 512 }
+    }
+    /// A lower bound on the whole model's parameter count (body, then the head's two linear
+    /// layers), computed without building it.
+    pub fn min_params(&self) -> u64 {
+        let (f, h, n) = (self.arch.num_features() as u64, self.hidden as u64, self.num_classes as u64);
+        self.arch.min_body_params().saturating_add((2 * f).saturating_mul(h)).saturating_add(h.saturating_mul(n))
     }
     pub fn with_hidden(mut self, hidden: usize) -> Self {
         self.hidden = hidden;

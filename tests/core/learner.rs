@@ -133,6 +133,26 @@ fn bad_settings_and_model_files_give_clear_errors() {
     future[4..8].copy_from_slice(&9u32.to_le_bytes());
     assert!(kiln::export::from_bytes(&future, &cpu()).err().unwrap().to_string().contains("update Kiln"));
     assert!(kiln::export::from_bytes(&whole, &cpu()).is_ok());
+    // A header whose sizes would allocate without bound (found by `scripts/fuzz.sh kiln_file`,
+    // which re-signs its mutations) is refused before anything is allocated: with a valid
+    // checksum, a 10¹²-wide hidden layer used to abort the process.
+    let huge = resign(&whole, |header| regex::Regex::new(r#""hidden":\d+"#).unwrap().replace(header, r#""hidden":1000000000000"#).into_owned());
+    let err = kiln::export::from_bytes(&huge, &cpu()).err().unwrap().to_string();
+    assert!(err.contains("declares a model of at least"), "{err}");
+}
+
+/// `bytes` (a format-3 .kiln) with its JSON header edited and the checksum recomputed.
+fn resign(bytes: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
+    let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let header = edit(std::str::from_utf8(&bytes[16..16 + len]).unwrap());
+    assert_ne!(header.as_bytes(), &bytes[16..16 + len], "the edit changed nothing");
+    let mut out = bytes[..8].to_vec();
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    let mut rest = header.into_bytes();
+    rest.extend_from_slice(&bytes[16 + len..]);
+    out.extend_from_slice(&crc32fast::hash(&rest).to_le_bytes());
+    out.extend_from_slice(&rest);
+    out
 }
 
 /// Every float tensor of the model by path (parameters and BatchNorm statistics).
