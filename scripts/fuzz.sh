@@ -4,8 +4,9 @@
 # Targets (fuzz/fuzz_targets/): decode (verify + decode + presize), label (regex and folder
 # rules), checkpoint (PyTorch zip, legacy pickle, safetensors), kiln_file (.kiln reader).
 # Seeds are made here from the repository's own fixtures; corpora and crashes stay in out/fuzz/.
-# A crash is a bug: fix it and copy the input to tests/data/fuzz/TARGET/ (the normal suite
-# replays those files, `cargo test --release --test core fuzz_regressions`).
+# A crash is a bug: fix it and add a regression test to the normal suite (e.g. the .kiln
+# header that declared a 10^12-wide layer: tests/core/learner.rs, bad_settings_and_model_files…).
+# The test command runs every target briefly (15 s each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}

@@ -51,3 +51,6 @@ node tests/e2e/soak.test.mjs
 # Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).
 # (No task of the page's over 100 ms from the moment it receives the files.)
 KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs
+
+echo "== fuzzing, briefly: every reader of untrusted bytes for 15 s (long runs: bash scripts/fuzz.sh 600)"
+bash scripts/fuzz.sh 15
