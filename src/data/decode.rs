@@ -30,14 +30,18 @@ impl From<DecodeError> for SkipReason {
     }
 }
 
-fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
+fn reader(bytes: &[u8], max_pixels: u64) -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
     super::verify(bytes)?;
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| DecodeError::Undecodable(e.to_string()))?;
-    // Kiln checks the pixel budget itself (with a message that says what to do); image's own
-    // default limit would report a bomb as "Memory limit exceeded".
-    reader.no_limits();
+    // Kiln checks the header's pixel budget itself (with a message that says what to do), so
+    // image's own dimension limits are off; its allocation limit stays, sized from the same
+    // budget, because a header is not the whole story (a GIF frame may be larger than the
+    // screen the header declares: found by fuzzing, it allocated gigabytes).
+    let mut limits = image::Limits::no_limits();
+    limits.max_alloc = Some(max_pixels.saturating_mul(16).saturating_add(64 << 20));
+    reader.limits(limits);
     if reader.format().is_none() {
         return Err(DecodeError::Undecodable(
             "not a JPEG, PNG, WebP, GIF or BMP image".to_string(),
@@ -48,7 +52,7 @@ fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
 
 /// Read only the header: format and dimensions, refusing images over the pixel budget.
 pub(crate) fn check_header(bytes: &[u8], max_pixels: u64) -> Result<(), DecodeError> {
-    let (width, height) = reader(bytes)?.into_dimensions().map_err(|e| match e {
+    let (width, height) = reader(bytes, max_pixels)?.into_dimensions().map_err(|e| match e {
         image::ImageError::Limits(l) => DecodeError::TooLargeHeader(l.to_string()),
         e => DecodeError::Undecodable(e.to_string()),
     })?;
@@ -69,8 +73,11 @@ fn check_budget(width: u32, height: u32, limit: u64) -> Result<(), DecodeError> 
 /// Decode to RGB8 (grey, alpha and 16-bit are converted), honouring EXIF orientation.
 /// The pixel budget is checked from the header before any pixel buffer is allocated.
 pub fn decode_rgb8(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
-    let undecodable = |e: image::ImageError| DecodeError::Undecodable(e.to_string());
-    let mut decoder = reader(bytes)?.into_decoder().map_err(undecodable)?;
+    let undecodable = |e: image::ImageError| match e {
+        image::ImageError::Limits(l) => DecodeError::TooLargeHeader(l.to_string()),
+        e => DecodeError::Undecodable(e.to_string()),
+    };
+    let mut decoder = reader(bytes, max_pixels)?.into_decoder().map_err(undecodable)?;
     let (width, height) = decoder.dimensions();
     check_budget(width, height, max_pixels)?;
     let orientation = decoder.orientation().map_err(undecodable)?;

@@ -111,6 +111,17 @@ fn decompression_bomb_headers_are_too_large() {
     assert!(matches!(reason, SkipReason::TooLarge(_)), "{reason}");
 }
 
+/// Found by `scripts/fuzz.sh decode`: a 268-byte GIF whose header declares a 121×159 screen
+/// but whose frame is far larger; decoding it allocated over 2 GiB. Now the decoder's
+/// allocations are bounded by the pixel budget too, and the file is skipped as too large.
+#[test]
+fn gif_frame_larger_than_its_screen_is_refused_without_allocating_it() {
+    let bomb = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz/gif-frame-larger-than-screen.gif")).unwrap();
+    let err = kiln::data::decode_rgb8(&bomb, 1 << 20).unwrap_err();
+    assert!(matches!(err, kiln::data::DecodeError::TooLargeHeader(_)), "{err}");
+    assert!(SkipReason::from(err).to_string().contains("too large"));
+}
+
 /// The bundled real photos (JPEG and PNG from scikit-image/scikit-learn) all pass: no false alarms.
 #[test]
 fn verify_passes_real_photos() {
