@@ -77,3 +77,8 @@ cp assets/efficientnet_lite0.kiln www/weights/efficientnet_lite0.kiln
 mkdir -p www/vendor
 cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE www/vendor/
 npx tsc -p www/tsconfig.json
+
+# What the service worker (www/sw.js) caches for offline use: every file the page can load,
+# including the thread pool's hashed helper script.
+(cd www && find . -type f ! -name '*.d.ts' ! -name 'precache.json' ! -name 'tsconfig.json' ! -name 'bench.html' ! -name 'LICENSE' | sed 's|^\./||' | sort |
+  python3 -c 'import json, sys; print(json.dumps([l.strip() for l in sys.stdin]))') > www/precache.json

@@ -57,5 +57,5 @@ for t in "${targets[@]}"; do
         --target-dir ../target/fuzz -s none --release -- \
         -max_total_time="$secs" -max_len="$([[ $t == kiln_file ]] && echo 1048576 || echo 65536)" -rss_limit_mb=2048 -timeout=20 \
         -artifact_prefix="../$out/artifacts/$t/" -print_final_stats=1) 2>&1 |
-        grep -E "^#[0-9]+ *(DONE|INITED)|stat::number_of_executed_units|stat::peak_rss|cov:.*DONE|SUMMARY|panicked|ERROR|crash-" | tail -8
+        grep -E "^#[0-9]+[[:space:]]+(DONE|INITED)|stat::number_of_executed_units|stat::peak_rss|SUMMARY|panicked|ERROR|crash-" | tail -8
 done

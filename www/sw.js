@@ -1,17 +1,16 @@
 // Offline after the first visit: every same-origin GET goes to the network first (so a
 // rebuilt page is picked up at once) and falls back to what the last successful load cached.
-// The page, both wasm builds and the bundled weights are cached when the worker installs.
 const CACHE = 'kiln-v1';
-const SHELL = [
-  './', 'index.html', 'app.js', 'kiln.js', 'worker.js', 'style.css', 'favicon.svg',
-  'vendor/uPlot.min.css', 'vendor/uPlot.esm.js',
-  'pkg/kiln.js', 'pkg/kiln_bg.wasm', 'pkg-threads/kiln.js', 'pkg-threads/kiln_bg.wasm',
-  'weights/efficientnet_lite0.kiln',
-];
-
+// The file list comes from the build (scripts/build-web.sh writes precache.json): the page, both
+// wasm builds with the thread pool's helper script, and the bundled weights.
 self.addEventListener('install', (event) => {
-  // A file that is missing (e.g. a build without threads) must not stop the others.
-  event.waitUntil(caches.open(CACHE).then((cache) => Promise.all(SHELL.map((f) => cache.add(f).catch(() => {})))).then(() => self.skipWaiting()));
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    const files = await (await fetch('precache.json', { cache: 'no-store' })).json();
+    // A file that fails must not stop the others (the page still works online).
+    await Promise.all(['./', ...files].map((f) => cache.add(new Request(f, { cache: 'no-store' })).catch(() => {})));
+    await self.skipWaiting();
+  })());
 });
 
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));

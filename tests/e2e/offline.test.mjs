@@ -28,17 +28,20 @@ try {
   await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
   const online = await page.textContent('#backend');
   log('first load:', online);
-  // The service worker has installed and cached the shell, both builds and the weights.
+  // The service worker has installed and cached every file the build lists (the page, both
+  // builds with the thread pool's helper, the weights).
   const cached = await page.evaluate(async () => {
     await navigator.serviceWorker.ready;
-    for (let i = 0; i < 100; i++) {
-      const keys = (await (await caches.open('kiln-v1')).keys()).map((r) => new URL(r.url).pathname);
-      if (keys.includes('/weights/efficientnet_lite0.kiln') && keys.includes('/pkg-threads/kiln_bg.wasm')) return keys;
+    const want = (await (await fetch('precache.json')).json()).map((f) => `/${f}`);
+    let keys = [];
+    for (let i = 0; i < 200; i++) {
+      keys = (await (await caches.open('kiln-v1')).keys()).map((r) => new URL(r.url).pathname);
+      if (want.every((f) => keys.includes(f))) return keys;
       await new Promise((r) => setTimeout(r, 100));
     }
-    return null;
+    return { missing: want.filter((f) => !keys.includes(f)) };
   });
-  assert.ok(cached, 'the service worker did not cache the page');
+  assert.ok(Array.isArray(cached), `the service worker did not cache: ${JSON.stringify(cached.missing)}`);
   log(`cached ${cached.length} files`);
 
   await context.setOffline(true);
