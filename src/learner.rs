@@ -117,6 +117,9 @@ pub enum Event {
     Epoch(EpochStats),
     /// A file passed the header check but failed to decode; it is left out of its batch.
     Skipped(Skipped),
+    /// The model after an epoch, as `.kiln` bytes (only with `snapshot_each_epoch`).
+    #[serde(skip)]
+    Snapshot(Vec<u8>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +190,9 @@ pub struct Learner {
     pub(crate) rng: StdRng,
     /// Presize side used when the learner was trained (kept in exports).
     pub presize: u32,
+    /// Emit the model as `.kiln` bytes after every epoch (`Event::Snapshot`): the page keeps
+    /// the last one, so a worker that dies (out of memory) restarts with it.
+    pub snapshot_each_epoch: bool,
 }
 
 impl Learner {
@@ -231,6 +237,7 @@ impl Learner {
             classes,
             config,
             presize,
+            snapshot_each_epoch: false,
         }
     }
 
@@ -493,6 +500,10 @@ impl Learner {
             };
             on_event(&Event::Epoch(stats.clone()));
             report.epochs.push(stats);
+            if self.snapshot_each_epoch {
+                let bytes = crate::export::to_bytes(self).await.map_err(|e| LearnError::Read(e.to_string()))?;
+                on_event(&Event::Snapshot(bytes));
+            }
         }
         Ok(report)
     }

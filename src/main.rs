@@ -540,6 +540,7 @@ fn fit(
             });
         }
         Event::Skipped(s) => bar.suspend(|| eprintln!("skipped {}: {}", s.name, s.reason)),
+        Event::Snapshot(_) => {}
     };
     let report = run(learner, &cancel, &mut on_event).map_err(|e| e.to_string())?;
     bar.finish_and_clear();

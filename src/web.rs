@@ -58,7 +58,17 @@ fn from_js<T: for<'de> Deserialize<'de> + Default>(v: JsValue, what: &str, known
 /// Forwards the core's progress events to a JS callback.
 fn emitter(on_event: Function) -> impl FnMut(&Event) {
     move |e| {
-        if let Ok(v) = to_js(e) {
+        let v = match e {
+            // Bytes as one Uint8Array, not a serde array of numbers.
+            Event::Snapshot(bytes) => {
+                let o = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&o, &"type".into(), &"snapshot".into());
+                let _ = js_sys::Reflect::set(&o, &"bytes".into(), &js_sys::Uint8Array::from(bytes.as_slice()));
+                Ok(o.into())
+            }
+            e => to_js(e),
+        };
+        if let Ok(v) = v {
             let _ = on_event.call1(&JsValue::NULL, &v);
         }
     }
@@ -308,6 +318,13 @@ impl Learner {
     #[wasm_bindgen(getter)]
     pub fn classes(&self) -> Vec<String> {
         self.inner.borrow().classes.clone()
+    }
+
+    /// Whether training emits `{type: 'snapshot', bytes}` (the model as `.kiln` bytes) after
+    /// every epoch, so the page can restore it if the worker dies.
+    #[wasm_bindgen(setter, js_name = snapshotEachEpoch)]
+    pub fn set_snapshot_each_epoch(&self, on: bool) {
+        self.inner.borrow_mut().snapshot_each_epoch = on;
     }
 
     /// Images per forward/backward pass (gradients are accumulated up to the batch size).

@@ -64,6 +64,8 @@ export class Kiln {
     this.callbacks = {};
     /** @type {{entries: {name: string, blob: Blob}[], options: DatasetOptions} | null} */
     this.lastDataset = null;
+    /** @type {Uint8Array | null} the model after the last finished epoch, as .kiln bytes */
+    this.lastModel = null;
     /** @type {BackendInfo | null} */
     this.info = null;
     /** @type {{blob: Blob, name: string} | null} */
@@ -102,6 +104,7 @@ export class Kiln {
       if (e.type === 'batch') this.callbacks.onBatch?.(e);
       else if (e.type === 'epoch') this.callbacks.onEpoch?.(e);
       else if (e.type === 'skipped') this.callbacks.onSkipped?.(e);
+      else if (e.type === 'snapshot') this.lastModel = e.bytes;
       return;
     }
     const p = this.pending.get(data.id);
@@ -119,13 +122,18 @@ export class Kiln {
     this.pending.clear();
   }
 
-  /** A panic leaves the wasm instance unusable: start a fresh worker with the same dataset. */
+  /**
+   * A panic (e.g. out of memory) leaves the wasm instance unusable: start a fresh worker with
+   * the same dataset, weights and the model from the end of the last finished epoch.
+   */
   async restart() {
     this.worker?.terminate();
     this.crash(new Error('the Kiln worker was restarted'));
     await this.start();
     if (this.lastDataset) await this.sendDataset(this.lastDataset.entries, this.lastDataset.options);
     if (this.lastWeights) await this.importWeights(this.lastWeights.blob, this.lastWeights.name);
+    // The model as it was after the last finished epoch (training sends one after each).
+    if (this.lastModel && this.lastDataset) await this.call('load', { bytes: this.lastModel });
   }
 
   /** @private @returns {Promise<any>} */
@@ -200,6 +208,7 @@ export class Kiln {
    * @returns {Promise<{classes: string[], pretrained: string | null, microBatch: number}>}
    */
   createLearner(options = {}) {
+    this.lastModel = null;
     return this.call('createLearner', { options });
   }
 
@@ -330,6 +339,7 @@ export class Kiln {
    */
   async load(blob) {
     const bytes = new Uint8Array(await blob.arrayBuffer());
+    this.lastModel = bytes.slice();
     return this.call('load', { bytes }, [bytes.buffer]);
   }
 

@@ -102,7 +102,8 @@ async function cancellable(run) {
   need('learner');
   state.cancel = new wasm.CancelToken();
   try {
-    return await run((event) => self.postMessage({ event }), state.cancel);
+    // A snapshot's bytes are handed over, not copied.
+    return await run((event) => self.postMessage({ event }, event.type === 'snapshot' ? [event.bytes.buffer] : []), state.cancel);
   } finally {
     state.cancel.free();
     state.cancel = null;
@@ -140,6 +141,7 @@ const methods = {
     const arch = opts.arch || BUNDLED.arch;
     const p = pretrained && arch !== 'tiny' ? await pretrainedFor(arch) : null;
     replace('learner', new wasm.Learner(need('backend'), need('dataset'), opts, p ? p.bytes : undefined));
+    state.learner.snapshotEachEpoch = true;
     state.learnerOptions = { arch, size: opts.size ?? 224, batchSize: opts.batchSize ?? 64, microBatch: state.learner.microBatch };
     return { classes: state.learner.classes, pretrained: p ? p.from : null, microBatch: state.learner.microBatch };
   },
@@ -182,6 +184,7 @@ const methods = {
   },
   load({ bytes }) {
     replace('learner', wasm.Learner.load(need('backend'), bytes));
+    state.learner.snapshotEachEpoch = true;
     return { classes: state.learner.classes };
   },
 };
@@ -193,7 +196,7 @@ function fatalMessage(message) {
   const o = state.learnerOptions;
   if (bytes > 3.5 * 2 ** 30 && o) {
     return `out of memory: the worker reached ${(bytes / 2 ** 30).toFixed(1)} GiB of WebAssembly's 4 GiB training ${ARCHS[o.arch]?.name || o.arch} at batch size ${o.batchSize} (${o.microBatch} images a pass), image size ${o.size} px. `
-      + 'Try a smaller image size, or fewer images a pass (microBatch); Kiln restarted its worker with your dataset.';
+      + 'Try a smaller image size, or fewer images a pass (microBatch); Kiln restarted its worker with your dataset and the model as it was after the last finished epoch.';
   }
   return `internal error (${message}); Kiln restarted its worker with your dataset, please retry`;
 }

@@ -1,6 +1,7 @@
 // Long runs at CI size: steps, then cancel/restart cycles, then create/dispose cycles, in
 // headless Chromium on the threaded CPU build. The wasm memory stays flat (within 5 % after
-// warm-up), every cancel is honoured, and no worker is left behind. The bench runs the same at
+// warm-up), every cancel is honoured, a restarted worker gets the last epoch's model back, and
+// no worker is left behind. The bench runs the same at
 // full size (`node benches/browser.mjs soak`: 500 steps, 50 cancels).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -43,14 +44,23 @@ try {
       if (report.cancelled && seen <= 4) cancelled += 1;
     }
     const afterCancels = (await kiln.memory()).wasmBytes;
+    // A worker that dies (out of memory) restarts with the dataset and the model as it was
+    // after the last finished epoch: one more epoch, then the restart an OOM triggers.
+    await kiln.fitOneCycle(1, 1e-3);
+    const probe = (await kiln.sampleFiles())[0];
+    const before = await kiln.predict(probe);
+    await kiln.restart();
+    const after = await kiln.predict(probe);
     kiln.dispose();
-    return { warm, afterSteps, afterCancels, cancelled };
+    return { warm, afterSteps, afterCancels, cancelled, before, after };
   }, { steps, cancels });
   const mib = (b) => (b / 1048576).toFixed(1);
   log(`wasm memory after 50 steps ${mib(r.warm)} MiB, after ${steps} ${mib(r.afterSteps)} MiB, after ${cancels} cancel/restart cycles ${mib(r.afterCancels)} MiB`);
   assert.ok(r.afterSteps <= r.warm * 1.05, 'wasm memory grew over the steps');
   assert.ok(r.afterCancels <= r.warm * 1.05, 'wasm memory grew over the cancel/restart cycles');
   assert.equal(r.cancelled, cancels, 'every cancel stops training within a batch');
+  assert.deepEqual(r.after, r.before, 'after a worker restart, the model of the last finished epoch is back');
+  log(`restart keeps the last epoch's model: ${JSON.stringify(r.after).slice(0, 80)}`);
 
   const cycles = (k) => page.evaluate(async (k) => {
     const { Kiln } = await import('./kiln.js');
