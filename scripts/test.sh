@@ -46,6 +46,7 @@ echo "== the page end to end (playwright-core + Debian Chromium; screenshots in 
 # build; webgpu forces the WebGPU build; the defaults run is the page as a user meets it.
 KILN_E2E_BACKEND=auto node tests/e2e/page.test.mjs
 KILN_E2E_BACKEND=webgpu node tests/e2e/page.test.mjs
+node tests/e2e/device-loss.test.mjs
 node tests/e2e/offline.test.mjs
 node tests/e2e/soak.test.mjs
 # Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).

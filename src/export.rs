@@ -164,8 +164,13 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError>
         return Err(ExportError::Corrupt("class list and model size disagree".into()));
     }
     declared_fits(header.config.model.min_params(), weights)?;
-    let model = load_weights(header.config.model.init(device), weights)?;
-    Ok(Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize))
+    // Built on the training (autodiff) device, as `Learner::new` does, so it can train on.
+    let model = load_weights(header.config.model.init(&device.clone().autodiff()), weights)?;
+    let mut learner = Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize);
+    // Loaded parameters do not keep their require-grad flags: mark them trainable, so a loaded
+    // model can go on training (a restored snapshot, or `kiln` models trained further).
+    learner.unfreeze();
+    Ok(learner)
 }
 
 /// Read a backbone file on `device`.

@@ -552,14 +552,18 @@ async function main() {
   }
   // The page's Kiln, for the browser console (and the end-to-end test's memory check).
   window.kiln = state.kiln;
-  const info = state.kiln.info;
+  showBackend(state.kiln.info);
+  // A lost GPU moves Kiln to the CPU (the failed call shows the error): say where it runs now.
+  state.kiln.onRestart = (info, message) => showBackend(info, message);
+  document.body.dataset.ready = 'true';
+}
+
+function showBackend(info, why = '') {
   $('backend').textContent = info.backend === 'webgpu' ? `WebGPU · ${info.adapter}` : `CPU (WebAssembly, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
   showCompute(null);
-  if (info.notices.length) {
-    $('notice').textContent = info.notices.join(' ');
-    $('notice').hidden = false;
-  }
-  document.body.dataset.ready = 'true';
+  const notices = [why, ...info.notices].filter(Boolean);
+  $('notice').textContent = notices.join(' ');
+  $('notice').hidden = notices.length === 0;
 }
 
 main();

@@ -50,6 +50,10 @@ function toEntry(/** @type {InputFile} */ f) {
   return f instanceof Blob ? { name: pathOf(f), blob: f } : { name: f.name, blob: f.blob };
 }
 
+function deviceLostMessage(/** @type {string} */ why) {
+  return `the GPU stopped working (${why}). Kiln moved to the CPU backend, with your dataset and the model as it was after the last finished epoch: train again to continue.`;
+}
+
 export class Kiln {
   /** @private */
   constructor(/** @type {URL | string} */ workerUrl, /** @type {string} */ backend) {
@@ -66,6 +70,10 @@ export class Kiln {
     this.lastDataset = null;
     /** @type {Uint8Array | null} the model after the last finished epoch, as .kiln bytes */
     this.lastModel = null;
+    /** @type {Promise<void> | null} */
+    this.restarting = null;
+    /** @type {((info: any, message: string) => void) | null} called after the worker moved to another backend */
+    this.onRestart = null;
     /** @type {BackendInfo | null} */
     this.info = null;
     /** @type {{blob: Blob, name: string} | null} */
@@ -105,15 +113,34 @@ export class Kiln {
       else if (e.type === 'epoch') this.callbacks.onEpoch?.(e);
       else if (e.type === 'skipped') this.callbacks.onSkipped?.(e);
       else if (e.type === 'snapshot') this.lastModel = e.bytes;
+      else if (e.type === 'deviceLost') this.deviceLost(e.message);
       return;
     }
     const p = this.pending.get(data.id);
     if (!p) return;
     this.pending.delete(data.id);
     if ('error' in data) {
+      if (data.deviceLost) {
+        p.reject(new Error(deviceLostMessage(data.deviceLost)));
+        return this.deviceLost(data.deviceLost);
+      }
       p.reject(new Error(data.error));
       if (data.fatal) this.restart();
     } else p.resolve(data.result);
+  }
+
+  /**
+   * The GPU device was lost (driver reset, GPU removed): move to the CPU backend, keeping the
+   * dataset and the model as it was after the last finished epoch. Calls in flight fail with
+   * a message that says so; `onRestart(info, message)` tells the page.
+   * @private
+   */
+  async deviceLost(/** @type {string} */ why) {
+    if (this.backendPref === 'cpu') return this.restarting;
+    this.backendPref = 'cpu';
+    const message = deviceLostMessage(why);
+    await this.restart(new Error(message));
+    this.onRestart?.(this.info, message);
   }
 
   /** @private */
@@ -126,9 +153,15 @@ export class Kiln {
    * A panic (e.g. out of memory) leaves the wasm instance unusable: start a fresh worker with
    * the same dataset, weights and the model from the end of the last finished epoch.
    */
-  async restart() {
+  restart(/** @type {Error} */ why = new Error('the Kiln worker was restarted')) {
+    if (!this.restarting) this.restarting = this.restartNow(why).finally(() => { this.restarting = null; });
+    return this.restarting;
+  }
+
+  /** @private */
+  async restartNow(/** @type {Error} */ why) {
     this.worker?.terminate();
-    this.crash(new Error('the Kiln worker was restarted'));
+    this.crash(why);
     await this.start();
     if (this.lastDataset) await this.sendDataset(this.lastDataset.entries, this.lastDataset.options);
     if (this.lastWeights) await this.importWeights(this.lastWeights.blob, this.lastWeights.name);
@@ -341,6 +374,11 @@ export class Kiln {
     const bytes = new Uint8Array(await blob.arrayBuffer());
     this.lastModel = bytes.slice();
     return this.call('load', { bytes }, [bytes.buffer]);
+  }
+
+  /** Destroy the GPU device as a driver reset would: for testing device loss. */
+  loseDevice() {
+    return this.call('loseDevice');
   }
 
   /** Stop the worker and free everything. */

@@ -10,9 +10,33 @@ import { ARCHS } from './kiln.js';
 
 /** The loaded build's exports (Backend, Dataset, Learner, CancelToken, …). */
 let wasm = null;
-const state = { backend: null, dataset: null, learner: null, cancel: null, learnerOptions: null };
+const state = { backend: null, dataset: null, learner: null, cancel: null, learnerOptions: null, deviceLost: null };
 // Files of the dataset being sent (kiln.js posts them in chunks, then calls loadDataset).
 const staged = [];
+// The GPU devices wgpu opens: a lost device (driver reset, GPU removed, or destroyed on
+// purpose by loseDevice) is reported to the page, which moves Kiln to the CPU backend.
+const gpuDevices = [];
+if (self.GPUAdapter) {
+  const request = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await request.apply(this, args);
+    gpuDevices.push(device);
+    device.lost.then((info) => {
+      state.deviceLost ??= info.message || info.reason || 'device lost';
+      self.postMessage({ event: { type: 'deviceLost', message: state.deviceLost } });
+    });
+    return device;
+  };
+}
+// With the GPU gone, the wasm side may panic outside any call (in a GPU callback): that is the
+// device loss, which the page handles, not a crash of its own.
+for (const type of ['error', 'unhandledrejection']) {
+  self.addEventListener(type, (e) => {
+    if (!state.deviceLost) return;
+    e.preventDefault();
+    self.postMessage({ event: { type: 'deviceLost', message: state.deviceLost } });
+  });
+}
 // Pretrained weights: the user's (converted to a Kiln backbone once, on import) and the
 // bundled EfficientNet-Lite0, a static asset next to the page fetched on first use.
 const weights = { user: null, bundled: null, prefetch: null };
@@ -182,6 +206,12 @@ const methods = {
   async export() {
     return await need('learner').export();
   },
+  /** Destroy the GPU device, as a driver reset would (for tests of device loss). */
+  loseDevice() {
+    if (gpuDevices.length) state.deviceLost = 'the device was destroyed';
+    for (const d of gpuDevices) d.destroy();
+    return gpuDevices.length;
+  },
   load({ bytes }) {
     replace('learner', wasm.Learner.load(need('backend'), bytes));
     state.learner.snapshotEachEpoch = true;
@@ -209,8 +239,10 @@ self.onmessage = async ({ data: { id, method, args } }) => {
   } catch (e) {
     // A Rust panic surfaces as a WebAssembly.RuntimeError and leaves the module unusable:
     // say so, so the client starts a fresh worker.
-    const fatal = e instanceof WebAssembly.RuntimeError;
     const message = e instanceof Error ? e.message : String(e);
+    // With the GPU gone, whatever failed failed because of it: the page moves to the CPU.
+    if (state.deviceLost) return self.postMessage({ id, error: `the GPU stopped working (${state.deviceLost})`, fatal: true, deviceLost: state.deviceLost });
+    const fatal = e instanceof WebAssembly.RuntimeError;
     self.postMessage({ id, error: fatal ? fatalMessage(message) : message, fatal });
   }
 };

@@ -47,6 +47,11 @@ fn tiny_resnet_learns_digits_to_95_percent_then_exports_and_predicts() {
         assert!((p - q).abs() < 1e-5);
     }
     assert!((a.accuracy() - last.accuracy).abs() < 1e-6);
+    // A loaded model trains on (the page restores one after a worker restart): this used to
+    // panic in backward, the loaded parameters having lost their require-grad flags.
+    let mut further = kiln::export::from_bytes(&bytes, &cpu()).unwrap();
+    let more = pollster::block_on(further.fit_one_cycle(&dls, 1, Lr::Single(1e-4), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap();
+    assert_eq!(more.epochs.len(), 1);
 
     // predict on one validation image: its label and a probability per class.
     let sample = &dls.valid[0];

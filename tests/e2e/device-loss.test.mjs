@@ -1,0 +1,87 @@
+// WebGPU device loss in the middle of training (SwiftShader's WebGPU in headless Chromium; the
+// device is destroyed as a driver reset would): the running call fails with a clear message,
+// Kiln moves to the CPU backend without a page reload, the model of the last finished epoch is
+// kept, and training continues there.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const root = new URL('../../', import.meta.url).pathname;
+const port = 21000 + Math.floor(Math.random() * 1000);
+const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
+const browser = await chromium.launch({
+  executablePath: ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync),
+  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run'],
+});
+const log = (...a) => console.log('[e2e device loss]', ...a);
+let failed = false;
+try {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  if (process.env.DEBUG) page.on('console', (m) => console.log('  page:', m.text()));
+  for (let i = 0; i < 50; i++) {
+    try { await page.goto(`http://127.0.0.1:${port}/bench.html`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
+  }
+  const r = await page.evaluate(async () => {
+    const { Kiln } = await import('./kiln.js');
+    const kiln = await Kiln.create({ backend: 'webgpu' });
+    const first = kiln.info.backend;
+    // Two classes of small noisy colour images.
+    const image = async (rgb, seed) => {
+      const c = new OffscreenCanvas(16, 16);
+      const g = c.getContext('2d');
+      for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) {
+        const n = ((x * 31 + y * 17 + seed * 7) % 41) - 20;
+        g.fillStyle = `rgb(${rgb.map((v) => Math.max(0, Math.min(255, v + n))).join(',')})`;
+        g.fillRect(x, y, 1, 1);
+      }
+      return c.convertToBlob({ type: 'image/png' });
+    };
+    const files = [];
+    for (const [name, rgb] of [['red', [210, 30, 30]], ['blue', [30, 40, 210]]]) {
+      for (let i = 0; i < 10; i++) files.push({ name: `${name}/${name}_${i}.png`, blob: await image(rgb, i) });
+    }
+    await kiln.loadDataset(files, { presize: 16, validPct: 0.2, seed: 1 });
+    await kiln.createLearner({ arch: 'tiny', size: 16, batchSize: 8, hidden: 16, doFlip: false });
+    console.log('dataset and learner ready');
+    await kiln.fitOneCycle(1, 3e-3);
+    console.log('first epoch done');
+    const probe = files[0].blob;
+    const before = await kiln.predict(probe);
+    console.log('predicted');
+    let message = null;
+    let batches = 0;
+    try {
+      await kiln.fitOneCycle(3, 3e-3, { onBatch: () => { if (++batches === 1) kiln.loseDevice(); } });
+    } catch (e) {
+      message = e.message;
+    }
+    await kiln.restarting;
+    const now = kiln.info.backend;
+    const after = await kiln.predict(probe);
+    const again = await kiln.fitOneCycle(1, 3e-3);
+    kiln.dispose();
+    return { first, message, now, before, after, againEpochs: again.epochs.length };
+  });
+  log(`started on ${r.first}; after the loss: ${r.now}; message: ${r.message}`);
+  assert.equal(r.first, 'webgpu');
+  assert.match(r.message || '', /GPU stopped working.*CPU backend.*last finished epoch/);
+  assert.equal(r.now, 'cpu', 'Kiln moved to the CPU backend');
+  const diff = Math.max(...r.before.probs.map((p, i) => Math.abs(p - r.after.probs[i])));
+  log(`prediction before (WebGPU) ${r.before.label} ${r.before.probs.map((p) => p.toFixed(4))}, after (CPU) ${r.after.label}: max |Δp| ${diff.toExponential(1)}`);
+  assert.equal(r.after.label, r.before.label);
+  assert.ok(diff < 1e-3, 'the model of the last finished epoch is kept');
+  assert.equal(r.againEpochs, 1, 'training continues on the CPU');
+  assert.deepEqual(errors, []);
+  log('ok');
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+  server.kill();
+}
+process.exit(failed ? 1 : 0);
