@@ -376,6 +376,11 @@ export class Kiln {
     return this.call('load', { bytes }, [bytes.buffer]);
   }
 
+  /** @returns {Promise<{created: number, destroyed: number, bytes: number}>} WebGPU buffers so far (zeros on the CPU). */
+  gpuBuffers() {
+    return this.call('gpuBuffers');
+  }
+
   /** Destroy the GPU device as a driver reset would: for testing device loss. */
   loseDevice() {
     return this.call('loseDevice');

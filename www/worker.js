@@ -16,11 +16,23 @@ const staged = [];
 // The GPU devices wgpu opens: a lost device (driver reset, GPU removed, or destroyed on
 // purpose by loseDevice) is reported to the page, which moves Kiln to the CPU backend.
 const gpuDevices = [];
+const gpuBuffers = { created: 0, destroyed: 0, bytes: 0 };
 if (self.GPUAdapter) {
   const request = GPUAdapter.prototype.requestDevice;
   GPUAdapter.prototype.requestDevice = async function (...args) {
     const device = await request.apply(this, args);
     gpuDevices.push(device);
+    // Buffer bookkeeping for the soak (gpuBuffers): cubecl pools its buffers, so the count of
+    // live ones must level off after warm-up.
+    const create = device.createBuffer.bind(device);
+    device.createBuffer = (desc) => {
+      const buffer = create(desc);
+      gpuBuffers.created += 1;
+      gpuBuffers.bytes += desc.size;
+      const destroy = buffer.destroy.bind(buffer);
+      buffer.destroy = () => { gpuBuffers.destroyed += 1; gpuBuffers.bytes -= desc.size; destroy(); };
+      return buffer;
+    };
     device.lost.then((info) => {
       state.deviceLost ??= info.message || info.reason || 'device lost';
       self.postMessage({ event: { type: 'deviceLost', message: state.deviceLost } });
@@ -205,6 +217,10 @@ const methods = {
   },
   async export() {
     return await need('learner').export();
+  },
+  /** GPU buffers created and destroyed so far, and the bytes of those not destroyed. */
+  gpuBuffers() {
+    return { ...gpuBuffers };
   },
   /** Destroy the GPU device, as a driver reset would (for tests of device loss). */
   loseDevice() {

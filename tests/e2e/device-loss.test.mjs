@@ -49,6 +49,11 @@ try {
     console.log('dataset and learner ready');
     await kiln.fitOneCycle(1, 3e-3);
     console.log('first epoch done');
+    // No GPU buffers leak: after warm-up, more epochs create no more live buffers.
+    await kiln.fitOneCycle(1, 3e-3);
+    const warm = await kiln.gpuBuffers();
+    await kiln.fitOneCycle(4, 3e-3);
+    const soaked = await kiln.gpuBuffers();
     const probe = files[0].blob;
     const before = await kiln.predict(probe);
     console.log('predicted');
@@ -64,8 +69,11 @@ try {
     const after = await kiln.predict(probe);
     const again = await kiln.fitOneCycle(1, 3e-3);
     kiln.dispose();
-    return { first, message, now, before, after, againEpochs: again.epochs.length };
+    return { first, message, now, before, after, againEpochs: again.epochs.length, warm, soaked };
   });
+  const live = (b) => b.created - b.destroyed;
+  log(`GPU buffers after 2 epochs: ${live(r.warm)} live (${(r.warm.bytes / 2 ** 20).toFixed(1)} MiB, ${r.warm.created} created); after 4 more: ${live(r.soaked)} live (${(r.soaked.bytes / 2 ** 20).toFixed(1)} MiB, ${r.soaked.created} created)`);
+  assert.ok(r.soaked.bytes <= r.warm.bytes * 1.05, 'GPU memory in buffers grew over the epochs');
   log(`started on ${r.first}; after the loss: ${r.now}; message: ${r.message}`);
   assert.equal(r.first, 'webgpu');
   assert.match(r.message || '', /GPU stopped working.*CPU backend.*last finished epoch/);
