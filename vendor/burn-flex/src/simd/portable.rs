@@ -11,7 +11,6 @@ use rayon::prelude::*;
 /// Threshold for parallel execution (elements).
 /// For memory-bound operations, parallelism helps when data exceeds L3 cache.
 #[cfg(feature = "rayon")]
-// Kiln patch: 256 Ki elements (was 4 Mi), so a training batch's activations split across threads.
 const PARALLEL_THRESHOLD: usize = 4 * 1024 * 1024;
 
 #[cfg(feature = "rayon")]
