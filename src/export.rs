@@ -166,11 +166,7 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError>
     declared_fits(header.config.model.min_params(), weights)?;
     // Built on the training (autodiff) device, as `Learner::new` does, so it can train on.
     let model = load_weights(header.config.model.init(&device.clone().autodiff()), weights)?;
-    let mut learner = Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize);
-    // Loaded parameters do not keep their require-grad flags: mark them trainable, so a loaded
-    // model can go on training (a restored snapshot, or `kiln` models trained further).
-    learner.unfreeze();
-    Ok(learner)
+    Ok(Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize))
 }
 
 /// Read a backbone file on `device`.

@@ -50,12 +50,17 @@ fn reader(bytes: &[u8], max_pixels: u64) -> Result<ImageReader<Cursor<&[u8]>>, D
     Ok(reader)
 }
 
-/// Read only the header: format and dimensions, refusing images over the pixel budget.
-pub(crate) fn check_header(bytes: &[u8], max_pixels: u64) -> Result<(), DecodeError> {
-    let (width, height) = reader(bytes, max_pixels)?.into_dimensions().map_err(|e| match e {
+/// The decoder's refusal to allocate (its limits) means too large; anything else, unreadable.
+fn decode_error(e: image::ImageError) -> DecodeError {
+    match e {
         image::ImageError::Limits(l) => DecodeError::TooLargeHeader(l.to_string()),
         e => DecodeError::Undecodable(e.to_string()),
-    })?;
+    }
+}
+
+/// Read only the header: format and dimensions, refusing images over the pixel budget.
+pub(crate) fn check_header(bytes: &[u8], max_pixels: u64) -> Result<(), DecodeError> {
+    let (width, height) = reader(bytes, max_pixels)?.into_dimensions().map_err(decode_error)?;
     check_budget(width, height, max_pixels)
 }
 
@@ -73,15 +78,11 @@ fn check_budget(width: u32, height: u32, limit: u64) -> Result<(), DecodeError> 
 /// Decode to RGB8 (grey, alpha and 16-bit are converted), honouring EXIF orientation.
 /// The pixel budget is checked from the header before any pixel buffer is allocated.
 pub fn decode_rgb8(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
-    let undecodable = |e: image::ImageError| match e {
-        image::ImageError::Limits(l) => DecodeError::TooLargeHeader(l.to_string()),
-        e => DecodeError::Undecodable(e.to_string()),
-    };
-    let mut decoder = reader(bytes, max_pixels)?.into_decoder().map_err(undecodable)?;
+    let mut decoder = reader(bytes, max_pixels)?.into_decoder().map_err(decode_error)?;
     let (width, height) = decoder.dimensions();
     check_budget(width, height, max_pixels)?;
-    let orientation = decoder.orientation().map_err(undecodable)?;
-    let mut img = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    let orientation = decoder.orientation().map_err(decode_error)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     img.apply_orientation(orientation);
     Ok(img.into_rgb8())
 }

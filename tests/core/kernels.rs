@@ -35,18 +35,18 @@ struct Case {
     groups: usize,
 }
 
-/// dW[co, ci, ky, kx] = Σ_n Σ_o R[n, co, o] · x[n, group(co)·cig + ci, o·s + k·d − p], in f64.
-fn reference(c: &Case, x: &[f32], r: &[f32], out: [usize; 2]) -> Vec<f64> {
+/// Every tap of the convolution: `f(xi, wi, ri)` for each input element x[xi] that weight w[wi]
+/// multiplies into output element y[ri] (padding skipped), straight from the definition.
+fn for_each_tap(c: &Case, out: [usize; 2], mut f: impl FnMut(usize, usize, usize)) {
     let (cig, cog) = (c.c_in / c.groups, c.c_out / c.groups);
     let [h, w] = c.hw;
-    let mut dw = vec![0f64; c.c_out * cig * c.k[0] * c.k[1]];
     for n in 0..c.batch {
         for co in 0..c.c_out {
             for ci in 0..cig {
                 let cx = (co / cog) * cig + ci;
                 for ky in 0..c.k[0] {
                     for kx in 0..c.k[1] {
-                        let mut s = 0f64;
+                        let wi = ((co * cig + ci) * c.k[0] + ky) * c.k[1] + kx;
                         for oy in 0..out[0] {
                             for ox in 0..out[1] {
                                 let iy = (oy * c.stride + ky * c.dil) as isize - c.pad[0] as isize;
@@ -54,49 +54,25 @@ fn reference(c: &Case, x: &[f32], r: &[f32], out: [usize; 2]) -> Vec<f64> {
                                 if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                     continue;
                                 }
-                                let xv = x[((n * c.c_in + cx) * h + iy as usize) * w + ix as usize]
-                                    as f64;
-                                s +=
-                                    r[((n * c.c_out + co) * out[0] + oy) * out[1] + ox] as f64 * xv;
+                                let xi = ((n * c.c_in + cx) * h + iy as usize) * w + ix as usize;
+                                f(xi, wi, ((n * c.c_out + co) * out[0] + oy) * out[1] + ox);
                             }
                         }
-                        dw[((co * cig + ci) * c.k[0] + ky) * c.k[1] + kx] += s;
                     }
                 }
             }
         }
     }
-    dw
 }
 
-/// dX[n, ci, iy, ix] = Σ R[n, co, o] · w[co, ci − group·cig, k] over the (o, k) that read (iy, ix).
-fn reference_x(c: &Case, w: &[f32], r: &[f32], out: [usize; 2]) -> Vec<f64> {
-    let (cig, cog) = (c.c_in / c.groups, c.c_out / c.groups);
-    let [h, wd] = c.hw;
-    let mut dx = vec![0f64; c.batch * c.c_in * h * wd];
-    for n in 0..c.batch {
-        for co in 0..c.c_out {
-            for ci in 0..cig {
-                let cx = (co / cog) * cig + ci;
-                for ky in 0..c.k[0] {
-                    for kx in 0..c.k[1] {
-                        let wv = w[((co * cig + ci) * c.k[0] + ky) * c.k[1] + kx] as f64;
-                        for oy in 0..out[0] {
-                            for ox in 0..out[1] {
-                                let iy = (oy * c.stride + ky * c.dil) as isize - c.pad[0] as isize;
-                                let ix = (ox * c.stride + kx * c.dil) as isize - c.pad[1] as isize;
-                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
-                                    continue;
-                                }
-                                dx[((n * c.c_in + cx) * h + iy as usize) * wd + ix as usize] += wv * r[((n * c.c_out + co) * out[0] + oy) * out[1] + ox] as f64;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    dx
+/// dW[wi] = Σ R[ri] · x[xi] and dX[xi] = Σ R[ri] · w[wi] over every tap, in f64.
+fn reference(c: &Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> [Vec<f64>; 2] {
+    let (mut dw, mut dx) = (vec![0f64; w.len()], vec![0f64; x.len()]);
+    for_each_tap(c, out, |xi, wi, ri| {
+        dw[wi] += r[ri] as f64 * x[xi] as f64;
+        dx[xi] += r[ri] as f64 * w[wi] as f64;
+    });
+    [dw, dx]
 }
 
 /// The weight and input gradients burn's autodiff computes on the CPU backend, through the
@@ -116,7 +92,8 @@ fn conv_grads(c: &Case) -> [(Vec<f32>, Vec<f64>); 2] {
     let rt = Tensor::<4>::from_data(TensorData::new(r_vals.clone(), [c.batch, c.c_out, oh, ow]), &device);
     let grads = (y * rt).sum().backward();
     let read = |t: Tensor<4>| t.grad(&grads).expect("gradient").into_data().try_to_vec::<f32>().unwrap();
-    [(read(w), reference(c, &x_vals, &r_vals, [oh, ow])), (read(x), reference_x(c, &w_vals, &r_vals, [oh, ow]))]
+    let [dw, dx] = reference(c, &x_vals, &w_vals, &r_vals, [oh, ow]);
+    [(read(w), dw), (read(x), dx)]
 }
 
 fn close(what: &str, got: &[f32], want: &[f64]) {
