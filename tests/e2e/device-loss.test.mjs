@@ -2,29 +2,16 @@
 // device is destroyed as a driver reset would): the running call fails with a clear message,
 // Kiln moves to the CPU backend without a page reload, the model of the last finished epoch is
 // kept, and training continues there.
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { e2e, open } from './harness.mjs';
 
-const root = new URL('../../', import.meta.url).pathname;
-const port = 21000 + Math.floor(Math.random() * 1000);
-const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
-const browser = await chromium.launch({
-  executablePath: ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync),
-  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run'],
-});
 const log = (...a) => console.log('[e2e device loss]', ...a);
-let failed = false;
-try {
+await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   if (process.env.DEBUG) page.on('console', (m) => console.log('  page:', m.text()));
-  for (let i = 0; i < 50; i++) {
-    try { await page.goto(`http://127.0.0.1:${port}/bench.html`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
-  }
+  await open(page, `${base}/bench.html`);
   const r = await page.evaluate(async () => {
     const { Kiln } = await import('./kiln.js');
     const kiln = await Kiln.create({ backend: 'webgpu' });
@@ -85,11 +72,4 @@ try {
   assert.equal(r.againEpochs, 1, 'training continues on the CPU');
   assert.deepEqual(errors, []);
   log('ok');
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  server.kill();
-}
-process.exit(failed ? 1 : 0);
+});

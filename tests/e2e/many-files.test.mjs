@@ -4,15 +4,14 @@
 // Checks: every bad file is named with its reason; nothing is lost between what was dropped and
 // what the summary counts; the main thread never blocks for more than 100 ms (Long Tasks API);
 // an epoch trains at a small image size; the time to the summary and the memory are printed.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chunk, SIGNATURE } from './png.mjs';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { e2e, open, root } from './harness.mjs';
 
-const root = new URL('../../', import.meta.url).pathname;
 const total = Number(process.env.KILN_MANY_FILES || 1000);
 const log = (...a) => console.log(`[many-files ${total}]`, ...a);
 
@@ -64,14 +63,7 @@ for (let i = 0; written < total; i++) {
 }
 log(`${written} files (${bad.length} bad) in ${tree}`);
 
-const port = 20000 + Math.floor(Math.random() * 1000);
-const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
-const browser = await chromium.launch({
-  executablePath: ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync),
-  args: ['--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-sandbox', '--enable-precise-memory-info'],
-});
-let failed = false;
-try {
+await e2e(['--enable-precise-memory-info'], async ({ browser, base }) => {
   const page = await browser.newPage();
   await page.addInitScript(() => {
     window.longTasks = [];
@@ -79,9 +71,7 @@ try {
     // When the page's own handler receives the files (the browser has built the FileList).
     addEventListener('change', () => { window.filesAt ??= performance.now(); }, true);
   });
-  for (let i = 0; i < 50; i++) {
-    try { await page.goto(`http://127.0.0.1:${port}/?backend=cpu`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
-  }
+  await open(page, `${base}/?backend=cpu`);
   await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
   await page.evaluate(() => { window.longTasks = []; });
   const t0 = Date.now();
@@ -133,11 +123,4 @@ try {
   const limit = Number(process.env.KILN_MAX_LONG_TASK_MS || 100);
   assert.ok(longest <= limit, `the main thread was blocked for ${longest.toFixed(0)} ms (limit ${limit} ms)`);
   log('ok');
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  server.kill();
-}
-process.exit(failed ? 1 : 0);
+});

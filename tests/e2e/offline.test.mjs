@@ -1,30 +1,17 @@
 // Offline after the first load: visit the page once, cut the network, reload, and Kiln still
 // starts (the threaded build, its thread pool and the bundled weights come from www/sw.js's
 // cache). A reload while online afterwards still works too.
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { e2e, open } from './harness.mjs';
 
-const root = new URL('../../', import.meta.url).pathname;
-const browserPath = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync);
-assert.ok(browserPath, 'Debian chromium is not installed (apt-get install chromium)');
 const log = (...a) => console.log('[e2e offline]', ...a);
 
-const port = 19000 + Math.floor(Math.random() * 1000);
-const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
-const url = `http://127.0.0.1:${port}/`;
-const browser = await chromium.launch({ executablePath: browserPath, args: ['--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--no-sandbox'] });
-let failed = false;
-try {
+await e2e([], async ({ browser, base }) => {
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  for (let i = 0; i < 50; i++) {
-    try { await page.goto(url); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
-  }
+  await open(page, `${base}/`);
   await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
   const online = await page.textContent('#backend');
   log('first load:', online);
@@ -60,11 +47,4 @@ try {
   await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
   assert.deepEqual(errors, []);
   log('ok');
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  server.kill();
-}
-process.exit(failed ? 1 : 0);
+});

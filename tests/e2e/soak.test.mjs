@@ -3,27 +3,17 @@
 // warm-up), every cancel is honoured, a restarted worker gets the last epoch's model back, and
 // no worker is left behind. The bench runs the same at
 // full size (`node benches/browser.mjs soak`: 500 steps, 50 cancels).
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { e2e, open } from './harness.mjs';
 
-const root = new URL('../../', import.meta.url).pathname;
 const steps = Number(process.env.KILN_SOAK_STEPS || 200);
 const cancels = Number(process.env.KILN_SOAK_CANCELS || 20);
-const port = 20000 + Math.floor(Math.random() * 1000);
-const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
-const browser = await chromium.launch({ executablePath: ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync), args: ['--no-sandbox', '--disable-quic', '--no-first-run'] });
 const log = (...a) => console.log('[e2e soak]', ...a);
-let failed = false;
-try {
+await e2e([], async ({ browser, base }) => {
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  for (let i = 0; i < 50; i++) {
-    try { await page.goto(`http://127.0.0.1:${port}/bench.html`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
-  }
+  await open(page, `${base}/bench.html`);
   const r = await page.evaluate(async ({ steps, cancels }) => {
     const { Kiln } = await import('./kiln.js');
     const kiln = await Kiln.create({ backend: 'cpu' });
@@ -79,11 +69,4 @@ try {
   assert.ok(late <= early, 'a disposed Kiln left workers behind');
   assert.deepEqual(errors, []);
   log('ok');
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  server.kill();
-}
-process.exit(failed ? 1 : 0);
+});
