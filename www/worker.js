@@ -83,6 +83,12 @@ function replace(name, value) {
   state[name] = value;
 }
 
+// Every learner sends the page a snapshot after each epoch, which a restarted worker loads.
+function setLearner(learner) {
+  replace('learner', learner);
+  learner.snapshotEachEpoch = true;
+}
+
 async function loadBuild(threaded, threads) {
   const m = await import(threaded ? './pkg-threads/kiln.js' : './pkg/kiln.js');
   await m.default();
@@ -176,8 +182,7 @@ const methods = {
     const { pretrained = true, ...opts } = options || {};
     const arch = opts.arch || BUNDLED.arch;
     const p = pretrained && arch !== 'tiny' ? await pretrainedFor(arch) : null;
-    replace('learner', new wasm.Learner(need('backend'), need('dataset'), opts, p ? p.bytes : undefined));
-    state.learner.snapshotEachEpoch = true;
+    setLearner(new wasm.Learner(need('backend'), need('dataset'), opts, p ? p.bytes : undefined));
     state.learnerOptions = { arch, size: opts.size ?? 224, batchSize: opts.batchSize ?? 64, microBatch: state.learner.microBatch };
     return { classes: state.learner.classes, pretrained: p ? p.from : null, microBatch: state.learner.microBatch };
   },
@@ -229,8 +234,7 @@ const methods = {
     return gpuDevices.length;
   },
   load({ bytes }) {
-    replace('learner', wasm.Learner.load(need('backend'), bytes));
-    state.learner.snapshotEachEpoch = true;
+    setLearner(wasm.Learner.load(need('backend'), bytes));
     return { classes: state.learner.classes };
   },
 };
