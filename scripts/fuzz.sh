@@ -27,7 +27,10 @@ seeds() {
         decode)
             [[ -x target/release/kiln ]] || cargo build --release --quiet
             target/release/kiln samples -o "$out/digits" >/dev/null
-            find "$out/digits" -name '*.png' | head -20 | xargs -I{} cp {} "$dir/"
+            # (no `find | head`: under pipefail, head closing early fails find with SIGPIPE)
+            local pngs
+            mapfile -t pngs < <(find "$out/digits" -name '*.png' | sort)
+            cp "${pngs[@]:0:20}" "$dir/"
             for f in assets/photos/*; do head -c 60000 "$f" > "$dir/$(basename "$f")"; done 2>/dev/null || true
             ;;
         label)
