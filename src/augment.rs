@@ -287,10 +287,14 @@ pub fn augment_batch(images: Tensor<4>, augs: &[ImageAug], size: usize) -> Tenso
 
 /// The validation batch transform: centre resize to `size` and normalisation only.
 pub fn valid_batch(images: Tensor<4>, size: usize) -> Tensor<4> {
+    normalize(resize_batch(images, size))
+}
+
+/// Resize a batch to `size` × `size` (the whole image, bilinear, as validation does).
+pub fn resize_batch(images: Tensor<4>, size: usize) -> Tensor<4> {
     let n = images.dims()[0];
     let [h, w] = [images.dims()[2], images.dims()[3]];
-    let resized = if h == size && w == size { images } else { warp_batch(images, &vec![IDENTITY; n], size) };
-    normalize(resized)
+    if h == size && w == size { images } else { warp_batch(images, &vec![IDENTITY; n], size) }
 }
 
 /// Undo the normalisation and turn a [N, 3, H, W] batch into RGB8 images (for show_batch).

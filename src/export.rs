@@ -4,6 +4,13 @@
 //! `kind`; for a model: classes, architecture, input sizes, normalisation), then burn's
 //! burnpack record of the weights and BatchNorm statistics. The checksum makes a flipped bit
 //! an error instead of silently different predictions.
+//!
+//! A model also leaves Kiln as ONNX ([`onnx`], for apps and runtimes) or as a PyTorch state
+//! dict in fastai's layout ([`pytorch`], to keep training in a notebook).
+
+pub mod onnx;
+mod onnx_proto;
+pub mod pytorch;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::store::ModuleRecord;
@@ -11,7 +18,7 @@ use burn::tensor::{Bytes, Device, Shape, Tensor, TensorData};
 
 use crate::augment::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::learner::{Learner, LearnerConfig};
-use crate::model::{Arch, Pretrained};
+use crate::model::{Arch, Classifier, Pretrained};
 
 const MAGIC: &[u8; 4] = b"KILN";
 /// 2: the body became an enum (ResNet or EfficientNet) and headers gained `kind`.
@@ -50,6 +57,10 @@ pub struct ModelHeader {
 pub enum ExportError {
     #[error("not a Kiln model file (it does not start with KILN); export one with `kiln train … -o model.kiln`")]
     NotKiln,
+    #[error("this is {0}, not a Kiln model: Kiln reads the .kiln file it saved (Export model), and only exports ONNX and PyTorch files for use elsewhere")]
+    Foreign(&'static str),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("this file has format version {0}, but this Kiln reads versions 2 and {VERSION}: {hint}", hint = version_hint(*.0))]
     Version(u32),
     #[error("this .kiln file holds a {found}, not a {expected}: {hint}")]
@@ -80,8 +91,13 @@ pub async fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
         mean: IMAGENET_MEAN,
         std: IMAGENET_STD,
     };
-    let cpu_model = to_cpu(&learner.model.clone().valid(), |d| learner.config.model.init(d)).await?;
-    pack(&FileHeader::Model(header), cpu_model)
+    pack(&FileHeader::Model(header), cpu_classifier(learner).await?)
+}
+
+/// The learner's model in eval mode on the CPU backend, every weight finite: what each export
+/// format writes from.
+pub(crate) async fn cpu_classifier(learner: &Learner) -> Result<Classifier, ExportError> {
+    to_cpu(&learner.model.clone().valid(), |d| learner.config.model.init(d)).await
 }
 
 /// Serialise a pretrained backbone (see [`crate::pretrained`]).
@@ -108,7 +124,7 @@ fn pack<M: Module>(header: &FileHeader, cpu_model: M) -> Result<Vec<u8>, ExportE
 
 pub fn read_header(bytes: &[u8]) -> Result<(FileHeader, &[u8]), ExportError> {
     if bytes.len() < 12 || &bytes[..4] != MAGIC {
-        return Err(ExportError::NotKiln);
+        return Err(foreign_kind(bytes).map_or(ExportError::NotKiln, ExportError::Foreign));
     }
     let version = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
     let start = match version {
@@ -129,6 +145,18 @@ pub fn read_header(bytes: &[u8]) -> Result<(FileHeader, &[u8]), ExportError> {
     }
     let header: FileHeader = serde_json::from_slice(&bytes[start..json_end]).map_err(|e| ExportError::Corrupt(e.to_string()))?;
     Ok((header, &bytes[json_end..]))
+}
+
+/// What a file that is not a `.kiln` is, when it is a model format users meet (ONNX, which
+/// Kiln exports but does not run; PyTorch/safetensors weights, which go to weights import).
+fn foreign_kind(bytes: &[u8]) -> Option<&'static str> {
+    use prost::Message;
+    if crate::pretrained::Checkpoint::from_bytes(bytes).is_ok() {
+        return Some("a PyTorch or safetensors weights file (to start training from pretrained weights, import it as weights)");
+    }
+    // An ONNX model starts with its IR version (field 1) and parses as a ModelProto with a graph.
+    let onnx = bytes.first() == Some(&0x08) && onnx_proto::ModelProto::decode(bytes).is_ok_and(|m| m.ir_version > 0 && m.graph.is_some());
+    onnx.then_some("an ONNX model (Kiln does not run ONNX graphs from elsewhere)")
 }
 
 /// The header's sizes decide what gets allocated: refuse a model whose declared parameters

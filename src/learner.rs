@@ -542,13 +542,20 @@ impl Learner {
         Ok(out)
     }
 
-    /// Predict one image from its file bytes: the label and a probability per class.
-    pub async fn predict(&self, bytes: &[u8]) -> Result<Prediction, LearnError> {
+    /// What the model sees of a photo before normalisation: the centre crop at the presize,
+    /// resized to the training size, RGB in [0, 1], [1, 3, size, size] (an exported ONNX
+    /// model's input).
+    pub fn predict_input(&self, bytes: &[u8]) -> Result<Tensor<4>, LearnError> {
         let img = decode_rgb8(bytes, crate::data::DataConfig::default().max_pixels).map_err(|e| LearnError::Image(e.to_string()))?;
         let px = presize(&img, self.presize, Crop::Centre).into_raw();
-        let inner = self.device.clone().inner();
-        let x = augment::to_tensor(&[px], self.presize as usize, &inner);
-        let logits = self.model.valid().forward(augment::valid_batch(x, self.config.aug.size));
+        let x = augment::to_tensor(&[px], self.presize as usize, &self.device.clone().inner());
+        Ok(augment::resize_batch(x, self.config.aug.size))
+    }
+
+    /// Predict one image from its file bytes: the label and a probability per class.
+    pub async fn predict(&self, bytes: &[u8]) -> Result<Prediction, LearnError> {
+        let x = self.predict_input(bytes)?;
+        let logits = self.model.valid().forward(augment::normalize(x));
         let probs = read_f32(activation::softmax(logits, 1)).await?;
         let index = argmax(&probs);
         Ok(Prediction { label: self.classes[index].clone(), index, probs })

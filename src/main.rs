@@ -152,6 +152,17 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
     },
+    /// Convert a saved model for use elsewhere: ONNX (apps, onnxruntime) or a PyTorch state dict
+    /// in fastai's layout (`.safetensors`, to keep training in a notebook).
+    Export {
+        /// A model saved by `kiln train`/`fine-tune` or the page (.kiln).
+        model: PathBuf,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// The file to write (default: the model's name with .onnx or .safetensors).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Save a grid of augmented training images with their labels.
     ShowBatch {
         #[command(flatten)]
@@ -191,6 +202,14 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         crops_per_cell: usize,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// ONNX (opset 17): RGB float32 in [0, 1], NCHW at the trained size; class probabilities out.
+    Onnx,
+    /// fastai's vision_learner state dict as .safetensors (ResNet-18/34, EfficientNet-Lite0).
+    Pytorch,
 }
 
 #[derive(Subcommand)]
@@ -436,6 +455,33 @@ fn run(cli: Cli) -> Result<(), String> {
                 println!("  {}: {}/{}/{:.2}/{:.2}", t.name, t.predicted, t.actual, t.loss, t.prob_actual);
             }
             println!("saved {} and {}", cm.display(), tl.display());
+        }
+        Command::Export { model, format, output } => {
+            let bytes = std::fs::read(&model).map_err(|e| format!("reading model {}: {e}", model.display()))?;
+            let learner = kiln::export::from_bytes(&bytes, &burn::tensor::Device::flex()).map_err(|e| format!("{}: {e}", model.display()))?;
+            let (out, ext) = match format {
+                ExportFormat::Onnx => (pollster::block_on(kiln::export::onnx::to_onnx(&learner)), "onnx"),
+                ExportFormat::Pytorch => (pollster::block_on(kiln::export::pytorch::to_safetensors(&learner)), "safetensors"),
+            };
+            let out = out.map_err(|e| format!("{}: {e}", model.display()))?;
+            let output = output.unwrap_or_else(|| model.with_extension(ext));
+            write_atomic(&output, &out)?;
+            let size = learner.config.aug.size;
+            match format {
+                ExportFormat::Onnx => println!(
+                    "saved {} ({}, {} classes, opset {}): input `image` RGB float32 in [0, 1], [N, 3, {size}, {size}]; output `probabilities`",
+                    output.display(),
+                    learner.config.model.arch.name(),
+                    learner.classes.len(),
+                    kiln::export::onnx::OPSET
+                ),
+                ExportFormat::Pytorch => println!(
+                    "saved {}: load it into fastai's vision_learner(dls, '{}', n_out={}) with learn.model.load_state_dict(safetensors.torch.load_file(...)) (see the README)",
+                    output.display(),
+                    kiln::export::pytorch::fastai_arch(&learner.config.model.arch).map_err(|e| e.to_string())?,
+                    learner.classes.len()
+                ),
+            }
         }
         Command::Predict { model, images, device } => {
             let bytes = std::fs::read(&model).map_err(|e| format!("reading model {}: {e}", model.display()))?;

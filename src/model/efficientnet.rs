@@ -26,6 +26,18 @@ pub const FIRST_LATE_BLOCK: usize = 5;
 
 pub const NUM_FEATURES: usize = 1280;
 
+/// Where flat block `i` sits in the stage-by-stage layout timm uses (`blocks.{stage}.{index}`).
+pub fn stage_of(block: usize) -> Option<(usize, usize)> {
+    let mut first = 0;
+    for (stage, (repeats, ..)) in STAGES.iter().enumerate() {
+        if block < first + repeats {
+            return Some((stage, block - first));
+        }
+        first += repeats;
+    }
+    None
+}
+
 fn conv(i: usize, o: usize, k: usize, stride: usize, groups: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([i, o], [k, k])
         .with_stride([stride, stride])

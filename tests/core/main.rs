@@ -1,6 +1,7 @@
 //! Tests of the core on the CPU backend, one module per stage of the data flow.
 
 mod augment;
+mod export;
 mod common;
 mod data;
 mod kernels;

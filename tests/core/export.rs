@@ -1,0 +1,195 @@
+//! Export for use elsewhere: ONNX run by onnxruntime (npm's onnxruntime-node, a runtime that is
+//! not Kiln) against Kiln's own `predict`, and the PyTorch state dict against the key/shape
+//! manifest fastai itself wrote (tests/data/export, made by tests/fixtures/fastai_manifest.py).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kiln::export;
+use kiln::learner::{Learner, LearnerConfig};
+use kiln::model::{Arch, ClassifierConfig, ResNetConfig};
+
+use crate::common::cpu;
+
+const CLASSES: [&str; 3] = ["cat", "coffee", "rocket"];
+
+fn learner(arch: Arch, size: usize) -> Learner {
+    let config = LearnerConfig::new(ClassifierConfig::new(arch, CLASSES.len()), size).with_batch_size(4);
+    Learner::new(config, CLASSES.iter().map(|c| c.to_string()).collect(), 2 * size as u32, &cpu()).unwrap()
+}
+
+fn photo(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/photos").join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}; run `bash scripts/fetch-assets.sh`", p.display()))
+}
+
+const PHOTOS: [&str; 4] = ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.png"];
+
+/// Two training steps on real photos, so weights and BatchNorm statistics are no longer their
+/// initial values (a swapped mean and variance would show).
+fn train_a_little(learner: &mut Learner) {
+    let inputs: Vec<_> = PHOTOS.iter().map(|p| learner.predict_input(&photo(p)).unwrap()).collect();
+    let batch = burn::tensor::Tensor::cat(inputs, 0);
+    for _ in 0..2 {
+        let _ = learner.train_step(batch.clone(), &[0, 1, 2, 0], &[1e-3, 1e-3, 1e-2], 0.9);
+    }
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("export").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// onnxruntime-node's output for the batch: (dims, values).
+fn onnxruntime(model: &Path, input: &[f32], n: usize, size: usize) -> (Vec<usize>, Vec<f32>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("node_modules/onnxruntime-node").is_dir(),
+        "onnxruntime-node is not installed: run `npm ci` (the README's test command does)"
+    );
+    let input_path = model.with_extension("f32");
+    std::fs::write(&input_path, input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let out = Command::new("node")
+        .current_dir(root)
+        .args(["tests/fixtures/onnxruntime_run.mjs"])
+        .arg(model)
+        .arg(&input_path)
+        .args([n.to_string(), size.to_string()])
+        .output()
+        .expect("node runs");
+    assert!(out.status.success(), "onnxruntime failed on {}:\n{}", model.display(), String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["inputs"], serde_json::json!(["image"]));
+    assert_eq!(v["outputs"], serde_json::json!(["probabilities"]));
+    let dims = v["dims"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let values = v["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap_or(f64::NAN) as f32).collect();
+    (dims, values)
+}
+
+fn onnx_matches_predict(arch: Arch, size: usize) {
+    let name = arch.name().replace(['(', ')', '[', ']', ',', ' ', '='], "_");
+    let mut learner = learner(arch, size);
+    train_a_little(&mut learner);
+    let bytes = pollster::block_on(export::onnx::to_onnx(&learner)).unwrap();
+    let path = tmp_dir("onnx").join(format!("{name}.onnx"));
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mut input = Vec::new();
+    let mut expected = Vec::new();
+    for p in PHOTOS {
+        let x = learner.predict_input(&photo(p)).unwrap();
+        input.extend(x.into_data().try_to_vec::<f32>().unwrap());
+        expected.push(pollster::block_on(learner.predict(&photo(p))).unwrap().probs);
+    }
+    let (dims, got) = onnxruntime(&path, &input, PHOTOS.len(), size);
+    assert_eq!(dims, [PHOTOS.len(), CLASSES.len()]);
+    let mut worst = 0f32;
+    for (i, want) in expected.iter().enumerate() {
+        for (k, w) in want.iter().enumerate() {
+            worst = worst.max((got[i * CLASSES.len() + k] - w).abs());
+        }
+    }
+    // Near-uniform probabilities would hide a wrong graph: the photos must be told apart.
+    let spread = expected.iter().flatten().fold(0f32, |m, &p| m.max((p - 1.0 / CLASSES.len() as f32).abs()));
+    eprintln!("{name}: onnxruntime vs Kiln predict on {} photos: max |Δp| {worst:.2e} (largest distance from uniform {spread:.2})", PHOTOS.len());
+    assert!(spread > 0.05, "{name}: the model is too close to uniform ({spread}) for the comparison to mean anything");
+    assert!(worst <= 1e-4, "{name}: onnxruntime's probabilities differ from Kiln's by {worst}");
+}
+
+#[test]
+fn onnx_tiny_resnet_gives_kilns_probabilities_in_onnxruntime() {
+    onnx_matches_predict(Arch::Custom(ResNetConfig::tiny()), 48);
+}
+
+#[test]
+fn onnx_resnet18_gives_kilns_probabilities_in_onnxruntime() {
+    onnx_matches_predict(Arch::ResNet18, 64);
+}
+
+#[test]
+fn onnx_resnet34_gives_kilns_probabilities_in_onnxruntime() {
+    onnx_matches_predict(Arch::ResNet34, 64);
+}
+
+#[test]
+fn onnx_efficientnet_lite0_gives_kilns_probabilities_in_onnxruntime() {
+    // An odd size: TF "same" padding is asymmetric at every stride-2 convolution.
+    onnx_matches_predict(Arch::EfficientNetLite0, 70);
+}
+
+fn manifest_arch(file: &str) -> &str {
+    if file == "efficientnet_lite0" { "tf_efficientnet_lite0" } else { file }
+}
+
+/// fastai's key → (shape, dtype), from the committed manifest.
+fn manifest(arch: &str) -> BTreeMap<String, (Vec<usize>, String)> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/export/fastai-{arch}.json"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    assert_eq!(v["n_out"], CLASSES.len());
+    v["keys"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, s)| {
+            let shape = s[0].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+            (k.clone(), (shape, s[1].as_str().unwrap().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn pytorch_export_has_fastais_keys_and_shapes_for_every_architecture() {
+    for (arch, file) in [(Arch::ResNet18, "resnet18"), (Arch::ResNet34, "resnet34"), (Arch::EfficientNetLite0, "efficientnet_lite0")] {
+        let learner = learner(arch, 32);
+        let bytes = pollster::block_on(export::pytorch::to_safetensors(&learner)).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let got: BTreeMap<String, (Vec<usize>, String)> = st
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| {
+                let dtype = match v.dtype() {
+                    safetensors::Dtype::F32 => "float32",
+                    safetensors::Dtype::I64 => "int64",
+                    other => panic!("{k}: unexpected dtype {other:?}"),
+                };
+                (k, (v.shape().to_vec(), dtype.to_string()))
+            })
+            .collect();
+        let want = manifest(file);
+        let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+        let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "{file}: missing {missing:?}, unexpected {extra:?}");
+        for (k, w) in &want {
+            assert_eq!(&got[k], w, "{file}: {k}");
+        }
+        // Linear weights are [out, in]: the last layer's row k is class k's weights.
+        let lin2 = learner.model.head.lin2.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        let exported = st.tensor("1.8.weight").unwrap();
+        let first_row: Vec<f32> = exported.data()[..4 * 512].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let column0: Vec<f32> = lin2.chunks(CLASSES.len()).map(|r| r[0]).collect();
+        assert_eq!(first_row, column0, "{file}: 1.8.weight is not lin2 transposed");
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = meta.metadata().clone().unwrap();
+        assert_eq!(meta["classes"], r#"["cat","coffee","rocket"]"#);
+        assert!(meta["fastai"].contains(&format!("'{}', n_out=3", manifest_arch(file))), "{}", meta["fastai"]);
+    }
+}
+
+#[test]
+fn export_refuses_what_it_cannot_write_and_names_foreign_model_files() {
+    let tiny = learner(Arch::Custom(ResNetConfig::tiny()), 32);
+    let e = pollster::block_on(export::pytorch::to_safetensors(&tiny)).err().expect("no fastai model for the tiny ResNet").to_string();
+    assert!(e.contains("ONNX"), "{e}");
+
+    // An ONNX file or a PyTorch state dict given where a .kiln is expected says what it is.
+    let onnx = pollster::block_on(export::onnx::to_onnx(&tiny)).unwrap();
+    let e = export::from_bytes(&onnx, &cpu()).err().unwrap().to_string();
+    assert!(e.contains("an ONNX model") && e.contains(".kiln"), "{e}");
+    let r18 = pollster::block_on(export::pytorch::to_safetensors(&learner(Arch::ResNet18, 32))).unwrap();
+    let e = export::from_bytes(&r18, &cpu()).err().unwrap().to_string();
+    assert!(e.contains("PyTorch or safetensors weights") && e.contains("import it as weights"), "{e}");
+    let e = export::from_bytes(b"hello", &cpu()).err().unwrap().to_string();
+    assert!(e.contains("not a Kiln model file"), "{e}");
+}
