@@ -35,9 +35,7 @@ if [ "$have" != "$want" ]; then
   echo "== installing wasm-bindgen-cli $want (once; a few minutes)"
   cargo install wasm-bindgen-cli --version "$want"
 fi
-if [ ! -d node_modules/uplot ] || [ ! -d node_modules/binaryen ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
+bash scripts/npm-deps.sh
 
 # wasm-bindgen, then wasm-opt (binaryen from npm: Debian's binaryen 108 breaks wasm-bindgen's
 # externref table). -O1 gave the smallest gzip here (the WebGPU build: none 4053 KiB, -O1 3920,

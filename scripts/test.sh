@@ -28,6 +28,9 @@ export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 
 wasm_features=$(python3 -c 'import tomllib; print(",".join(tomllib.load(open("wasm-pack.toml", "rb"))["build"]["features"]))')
 
+# npm packages first: the native export tests run ONNX files in onnxruntime-node.
+bash scripts/npm-deps.sh
+
 echo "== native tests (release: training on the CPU backend is unusable unoptimised)"
 cargo test --release --lib --bins --tests
 cargo bench --no-run  # the benches compile (they run only on request)

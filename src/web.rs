@@ -366,6 +366,29 @@ impl Learner {
         })
     }
 
+    /// The model as an ONNX file (opset 17): input `image`, RGB float32 in [0, 1], NCHW at the
+    /// trained size; output `probabilities`. Classes and sizes are in its metadata.
+    #[wasm_bindgen(js_name = exportOnnx, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn export_onnx(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let l = inner.try_borrow().map_err(|_| busy())?;
+            let bytes = crate::export::onnx::to_onnx(&l).await.map_err(js_err)?;
+            Ok(Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+
+    /// The model's state dict in fastai's `vision_learner` layout, as `.safetensors` bytes.
+    #[wasm_bindgen(js_name = exportPyTorch, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn export_pytorch(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let l = inner.try_borrow().map_err(|_| busy())?;
+            let bytes = crate::export::pytorch::to_safetensors(&l).await.map_err(js_err)?;
+            Ok(Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+
     /// Predictions over the validation set: `{probs, targets, losses}`.
     #[wasm_bindgen(js_name = getPreds, unchecked_return_type = "Promise<Preds>")]
     pub fn get_preds(&self, dataset: &Dataset) -> Promise {

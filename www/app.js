@@ -30,7 +30,7 @@ function setBusy(busy) {
   $('lr-find').disabled = busy || !haveData;
   $('interpret').disabled = busy || !haveData || !state.trained;
   $('sample').disabled = busy;
-  $('export').disabled = busy || !state.trained;
+  for (const id of ['export', 'export-onnx', 'export-pytorch']) $(id).disabled = busy || !state.trained;
   $('cancel').disabled = !busy;
   for (const id of ['pick-folder', 'pick-files', 'import', 'predict-file', 'weights-file', 'arch']) $(id).disabled = busy;
   $('pretrained').disabled = busy || $('arch').value === 'tiny';
@@ -431,18 +431,24 @@ async function predict(file) {
 
 // ---- 5. Export / import -------------------------------------------------------------------
 
-async function exportModel() {
+/** Export in one of Kiln's formats (.kiln, ONNX, fastai/PyTorch) and download it. */
+async function exportModel(format) {
+  const { method, file } = {
+    kiln: { method: 'export', file: 'model.kiln' },
+    onnx: { method: 'exportOnnx', file: 'model.onnx' },
+    pytorch: { method: 'exportPyTorch', file: 'model.safetensors' },
+  }[format];
   setBusy(true);
   try {
-    const blob = await state.kiln.export();
+    const blob = await state.kiln[method]();
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
-    a.download = 'model.kiln';
+    a.download = file;
     document.body.append(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-    $('model-status').textContent = `exported ${(blob.size / 1024).toFixed(0)} KiB`;
+    $('model-status').textContent = `exported ${file}, ${(blob.size / 1024).toFixed(0)} KiB`;
   } finally {
     setBusy(false);
   }
@@ -494,7 +500,9 @@ function wire() {
   $('train').addEventListener('click', () => guard(train));
   $('cancel').addEventListener('click', () => guard(() => state.kiln.cancel()));
   onPick('predict-file', (f) => predict(f[0]));
-  $('export').addEventListener('click', () => guard(exportModel));
+  $('export').addEventListener('click', () => guard(() => exportModel('kiln')));
+  $('export-onnx').addEventListener('click', () => guard(() => exportModel('onnx')));
+  $('export-pytorch').addEventListener('click', () => guard(() => exportModel('pytorch')));
   onPick('import', (f) => importModel(f[0]));
 
   // Drops anywhere load a dataset, except on the predict area, which predicts.
@@ -511,7 +519,7 @@ function wire() {
     guard(async () => {
       const files = await filesFromDrop(e.dataTransfer);
       if (files.length === 1 && WEIGHT_FILE.test(files[0].name)) await importWeights(files[0]);
-      else if (files.length === 1 && /\.kiln$/i.test(files[0].name)) await importKiln(files[0]);
+      else if (files.length === 1 && /\.(kiln|onnx)$/i.test(files[0].name)) await importKiln(files[0]);
       else if (onPredict) {
         if (files.length) await predict(files[0]);
       } else await loadFiles(files);

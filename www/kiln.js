@@ -366,14 +366,40 @@ export class Kiln {
   }
 
   /**
+   * The model as ONNX (opset 17), to run in an app with onnxruntime or any ONNX runtime.
+   * Input `image`: RGB float32 in [0, 1], NCHW `[N, 3, size, size]` (a photo centre-cropped to
+   * a square and resized); ImageNet normalisation is inside the graph. Output `probabilities`
+   * `[N, classes]`; the class names are in the model's metadata (`classes`).
+   * @returns {Promise<Blob>}
+   */
+  async exportOnnx() {
+    const bytes = await this.call('exportOnnx');
+    return new Blob([bytes], { type: 'application/octet-stream' });
+  }
+
+  /**
+   * The model's weights as a PyTorch state dict (`.safetensors`) in the layout of fastai's
+   * `vision_learner` for the same architecture, to keep training in a notebook (see the README).
+   * ResNet-18/34 and EfficientNet-Lite0; the tiny custom ResNet has no fastai counterpart.
+   * @returns {Promise<Blob>}
+   */
+  async exportPyTorch() {
+    const bytes = await this.call('exportPyTorch');
+    return new Blob([bytes], { type: 'application/octet-stream' });
+  }
+
+  /**
    * Load a `.kiln` model file.
    * @param {Blob} blob
    * @returns {Promise<{classes: string[]}>}
    */
   async load(blob) {
     const bytes = new Uint8Array(await blob.arrayBuffer());
-    this.lastModel = bytes.slice();
-    return this.call('load', { bytes }, [bytes.buffer]);
+    const copy = bytes.slice();
+    const result = await this.call('load', { bytes }, [bytes.buffer]);
+    // Kept only once it loaded: a refused file must not come back after a restart.
+    this.lastModel = copy;
+    return result;
   }
 
   /** @returns {Promise<{created: number, destroyed: number, bytes: number}>} WebGPU buffers so far (zeros on the CPU). */

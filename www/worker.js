@@ -223,6 +223,12 @@ const methods = {
   async export() {
     return await need('learner').export();
   },
+  exportOnnx() {
+    return need('learner').exportOnnx();
+  },
+  exportPyTorch() {
+    return need('learner').exportPyTorch();
+  },
   /** GPU buffers created and destroyed so far, and the bytes of those not destroyed. */
   gpuBuffers() {
     return { ...gpuBuffers };

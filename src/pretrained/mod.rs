@@ -81,6 +81,11 @@ impl Checkpoint {
                 return Ok(Arch::ResNet18);
             }
         }
+        if has("1.8.weight") && (has("0.0.weight") || has("0.model.conv_stem.weight")) {
+            return Err(WeightsError::Format(
+                "this is a whole fastai model (body under `0.`, head under `1.`), such as Kiln's fastai/PyTorch export: Kiln imports ImageNet backbones as weights; to use a model trained in Kiln again, load the .kiln file it was exported from".into(),
+            ));
+        }
         let first: Vec<&str> = self.tensors.iter().take(4).map(|t| t.name.as_str()).collect();
         Err(WeightsError::UnknownArch(first.join(", ")))
     }

@@ -95,3 +95,39 @@ fn headless_output_is_clean_and_model_files_are_whole_or_refused() {
     assert!(!o.status.success());
     assert!(text(&o).contains("damaged.kiln") && text(&o).contains("checksum"), "{}", text(&o));
 }
+
+#[test]
+fn export_writes_onnx_and_refuses_damaged_or_foreign_files_without_writing() {
+    let digits = tmp("digits-export");
+    assert!(kiln(&["samples", "-o", &digits]).status.success());
+    let model = tmp("digits-export.kiln");
+    let o = kiln(&["train", &digits, "--arch", "tiny", "--size", "16", "--presize", "16", "--bs", "32", "--epochs", "1", "--no-flip", "--device", "cpu", "-o", &model]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let onnx = tmp("digits-export.onnx");
+    let o = kiln(&["export", &model, "--format", "onnx", "-o", &onnx]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("opset 17") && text(&o).contains("[N, 3, 16, 16]"), "{}", text(&o));
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 10_000);
+
+    // The tiny ResNet has no fastai counterpart: a clear refusal, and no file.
+    let pt = tmp("digits-export.safetensors");
+    let o = kiln(&["export", &model, "--format", "pytorch", "-o", &pt]);
+    assert!(!o.status.success() && text(&o).contains("export it as ONNX instead"), "{}", text(&o));
+    assert!(!Path::new(&pt).exists());
+
+    // One flipped byte: refused by the checksum, nothing written.
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    let damaged = tmp("damaged.kiln");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = tmp("damaged.onnx");
+    let o = kiln(&["export", &damaged, "--format", "onnx", "-o", &out]);
+    assert!(!o.status.success() && text(&o).contains("damaged.kiln") && text(&o).contains("checksum"), "{}", text(&o));
+    assert!(!Path::new(&out).exists());
+
+    // An ONNX file where a model is expected says what it is and what to give instead.
+    let o = kiln(&["predict", &onnx, &asset("photos/chelsea.png")]);
+    assert!(!o.status.success() && text(&o).contains("an ONNX model") && text(&o).contains(".kiln"), "{}", text(&o));
+}

@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { png } from './png.mjs';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+
+const ort = createRequire(import.meta.url)('onnxruntime-node');
 
 const root = new URL('../../', import.meta.url).pathname;
 const out = join(root, 'test-results');
@@ -198,6 +201,24 @@ try {
   await page.waitForFunction((prev) => document.querySelector('#predict-label').textContent === prev, label);
   await page.screenshot({ path: join(out, `${backend}-3-predicted.png`), fullPage: true });
 
+  // Download ONNX: onnxruntime (npm) runs it, a probability per class for each image.
+  const [onnxDownload] = await Promise.all([page.waitForEvent('download'), page.click('#export-onnx')]);
+  assert.equal(onnxDownload.suggestedFilename(), 'model.onnx');
+  const onnxPath = join(dir, 'model.onnx');
+  await onnxDownload.saveAs(onnxPath);
+  const session = await ort.InferenceSession.create(onnxPath);
+  assert.deepEqual([session.inputNames, session.outputNames], [['image'], ['probabilities']]);
+  const grey = new ort.Tensor('float32', new Float32Array(2 * 3 * 16 * 16).fill(0.5), [2, 3, 16, 16]);
+  const { probabilities } = await session.run({ image: grey });
+  assert.deepEqual(probabilities.dims, [2, 3]);
+  assert.ok(Math.abs(probabilities.data.slice(0, 3).reduce((a, b) => a + b, 0) - 1) < 1e-5);
+  log(`ONNX download (${readFileSync(onnxPath).length} bytes) runs in onnxruntime-node: grey image → ${Array.from(probabilities.data.slice(0, 3), (p) => p.toFixed(3))}`);
+  // The tiny ResNet has no fastai counterpart: the fastai/PyTorch download says so.
+  await page.click('#export-pytorch');
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match(await page.textContent('#error'), /no model for: export it as ONNX instead/);
+  await page.evaluate(() => { document.querySelector('#error').hidden = true; });
+
   // Cancel: a long fit stops after the current batch and the page says the model is kept.
   await page.fill('#epochs', '200');
   await page.click('#train');
@@ -220,6 +241,18 @@ try {
     await page.waitForFunction(() => /pretrained weights: ImageNet \(bundled\)/.test(document.querySelector('#status').textContent), null, { timeout: 120_000 });
     await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 480_000 });
     log(`fine_tune from the bundled EfficientNet-Lite0 in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+    // Download for fastai / PyTorch: a safetensors state dict in fastai's timm layout.
+    const [ptDownload] = await Promise.all([page.waitForEvent('download'), page.click('#export-pytorch')]);
+    assert.equal(ptDownload.suggestedFilename(), 'model.safetensors');
+    const ptPath = join(dir, 'model.safetensors');
+    await ptDownload.saveAs(ptPath);
+    const st = readFileSync(ptPath);
+    const header = JSON.parse(st.subarray(8, 8 + Number(st.readBigUInt64LE(0))).toString());
+    assert.deepEqual(header['0.model.conv_stem.weight'].shape, [32, 3, 3, 3]);
+    assert.deepEqual(header['1.8.weight'].shape, [3, 512]);
+    assert.equal(header['0.model.bn2.num_batches_tracked'].dtype, 'I64');
+    assert.match(header.__metadata__.fastai, /'tf_efficientnet_lite0', n_out=3/);
+    log(`fastai/PyTorch download: ${Object.keys(header).length - 1} tensors in fastai's layout`);
 
     // A ResNet needs the user's weights: a clear error names torchvision's file…
     await page.selectOption('#arch', 'resnet34');

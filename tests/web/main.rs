@@ -106,6 +106,12 @@ async fn train_predict_export(kind: &str) {
     assert_eq!(probs.len(), 2);
     assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4);
     assert_eq!(get(&p, "label").as_string().unwrap(), "red", "{probs:?}");
+    // ONNX reads the weights back from the device too (async reads on WebGPU); the tiny model
+    // has no fastai layout, which is a JS Error.
+    let onnx = Uint8Array::from(JsFuture::from(learner.export_onnx()).await.unwrap()).to_vec();
+    assert!(onnx[0] == 0x08 && onnx.len() > 10_000, "{kind}: ONNX export of {} bytes", onnx.len());
+    let err = JsFuture::from(learner.export_pytorch()).await.unwrap_err();
+    assert!(err.is_instance_of::<js_sys::Error>());
     let bytes = Uint8Array::from(JsFuture::from(learner.export_model()).await.unwrap()).to_vec();
     assert_eq!(&bytes[..4], b"KILN");
     let loaded = Learner::load(&b, &bytes).unwrap();
