@@ -4,7 +4,7 @@
 //! 10,000 images; `effnet` the bundled default backbone's step at 224 px; `pretrained` fine_tune accuracy from EfficientNet-Lite0 vs random weights on
 //! crops of real photos; `memory` the peak heap of a training step per architecture. No
 //! arguments: cpu and data. `steps` prints the JSON lines `scripts/bench-cpu.sh` tabulates
-//! against PyTorch.
+//! against PyTorch. `fp16` compares mixed precision with f32 on the default wgpu device.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -126,10 +126,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn rss_mib() -> f64 {
+    proc_status_mib("VmRSS:")
+}
+
+/// A memory line of /proc/self/status (VmRSS: now, VmHWM: peak) in MiB.
+fn proc_status_mib(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(key))
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
@@ -165,6 +170,62 @@ fn train_throughput(name: &str, device: Device, arch: Arch, frozen: bool, warmup
     let what = format!("{}, {size} px{}", if tiny { "tiny ResNet".to_string() } else { arch_name }, if frozen { ", frozen body" } else { "" });
     println!("{name}: median {:.1} ms/step, {:.1} images/s ({what}, batch {bs}, {steps} steps after {warmup} warm-up)", m * 1e3, bs as f64 / m);
     bs as f64 / m
+}
+
+/// ResNet-18 at 224 px on the default wgpu device, f32 then fp16 (mixed precision), each in its
+/// own process so each peak RSS is its own: on lavapipe (a CPU Vulkan) GPU buffers are host
+/// memory, so RSS is the device's peak memory too.
+fn fp16_vs_f32() {
+    let exe = std::env::current_exe().unwrap();
+    let mut results = Vec::new();
+    for precision in ["f32", "f16"] {
+        let out = std::process::Command::new(&exe).args(["fp16-step", precision]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        print!("{text}");
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        let field = |key: &str| text.split(key).nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse::<f64>().ok());
+        results.push((field("median "), field("peak RSS ")));
+    }
+    if let [(Some(t32), Some(m32)), (Some(t16), Some(m16))] = results[..] {
+        println!("fp16 vs f32 (ResNet-18, 224 px): step time {:.2}×, peak memory {:.2}×", t16 / t32, m16 / m32);
+    }
+}
+
+fn fp16_step(fp16: bool) {
+    let device = match Device::wgpu_options().init() {
+        Ok(d) => d,
+        Err(e) => return println!("fp16: no wgpu adapter ({e})"),
+    };
+    if fp16 && let Err(why) = kiln::mixed_precision::fp16_support(&device) {
+        return println!("fp16: {why}");
+    }
+    let (bs, size, presize) = (4, 224, 256);
+    let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let config = LearnerConfig::new(ClassifierConfig::new(Arch::ResNet18, 10), size).with_batch_size(bs).with_fp16(fp16);
+    let mut learner = Learner::new(config, classes, presize as u32, &device).unwrap();
+    // A fixed moderate loss scale: the bench times steps, not the scaler's first skips.
+    learner.scaler.scale = 1024.0;
+    let pixels: Vec<Vec<u8>> = (0..bs).map(|i| (0..presize * presize * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
+    let targets: Vec<usize> = (0..bs).map(|i| i % 10).collect();
+    let (warmup, steps) = (1, 3);
+    let mut times = Vec::new();
+    for step in 0..warmup + steps {
+        let t = Instant::now();
+        let images = augment::to_tensor(&pixels, presize, &learner.device);
+        let loss = learner.train_step(images, &targets, &[1e-4, 1e-4, 1e-3], 0.9);
+        let _ = loss.into_scalar::<f32>();
+        let dt = t.elapsed().as_secs_f64();
+        eprintln!("  {} step {step}: {dt:.2} s{}", if fp16 { "fp16" } else { "f32" }, if step < warmup { " (warm-up)" } else { "" });
+        if step >= warmup {
+            times.push(dt);
+        }
+    }
+    let peak = proc_status_mib("VmHWM:");
+    println!(
+        "wgpu {}: median {:.0} ms/step, peak RSS {peak:.0} MiB (ResNet-18, 224 px, batch {bs}, {steps} steps after {warmup} warm-up)",
+        if fp16 { "fp16 (mixed)" } else { "f32" },
+        median(times) * 1e3
+    );
 }
 
 /// One line of the side-by-side table (`scripts/bench-cpu.sh`): the median model step
@@ -371,6 +432,12 @@ fn main() {
     }
     if want("tiny") {
         train_throughput("cpu (flex)", Device::flex(), Arch::Custom(kiln::model::ResNetConfig::tiny()), false, 3, 12);
+    }
+    if want("fp16") {
+        fp16_vs_f32();
+    }
+    if let Some(p) = args.iter().position(|a| a == "fp16-step") {
+        fp16_step(args.get(p + 1).is_some_and(|v| v == "f16"));
     }
     if want("gpu") {
         match Device::wgpu_options().init() {

@@ -16,6 +16,7 @@ use web_time::Instant;
 use crate::augment::{self, AugConfig};
 use crate::data::{Crop, DataLoader, Datasets, Sample, Skipped, decode_rgb8, presize};
 use crate::device::MemoryBudget;
+use crate::mixed_precision::{LossScaler, Precision};
 use crate::loss;
 use crate::model::{Arch, Classifier, ClassifierConfig, NUM_GROUPS, Pretrained};
 use crate::optimizer::{Adam, AdamConfig};
@@ -34,11 +35,15 @@ pub struct LearnerConfig {
     pub adam: AdamConfig,
     /// Seeds augmentation, shuffling and random crops.
     pub seed: u64,
+    /// fastai's `to_fp16`: mixed-precision training (see [`crate::mixed_precision`]). Kept in
+    /// `.kiln` headers as a record of how the model was trained; exported weights are f32.
+    #[serde(default)]
+    pub fp16: bool,
 }
 
 impl LearnerConfig {
     pub fn new(model: ClassifierConfig, size: usize) -> Self {
-        Self { model, aug: AugConfig::new(size), batch_size: 64, micro_batch: None, adam: AdamConfig::default(), seed: 42 }
+        Self { model, aug: AugConfig::new(size), batch_size: 64, micro_batch: None, adam: AdamConfig::default(), seed: 42, fp16: false }
     }
     pub fn with_batch_size(mut self, bs: usize) -> Self {
         self.batch_size = bs;
@@ -59,6 +64,10 @@ impl LearnerConfig {
     }
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+    pub fn with_fp16(mut self, fp16: bool) -> Self {
+        self.fp16 = fp16;
         self
     }
 }
@@ -193,6 +202,10 @@ pub struct Learner {
     /// Emit the model as `.kiln` bytes after every epoch (`Event::Snapshot`): the page keeps
     /// the last one, so a worker that dies (out of memory) restarts with it.
     pub snapshot_each_epoch: bool,
+    /// What training passes compute in: f16 under `config.fp16` on a device with half precision.
+    pub precision: Precision,
+    /// The dynamic loss scale of mixed precision (unused in f32).
+    pub scaler: LossScaler,
 }
 
 impl Learner {
@@ -206,6 +219,9 @@ impl Learner {
         }
         if let Some(m) = config.micro_batch.filter(|&m| m < 2) {
             return Err(LearnError::Config(format!("micro-batch {m} is too small: BatchNorm needs at least 2 images a pass")));
+        }
+        if config.fp16 {
+            crate::mixed_precision::fp16_support(device).map_err(LearnError::Config)?;
         }
         let device = device.clone().autodiff();
         let budget = MemoryBudget::of(&device);
@@ -228,6 +244,8 @@ impl Learner {
     pub fn from_parts(model: Classifier, device: Device, classes: Vec<String>, config: LearnerConfig, presize: u32) -> Self {
         let device = device.autodiff();
         let loader = config.loader(&MemoryBudget::of(&device));
+        // A model trained in fp16 and loaded where there is no half precision trains on in f32.
+        let precision = if config.fp16 && crate::mixed_precision::fp16_support(&device).is_ok() { Precision::F16 } else { Precision::F32 };
         Self {
             loader,
             model: model.fork(&device),
@@ -238,6 +256,8 @@ impl Learner {
             config,
             presize,
             snapshot_each_epoch: false,
+            precision,
+            scaler: LossScaler::default(),
         }
     }
 
@@ -266,7 +286,19 @@ impl Learner {
             self.model = before.train();
             return Err(LearnError::Diverged(loss));
         }
-        self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
+        let scale = self.loss_scale();
+        if self.precision == Precision::F16 {
+            let finite = match grads_sum(&self.model, &grads) {
+                Some(t) => read_f32(t).await?[0].is_finite(),
+                None => true,
+            };
+            if !self.scaler.update(finite) {
+                // Overflowed in f16: skip this step (weights and BatchNorm statistics as before).
+                self.model = before.train();
+                return Ok(Some(loss));
+            }
+        }
+        self.model = self.opt.step_scaled(self.model.clone(), grads, lrs, mom, 1.0 / scale);
         Ok(Some(loss))
     }
 
@@ -290,10 +322,12 @@ impl Learner {
         }
         let mut accum = GradientsAccumulator::<Classifier>::new();
         let mut total = 0.0;
+        let scale = self.loss_scale() as f32;
         for (images, targets) in parts {
             let w = targets.len() as f32 / n as f32;
             let loss = self.forward_loss(images, &targets);
-            let weighted = if w == 1.0 { loss.clone() } else { loss.clone() * w };
+            // Mixed precision scales the loss (and so every gradient) by the loss scale.
+            let weighted = if w * scale == 1.0 { loss.clone() } else { loss.clone() * (w * scale) };
             accum.accumulate(&self.model, GradientsParams::from_grads(weighted.backward(), &self.model));
             // Read per pass: the pass's graph and activations are freed before the next.
             total += w * read_f32(loss.detach()).await?[0];
@@ -343,7 +377,12 @@ impl Learner {
 
     fn model_loss(&self, x: Tensor<4>, targets: &[usize]) -> Tensor<1> {
         let y = self.targets_tensor(targets, &self.device);
-        loss::cross_entropy(self.model.forward(x), y)
+        loss::cross_entropy(self.model.forward_with(x, self.precision), y)
+    }
+
+    /// What the loss is multiplied by before backward: the loss scale under mixed precision.
+    fn loss_scale(&self) -> f64 {
+        if self.precision == Precision::F16 { self.scaler.scale } else { 1.0 }
     }
 
     /// One optimisation step on a batch; returns the loss tensor (not yet read).
@@ -353,10 +392,13 @@ impl Learner {
     }
 
     /// The model's part of a step (forward, backward, Adam) on an already augmented batch.
+    /// (Mixed precision scales the loss here but cannot check for overflow without a read; the
+    /// training loop, [`Learner::train_batch`], does both.)
     pub fn step(&mut self, x: Tensor<4>, targets: &[usize], lrs: &[f64], mom: f64) -> Tensor<1> {
         let loss = self.model_loss(x, targets);
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
+        let scale = self.loss_scale();
+        let grads = GradientsParams::from_grads((loss.clone() * scale).backward(), &self.model);
+        self.model = self.opt.step_scaled(self.model.clone(), grads, lrs, mom, 1.0 / scale);
         loss.detach()
     }
 
@@ -641,6 +683,25 @@ fn running_stats_sum(model: &Classifier) -> Option<Tensor<1>> {
         }
     }
     let mut sum = Sum(None, crate::model::ParamPath::default());
+    model.visit(&mut sum);
+    sum.0
+}
+
+/// The sum of every gradient's absolute values: finite exactly when no gradient overflowed.
+fn grads_sum(model: &Classifier, grads: &GradientsParams) -> Option<Tensor<1>> {
+    struct Sum<'a>(Option<Tensor<1>>, &'a GradientsParams);
+    impl burn::module::ModuleVisitor for Sum<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            if let Some(g) = self.1.get::<D>(param.id) {
+                let s = g.abs().sum();
+                self.0 = Some(match self.0.take() {
+                    Some(total) => total + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    let mut sum = Sum(None, grads);
     model.visit(&mut sum);
     sum.0
 }

@@ -1,7 +1,7 @@
 //! Kiln: fastai's chapter-5 recipe (presizing, GPU batch augmentation, a pretrained ResNet
 //! with fastai's head, one-cycle training) on burn. The data flow, in module order:
 //! [`data`] → [`augment`] → [`model`] (+ [`pretrained`] weights) → [`loss`] / [`optimizer`] / [`schedule`] →
-//! [`learner`] → [`export`]. See ARCHITECTURE.md.
+//! [`learner`] (+ [`mixed_precision`] for fastai's `to_fp16`) → [`export`]. See ARCHITECTURE.md.
 
 pub mod augment;
 pub mod data;
@@ -11,6 +11,7 @@ pub mod learner;
 pub mod interpret;
 pub mod loss;
 pub mod lr_find;
+pub mod mixed_precision;
 pub mod model;
 pub mod optimizer;
 pub mod plot;

@@ -70,6 +70,13 @@ struct ModelArgs {
     /// gpu, cpu, or auto (GPU when an adapter is found, else CPU).
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
+    /// Mixed precision (fastai's to_fp16): f16 activations, f32 weights, dynamic loss scaling.
+    /// Where the device has no half precision (the CPU backend), says so and trains in f32.
+    #[arg(long)]
+    fp16: bool,
+    /// Like --fp16, but fail instead of training in f32 where half precision is missing.
+    #[arg(long)]
+    require_fp16: bool,
 }
 
 #[derive(Subcommand)]
@@ -518,7 +525,20 @@ fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner), St
     print!("{}", dls.summary());
     let dev = select_native(m.device)?;
     eprintln!("device: {}", dev.description);
+    let fp16 = (m.fp16 || m.require_fp16)
+        && match kiln::mixed_precision::fp16_support(&dev.device) {
+            Ok(()) => {
+                eprintln!("precision: mixed (fp16 activations and gradients, f32 weights and Adam state, dynamic loss scaling)");
+                true
+            }
+            Err(why) if m.require_fp16 => return Err(format!("--require-fp16: {why}")),
+            Err(why) => {
+                eprintln!("fp16: {why}; training in f32 (--require-fp16 makes this an error)");
+                false
+            }
+        };
     let config = LearnerConfig::new(ClassifierConfig::new(m.arch.clone(), dls.classes.len()), m.size)
+        .with_fp16(fp16)
         .with_batch_size(m.bs)
         .with_micro_batch(m.micro_bs)
         .with_seed(data.seed)
@@ -596,6 +616,9 @@ fn fit(
 fn finish(learner: &Learner, report: FitReport, output: &Path) -> Result<(), String> {
     if report.cancelled {
         eprintln!("training was cancelled after {} full epoch(s); saving the model as it is", report.epochs.len());
+    }
+    if learner.precision == kiln::mixed_precision::Precision::F16 {
+        eprintln!("fp16: loss scale {}, {} step(s) skipped for overflowing gradients", learner.scaler.scale, learner.scaler.skipped);
     }
     let bytes = pollster::block_on(kiln::export::to_bytes(learner)).map_err(|e| e.to_string())?;
     write_atomic(output, &bytes)?;

@@ -46,7 +46,13 @@ impl Adam {
 
     /// One update of every parameter that has a gradient, with `lrs[group]` and beta1 = `mom`.
     pub fn step<M: Module>(&mut self, module: M, grads: GradientsParams, lrs: &[f64], mom: f64) -> M {
-        let mut mapper = AdamMapper { adam: self, grads, lrs, mom, path: ParamPath::default() };
+        self.step_scaled(module, grads, lrs, mom, 1.0)
+    }
+
+    /// [`Adam::step`] with gradients multiplied by `grad_scale` first (mixed precision divides
+    /// out its loss scale here).
+    pub fn step_scaled<M: Module>(&mut self, module: M, grads: GradientsParams, lrs: &[f64], mom: f64, grad_scale: f64) -> M {
+        let mut mapper = AdamMapper { adam: self, grads, lrs, mom, grad_scale, path: ParamPath::default() };
         module.map(&mut mapper)
     }
 
@@ -70,6 +76,7 @@ struct AdamMapper<'a> {
     grads: GradientsParams,
     lrs: &'a [f64],
     mom: f64,
+    grad_scale: f64,
     path: ParamPath,
 }
 
@@ -92,6 +99,7 @@ impl ModuleMapper for AdamMapper<'_> {
         let numel = shape.num_elements();
         let p = tensor.inner().reshape([numel]);
         let g = grad.reshape([numel]);
+        let g = if self.grad_scale == 1.0 { g } else { g * self.grad_scale };
 
         let cfg = &self.adam.config;
         let lr = self.lrs[self.path.group().min(self.lrs.len() - 1)];

@@ -103,6 +103,13 @@ impl Backend {
     pub fn kind(&self) -> String {
         self.kind.clone()
     }
+
+    /// Why mixed precision (fp16) is not available here, or `undefined` when it is (WebGPU
+    /// with `shader-f16`).
+    #[wasm_bindgen(getter, js_name = fp16Unavailable)]
+    pub fn fp16_unavailable(&self) -> Option<String> {
+        crate::mixed_precision::fp16_support(&self.device).err()
+    }
 }
 
 #[cfg(feature = "webgpu")]
@@ -256,11 +263,13 @@ struct LearnerOptions {
     /// For the "tiny" arch: channel widths of its four stages.
     widths: Option<[usize; 4]>,
     hidden: usize,
+    /// Mixed precision (fastai's `to_fp16`); refused where the device has no half precision.
+    fp16: bool,
 }
 
 impl Default for LearnerOptions {
     fn default() -> Self {
-        Self { arch: "efficientnet_lite0".into(), size: 224, batch_size: 64, micro_batch: None, seed: 42, do_flip: true, widths: None, hidden: 512 }
+        Self { arch: "efficientnet_lite0".into(), size: 224, batch_size: 64, micro_batch: None, seed: 42, do_flip: true, widths: None, hidden: 512, fp16: false }
     }
 }
 
@@ -286,7 +295,7 @@ impl Learner {
         weights: Option<Vec<u8>>,
     ) -> Result<Learner, JsValue> {
         let o: LearnerOptions =
-            from_js(options, "learner option", &["arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden"])?;
+            from_js(options, "learner option", &["arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16"])?;
         let mut arch: Arch = o.arch.parse().map_err(js_err)?;
         if let (Arch::Custom(_), Some(w)) = (&arch, o.widths) {
             arch = Arch::Custom(ResNetConfig::tiny().with_widths(w));
@@ -299,6 +308,7 @@ impl Learner {
             .with_batch_size(o.batch_size)
             .with_micro_batch(o.micro_batch)
             .with_seed(o.seed)
+            .with_fp16(o.fp16)
             .with_aug(AugConfig::new(o.size).with_do_flip(o.do_flip));
         let mut l = learner::Learner::new(config, dataset.inner.classes.clone(), dataset.inner.config.presize, &backend.device).map_err(js_err)?;
         if let Some(bytes) = weights {

@@ -118,7 +118,7 @@ function skipRow(s) {
 
 function learnerOptions() {
   const arch = $('arch').value;
-  return { arch, pretrained: $('pretrained').checked && arch !== 'tiny', size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, hidden: arch === 'tiny' ? 64 : 512 };
+  return { arch, pretrained: $('pretrained').checked && arch !== 'tiny', size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, hidden: arch === 'tiny' ? 64 : 512, fp16: $('fp16').checked };
 }
 
 // ---- Pretrained weights ---------------------------------------------------------------------
@@ -569,6 +569,10 @@ async function main() {
 function showBackend(info, why = '') {
   $('backend').textContent = info.backend === 'webgpu' ? `WebGPU · ${info.adapter}` : `CPU (WebAssembly, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
   showCompute(null);
+  // fastai's to_fp16: only where the GPU has half precision; otherwise say why.
+  $('fp16').disabled = !!info.fp16Unavailable;
+  if (info.fp16Unavailable) $('fp16').checked = false;
+  $('fp16-why').textContent = info.fp16Unavailable ? `— not available: ${info.fp16Unavailable}` : '— f16 activations and gradients, f32 weights (this GPU has shader-f16)';
   const notices = [why, ...info.notices].filter(Boolean);
   $('notice').textContent = notices.join(' ');
   $('notice').hidden = notices.length === 0;

@@ -7,7 +7,7 @@
  * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
  * @typedef {{classes: ClassCount[], n_train: number, n_valid: number, label_rule: string, split: string, skipped: Skipped[]}} Summary
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
- * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number}} LearnerOptions
+ * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean}} LearnerOptions
  * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
  * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
  * @typedef {{phase: Phase, epoch: number, iter: number, total_iters: number, loss: number, smooth_loss: number, lrs: number[], mom: number, elapsed_s: number}} BatchEvent
@@ -23,7 +23,7 @@
  * @typedef {{label: string, index: number, probs: number[]}} Prediction
  * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
  * @typedef {{onBatch?: (e: BatchEvent) => void, onEpoch?: (e: EpochEvent) => void, onSkipped?: (e: Skipped) => void}} FitCallbacks
- * @typedef {{backend: string, adapter: string, notices: string[], threads: number}} BackendInfo
+ * @typedef {{backend: string, adapter: string, notices: string[], threads: number, fp16Unavailable: string | null}} BackendInfo
  * @typedef {File | {name: string, blob: Blob}} InputFile
  */
 

@@ -158,7 +158,13 @@ const methods = {
     weights.prefetch = fetch(BUNDLED.url).catch(() => null);
     const picked = await pickBackend(backend, threads);
     replace('backend', picked.backend);
-    return { backend: picked.backend.kind, adapter: picked.adapter, notices: picked.notices, threads: picked.threads };
+    return {
+      backend: picked.backend.kind,
+      adapter: picked.adapter,
+      notices: picked.notices,
+      threads: picked.threads,
+      fp16Unavailable: picked.backend.fp16Unavailable ?? null,
+    };
   },
   sampleFiles() {
     return wasm.sampleDigits();

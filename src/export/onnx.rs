@@ -109,21 +109,10 @@ fn ints(name: &str, v: &[usize]) -> pb::AttributeProto {
 }
 
 /// burn's padding as ONNX's `pads` ([top, left, bottom, right]) for an input of `hw`: "same"
-/// is resolved here (TF style, the odd pixel at the end) since the graph's size is fixed.
+/// is resolved here since the graph's size is fixed.
 fn pads(padding: &PaddingConfig2d, hw: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [usize; 4] {
-    let same = |k: usize, s: usize, n: usize| {
-        let total = ((n.div_ceil(s).max(1) - 1) * s + k).saturating_sub(n);
-        (total / 2, total - total / 2)
-    };
-    match padding {
-        PaddingConfig2d::Valid => [0; 4],
-        PaddingConfig2d::Explicit(t, l, b, r) => [*t, *l, *b, *r],
-        PaddingConfig2d::Same => {
-            let (t, b) = same(kernel[0], stride[0], hw[0]);
-            let (l, r) = same(kernel[1], stride[1], hw[1]);
-            [t, l, b, r]
-        }
-    }
+    let [(t, b), (l, r)] = crate::model::conv_padding(padding, hw, kernel, stride);
+    [t, l, b, r]
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {

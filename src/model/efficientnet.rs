@@ -9,6 +9,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, activation::relu6};
 
+use crate::mixed_precision::{Precision, batchnorm as bn_in, conv as conv_in};
+
 /// One MBConv stage: (repeats, kernel, stride, expand ratio, in channels, out channels).
 const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (1, 3, 1, 1, 32, 16),
@@ -78,13 +80,13 @@ impl MBConvBlock {
         }
     }
 
-    pub fn forward(&self, input: Tensor<4>) -> Tensor<4> {
+    pub fn forward_with(&self, input: Tensor<4>, p: Precision) -> Tensor<4> {
         let mut x = input.clone();
         if let (Some(c), Some(b)) = (&self.expand_conv, &self.bn0) {
-            x = relu6(b.forward(c.forward(x)));
+            x = relu6(bn_in(b, conv_in(c, x, p), p));
         }
-        x = relu6(self.bn1.forward(self.depthwise_conv.forward(x)));
-        x = self.bn2.forward(self.project_conv.forward(x));
+        x = relu6(bn_in(&self.bn1, conv_in(&self.depthwise_conv, x, p), p));
+        x = bn_in(&self.bn2, conv_in(&self.project_conv, x, p), p);
         // lukemelas' drop_connect (stochastic depth) is left out: fine-tuning small sets
         // already regularises through the head's dropout and augmentation.
         if self.skip { x + input } else { x }
@@ -119,10 +121,13 @@ impl EfficientNet {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu6(self.bn0.forward(self.conv_stem.forward(x)));
+        self.forward_with(x, Precision::F32)
+    }
+    pub fn forward_with(&self, x: Tensor<4>, p: Precision) -> Tensor<4> {
+        let mut x = relu6(bn_in(&self.bn0, conv_in(&self.conv_stem, x, p), p));
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward_with(x, p);
         }
-        relu6(self.bn1.forward(self.conv_head.forward(x)))
+        relu6(bn_in(&self.bn1, conv_in(&self.conv_head, x, p), p))
     }
 }

@@ -3,7 +3,9 @@
 
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig, Relu};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
+
+use crate::mixed_precision::{Precision, batchnorm as bn_in, linear as linear_in};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HeadConfig {
@@ -60,9 +62,14 @@ pub fn concat_pool(x: Tensor<4>) -> Tensor<2> {
 
 impl Head {
     pub fn forward(&self, features: Tensor<4>) -> Tensor<2> {
-        let x = concat_pool(features);
-        let x = self.lin1.forward(self.drop1.forward(self.bn1.forward(x)));
+        self.forward_with(features, Precision::F32)
+    }
+    /// The pooling reductions run in f32, the linear layers in `p`; the logits come out f32.
+    pub fn forward_with(&self, features: Tensor<4>, p: Precision) -> Tensor<2> {
+        let x = concat_pool(features.cast(FloatDType::F32));
+        let x = linear_in(&self.lin1, self.drop1.forward(bn_in(&self.bn1, x, Precision::F32)), p);
         let x = self.relu.forward(x);
-        self.lin2.forward(self.drop2.forward(self.bn2.forward(x)))
+        let x = bn_in(&self.bn2, x, p);
+        linear_in(&self.lin2, self.drop2.forward(x), p).cast(FloatDType::F32)
     }
 }

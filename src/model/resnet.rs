@@ -8,6 +8,8 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
 
+use crate::mixed_precision::{Precision, batchnorm as bn_in, conv as conv_in};
+
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResNetConfig {
     /// Blocks per stage: [2,2,2,2] for ResNet-18, [3,4,6,3] for ResNet-34.
@@ -116,13 +118,13 @@ impl BasicBlock {
         }
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub fn forward_with(&self, x: Tensor<4>, p: Precision) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => bn_in(&d.bn, conv_in(&d.conv, x.clone(), p), p),
             None => x.clone(),
         };
-        let out = self.relu.forward(self.bn1.forward(self.conv1.forward(x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = self.relu.forward(bn_in(&self.bn1, conv_in(&self.conv1, x, p), p));
+        let out = bn_in(&self.bn2, conv_in(&self.conv2, out, p), p);
         self.relu.forward(out + identity)
     }
 }
@@ -142,9 +144,12 @@ pub struct ResNet {
 
 impl ResNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.maxpool.forward(self.relu.forward(self.bn1.forward(self.conv1.forward(x))));
+        self.forward_with(x, Precision::F32)
+    }
+    pub fn forward_with(&self, x: Tensor<4>, p: Precision) -> Tensor<4> {
+        let mut x = self.maxpool.forward(self.relu.forward(bn_in(&self.bn1, conv_in(&self.conv1, x, p), p)));
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
-            x = block.forward(x);
+            x = block.forward_with(x, p);
         }
         x
     }

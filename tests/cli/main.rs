@@ -131,3 +131,16 @@ fn export_writes_onnx_and_refuses_damaged_or_foreign_files_without_writing() {
     let o = kiln(&["predict", &onnx, &asset("photos/chelsea.png")]);
     assert!(!o.status.success() && text(&o).contains("an ONNX model") && text(&o).contains(".kiln"), "{}", text(&o));
 }
+
+#[test]
+fn fp16_on_the_cpu_trains_in_f32_with_a_notice_or_fails_when_required() {
+    let digits = tmp("digits-fp16");
+    assert!(kiln(&["samples", "-o", &digits]).status.success());
+    let model = tmp("digits-fp16.kiln");
+    let args = ["train", &digits, "--arch", "tiny", "--size", "16", "--presize", "16", "--bs", "32", "--epochs", "1", "--no-flip", "--device", "cpu", "-o", &model];
+    let o = kiln(&[&args[..], &["--fp16"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("fp16: mixed precision (fp16) needs a GPU with half precision; the CPU backend computes in f32; training in f32"), "{}", text(&o));
+    let o = kiln(&[&args[..], &["--require-fp16"]].concat());
+    assert!(!o.status.success() && text(&o).contains("--require-fp16: mixed precision (fp16) needs a GPU"), "{}", text(&o));
+}

@@ -8,6 +8,7 @@ mod kernels;
 mod learner;
 mod loss;
 mod lr_find;
+mod mixed_precision;
 mod model;
 mod pretrained;
 mod schedule;

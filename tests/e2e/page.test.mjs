@@ -201,6 +201,10 @@ try {
   await page.waitForFunction((prev) => document.querySelector('#predict-label').textContent === prev, label);
   await page.screenshot({ path: join(out, `${backend}-3-predicted.png`), fullPage: true });
 
+  // Mixed precision (fp16) needs a GPU with shader-f16: neither SwiftShader nor the CPU has it.
+  assert.equal(await page.isDisabled('#fp16'), true);
+  assert.match(await page.textContent('#fp16-why'), /not available: .*mixed precision \(fp16\)/);
+
   // Download ONNX: onnxruntime (npm) runs it, a probability per class for each image.
   const [onnxDownload] = await Promise.all([page.waitForEvent('download'), page.click('#export-onnx')]);
   assert.equal(onnxDownload.suggestedFilename(), 'model.onnx');

@@ -146,6 +146,21 @@ fn bad_inputs_are_js_errors() {
     assert!(js_sys::Error::from(err).message().as_string().unwrap().contains("validPCT"));
 }
 
+/// fastai's to_fp16 needs half precision: SwiftShader's WebGPU has no shader-f16 and the CPU
+/// backend computes in f32, so both refuse it with the reason (and say so up front).
+#[wasm_bindgen_test]
+async fn fp16_is_refused_where_there_is_no_half_precision() {
+    for kind in ["webgpu", "cpu"] {
+        let b = backend(kind).await;
+        let why = b.fp16_unavailable().unwrap_or_else(|| panic!("{kind}: fp16 should be unavailable here"));
+        let ds = Dataset::new(files(), options(r#"{"presize": 16}"#)).unwrap();
+        let err = Learner::new(&b, &ds, options(r#"{"arch": "tiny", "size": 12, "fp16": true}"#), None).err().unwrap();
+        let msg = js_sys::Error::from(err).message().as_string().unwrap();
+        assert_eq!(msg, why, "{kind}");
+        assert!(msg.contains("mixed precision (fp16)"), "{kind}: {msg}");
+    }
+}
+
 // Set-up (scripts/fetch-assets.sh) puts these in assets/ from PyPI wheels before the build.
 static LITE0_PTH: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/efficientnet-lite0-57934424.pth"));
 static COFFEE: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/photos/coffee.png"));
