@@ -153,7 +153,7 @@ fn interp(x: f64, xs: &[f64], ys: &[f64]) -> f64 {
 }
 
 impl Learner {
-    /// fastai's `lr_find`. The model and the optimiser state are restored afterwards.
+    /// fastai's `lr_find`. The model, the optimiser state and the loss scale are restored afterwards.
     pub async fn lr_find(
         &mut self,
         dls: &Datasets,
@@ -169,10 +169,11 @@ impl Learner {
         }
         // `valid()` syncs BatchNorm's running statistics into a copy that the steps below cannot
         // touch (a plain clone shares them); `train()` turns it back into the training model.
-        let (model, opt) = (self.model.valid(), self.opt.clone());
+        let (model, opt, scaler) = (self.model.valid(), self.opt.clone(), self.scaler.clone());
         let result = self.lr_find_inner(dls, config, cancel, on_event).await;
         self.model = model.train();
         self.opt = opt;
+        self.scaler = scaler;
         result
     }
 

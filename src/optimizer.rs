@@ -56,6 +56,12 @@ impl Adam {
         module.map(&mut mapper)
     }
 
+    /// The dtypes of every state tensor (both moments of every parameter): f32 always, also
+    /// under mixed precision.
+    pub fn state_dtypes(&self) -> Vec<burn::tensor::DType> {
+        self.states.values().flat_map(|s| [s.grad_avg.dtype(), s.sqr_avg.dtype()]).collect()
+    }
+
     pub fn reset(&mut self) {
         self.states.clear();
     }

@@ -95,6 +95,7 @@ fn fp16_trains_on_wgpu_with_f32_master_weights_and_skips_overflowing_steps() {
     let learner = &mut learner;
     // Master weights and Adam's state stay f32.
     assert!(weights(learner).iter().all(|(d, _)| *d == DType::F32));
+    assert!(learner.opt.state_dtypes().iter().all(|d| *d == DType::F32));
     assert!(learner.opt.state_snapshot().iter().all(|(_, step, m, v)| *step > 0 && m.iter().chain(v).all(|x| x.is_finite())));
 
     // A scale so large that the f16 gradients overflow: the step is skipped, the scale halved,
@@ -111,4 +112,14 @@ fn fp16_trains_on_wgpu_with_f32_master_weights_and_skips_overflowing_steps() {
     learner.scaler.scale = 1024.0;
     pollster::block_on(learner.train_batch(&dls, &batch, &[1e-2; 3], 0.9, &mut |_| {})).unwrap();
     assert_ne!(weights(learner), before);
+
+    // The .kiln file records fp16 and holds f32 weights, which load and predict on the CPU.
+    let bytes = pollster::block_on(kiln::export::to_bytes(learner)).unwrap();
+    match kiln::export::read_header(&bytes).unwrap().0 {
+        kiln::export::FileHeader::Model(h) => assert!(h.config.fp16),
+        other => panic!("{other:?}"),
+    }
+    let on_cpu = kiln::export::from_bytes(&bytes, &cpu()).unwrap();
+    assert_eq!(on_cpu.precision, Precision::F32);
+    assert!(weights(&on_cpu).iter().all(|(d, _)| *d == DType::F32));
 }

@@ -217,6 +217,11 @@ try {
   assert.deepEqual(probabilities.dims, [2, 3]);
   assert.ok(Math.abs(probabilities.data.slice(0, 3).reduce((a, b) => a + b, 0) - 1) < 1e-5);
   log(`ONNX download (${readFileSync(onnxPath).length} bytes) runs in onnxruntime-node: grey image → ${Array.from(probabilities.data.slice(0, 3), (p) => p.toFixed(3))}`);
+  // Given back where a model is expected, the ONNX file is refused with what to give instead.
+  await page.setInputFiles('#import', onnxPath);
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match(await page.textContent('#error'), /an ONNX model .*not a Kiln model: Kiln reads the \.kiln file/);
+  await page.evaluate(() => { document.querySelector('#error').hidden = true; });
   // The tiny ResNet has no fastai counterpart: the fastai/PyTorch download says so.
   await page.click('#export-pytorch');
   await page.waitForSelector('#error:not([hidden])');
@@ -304,7 +309,7 @@ try {
   assert.equal(await page.isVisible('#error'), false, `page shows an error: ${await page.textContent('#error')}`);
   assert.deepEqual(foreign, [], 'requests outside the page\'s origin');
   // Only the errors provoked above reach the console (a CSP violation would be one).
-  assert.deepEqual(errors.filter((e) => !/favicon|no pretrained ResNet-34 weights|junk\.pth|export it as ONNX instead/.test(e)), []);
+  assert.deepEqual(errors.filter((e) => !/favicon|no pretrained ResNet-34 weights|junk\.pth|export it as ONNX instead|an ONNX model/.test(e)), []);
 
   // A static host without cross-origin isolation headers: no wasm threads, so the page loads
   // the one-thread build, says why, and still trains.
