@@ -24,3 +24,12 @@ pub fn png_item(name: &str, color: [u8; 3]) -> Item {
 pub fn cpu() -> burn::tensor::Device {
     burn::tensor::Device::flex()
 }
+
+/// The default wgpu device (lavapipe in CI). burn registers one wgpu runtime per process, so
+/// the first test to ask initialises it and the others reuse it.
+pub fn wgpu() -> burn::tensor::Device {
+    use burn::tensor::Device;
+    static INIT: std::sync::Mutex<Option<Device>> = std::sync::Mutex::new(None);
+    let mut d = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    d.get_or_insert_with(|| Device::wgpu_options().init().expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")).clone()
+}

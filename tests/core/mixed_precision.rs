@@ -3,17 +3,13 @@
 //! loss scaler skips an overflowing step without touching the weights, and weights and Adam's
 //! state stay f32.
 
-use burn::tensor::{DType, Device};
+use burn::tensor::DType;
 use kiln::learner::{CancelToken, Learner, LearnerConfig};
 use kiln::mixed_precision::{LossScaler, Precision, fp16_support};
 use kiln::model::{Arch, ClassifierConfig, ResNetConfig};
 use kiln::schedule::{Lr, OneCycle};
 
-use crate::common::cpu;
-
-fn wgpu() -> Device {
-    Device::wgpu_options().init().unwrap_or_else(|_| Device::wgpu(Default::default()))
-}
+use crate::common::{cpu, wgpu};
 
 fn tiny(classes: usize, size: usize) -> LearnerConfig {
     LearnerConfig::new(ClassifierConfig::new(Arch::Custom(ResNetConfig::tiny()), classes).with_hidden(32), size)

@@ -5,11 +5,11 @@ use kiln::learner::{CancelToken, Event, Learner, LearnerConfig};
 use kiln::model::{Arch, ClassifierConfig, ResNetConfig};
 use kiln::schedule::{Lr, OneCycle};
 
-use crate::common::png_item;
+use crate::common::{png_item, wgpu};
 
 #[test]
 fn trains_on_wgpu() {
-    let device = Device::wgpu_options().init().expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)");
+    let device = wgpu();
     let mut items = Vec::new();
     for i in 0..4 {
         items.push(png_item(&format!("red/{i}.png"), [220, 10, 10]));
@@ -33,10 +33,6 @@ fn trains_on_wgpu() {
     assert!(report.epochs[0].valid_loss.is_finite());
 }
 
-fn wgpu() -> Device {
-    // One runtime per process: reuse it if another test made it.
-    Device::wgpu_options().init().unwrap_or_else(|_| Device::wgpu(Default::default()))
-}
 
 /// The same inputs give the same loss and augmentation on wgpu as on the CPU backend.
 #[test]
