@@ -151,7 +151,10 @@ pub fn read_header(bytes: &[u8]) -> Result<(FileHeader, &[u8]), ExportError> {
 /// Kiln exports but does not run; PyTorch/safetensors weights, which go to weights import).
 fn foreign_kind(bytes: &[u8]) -> Option<&'static str> {
     use prost::Message;
-    if crate::pretrained::Checkpoint::from_bytes(bytes).is_ok() {
+    // By their first bytes: a zip (PyTorch's format), a pickle (legacy .pth), or safetensors'
+    // little-endian header length followed by its JSON.
+    let safetensors = bytes.len() > 9 && bytes[8] == b'{' && u64::from_le_bytes(bytes[..8].try_into().unwrap()) < bytes.len() as u64;
+    if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80, 0x02]) || safetensors {
         return Some("a PyTorch or safetensors weights file (to start training from pretrained weights, import it as weights)");
     }
     // An ONNX model starts with its IR version (field 1) and parses as a ModelProto with a graph.

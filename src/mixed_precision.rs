@@ -14,7 +14,7 @@
 //! Only on GPUs with half precision (`shader-f16` on WebGPU): the CPU backend computes in f32.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, FloatDType, Tensor};
@@ -58,9 +58,24 @@ pub fn conv(c: &Conv2d, x: Tensor<4>, p: Precision) -> Tensor<4> {
         return c.forward(x);
     }
     let [_, _, h, w] = x.dims();
-    let [(top, bottom), (left, right)] = crate::model::conv_padding(&c.padding, [h, w], c.kernel_size, c.stride);
+    let [(top, bottom), (left, right)] = conv_padding(&c.padding, [h, w], c.kernel_size, c.stride);
     let options = ConvOptions::new_with_padding(c.stride, [(top, bottom), (left, right)], c.dilation, c.groups);
     conv2d(p.cast(x), p.cast(c.weight.val()), c.bias.as_ref().map(|b| p.cast(b.val())), options)
+}
+
+/// A convolution's padding as ((top, bottom), (left, right)) for an input of `hw`, as burn's
+/// `Conv2d` computes it: "same" is TF-style, the odd pixel at the end. (For the functional
+/// convolution above, and the ONNX export's explicit pads.)
+pub fn conv_padding(padding: &PaddingConfig2d, hw: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [(usize, usize); 2] {
+    let same = |k: usize, s: usize, n: usize| {
+        let total = ((n.div_ceil(s).max(1) - 1) * s + k).saturating_sub(n);
+        (total / 2, total - total / 2)
+    };
+    match padding {
+        PaddingConfig2d::Valid => [(0, 0); 2],
+        PaddingConfig2d::Explicit(t, l, b, r) => [(*t, *b), (*l, *r)],
+        PaddingConfig2d::Same => [same(kernel[0], stride[0], hw[0]), same(kernel[1], stride[1], hw[1])],
+    }
 }
 
 /// BatchNorm computed in f32 (batch statistics and running averages), the output back in `p`.

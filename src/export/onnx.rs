@@ -111,7 +111,7 @@ fn ints(name: &str, v: &[usize]) -> pb::AttributeProto {
 /// burn's padding as ONNX's `pads` ([top, left, bottom, right]) for an input of `hw`: "same"
 /// is resolved here since the graph's size is fixed.
 fn pads(padding: &PaddingConfig2d, hw: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [usize; 4] {
-    let [(t, b), (l, r)] = crate::model::conv_padding(padding, hw, kernel, stride);
+    let [(t, b), (l, r)] = crate::mixed_precision::conv_padding(padding, hw, kernel, stride);
     [t, l, b, r]
 }
 

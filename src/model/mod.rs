@@ -10,25 +10,11 @@ pub use head::{Head, HeadConfig};
 pub use resnet::{ResNet, ResNetConfig};
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::mixed_precision::Precision;
 
-/// A convolution's padding as ((top, bottom), (left, right)) for an input of `hw`, as burn's
-/// `Conv2d` computes it: "same" is TF-style, the odd pixel at the end. (For the functional
-/// convolution of mixed precision, and the ONNX export's explicit pads.)
-pub fn conv_padding(padding: &PaddingConfig2d, hw: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [(usize, usize); 2] {
-    let same = |k: usize, s: usize, n: usize| {
-        let total = ((n.div_ceil(s).max(1) - 1) * s + k).saturating_sub(n);
-        (total / 2, total - total / 2)
-    };
-    match padding {
-        PaddingConfig2d::Valid => [(0, 0); 2],
-        PaddingConfig2d::Explicit(t, l, b, r) => [(*t, *b), (*l, *r)],
-        PaddingConfig2d::Same => [same(kernel[0], stride[0], hw[0]), same(kernel[1], stride[1], hw[1])],
-    }
-}
 
 /// The architectures a user can name.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
