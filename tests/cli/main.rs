@@ -127,6 +127,14 @@ fn export_writes_onnx_and_refuses_damaged_or_foreign_files_without_writing() {
     assert!(!o.status.success() && text(&o).contains("damaged.kiln") && text(&o).contains("checksum"), "{}", text(&o));
     assert!(!Path::new(&out).exists());
 
+    // A backbone .kiln (the wrong kind) is refused the same way.
+    let backbone = tmp("export-backbone.kiln");
+    assert!(kiln(&["weights", "import", &asset("efficientnet-lite0-57934424.pth"), "-o", &backbone]).status.success());
+    let out = tmp("backbone.onnx");
+    let o = kiln(&["export", &backbone, "--format", "onnx", "-o", &out]);
+    assert!(!o.status.success() && text(&o).contains("holds a pretrained backbone, not a trained model"), "{}", text(&o));
+    assert!(!Path::new(&out).exists());
+
     // An ONNX file where a model is expected says what it is and what to give instead.
     let o = kiln(&["predict", &onnx, &asset("photos/chelsea.png")]);
     assert!(!o.status.success() && text(&o).contains("an ONNX model") && text(&o).contains(".kiln"), "{}", text(&o));
