@@ -94,8 +94,25 @@ pub async fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
     pack(&FileHeader::Model(header), cpu_classifier(learner).await?)
 }
 
-/// The learner's model in eval mode on the CPU backend, every weight finite: what each export
-/// format writes from.
+/// What both foreign formats record about the model, as (key, value) metadata.
+pub(crate) fn metadata(learner: &Learner) -> Vec<(&'static str, String)> {
+    vec![
+        ("classes", serde_json::to_string(&learner.classes).expect("strings serialise")),
+        ("image_size", learner.config.aug.size.to_string()),
+        ("presize", learner.presize.to_string()),
+        ("architecture", learner.config.model.arch.name()),
+        ("kiln_version", env!("CARGO_PKG_VERSION").into()),
+    ]
+}
+
+/// A weight of a [`cpu_classifier`] model as f32 values, row-major.
+pub(crate) fn f32_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    // `to_cpu` builds every tensor from f32 data, so the read cannot fail.
+    t.into_data().try_to_vec::<f32>().unwrap_or_default()
+}
+
+/// The learner's model in eval mode on the CPU backend, every weight finite and f32: what each
+/// export format writes from.
 pub(crate) async fn cpu_classifier(learner: &Learner) -> Result<Classifier, ExportError> {
     to_cpu(&learner.model.clone().valid(), |d| learner.config.model.init(d)).await
 }
@@ -151,10 +168,7 @@ pub fn read_header(bytes: &[u8]) -> Result<(FileHeader, &[u8]), ExportError> {
 /// Kiln exports but does not run; PyTorch/safetensors weights, which go to weights import).
 fn foreign_kind(bytes: &[u8]) -> Option<&'static str> {
     use prost::Message;
-    // By their first bytes: a zip (PyTorch's format), a pickle (legacy .pth), or safetensors'
-    // little-endian header length followed by its JSON.
-    let safetensors = bytes.len() > 9 && bytes[8] == b'{' && u64::from_le_bytes(bytes[..8].try_into().unwrap()) < bytes.len() as u64;
-    if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80, 0x02]) || safetensors {
+    if crate::pretrained::sniff::is_checkpoint(bytes) {
         return Some("a PyTorch or safetensors weights file (to start training from pretrained weights, import it as weights)");
     }
     // An ONNX model starts with its IR version (field 1) and parses as a ModelProto with a graph.
@@ -256,7 +270,7 @@ async fn to_cpu<M: Module>(model: &M, fresh: impl FnOnce(&Device) -> M) -> Resul
         if data.iter::<f32>().any(|x| !x.is_finite()) {
             return Err(ExportError::NotFinite);
         }
-        values.push(data);
+        values.push(data.convert::<f32>());
     }
     let cpu = Device::flex();
     let mut fill = Fill { values: values.into_iter(), device: cpu.clone() };

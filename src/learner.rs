@@ -141,6 +141,8 @@ pub enum LearnError {
     Read(String),
     #[error("training diverged: the loss became {0}, so training stopped; the model keeps its weights from before that batch (try a lower learning rate, e.g. from lr_find)")]
     Diverged(f32),
+    #[error("training in mixed precision (fp16) diverged: the loss became {0}, so training stopped; the model keeps its weights from before that batch. An activation may have outgrown f16's range (65504): train without fp16, or with a lower learning rate")]
+    DivergedFp16(f32),
     #[error("{0}")]
     Image(String),
 }
@@ -244,8 +246,10 @@ impl Learner {
     pub fn from_parts(model: Classifier, device: Device, classes: Vec<String>, config: LearnerConfig, presize: u32) -> Self {
         let device = device.autodiff();
         let loader = config.loader(&MemoryBudget::of(&device));
-        // A model trained in fp16 and loaded where there is no half precision trains on in f32.
+        // A model trained in fp16 and loaded where there is no half precision trains on in f32,
+        // and its next export says so.
         let precision = if config.fp16 && crate::mixed_precision::fp16_support(&device).is_ok() { Precision::F16 } else { Precision::F32 };
+        let config = LearnerConfig { fp16: precision == Precision::F16, ..config };
         Self {
             loader,
             model: model.fork(&device),
@@ -284,6 +288,9 @@ impl Learner {
         if !loss.is_finite() || !stats.is_finite() {
             // `train()` restores which parameters train (freeze state) too.
             self.model = before.train();
+            if self.precision == Precision::F16 {
+                return Err(LearnError::DivergedFp16(loss));
+            }
             return Err(LearnError::Diverged(loss));
         }
         let scale = self.loss_scale();
@@ -304,7 +311,8 @@ impl Learner {
 
     /// The gradient of a batch's mean loss and the loss: a forward and backward pass per
     /// micro-batch (see [`DataLoader`]), each pass's loss weighted by its share of the batch,
-    /// the gradients summed. None when fewer than two images could be decoded.
+    /// the gradients summed. Under mixed precision the gradients are multiplied by the loss
+    /// scale (`train_batch` divides it out). None when fewer than two images could be decoded.
     pub async fn batch_gradients(&mut self, dls: &Datasets, batch: &[usize], on_event: &mut dyn FnMut(&Event)) -> Result<Option<(GradientsParams, f32)>, LearnError> {
         let loader = self.loader;
         let mut parts = Vec::new();
@@ -392,13 +400,22 @@ impl Learner {
     }
 
     /// The model's part of a step (forward, backward, Adam) on an already augmented batch.
-    /// (Mixed precision scales the loss here but cannot check for overflow without a read; the
-    /// training loop, [`Learner::train_batch`], does both.)
+    /// Under mixed precision an overflowing step is skipped as in [`Learner::train_batch`]; the
+    /// check reads the device synchronously, so this is for native use (benches, tests): the
+    /// browser trains through `train_batch`.
     pub fn step(&mut self, x: Tensor<4>, targets: &[usize], lrs: &[f64], mom: f64) -> Tensor<1> {
         let loss = self.model_loss(x, targets);
+        if self.precision == Precision::F32 {
+            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+            self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
+            return loss.detach();
+        }
         let scale = self.loss_scale();
         let grads = GradientsParams::from_grads((loss.clone() * scale).backward(), &self.model);
-        self.model = self.opt.step_scaled(self.model.clone(), grads, lrs, mom, 1.0 / scale);
+        let finite = grads_sum(&self.model, &grads).is_none_or(|t| t.into_scalar::<f32>().is_finite());
+        if self.scaler.update(finite) {
+            self.model = self.opt.step_scaled(self.model.clone(), grads, lrs, mom, 1.0 / scale);
+        }
         loss.detach()
     }
 

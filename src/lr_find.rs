@@ -203,8 +203,8 @@ impl Learner {
                 Ok(Some(loss)) => loss,
                 Ok(None) => continue,
                 // fastai stops at divergence; a non-finite loss is the extreme case of it.
-                Err(LearnError::Diverged(_)) if config.stop_div => break,
-                Err(LearnError::Diverged(loss)) => {
+                Err(LearnError::Diverged(_) | LearnError::DivergedFp16(_)) if config.stop_div => break,
+                Err(LearnError::Diverged(loss) | LearnError::DivergedFp16(loss)) => {
                     lrs.push(lr);
                     losses.push(loss as f64);
                     break;

@@ -100,7 +100,7 @@ pub fn linear(l: &Linear, x: Tensor<2>, p: Precision) -> Tensor<2> {
 
 /// PyTorch's GradScaler policy: start at 2^16, halve on overflow (and skip that step), double
 /// after `growth_interval` clean steps in a row.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LossScaler {
     pub scale: f64,
     pub growth_factor: f64,

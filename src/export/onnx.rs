@@ -13,7 +13,7 @@ use burn::tensor::Tensor;
 use prost::Message;
 
 use super::onnx_proto as pb;
-use super::{ExportError, cpu_classifier};
+use super::{ExportError, cpu_classifier, f32_values};
 use crate::augment::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::learner::Learner;
 use crate::model::efficientnet::{EfficientNet, MBConvBlock};
@@ -63,15 +63,14 @@ pub async fn to_onnx(learner: &Learner) -> Result<Vec<u8>, ExportError> {
         doc_string: input_doc.clone(),
         graph: Some(graph),
         opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
-        metadata_props: vec![
-            meta("classes", serde_json::to_string(&learner.classes).expect("strings serialise")),
-            meta("image_size", size.to_string()),
-            meta("presize", learner.presize.to_string()),
-            meta("architecture", learner.config.model.arch.name()),
-            meta("input", input_doc),
-            meta("normalization", format!("mean {IMAGENET_MEAN:?}, std {IMAGENET_STD:?} (ImageNet), applied inside the graph")),
-            meta("kiln_version", env!("CARGO_PKG_VERSION").into()),
-        ],
+        metadata_props: super::metadata(learner)
+            .into_iter()
+            .chain([
+                ("input", input_doc),
+                ("normalization", format!("mean {IMAGENET_MEAN:?}, std {IMAGENET_STD:?} (ImageNet), applied inside the graph")),
+            ])
+            .map(|(key, value)| meta(key, value))
+            .collect(),
     };
     Ok(file.encode_to_vec())
 }
@@ -115,8 +114,10 @@ fn pads(padding: &PaddingConfig2d, hw: [usize; 2], kernel: [usize; 2], stride: [
     [t, l, b, r]
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("the model's weights are f32")
+/// Output size of a convolution or pooling window along one axis (`pad` = both sides).
+fn out_size(n: usize, k: usize, s: usize, d: usize, pad: usize, ceil: bool) -> usize {
+    let span = n + pad - d * (k - 1) - 1;
+    if ceil { span.div_ceil(s) + 1 } else { span / s + 1 }
 }
 
 /// Builds the node list, naming each weight after its place in Kiln's model (`body.layer1.0.conv1.weight`)
@@ -143,7 +144,7 @@ impl Graph {
 
     fn weight<const D: usize>(&mut self, name: &str, t: Tensor<D>) -> String {
         let dims = t.dims();
-        self.constant(name, &dims, &values(t))
+        self.constant(name, &dims, &f32_values(t))
     }
 
     /// One node; its output is named after the node unless `output` says otherwise.
@@ -162,10 +163,9 @@ impl Graph {
 
     fn conv(&mut self, x: String, c: &Conv2d, name: &str) -> String {
         let p = pads(&c.padding, self.hw, c.kernel_size, c.stride);
-        let out = |n: usize, k: usize, s: usize, d: usize, pad: usize| (n + pad - d * (k - 1) - 1) / s + 1;
         self.hw = [
-            out(self.hw[0], c.kernel_size[0], c.stride[0], c.dilation[0], p[0] + p[2]),
-            out(self.hw[1], c.kernel_size[1], c.stride[1], c.dilation[1], p[1] + p[3]),
+            out_size(self.hw[0], c.kernel_size[0], c.stride[0], c.dilation[0], p[0] + p[2], false),
+            out_size(self.hw[1], c.kernel_size[1], c.stride[1], c.dilation[1], p[1] + p[3], false),
         ];
         let mut inputs = vec![x, self.weight(&format!("{name}.weight"), c.weight.val())];
         if let Some(b) = &c.bias {
@@ -195,7 +195,7 @@ impl Graph {
     /// The head's BatchNorm1d on [N, C], folded into one scale and shift per feature (in f64):
     /// rank-2 BatchNormalization is not supported by every runtime.
     fn batchnorm_2d(&mut self, x: String, bn: &BatchNorm, name: &str) -> String {
-        let [g, b, m, v] = [bn.gamma.val(), bn.beta.val(), bn.running_mean.value(), bn.running_var.value()].map(values);
+        let [g, b, m, v] = [bn.gamma.val(), bn.beta.val(), bn.running_mean.value(), bn.running_var.value()].map(f32_values);
         let scale: Vec<f64> = g.iter().zip(&v).map(|(&g, &v)| g as f64 / (v as f64 + bn.epsilon).sqrt()).collect();
         let shift: Vec<f32> = b.iter().zip(&m).zip(&scale).map(|((&b, &m), &s)| (b as f64 - m as f64 * s) as f32).collect();
         let scale: Vec<f32> = scale.into_iter().map(|s| s as f32).collect();
@@ -237,13 +237,9 @@ impl Graph {
 
     fn maxpool(&mut self, x: String, m: &MaxPool2d, name: &str) -> String {
         let p = pads(&m.padding, self.hw, m.kernel_size, m.stride);
-        let out = |n: usize, k: usize, s: usize, d: usize, pad: usize| {
-            let span = n + pad - d * (k - 1) - 1;
-            if m.ceil_mode { span.div_ceil(s) + 1 } else { span / s + 1 }
-        };
         self.hw = [
-            out(self.hw[0], m.kernel_size[0], m.stride[0], m.dilation[0], p[0] + p[2]),
-            out(self.hw[1], m.kernel_size[1], m.stride[1], m.dilation[1], p[1] + p[3]),
+            out_size(self.hw[0], m.kernel_size[0], m.stride[0], m.dilation[0], p[0] + p[2], m.ceil_mode),
+            out_size(self.hw[1], m.kernel_size[1], m.stride[1], m.dilation[1], p[1] + p[3], m.ceil_mode),
         ];
         let attrs = vec![
             ints("kernel_shape", &m.kernel_size),

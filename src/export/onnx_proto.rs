@@ -1,6 +1,8 @@
 //! The subset of ONNX's protobuf schema (onnx/onnx.proto, IR version 8) that an inference graph
 //! of Kiln's models needs, declared with prost's derive. Field numbers are onnx.proto's; the
 //! schema is proto2, so repeated numbers are written unpacked as the reference encoder does.
+//! prost leaves out scalar fields at their zero value (an INT attribute of 0 has no `i`);
+//! proto2 readers take the absent field as that same default.
 //! A `oneof` with a single member in use (TypeProto's tensor type, a dimension's value) is
 //! declared as an optional field: the bytes on the wire are the same.
 

@@ -18,7 +18,7 @@ use burn::nn::{BatchNorm, Linear};
 use burn::tensor::Tensor;
 use safetensors::{Dtype, tensor::TensorView};
 
-use super::{ExportError, cpu_classifier};
+use super::{ExportError, cpu_classifier, f32_values};
 use crate::learner::Learner;
 use crate::model::efficientnet::{EfficientNet, stage_of};
 use crate::model::resnet::ResNet;
@@ -56,12 +56,9 @@ pub async fn to_safetensors(learner: &Learner) -> Result<Vec<u8>, ExportError> {
     sd.head(&model.head, "1.");
 
     let size = learner.config.aug.size;
-    let metadata: BTreeMap<&str, String> = BTreeMap::from([
+    let mut metadata = super::metadata(learner);
+    metadata.extend([
         ("format", "pt".into()),
-        ("classes", serde_json::to_string(&learner.classes).expect("strings serialise")),
-        ("image_size", size.to_string()),
-        ("presize", learner.presize.to_string()),
-        ("architecture", learner.config.model.arch.name()),
         (
             "fastai",
             format!(
@@ -71,7 +68,6 @@ pub async fn to_safetensors(learner: &Learner) -> Result<Vec<u8>, ExportError> {
                 learner.presize
             ),
         ),
-        ("kiln_version", env!("CARGO_PKG_VERSION").into()),
     ]);
     let views: Vec<(String, TensorView<'_>)> = sd
         .0
@@ -84,7 +80,7 @@ pub async fn to_safetensors(learner: &Learner) -> Result<Vec<u8>, ExportError> {
 }
 
 fn f32_bytes<const D: usize>(t: Tensor<D>) -> Vec<u8> {
-    t.into_data().try_to_vec::<f32>().expect("the model's weights are f32").iter().flat_map(|v| v.to_le_bytes()).collect()
+    f32_values(t).iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 #[derive(Default)]

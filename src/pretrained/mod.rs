@@ -5,6 +5,7 @@
 //! lukemelas-style EfficientNet-Lite0 state dicts are recognised from their keys.
 
 pub mod pickle;
+pub mod sniff;
 mod torch;
 
 use std::collections::HashMap;
@@ -45,11 +46,11 @@ pub enum WeightsError {
 impl Checkpoint {
     /// Reads any supported container, telling them apart by their first bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WeightsError> {
-        let mut ckpt = if torch::is_zip(bytes) {
+        let mut ckpt = if sniff::is_zip(bytes) {
             torch::read_zip(bytes)?
-        } else if torch::is_legacy(bytes) {
+        } else if sniff::is_legacy(bytes) {
             torch::read_legacy(bytes)?
-        } else if is_safetensors(bytes) {
+        } else if sniff::is_safetensors(bytes) {
             read_safetensors(bytes)?
         } else {
             return Err(WeightsError::Unknown);
@@ -94,13 +95,6 @@ impl Checkpoint {
     pub fn classifier_size(&self, arch: &Arch) -> Option<usize> {
         let key = if matches!(arch, Arch::EfficientNetLite0) { "_fc.weight" } else { "fc.weight" };
         self.get(key).and_then(|t| t.shape.first().copied())
-    }
-}
-
-fn is_safetensors(bytes: &[u8]) -> bool {
-    bytes.len() >= 9 && {
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
-        n > 1 && n < bytes.len() as u64 && bytes[8] == b'{'
     }
 }
 

@@ -9,23 +9,11 @@ use std::io::{Cursor, Read};
 use super::pickle::{self, TensorRef, Value};
 use super::{Checkpoint, NamedTensor, WeightsError};
 
-/// `0x1950a86a20f9469cfc6c`, the first pickle of a legacy file, little-endian.
-const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
-
 /// 2^30 f32 values (4 GiB): far beyond any backbone's largest tensor.
 const MAX_ELEMENTS: usize = 1 << 30;
 
 fn bad(msg: impl Into<String>) -> WeightsError {
     WeightsError::Format(msg.into())
-}
-
-pub fn is_zip(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04")
-}
-
-pub fn is_legacy(bytes: &[u8]) -> bool {
-    let mut pos = 0;
-    bytes.first() == Some(&0x80) && matches!(pickle::load(bytes, &mut pos), Ok(Value::BigInt(b)) if b == LEGACY_MAGIC)
 }
 
 #[derive(Clone, Copy, Debug)]
