@@ -48,8 +48,13 @@ fn err<T>(msg: impl Into<String>) -> Result<T, PickleError> {
 
 /// Runs one pickle from `data[*pos..]`, leaving `*pos` just after its STOP opcode.
 pub fn load(data: &[u8], pos: &mut usize) -> Result<Value, PickleError> {
-    Machine { data, pos, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+    Machine { data, pos, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), copy_budget: COPY_BUDGET }.run()
 }
+
+/// Values (plus string bytes / 8) that DUP and the memo may copy in one pickle. A state dict's
+/// pickle copies a few small tuples per tensor; without a bound, nested DUPs of a growing dict
+/// turned a 427-byte file into gigabytes (found by the `checkpoint` fuzz target).
+const COPY_BUDGET: usize = 1 << 22;
 
 struct Machine<'a, 'p> {
     data: &'a [u8],
@@ -57,6 +62,7 @@ struct Machine<'a, 'p> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    copy_budget: usize,
 }
 
 impl Machine<'_, '_> {
@@ -106,12 +112,43 @@ impl Machine<'_, '_> {
     fn top(&mut self) -> Result<&mut Value, PickleError> {
         self.stack.last_mut().ok_or_else(|| PickleError("stack underflow".into()))
     }
-    fn memo_get(&self, i: u32) -> Result<Value, PickleError> {
-        self.memo.get(&i).cloned().ok_or_else(|| PickleError(format!("memo entry {i} was never stored")))
+    /// A deep copy of `v`, charged against the copy budget (walked without recursion, so deep
+    /// nesting cannot overflow the stack either).
+    fn copy(&mut self, v: &Value) -> Result<Value, PickleError> {
+        let mut todo = vec![v];
+        while let Some(v) = todo.pop() {
+            let bytes = match v {
+                Value::Str(s) => s.len(),
+                Value::Bytes(b) | Value::BigInt(b) => b.len(),
+                _ => 0,
+            };
+            self.copy_budget = self.copy_budget.checked_sub(1 + bytes / 8).ok_or_else(|| {
+                PickleError("the pickle copies more data than any checkpoint does (nested DUP/memo copies): not a state dict Kiln can read".into())
+            })?;
+            match v {
+                Value::Tuple(xs) | Value::List(xs) => todo.extend(xs),
+                Value::Dict(kv) => todo.extend(kv.iter().flat_map(|(k, x)| [k, x])),
+                Value::Persistent(b) => todo.push(b),
+                Value::Tensor(t) => todo.push(&t.storage),
+                _ => {}
+            }
+        }
+        Ok(v.clone())
+    }
+    fn memo_get(&mut self, i: u32) -> Result<Value, PickleError> {
+        let memo = std::mem::take(&mut self.memo);
+        let v = match memo.get(&i) {
+            Some(v) => self.copy(v),
+            None => err(format!("memo entry {i} was never stored")),
+        };
+        self.memo = memo;
+        v
     }
     fn memo_put(&mut self, i: u32) -> Result<(), PickleError> {
-        let v = self.stack.last().cloned().ok_or_else(|| PickleError("stack underflow".into()))?;
-        self.memo.insert(i, v);
+        let top = self.stack.pop().ok_or_else(|| PickleError("stack underflow".into()))?;
+        let v = self.copy(&top);
+        self.stack.push(top);
+        self.memo.insert(i, v?);
         Ok(())
     }
     fn tuple(&mut self, n: usize) -> Result<(), PickleError> {
@@ -356,7 +393,10 @@ impl Machine<'_, '_> {
                     self.pop_mark()?;
                 }
                 b'2' => {
-                    let v = self.top()?.clone();
+                    let top = self.pop()?;
+                    let v = self.copy(&top);
+                    self.stack.push(top);
+                    let v = v?;
                     self.stack.push(v);
                 }
                 other => return err(format!("unsupported pickle opcode 0x{other:02x} at offset {at}")),

@@ -215,3 +215,17 @@ fn an_efficientnet_classifier_exports_and_predicts_the_same_after_loading() {
         assert!((x - y).abs() < 1e-5, "{:?} vs {:?}", a.probs, b.probs);
     }
 }
+
+/// Found by the `checkpoint` fuzz target: 427 bytes of pickle whose nested DUPs of a growing
+/// dict asked for gigabytes. Deep copies are now charged against a budget.
+#[test]
+fn a_pickle_of_nested_copies_is_refused_without_allocating_them() {
+    let bomb = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz/pickle-nested-dup-bomb.pth")).unwrap();
+    let start = std::time::Instant::now();
+    let e = Checkpoint::from_bytes(&bomb).err().expect("not a checkpoint").to_string();
+    assert!(start.elapsed().as_secs_f64() < 5.0, "took {:?}", start.elapsed());
+    assert!(e.contains("PyTorch checkpoint") || e.contains("copies more data"), "{e}");
+    let mut pos = 0;
+    let e = pretrained::pickle::load(&bomb, &mut pos).err().expect("the budget stops it").to_string();
+    assert!(e.contains("copies more data than any checkpoint does"), "{e}");
+}
