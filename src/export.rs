@@ -94,6 +94,36 @@ pub async fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
     pack(&FileHeader::Model(header), cpu_classifier(learner).await?)
 }
 
+/// The files a trained model leaves Kiln as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Kiln's own `.kiln`, which the page and the CLI read back.
+    Kiln,
+    /// An ONNX inference graph ([`onnx`]).
+    Onnx,
+    /// fastai's `vision_learner` state dict as `.safetensors` ([`pytorch`]).
+    PyTorch,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Kiln => "kiln",
+            Format::Onnx => "onnx",
+            Format::PyTorch => "safetensors",
+        }
+    }
+}
+
+/// The learner's model as a file in `format`.
+pub async fn write(learner: &Learner, format: Format) -> Result<Vec<u8>, ExportError> {
+    match format {
+        Format::Kiln => to_bytes(learner).await,
+        Format::Onnx => onnx::to_onnx(learner).await,
+        Format::PyTorch => pytorch::to_safetensors(learner).await,
+    }
+}
+
 /// What both foreign formats record about the model, as (key, value) metadata.
 pub(crate) fn metadata(learner: &Learner) -> Vec<(&'static str, String)> {
     vec![

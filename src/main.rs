@@ -466,12 +466,12 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Export { model, format, output } => {
             let bytes = std::fs::read(&model).map_err(|e| format!("reading model {}: {e}", model.display()))?;
             let learner = kiln::export::from_bytes(&bytes, &burn::tensor::Device::flex()).map_err(|e| format!("{}: {e}", model.display()))?;
-            let (out, ext) = match format {
-                ExportFormat::Onnx => (pollster::block_on(kiln::export::onnx::to_onnx(&learner)), "onnx"),
-                ExportFormat::Pytorch => (pollster::block_on(kiln::export::pytorch::to_safetensors(&learner)), "safetensors"),
+            let to = match format {
+                ExportFormat::Onnx => kiln::export::Format::Onnx,
+                ExportFormat::Pytorch => kiln::export::Format::PyTorch,
             };
-            let out = out.map_err(|e| format!("{}: {e}", model.display()))?;
-            let output = output.unwrap_or_else(|| model.with_extension(ext));
+            let out = pollster::block_on(kiln::export::write(&learner, to)).map_err(|e| format!("{}: {e}", model.display()))?;
+            let output = output.unwrap_or_else(|| model.with_extension(to.extension()));
             write_atomic(&output, &out)?;
             let size = learner.config.aug.size;
             match format {

@@ -279,6 +279,17 @@ pub struct Learner {
     inner: Rc<RefCell<learner::Learner>>,
 }
 
+impl Learner {
+    fn export_as(&self, format: crate::export::Format) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let l = inner.try_borrow().map_err(|_| busy())?;
+            let bytes = crate::export::write(&l, format).await.map_err(js_err)?;
+            Ok(Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+}
+
 fn busy() -> JsValue {
     js_err("the learner is busy (training or exporting); wait for it, or cancel the fit first")
 }
@@ -368,35 +379,20 @@ impl Learner {
     /// The model as `.kiln` bytes.
     #[wasm_bindgen(js_name = export, unchecked_return_type = "Promise<Uint8Array>")]
     pub fn export_model(&self) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let l = inner.try_borrow().map_err(|_| busy())?;
-            let bytes = crate::export::to_bytes(&l).await.map_err(js_err)?;
-            Ok(Uint8Array::from(bytes.as_slice()).into())
-        })
+        self.export_as(crate::export::Format::Kiln)
     }
 
     /// The model as an ONNX file (opset 17): input `image`, RGB float32 in [0, 1], NCHW at the
     /// trained size; output `probabilities`. Classes and sizes are in its metadata.
     #[wasm_bindgen(js_name = exportOnnx, unchecked_return_type = "Promise<Uint8Array>")]
     pub fn export_onnx(&self) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let l = inner.try_borrow().map_err(|_| busy())?;
-            let bytes = crate::export::onnx::to_onnx(&l).await.map_err(js_err)?;
-            Ok(Uint8Array::from(bytes.as_slice()).into())
-        })
+        self.export_as(crate::export::Format::Onnx)
     }
 
     /// The model's state dict in fastai's `vision_learner` layout, as `.safetensors` bytes.
     #[wasm_bindgen(js_name = exportPyTorch, unchecked_return_type = "Promise<Uint8Array>")]
     pub fn export_pytorch(&self) -> Promise {
-        let inner = self.inner.clone();
-        future_to_promise(async move {
-            let l = inner.try_borrow().map_err(|_| busy())?;
-            let bytes = crate::export::pytorch::to_safetensors(&l).await.map_err(js_err)?;
-            Ok(Uint8Array::from(bytes.as_slice()).into())
-        })
+        self.export_as(crate::export::Format::PyTorch)
     }
 
     /// Predictions over the validation set: `{probs, targets, losses}`.

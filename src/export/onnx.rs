@@ -161,23 +161,21 @@ impl Graph {
         self.op("Div", "normalise", vec![centred, std], vec![], None)
     }
 
+    /// A sliding window (convolution or pooling) over the current feature map: its ONNX
+    /// attributes (kernel, strides, explicit pads, dilations), and the map's size after it.
+    fn window(&mut self, padding: &PaddingConfig2d, kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2], ceil: bool) -> Vec<pb::AttributeProto> {
+        let p = pads(padding, self.hw, kernel, stride);
+        self.hw = [0, 1].map(|i| out_size(self.hw[i], kernel[i], stride[i], dilation[i], p[i] + p[i + 2], ceil));
+        vec![ints("kernel_shape", &kernel), ints("strides", &stride), ints("pads", &p), ints("dilations", &dilation)]
+    }
+
     fn conv(&mut self, x: String, c: &Conv2d, name: &str) -> String {
-        let p = pads(&c.padding, self.hw, c.kernel_size, c.stride);
-        self.hw = [
-            out_size(self.hw[0], c.kernel_size[0], c.stride[0], c.dilation[0], p[0] + p[2], false),
-            out_size(self.hw[1], c.kernel_size[1], c.stride[1], c.dilation[1], p[1] + p[3], false),
-        ];
+        let mut attrs = self.window(&c.padding, c.kernel_size, c.stride, c.dilation, false);
+        attrs.push(int("group", c.groups as i64));
         let mut inputs = vec![x, self.weight(&format!("{name}.weight"), c.weight.val())];
         if let Some(b) = &c.bias {
             inputs.push(self.weight(&format!("{name}.bias"), b.val()));
         }
-        let attrs = vec![
-            ints("kernel_shape", &c.kernel_size),
-            ints("strides", &c.stride),
-            ints("pads", &p),
-            ints("dilations", &c.dilation),
-            int("group", c.groups as i64),
-        ];
         self.op("Conv", name, inputs, attrs, None)
     }
 
@@ -236,18 +234,8 @@ impl Graph {
     }
 
     fn maxpool(&mut self, x: String, m: &MaxPool2d, name: &str) -> String {
-        let p = pads(&m.padding, self.hw, m.kernel_size, m.stride);
-        self.hw = [
-            out_size(self.hw[0], m.kernel_size[0], m.stride[0], m.dilation[0], p[0] + p[2], m.ceil_mode),
-            out_size(self.hw[1], m.kernel_size[1], m.stride[1], m.dilation[1], p[1] + p[3], m.ceil_mode),
-        ];
-        let attrs = vec![
-            ints("kernel_shape", &m.kernel_size),
-            ints("strides", &m.stride),
-            ints("pads", &p),
-            ints("dilations", &m.dilation),
-            int("ceil_mode", m.ceil_mode as i64),
-        ];
+        let mut attrs = self.window(&m.padding, m.kernel_size, m.stride, m.dilation, m.ceil_mode);
+        attrs.push(int("ceil_mode", m.ceil_mode as i64));
         self.op("MaxPool", name, vec![x], attrs, None)
     }
 
