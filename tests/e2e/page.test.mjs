@@ -1,21 +1,18 @@
 // End to end: serve www/, drive Debian's Chromium with playwright-core (never a downloaded
 // browser), and use the page as a person would. Screenshots go to test-results/.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { png } from './png.mjs';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
+import { e2e, open, root } from './harness.mjs';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node');
 
-const root = new URL('../../', import.meta.url).pathname;
 const out = join(root, 'test-results');
 mkdirSync(out, { recursive: true });
-const browserPath = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync);
-assert.ok(browserPath, 'Debian chromium is not installed (apt-get install chromium)');
 const backend = process.env.KILN_E2E_BACKEND || 'auto';
 const log = (...a) => console.log(`[e2e ${backend}]`, ...a);
 
@@ -32,29 +29,19 @@ for (const [name, c] of Object.entries(colours)) {
 writeFileSync(join(photos, 'blue', 'broken.png'), Buffer.from('\x89PNG\r\n\x1a\nnot really'));
 const probe = png(24, 24, noisy(colours.green, 99));
 
-// Serve www/ on a free port.
-const port = 18000 + Math.floor(Math.random() * 1000);
-const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
-const url = `http://127.0.0.1:${port}/?backend=${backend}`;
-
-const browser = await chromium.launch({
-  executablePath: browserPath,
-  args: ['--enable-unsafe-webgpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-sandbox'],
-});
-let failed = false;
-try {
+// www/ served on a free port, Debian's Chromium with WebGPU on (tests/e2e/harness.mjs).
+await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
+  const url = `${base}/?backend=${backend}`;
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
   const errors = [];
   // Nothing leaves the machine: every request the page, its workers and the wasm make stays
   // on the page's own origin (the server also sends a same-origin Content-Security-Policy).
   const foreign = [];
-  context.on('request', (r) => { if (!r.url().startsWith(`http://127.0.0.1:${port}/`) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) foreign.push(r.url()); });
+  context.on('request', (r) => { if (!r.url().startsWith(`${base}/`) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) foreign.push(r.url()); });
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  for (let i = 0; i < 50; i++) {
-    try { await page.goto(url); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
-  }
+  await open(page, url);
   await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
   log('backend:', await page.textContent('#backend'));
   // Here WebGPU is SwiftShader, a software adapter: 'auto' takes the CPU and says why.
@@ -314,13 +301,11 @@ try {
   // A static host without cross-origin isolation headers: no wasm threads, so the page loads
   // the one-thread build, says why, and still trains.
   if (backend === 'auto') {
-    const plainPort = port + 1000;
+    const plainPort = Number(new URL(base).port) + 1000;
     const plain = spawn('python3', ['-m', 'http.server', String(plainPort), '--bind', '127.0.0.1', '--directory', join(root, 'www')], { stdio: 'ignore' });
     try {
       const p2 = await context.newPage();
-      for (let i = 0; i < 50; i++) {
-        try { await p2.goto(`http://127.0.0.1:${plainPort}/?backend=cpu`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
-      }
+      await open(p2, `http://127.0.0.1:${plainPort}/?backend=cpu`);
       await p2.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
       assert.match(await p2.textContent('#backend'), /CPU \(WebAssembly, 1 thread\)/);
       assert.match(await p2.textContent('#notice'), /one thread: the page is not cross-origin isolated/);
@@ -340,11 +325,4 @@ try {
     }
   }
   log('ok');
-} catch (e) {
-  failed = true;
-  console.error(e);
-} finally {
-  await browser.close();
-  server.kill();
-}
-process.exit(failed ? 1 : 0);
+});
