@@ -1,5 +1,5 @@
 //! The CPU kernels Kiln patches into burn-flex (vendor/burn-flex, see its KILN-PATCH.md),
-//! checked against a plain f64 reference on small shapes: convolution weight and input
+//! checked against a plain f64 reference on small shapes: convolution outputs, weight and input
 //! gradients (dense, strided, dilated, grouped, depthwise, asymmetric 'same' padding) and
 //! training-mode BatchNorm.
 
@@ -65,19 +65,21 @@ fn for_each_tap(c: &Case, out: [usize; 2], mut f: impl FnMut(usize, usize, usize
     }
 }
 
-/// dW[wi] = Σ R[ri] · x[xi] and dX[xi] = Σ R[ri] · w[wi] over every tap, in f64.
-fn reference(c: &Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> [Vec<f64>; 2] {
-    let (mut dw, mut dx) = (vec![0f64; w.len()], vec![0f64; x.len()]);
+/// y[ri] = Σ x[xi] · w[wi], dW[wi] = Σ R[ri] · x[xi] and dX[xi] = Σ R[ri] · w[wi] over every
+/// tap, in f64.
+fn reference(c: &Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> [Vec<f64>; 3] {
+    let (mut y, mut dw, mut dx) = (vec![0f64; r.len()], vec![0f64; w.len()], vec![0f64; x.len()]);
     for_each_tap(c, out, |xi, wi, ri| {
+        y[ri] += x[xi] as f64 * w[wi] as f64;
         dw[wi] += r[ri] as f64 * x[xi] as f64;
         dx[xi] += r[ri] as f64 * w[wi] as f64;
     });
-    [dw, dx]
+    [y, dw, dx]
 }
 
-/// The weight and input gradients burn's autodiff computes on the CPU backend, through the
-/// patched kernels, with their references.
-fn conv_grads(c: &Case) -> [(Vec<f32>, Vec<f64>); 2] {
+/// The output, weight and input gradients burn's autodiff computes on the CPU backend,
+/// through the patched kernels, with their references.
+fn conv_grads(c: &Case) -> [(Vec<f32>, Vec<f64>); 3] {
     let device = cpu().autodiff();
     let cig = c.c_in / c.groups;
     let x_vals = values(c.batch * c.c_in * c.hw[0] * c.hw[1], 1);
@@ -90,10 +92,11 @@ fn conv_grads(c: &Case) -> [(Vec<f32>, Vec<f64>); 2] {
     let [_, _, oh, ow] = y.dims();
     let r_vals = values(c.batch * c.c_out * oh * ow, 3);
     let rt = Tensor::<4>::from_data(TensorData::new(r_vals.clone(), [c.batch, c.c_out, oh, ow]), &device);
+    let y_vals = y.clone().into_data().try_to_vec::<f32>().unwrap();
     let grads = (y * rt).sum().backward();
     let read = |t: Tensor<4>| t.grad(&grads).expect("gradient").into_data().try_to_vec::<f32>().unwrap();
-    let [dw, dx] = reference(c, &x_vals, &w_vals, &r_vals, [oh, ow]);
-    [(read(w), dw), (read(x), dx)]
+    let [y_ref, dw, dx] = reference(c, &x_vals, &w_vals, &r_vals, [oh, ow]);
+    [(y_vals, y_ref), (read(w), dw), (read(x), dx)]
 }
 
 fn close(what: &str, got: &[f32], want: &[f64]) {
@@ -105,7 +108,8 @@ fn close(what: &str, got: &[f32], want: &[f64]) {
 }
 
 fn check(name: &str, c: Case) {
-    let [(dw, dw_ref), (dx, dx_ref)] = conv_grads(&c);
+    let [(y, y_ref), (dw, dw_ref), (dx, dx_ref)] = conv_grads(&c);
+    close(&format!("{name}: y"), &y, &y_ref);
     close(&format!("{name}: dW"), &dw, &dw_ref);
     close(&format!("{name}: dX"), &dx, &dx_ref);
 }
@@ -124,6 +128,13 @@ fn conv2d_gradients_match_reference_dense() {
         groups: 1,
     };
     check("3×3 stride 1 pad 1", base());
+    check(
+        "3×3 stride 1 pad 1, several 512-pixel output tiles per image",
+        Case {
+            hw: [30, 41],
+            ..base()
+        },
+    );
     check(
         "3×3 stride 2 pad 1",
         Case {
@@ -227,6 +238,22 @@ fn conv2d_gradients_match_reference_depthwise() {
             k: [5, 5],
             stride: 2,
             pad: [1, 1, 2, 2],
+            ..base()
+        },
+    );
+    check(
+        "depthwise 3×3 TF 'same' stride 2 on an even size (padding only at the end)",
+        Case {
+            hw: [12, 16],
+            stride: 2,
+            pad: [0, 0, 1, 1],
+            ..base()
+        },
+    );
+    check(
+        "depthwise 3×3 more padding at the start than the end",
+        Case {
+            pad: [2, 1, 0, 1],
             ..base()
         },
     );

@@ -28,7 +28,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
-use burn_backend::ops::conv::calculate_conv_output_size;
+use burn_backend::ops::conv::{calculate_conv_output_size, calculate_conv_output_size_asymmetric};
 use burn_std::{Bytes, Shape, f16};
 
 use crate::{FlexTensor, Layout};
@@ -180,14 +180,27 @@ fn expand_2d_to_3d(
         w_shape[0], w_shape[1], 1, w_shape[2], w_shape[3],
     ]));
 
-    let options_3d = ConvOptions::new(
+    let mut options_3d = ConvOptions::new(
         [1, options.stride[0], options.stride[1]],
         [0, options.padding_begin()[0], options.padding_begin()[1]],
         [1, options.dilation[0], options.dilation[1]],
         options.groups,
     );
+    // Kiln patch: keep (begin, end) pairs. Only the depthwise path receives asymmetric
+    // padding (see `is_depthwise_2d`); everything else gets a padded input upstream.
+    options_3d.padding = [(0, 0), options.padding[0], options.padding[1]];
 
     (x_3d, weight_3d, options_3d)
+}
+
+/// Kiln patch: whether `conv2d` takes the depthwise fast path, which handles asymmetric
+/// ("same") padding itself, so the caller can skip the padded copy of the input.
+pub(crate) fn is_depthwise_2d(x_shape: &[usize], w_shape: &[usize], options: &ConvOptions<2>) -> bool {
+    w_shape[1] == 1
+        && options.groups == x_shape[1]
+        && w_shape[0] == x_shape[1]
+        && w_shape[2] * w_shape[3] > 1
+        && options.stride.iter().all(|&s| s > 0)
 }
 
 // ============================================================================
@@ -244,7 +257,7 @@ fn conv3d_impl<
     options: &ConvOptions<3>,
     dtype: DType,
     zero: T,
-    gemm_fn: fn(&[T], &[T], usize, usize, usize) -> Vec<T>,
+    gemm_fn: unsafe fn(&[T], &[T], usize, usize, usize, *mut T, isize),
 ) -> FlexTensor {
     let x = x.to_contiguous();
     let weight = weight.to_contiguous();
@@ -315,9 +328,6 @@ fn conv3d_impl<
     }
 
     // Convert input to NHWC layout for cache-friendly access in im2col.
-    // Loop order (c innermost, spatial outer) is intentional: on aarch64
-    // M3 Max, strided loads + contiguous stores beat the inverse by
-    // 10-35% per layer. Load prefetchers outrun the store write buffer.
     let nhwc_stride = (
         in_d * in_h * in_w * channels_in,
         in_h * in_w * channels_in,
@@ -325,194 +335,119 @@ fn conv3d_impl<
         channels_in,
         1,
     );
-    let mut x_nhwc = vec![zero; batch_size * in_d * in_h * in_w * channels_in];
-    for b in 0..batch_size {
-        for d in 0..in_d {
-            for h in 0..in_h {
-                for w in 0..in_w {
-                    for c in 0..channels_in {
-                        let src_idx = b * channels_in * in_d * in_h * in_w
-                            + c * in_d * in_h * in_w
-                            + d * in_h * in_w
-                            + h * in_w
-                            + w;
-                        let dst_idx = b * nhwc_stride.0
-                            + d * nhwc_stride.1
-                            + h * nhwc_stride.2
-                            + w * nhwc_stride.3
-                            + c;
-                        x_nhwc[dst_idx] = x_data[src_idx];
+    let spatial_in = in_d * in_h * in_w;
+    let image = channels_in * spatial_in;
+    // Kiln patch: a blocked transpose per image, images in parallel, into a buffer that is not
+    // zeroed first (every element is written). It was one serial element-by-element pass.
+    let mut x_nhwc: Vec<T> = Vec::with_capacity(batch_size * image);
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        x_nhwc.set_len(batch_size * image)
+    };
+    let to_nhwc = |(b, dst): (usize, &mut [T])| {
+        const BLOCK: usize = 32;
+        let src = &x_data[b * image..(b + 1) * image];
+        for s0 in (0..spatial_in).step_by(BLOCK) {
+            let s1 = (s0 + BLOCK).min(spatial_in);
+            for c0 in (0..channels_in).step_by(BLOCK) {
+                let c1 = (c0 + BLOCK).min(channels_in);
+                for sp in s0..s1 {
+                    for c in c0..c1 {
+                        dst[sp * channels_in + c] = src[c * spatial_in + sp];
                     }
                 }
             }
         }
-    }
-
-    // Use tiled parallel execution
-    let output = {
+    };
+    if image > 0 {
         #[cfg(feature = "rayon")]
         {
             use rayon::prelude::*;
-
-            let mut dst = vec![zero; batch_size * channels_out * spatial_out];
-            let dst_ptr = crate::ops::SendMutPtr::new(dst.as_mut_ptr());
-
-            // Process batches and tiles in parallel (nested parallelism)
-            (0..batch_size).into_par_iter().for_each(|b| {
-                (0..num_tiles).into_par_iter().for_each(|tile_idx| {
-                    let tile_start = tile_idx * TILE_SIZE;
-                    let tile_end = (tile_start + TILE_SIZE).min(spatial_out);
-                    let tile_size = tile_end - tile_start;
-
-                    // Process each group separately
-                    for g in 0..groups {
-                        let in_c_start = g * channels_per_group;
-                        let out_c_start = g * out_channels_per_group;
-
-                        // Build im2col for this tile and group
-                        let mut col_tile = vec![zero; col_len * tile_size];
-
-                        im2col_3d_tile(
-                            &mut col_tile,
-                            &x_nhwc,
-                            tile_start,
-                            tile_end,
-                            out_h,
-                            out_w,
-                            kernel_d,
-                            kernel_h,
-                            kernel_w,
-                            stride_d,
-                            stride_h,
-                            stride_w,
-                            dilation_d,
-                            dilation_h,
-                            dilation_w,
-                            pad_d,
-                            pad_h,
-                            pad_w,
-                            in_d,
-                            in_h,
-                            in_w,
-                            channels_per_group,
-                            col_len,
-                            b,
-                            in_c_start,
-                            nhwc_stride,
-                        );
-
-                        // Get weight slice for this group
-                        let w_start = out_c_start * col_len;
-                        let w_end = w_start + out_channels_per_group * col_len;
-                        let w_group = &w_flat[w_start..w_end];
-
-                        // GEMM: w_group[out_c_per_group, col_len] @ col_tile[tile_size, col_len]^T
-                        let result = gemm_fn(
-                            w_group,
-                            &col_tile,
-                            out_channels_per_group,
-                            col_len,
-                            tile_size,
-                        );
-
-                        // Write results to output for this group's output channels
-                        for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
-                            for c_out in 0..out_channels_per_group {
-                                let dst_idx = b * channels_out * spatial_out
-                                    + (out_c_start + c_out) * spatial_out
-                                    + global_idx;
-                                let res_idx = c_out * tile_size + local_idx;
-                                unsafe {
-                                    debug_assert!(
-                                        dst_idx < batch_size * channels_out * spatial_out
-                                    );
-                                    dst_ptr.write(dst_idx, result[res_idx]);
-                                }
-                            }
-                        }
-                    }
-                });
-            });
-            dst
+            x_nhwc.par_chunks_mut(image).enumerate().for_each(to_nhwc);
         }
         #[cfg(not(feature = "rayon"))]
-        {
-            // Sequential path with tiling
-            let mut output = vec![zero; batch_size * channels_out * spatial_out];
+        x_nhwc.chunks_mut(image).enumerate().for_each(to_nhwc);
+    }
 
-            for b in 0..batch_size {
-                for tile_idx in 0..num_tiles {
-                    let tile_start = tile_idx * TILE_SIZE;
-                    let tile_end = (tile_start + TILE_SIZE).min(spatial_out);
-                    let tile_size = tile_end - tile_start;
-
-                    // Process each group separately
-                    for g in 0..groups {
-                        let in_c_start = g * channels_per_group;
-                        let out_c_start = g * out_channels_per_group;
-
-                        let mut col_tile = vec![zero; col_len * tile_size];
-
-                        im2col_3d_tile(
-                            &mut col_tile,
-                            &x_nhwc,
-                            tile_start,
-                            tile_end,
-                            out_h,
-                            out_w,
-                            kernel_d,
-                            kernel_h,
-                            kernel_w,
-                            stride_d,
-                            stride_h,
-                            stride_w,
-                            dilation_d,
-                            dilation_h,
-                            dilation_w,
-                            pad_d,
-                            pad_h,
-                            pad_w,
-                            in_d,
-                            in_h,
-                            in_w,
-                            channels_per_group,
-                            col_len,
-                            b,
-                            in_c_start,
-                            nhwc_stride,
-                        );
-
-                        // Get weight slice for this group
-                        let w_start = out_c_start * col_len;
-                        let w_end = w_start + out_channels_per_group * col_len;
-                        let w_group = &w_flat[w_start..w_end];
-
-                        // GEMM for this group
-                        let result = gemm_fn(
-                            w_group,
-                            &col_tile,
-                            out_channels_per_group,
-                            col_len,
-                            tile_size,
-                        );
-
-                        // Write results to output for this group's output channels
-                        for (local_idx, global_idx) in (tile_start..tile_end).enumerate() {
-                            for c_out in 0..out_channels_per_group {
-                                let dst_idx = b * channels_out * spatial_out
-                                    + (out_c_start + c_out) * spatial_out
-                                    + global_idx;
-                                let res_idx = c_out * tile_size + local_idx;
-                                output[dst_idx] = result[res_idx];
-                            }
-                        }
-                    }
-                }
+    // Kiln patch: gemm writes each tile's [c_out, tile] block straight into the output (row
+    // stride = spatial_out), which is therefore not zeroed first: every tile of every group is
+    // written. Upstream went through a temporary per tile and a transposing copy.
+    let total_out = batch_size * channels_out * spatial_out;
+    let mut output: Vec<T> = Vec::with_capacity(total_out);
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        output.set_len(total_out)
+    };
+    // An address rather than a pointer, so the closure is Send + Sync with or without rayon.
+    let out_addr = output.as_mut_ptr() as usize;
+    let tile_work = |b: usize, tile_idx: usize, col_tile: &mut Vec<T>| {
+        let tile_start = tile_idx * TILE_SIZE;
+        let tile_end = (tile_start + TILE_SIZE).min(spatial_out);
+        let tile_size = tile_end - tile_start;
+        for g in 0..groups {
+            let in_c_start = g * channels_per_group;
+            let out_c_start = g * out_channels_per_group;
+            // Not zeroed: im2col writes every element, padding included.
+            col_tile.clear();
+            col_tile.reserve(col_len * tile_size);
+            #[allow(clippy::uninit_vec)]
+            unsafe {
+                col_tile.set_len(col_len * tile_size)
+            };
+            im2col_3d_tile(
+                col_tile,
+                &x_nhwc,
+                tile_start,
+                tile_end,
+                out_h,
+                out_w,
+                kernel_d,
+                kernel_h,
+                kernel_w,
+                stride_d,
+                stride_h,
+                stride_w,
+                dilation_d,
+                dilation_h,
+                dilation_w,
+                pad_d,
+                pad_h,
+                pad_w,
+                in_d,
+                in_h,
+                in_w,
+                channels_per_group,
+                col_len,
+                b,
+                in_c_start,
+                nhwc_stride,
+            );
+            let w_start = out_c_start * col_len;
+            let w_group = &w_flat[w_start..w_start + out_channels_per_group * col_len];
+            // SAFETY: rows out_c_start.. of image b, columns tile_start..tile_end: disjoint
+            // across (b, tile, group), inside the output.
+            unsafe {
+                let dst = (out_addr as *mut T).add(b * channels_out * spatial_out + out_c_start * spatial_out + tile_start);
+                gemm_fn(w_group, col_tile, out_channels_per_group, col_len, tile_size, dst, spatial_out as isize);
             }
-            output
         }
     };
-
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        (0..batch_size).into_par_iter().for_each(|b| {
+            (0..num_tiles).into_par_iter().for_each_init(Vec::new, |col_tile, tile_idx| tile_work(b, tile_idx, col_tile));
+        });
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        let mut col_tile = Vec::new();
+        for b in 0..batch_size {
+            for tile_idx in 0..num_tiles {
+                tile_work(b, tile_idx, &mut col_tile);
+            }
+        }
+    }
     let mut output = output;
     if let Some(bias) = bias {
         let bias = bias.to_contiguous();
@@ -601,7 +536,9 @@ fn im2col_3d_tile<T: bytemuck::Pod + Copy>(
                             col_offset += 1;
                         }
                     } else {
-                        // Padding: skip channels_per_group positions (already zero)
+                        // Padding. Kiln patch: written as zeros (the tile is not pre-zeroed).
+                        col_tile[local_idx * col_len + col_offset..][..channels_per_group]
+                            .fill(<T as bytemuck::Zeroable>::zeroed());
                         col_offset += channels_per_group;
                     }
                 }
@@ -683,7 +620,13 @@ fn conv3d_1x1_impl<
     #[cfg(not(feature = "rayon"))]
     let parallelism = gemm::Parallelism::None;
 
-    let mut output = vec![zero; total_output];
+    // Kiln patch: not zeroed first; every element is written by gemm (`read_dst` is false
+    // for every batch and group), and zeroing cost a serial pass over the whole output.
+    let mut output: Vec<T> = Vec::with_capacity(total_output);
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        output.set_len(total_output)
+    };
 
     {
         #[cfg(feature = "rayon")]
@@ -955,7 +898,8 @@ fn conv_plane_accumulate<
     // multiplying materialized zeros only while every weight is finite; IEEE
     // arithmetic requires `0 * inf` and `0 * NaN` to produce NaN. Preserve
     // that result after the fast accumulation without changing its hot loops.
-    if has_non_finite_weights && (pad_h != 0 || pad_w != 0) {
+    // Kiln patch: callers set the flag only when there is padding (begin or end).
+    if has_non_finite_weights {
         propagate_non_finite_padding(out_plane, w_plane, kernel_w, out_w, oh_ranges, ow_ranges);
     }
 }
@@ -1210,8 +1154,11 @@ where
     let [_, pad_h, pad_w] = options.padding_begin();
     let [_, dilation_h, dilation_w] = options.dilation;
 
-    let out_h = calculate_conv_output_size(kernel_h, stride_h, pad_h, dilation_h, in_h);
-    let out_w = calculate_conv_output_size(kernel_w, stride_w, pad_w, dilation_w, in_w);
+    // Kiln patch: the end padding may differ from the beginning ("same" padding); taps in it
+    // are skipped like those in the beginning padding.
+    let [_, pads_h, pads_w] = options.padding;
+    let out_h = calculate_conv_output_size_asymmetric(kernel_h, stride_h, pads_h, dilation_h, in_h);
+    let out_w = calculate_conv_output_size_asymmetric(kernel_w, stride_w, pads_w, dilation_w, in_w);
 
     let total = [batch_size, channels, out_h, out_w]
         .iter()
@@ -1220,8 +1167,8 @@ where
 
     let x_data: &[T] = x.storage();
     let w_data: &[T] = weight.storage();
-    let has_non_finite_weights =
-        (pad_h != 0 || pad_w != 0) && w_data.iter().any(|value| !value.is_finite());
+    let any_padding = options.padding.iter().any(|&(b, e)| b != 0 || e != 0);
+    let has_non_finite_weights = any_padding && w_data.iter().any(|value| !value.is_finite());
 
     let in_spatial = in_h * in_w;
     let out_spatial = out_h * out_w;
@@ -1235,12 +1182,19 @@ where
         .map(|kw| valid_out_range(kw, dilation_w, pad_w, stride_w, in_w, out_w))
         .collect();
 
-    let mut output = vec![zero; total];
+    // Kiln patch: zeroed plane by plane on the thread that accumulates it, rather than in one
+    // serial pass up front.
+    let mut output: Vec<T> = Vec::with_capacity(total);
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        output.set_len(total)
+    };
 
     // Per-plane work for one `(batch, channel)` pair. Output slice is passed
     // in so the rayon and sequential dispatch paths can source it differently
     // (from a raw pointer or a direct borrow) without duplicating this body.
     let plane_work = |bc: usize, out_plane: &mut [T]| {
+        out_plane.fill(zero);
         let c = bc % channels;
         let in_base = bc * in_spatial;
         let w_base = c * k_spatial;
@@ -1770,8 +1724,12 @@ fn conv3d_direct_impl<
 
 macro_rules! gemm_typed {
     ($fn_name:ident, $T:ty, $zero:expr, $one:expr) => {
-        fn $fn_name(a: &[$T], b: &[$T], m: usize, k: usize, n: usize) -> Vec<$T> {
-            let mut c = vec![$zero; m * n];
+        /// `dst[i * dst_rs + j] = Σ_k a[i, k] · b[j, k]` for an `[m, n]` block (Kiln patch: into
+        /// the caller's buffer with a row stride, rather than a new `Vec`).
+        ///
+        /// # Safety
+        /// `dst` must be valid for writes at every `i * dst_rs + j`, `i < m`, `j < n`.
+        unsafe fn $fn_name(a: &[$T], b: &[$T], m: usize, k: usize, n: usize, dst: *mut $T, dst_rs: isize) {
             #[cfg(feature = "rayon")]
             let parallelism = if m * n * k >= 192 * 192 * 192 {
                 gemm::Parallelism::Rayon(0)
@@ -1785,9 +1743,9 @@ macro_rules! gemm_typed {
                     m,
                     n,
                     k,
-                    c.as_mut_ptr(),
+                    dst,
                     1,
-                    n as isize,
+                    dst_rs,
                     false,
                     a.as_ptr(),
                     1,
@@ -1803,7 +1761,6 @@ macro_rules! gemm_typed {
                     parallelism,
                 );
             }
-            c
         }
     };
 }

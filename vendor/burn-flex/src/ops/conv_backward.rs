@@ -10,7 +10,8 @@
 //!   (per group when grouped);
 //! - depthwise (one input and one output channel per group): a direct sum per channel.
 //!
-//! Other dtypes go through f32; asymmetric padding is applied to `x` first.
+//! Other dtypes go through f32. Asymmetric ("same") padding is handled in place for the weight
+//! gradient and for the depthwise input gradient (no padded copies).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -58,15 +59,16 @@ impl Geometry {
     }
 }
 
-/// dW of `conv2d(x, weight, options)` given the output gradient, for f32 tensors with
-/// symmetric padding (`None` otherwise: the caller converts).
+/// dW of `conv2d(x, weight, options)` given the output gradient, for f32 tensors (`None`
+/// otherwise: the caller converts). Asymmetric padding needs no padded copy of `x`: taps are
+/// bounded by the input, and the end padding is implied by the output gradient's size.
 pub fn conv2d_weight_backward_f32(
     x: &FlexTensor,
     output_grad: &FlexTensor,
     weight_shape: &Shape,
     options: &ConvOptions<2>,
 ) -> Option<FlexTensor> {
-    if x.dtype() != DType::F32 || output_grad.dtype() != DType::F32 || options.is_asymmetric() {
+    if x.dtype() != DType::F32 || output_grad.dtype() != DType::F32 {
         return None;
     }
     let xs = x.layout().shape();
@@ -278,9 +280,8 @@ fn strided_dot(a: &[f32], b: &[f32], stride: usize) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `conv_transpose2d` for depthwise weights (`groups` == channels, one channel in and out per
-/// group): the input gradient of a depthwise convolution, as a direct scatter per plane instead
-/// of a gemm and col2im per image and channel. `None` when the case is not that one.
+/// The depthwise `conv_transpose2d` that burn's default input gradient of a depthwise
+/// convolution calls (symmetric padding), as a direct scatter per plane.
 pub fn depthwise_conv_transpose2d_f32(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -291,13 +292,39 @@ pub fn depthwise_conv_transpose2d_f32(
     if x.dtype() != DType::F32 || weight.dtype() != DType::F32 || options.groups != channels || ws[0] != channels || ws[1] != 1 {
         return None;
     }
-    let (n, ih, iw, kh, kw) = (xs[0], xs[2], xs[3], ws[2], ws[3]);
+    let (ih, iw, kh, kw) = (xs[2], xs[3], ws[2], ws[3]);
     let [s, d, p, po] = [options.stride, options.dilation, options.padding, options.padding_out];
     let oh = ((ih - 1) * s[0] + d[0] * (kh - 1) + po[0] + 1).checked_sub(2 * p[0])?;
     let ow = ((iw - 1) * s[1] + d[1] * (kw - 1) + po[1] + 1).checked_sub(2 * p[1])?;
-    // In conv terms: the output gradient `x` is [n, c, ih, iw], the result is the conv input.
+    Some(depthwise_input_grad(x, weight, [oh, ow], s, p, d))
+}
+
+/// The input gradient of a depthwise f32 `conv2d` (`None` when it is not one), for any
+/// padding: asymmetric ("same") padding scatters straight into the unpadded input, with no
+/// padded copy of `x` and no cropped, strided view of a padded gradient.
+pub fn depthwise_conv2d_x_backward_f32(
+    x_shape: &Shape,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    let (gs, ws) = (output_grad.layout().shape(), weight.layout().shape());
+    let channels = x_shape[1];
+    if output_grad.dtype() != DType::F32 || weight.dtype() != DType::F32 || options.groups != channels || ws[0] != channels || ws[1] != 1 || gs[1] != channels {
+        return None;
+    }
+    Some(depthwise_input_grad(output_grad, weight, [x_shape[2], x_shape[3]], options.stride, options.padding_begin(), options.dilation))
+}
+
+/// `dx[n, c, y, x] = Σ_taps w[c, ky, kx] · grad[n, c, oy, ox]` over the taps that read (y, x),
+/// one plane per task; `size` is the convolution input's height and width.
+fn depthwise_input_grad(grad: &FlexTensor, weight: &FlexTensor, size: [usize; 2], s: [usize; 2], p: [usize; 2], d: [usize; 2]) -> FlexTensor {
+    let (gs, ws) = (grad.layout().shape(), weight.layout().shape());
+    let (n, channels, ih, iw, kh, kw) = (gs[0], gs[1], gs[2], gs[3], ws[2], ws[3]);
+    let [oh, ow] = size;
+    // In conv terms: the output gradient is [n, c, ih, iw], the result is the conv input.
     let g = Geometry { batch: n, c_in: channels, h: oh, w: ow, c_out: channels, kh, kw, oh: ih, ow: iw, stride: s, pad: p, dil: d };
-    let x = x.clone().to_contiguous();
+    let x = grad.clone().to_contiguous();
     let weight = weight.clone().to_contiguous();
     let (gd, wd): (&[f32], &[f32]) = (x.storage(), weight.storage());
     let mut result = Vec::with_capacity(n * channels * oh * ow);
@@ -339,5 +366,5 @@ pub fn depthwise_conv_transpose2d_f32(
     }
     #[cfg(not(feature = "rayon"))]
     result.chunks_mut(oh * ow).enumerate().for_each(plane);
-    Some(FlexTensor::new(Bytes::from_elems(result), Layout::contiguous(Shape::from(vec![n, channels, oh, ow])), DType::F32))
+    FlexTensor::new(Bytes::from_elems(result), Layout::contiguous(Shape::from(vec![n, channels, oh, ow])), DType::F32)
 }

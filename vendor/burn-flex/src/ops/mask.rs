@@ -19,6 +19,14 @@ fn uninit_vec<T: Copy>(len: usize) -> Vec<T> {
     v
 }
 
+/// Kiln patch: `t = m ? value : t` as a select, so it vectorises.
+#[inline]
+fn select_fill<T: Copy>(ts: &mut [T], ms: &[u8], value: T) {
+    for (t, &m) in ts.iter_mut().zip(ms) {
+        *t = if m != 0 { value } else { *t };
+    }
+}
+
 /// Fill tensor elements with a value where mask is true.
 ///
 /// mask_fill(tensor, mask, value) -> tensor with elements replaced where mask is true
@@ -40,10 +48,11 @@ where
             let mask_bytes = &mask.bytes()[m_offset..m_offset + numel];
             let tensor_slice = &mut tensor.storage_mut::<T>()[t_offset..t_offset + numel];
             // Kiln patch: a select rather than a branch, so it vectorises (masks from
-            // activations such as ReLU6 are unpredictable).
-            for (t, &m) in tensor_slice.iter_mut().zip(mask_bytes) {
-                *t = if m != 0 { value } else { *t };
-            }
+            // activations such as ReLU6 are unpredictable), split across the thread pool
+            // for activation-sized tensors.
+            // `value` is passed by copy: read through a captured reference, LLVM kept a
+            // branch and a scalar loop (1.4× slower EfficientNet steps on one thread).
+            crate::ops::for_each_chunk_zip(tensor_slice, mask_bytes, move |ts, ms| select_fill(ts, ms, value));
             return tensor;
         } else if let Some(nest) = crate::zip::collapse_for_zip(tensor.layout(), mask.layout()) {
             let mask_bytes = mask.bytes();

@@ -18,6 +18,27 @@ pub(crate) const INDEX_DTYPE: DType = DType::I32;
 #[cfg(feature = "rayon")]
 pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 
+/// Kiln patch: run `f` over matching chunks of `dst` and `src` (an empty `src` gives empty
+/// chunks), on the thread pool when `dst` has at least [`PARALLEL_THRESHOLD`] elements, else
+/// in one call. For element-wise passes that are memory-bound and were serial upstream.
+pub(crate) fn for_each_chunk_zip<D: Send, S: Sync>(
+    dst: &mut [D],
+    src: &[S],
+    f: impl Fn(&mut [D], &[S]) + Send + Sync,
+) {
+    #[cfg(feature = "rayon")]
+    if dst.len() >= PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        const CHUNK: usize = 16 * 1024;
+        dst.par_chunks_mut(CHUNK).enumerate().for_each(|(i, d)| {
+            let s = if src.is_empty() { src } else { &src[i * CHUNK..i * CHUNK + d.len()] };
+            f(d, s)
+        });
+        return;
+    }
+    f(dst, src)
+}
+
 /// Wrapper for raw mutable pointers that can be sent across rayon threads.
 ///
 /// # Safety

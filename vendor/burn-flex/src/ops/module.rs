@@ -65,7 +65,9 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
-        let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        // Kiln patch: the depthwise path handles asymmetric padding without a padded copy.
+        let depthwise = conv::is_depthwise_2d(x.layout().shape(), weight.layout().shape(), &options);
+        let (x, options) = if depthwise { (x, options) } else { pad_asymmetric_conv_input::<Flex, 2>(x, options) };
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
             DType::F64 => conv::conv2d_f64(x, weight, bias, &options),
@@ -105,14 +107,56 @@ impl ModuleOps<Flex> for Flex {
         burn_backend::ops::BatchNormTrainBackward::new(back(dx), back(dg), back(db))
     }
 
-    // Kiln patch: see `conv_backward.rs`.
+    // Kiln patch: see `conv_backward.rs`. For a depthwise convolution, a direct scatter into the
+    // unpadded input; otherwise burn's default (a transposed convolution of the padded input,
+    // cropped when the padding is asymmetric).
+    fn conv2d_x_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        let x_shape = x.shape();
+        if let Some(grad) = conv_backward::depthwise_conv2d_x_backward_f32(&x_shape, &weight, &output_grad, &options) {
+            return grad;
+        }
+        let padding = options.padding;
+        let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
+        let [_, _, h, w] = x.shape().dims();
+        let [_, _, kh, kw] = weight.shape().dims();
+        let [_, _, oh, ow] = output_grad.shape().dims();
+        let padding_out = |k: usize, axis: usize, len: usize, out: usize| {
+            let o = &options;
+            burn_backend::ops::conv::calculate_padding_out(k, o.stride[axis], o.padding[axis].0, o.dilation[axis], len, out)
+        };
+        let grad = Flex::conv_transpose2d(
+            output_grad,
+            weight,
+            None,
+            ConvTransposeOptions::new(
+                options.stride,
+                options.padding_begin(),
+                [padding_out(kh, 0, h, oh), padding_out(kw, 1, w, ow)],
+                options.dilation,
+                options.groups,
+            ),
+        );
+        if padding.iter().all(|&(b, e)| b == e) {
+            return grad;
+        }
+        let ranges: alloc::vec::Vec<burn_std::Slice> = (0..4)
+            .map(|d| if d < 2 { burn_std::Slice::from(0..x_shape[d]) } else { burn_std::Slice::from(padding[d - 2].0..padding[d - 2].0 + x_shape[d]) })
+            .collect();
+        Flex::float_slice(grad, &ranges)
+    }
+
+    // Kiln patch: see `conv_backward.rs` (asymmetric padding needs no padded copy of `x`).
     fn conv2d_weight_backward(
         x: FloatTensor<Flex>,
         weight: FloatTensor<Flex>,
         output_grad: FloatTensor<Flex>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
-        let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
         let shape = weight.shape();
         if let Some(grad) = conv_backward::conv2d_weight_backward_f32(&x, &output_grad, &shape, &options) {
             return grad;
@@ -120,7 +164,7 @@ impl ModuleOps<Flex> for Flex {
         let dtype = weight.dtype();
         let f32 = |t: FloatTensor<Flex>| Flex::float_cast(t, burn_std::FloatDType::F32);
         let grad = conv_backward::conv2d_weight_backward_f32(&f32(x), &f32(output_grad), &shape, &options)
-            .expect("f32 with symmetric padding");
+            .expect("f32");
         Flex::float_cast(grad, dtype.into())
     }
 
