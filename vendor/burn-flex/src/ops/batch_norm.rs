@@ -13,15 +13,7 @@ use burn_std::{Bytes, Shape};
 
 use crate::{FlexTensor, Layout};
 
-/// A buffer every element of which the caller writes (in parallel) before reading.
-fn uninit(len: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        v.set_len(len)
-    };
-    v
-}
+use super::uninit_vec as uninit;
 
 fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32)

@@ -180,6 +180,10 @@ fn expand_2d_to_3d(
         w_shape[0], w_shape[1], 1, w_shape[2], w_shape[3],
     ]));
 
+    (x_3d, weight_3d, options_2d_to_3d(options))
+}
+
+fn options_2d_to_3d(options: &ConvOptions<2>) -> ConvOptions<3> {
     let mut options_3d = ConvOptions::new(
         [1, options.stride[0], options.stride[1]],
         [0, options.padding_begin()[0], options.padding_begin()[1]],
@@ -189,18 +193,17 @@ fn expand_2d_to_3d(
     // Kiln patch: keep (begin, end) pairs. Only the depthwise path receives asymmetric
     // padding (see `is_depthwise_2d`); everything else gets a padded input upstream.
     options_3d.padding = [(0, 0), options.padding[0], options.padding[1]];
-
-    (x_3d, weight_3d, options_3d)
+    options_3d
 }
 
-/// Kiln patch: whether `conv2d` takes the depthwise fast path, which handles asymmetric
-/// ("same") padding itself, so the caller can skip the padded copy of the input.
+/// Kiln patch: whether `conv2d` takes the depthwise fast path (asked of the dispatcher's own
+/// checks, in its order), which handles asymmetric ("same") padding itself, so the caller can
+/// skip the padded copy of the input.
 pub(crate) fn is_depthwise_2d(x_shape: &[usize], w_shape: &[usize], options: &ConvOptions<2>) -> bool {
-    w_shape[1] == 1
-        && options.groups == x_shape[1]
-        && w_shape[0] == x_shape[1]
-        && w_shape[2] * w_shape[3] > 1
-        && options.stride.iter().all(|&s| s > 0)
+    let options = options_2d_to_3d(options);
+    let x_3d = [x_shape[0], x_shape[1], 1, x_shape[2], x_shape[3]];
+    let w_3d = [w_shape[0], w_shape[1], 1, w_shape[2], w_shape[3]];
+    !is_1x1_conv(1, w_shape[2], w_shape[3], &options) && should_use_depthwise_conv(&x_3d, &w_3d, &options)
 }
 
 // ============================================================================
@@ -339,11 +342,7 @@ fn conv3d_impl<
     let image = channels_in * spatial_in;
     // Kiln patch: a blocked transpose per image, images in parallel, into a buffer that is not
     // zeroed first (every element is written). It was one serial element-by-element pass.
-    let mut x_nhwc: Vec<T> = Vec::with_capacity(batch_size * image);
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        x_nhwc.set_len(batch_size * image)
-    };
+    let mut x_nhwc: Vec<T> = super::uninit_vec(batch_size * image);
     let to_nhwc = |(b, dst): (usize, &mut [T])| {
         const BLOCK: usize = 32;
         let src = &x_data[b * image..(b + 1) * image];
@@ -372,12 +371,7 @@ fn conv3d_impl<
     // Kiln patch: gemm writes each tile's [c_out, tile] block straight into the output (row
     // stride = spatial_out), which is therefore not zeroed first: every tile of every group is
     // written. Upstream went through a temporary per tile and a transposing copy.
-    let total_out = batch_size * channels_out * spatial_out;
-    let mut output: Vec<T> = Vec::with_capacity(total_out);
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        output.set_len(total_out)
-    };
+    let mut output: Vec<T> = super::uninit_vec(batch_size * channels_out * spatial_out);
     // An address rather than a pointer, so the closure is Send + Sync with or without rayon.
     let out_addr = output.as_mut_ptr() as usize;
     let tile_work = |b: usize, tile_idx: usize, col_tile: &mut Vec<T>| {
@@ -388,12 +382,7 @@ fn conv3d_impl<
             let in_c_start = g * channels_per_group;
             let out_c_start = g * out_channels_per_group;
             // Not zeroed: im2col writes every element, padding included.
-            col_tile.clear();
-            col_tile.reserve(col_len * tile_size);
-            #[allow(clippy::uninit_vec)]
-            unsafe {
-                col_tile.set_len(col_len * tile_size)
-            };
+            super::resize_uninit(col_tile, col_len * tile_size);
             im2col_3d_tile(
                 col_tile,
                 &x_nhwc,
@@ -448,7 +437,6 @@ fn conv3d_impl<
             }
         }
     }
-    let mut output = output;
     if let Some(bias) = bias {
         let bias = bias.to_contiguous();
         let bias_data: &[T] = bias.storage();
@@ -622,11 +610,7 @@ fn conv3d_1x1_impl<
 
     // Kiln patch: not zeroed first; every element is written by gemm (`read_dst` is false
     // for every batch and group), and zeroing cost a serial pass over the whole output.
-    let mut output: Vec<T> = Vec::with_capacity(total_output);
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        output.set_len(total_output)
-    };
+    let mut output: Vec<T> = super::uninit_vec(total_output);
 
     {
         #[cfg(feature = "rayon")]
@@ -1184,11 +1168,7 @@ where
 
     // Kiln patch: zeroed plane by plane on the thread that accumulates it, rather than in one
     // serial pass up front.
-    let mut output: Vec<T> = Vec::with_capacity(total);
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        output.set_len(total)
-    };
+    let mut output: Vec<T> = super::uninit_vec(total);
 
     // Per-plane work for one `(batch, channel)` pair. Output slice is passed
     // in so the rayon and sequential dispatch paths can source it differently

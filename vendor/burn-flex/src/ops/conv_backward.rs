@@ -327,12 +327,8 @@ fn depthwise_input_grad(grad: &FlexTensor, weight: &FlexTensor, size: [usize; 2]
     let x = grad.clone().to_contiguous();
     let weight = weight.clone().to_contiguous();
     let (gd, wd): (&[f32], &[f32]) = (x.storage(), weight.storage());
-    let mut result = Vec::with_capacity(n * channels * oh * ow);
     // Zeroed plane by plane on the thread that fills it, rather than all at once up front.
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        result.set_len(n * channels * oh * ow)
-    };
+    let mut result = super::uninit_vec::<f32>(n * channels * oh * ow);
     let plane = |(idx, dst): (usize, &mut [f32])| {
         dst.fill(0.0);
         let c = idx % channels;

@@ -6,18 +6,8 @@ use burn_std::{Bytes, bf16, f16};
 
 use crate::{FlexTensor, Layout};
 
-/// Allocate a Vec of given length without zeroing.
-/// The caller must write every element before reading.
 #[cfg(feature = "simd")]
-#[inline]
-fn uninit_vec<T: Copy>(len: usize) -> Vec<T> {
-    let mut v = Vec::with_capacity(len);
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        v.set_len(len);
-    }
-    v
-}
+use super::uninit_vec;
 
 /// Kiln patch: `t = m ? value : t` as a select, so it vectorises.
 #[inline]

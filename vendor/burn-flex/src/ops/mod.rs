@@ -1,6 +1,7 @@
 //! Backend operations implementations.
 
 use alloc::borrow::Cow;
+use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_std::{bf16, f16};
 
@@ -17,6 +18,25 @@ pub(crate) const INDEX_DTYPE: DType = DType::I32;
 /// Below this, task-dispatch overhead dominates the per-unit work.
 #[cfg(feature = "rayon")]
 pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
+
+/// A buffer of `len` elements that are not initialised: the caller writes every one before
+/// reading any (Kiln patch: one helper for the kernels that skip a serial zero-fill).
+pub(crate) fn uninit_vec<T: Copy>(len: usize) -> Vec<T> {
+    let mut v = Vec::new();
+    resize_uninit(&mut v, len);
+    v
+}
+
+/// Resize `v` to `len` elements without initialising them, reusing its allocation; the
+/// caller writes every element before reading any.
+pub(crate) fn resize_uninit<T: Copy>(v: &mut Vec<T>, len: usize) {
+    v.clear();
+    v.reserve(len);
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(len)
+    };
+}
 
 /// Kiln patch: run `f` over matching chunks of `dst` and `src` (an empty `src` gives empty
 /// chunks), on the thread pool when `dst` has at least [`PARALLEL_THRESHOLD`] elements, else

@@ -120,7 +120,7 @@ impl ModuleOps<Flex> for Flex {
         if let Some(grad) = conv_backward::depthwise_conv2d_x_backward_f32(&x_shape, &weight, &output_grad, &options) {
             return grad;
         }
-        let padding = options.padding;
+        let (padding, asymmetric) = (options.padding, options.is_asymmetric());
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
         let [_, _, h, w] = x.shape().dims();
         let [_, _, kh, kw] = weight.shape().dims();
@@ -141,7 +141,7 @@ impl ModuleOps<Flex> for Flex {
                 options.groups,
             ),
         );
-        if padding.iter().all(|&(b, e)| b == e) {
+        if !asymmetric {
             return grad;
         }
         let ranges: alloc::vec::Vec<burn_std::Slice> = (0..4)

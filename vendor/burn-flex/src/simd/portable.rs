@@ -9,12 +9,12 @@ use macerator::{Scalar, Simd, VBitAnd, VBitOr, VBitXor, vload_unaligned, vstore_
 use rayon::prelude::*;
 
 /// Threshold for parallel execution (elements).
-/// Kiln patch: 256 Ki elements (was 4 Mi). A training step's activations are mostly between
-/// the two (EfficientNet-Lite0's later layers at batch 16), and run serially they left the
-/// other cores idle for a fifth of a 2-thread step; at 1 MiB a chunked fan-out costs far
-/// less than the pass itself.
+/// Kiln patch: the crate's 256 Ki threshold (this file had its own, 4 Mi). A training step's
+/// activations are mostly between the two (EfficientNet-Lite0's later layers at batch 16), and
+/// run serially they left the other cores idle for a fifth of a 2-thread step; at 1 MiB a
+/// chunked fan-out costs far less than the pass itself.
 #[cfg(feature = "rayon")]
-const PARALLEL_THRESHOLD: usize = 256 * 1024;
+use crate::ops::PARALLEL_THRESHOLD;
 
 #[cfg(feature = "rayon")]
 const CHUNK_SIZE: usize = 4096;
