@@ -206,6 +206,21 @@ fn conv2d_gradients_match_reference_dense() {
         },
     );
     check(
+        "5×5 stride 1, asymmetric padding (input gradient as a convolution)",
+        Case {
+            k: [5, 5],
+            pad: [2, 1, 1, 0],
+            ..base()
+        },
+    );
+    check(
+        "3×3 stride 1, no padding",
+        Case {
+            pad: [0; 4],
+            ..base()
+        },
+    );
+    check(
         "one image, more threads than images",
         Case { batch: 1, ..base() },
     );

@@ -316,6 +316,37 @@ pub fn depthwise_conv2d_x_backward_f32(
     Some(depthwise_input_grad(output_grad, weight, [x_shape[2], x_shape[3]], options.stride, options.padding_begin(), options.dilation))
 }
 
+/// The input gradient of a dense, stride-1 f32 `conv2d` posed as a forward convolution (`None`
+/// when it is not one): `dx = conv2d(grad, w')` with `w'[ci, co]` the kernel `w[co, ci]` turned
+/// by 180° and padding `k - 1 - p` on each side. burn's default is a transposed convolution,
+/// whose gemm writes k·k columns per input pixel that a scatter-add (col2im) then folds; here
+/// the gemm's result is the gradient itself and the gather is the forward pass's im2col.
+/// Returns the kernel and options for the caller's `conv2d`.
+pub fn conv2d_x_backward_as_conv(weight: &FlexTensor, options: &ConvOptions<2>) -> Option<(FlexTensor, ConvOptions<2>)> {
+    let ws = weight.layout().shape();
+    let (c_out, c_in, k) = (ws[0], ws[1], [ws[2], ws[3]]);
+    let fits = (0..2).all(|a| options.padding[a].0 < k[a] && options.padding[a].1 < k[a]);
+    if weight.dtype() != DType::F32 || options.groups != 1 || options.stride != [1, 1] || options.dilation != [1, 1] || !fits {
+        return None;
+    }
+    let weight = weight.clone().to_contiguous();
+    let wd: &[f32] = weight.storage();
+    let taps = k[0] * k[1];
+    let mut turned = super::uninit_vec::<f32>(wd.len());
+    for co in 0..c_out {
+        for ci in 0..c_in {
+            let src = &wd[(co * c_in + ci) * taps..][..taps];
+            let dst = &mut turned[(ci * c_out + co) * taps..][..taps];
+            // Flipping both kernel axes reverses the row-major tap order.
+            dst.iter_mut().zip(src.iter().rev()).for_each(|(d, s)| *d = *s);
+        }
+    }
+    let shape = Shape::from(vec![c_in, c_out, k[0], k[1]]);
+    let turned = FlexTensor::new(Bytes::from_elems(turned), Layout::contiguous(shape), DType::F32);
+    let padding = core::array::from_fn(|a| (k[a] - 1 - options.padding[a].0, k[a] - 1 - options.padding[a].1));
+    Some((turned, ConvOptions::new_with_padding([1, 1], padding, [1, 1], 1)))
+}
+
 /// `dx[n, c, y, x] = Σ_taps w[c, ky, kx] · grad[n, c, oy, ox]` over the taps that read (y, x),
 /// one plane per task; `size` is the convolution input's height and width.
 fn depthwise_input_grad(grad: &FlexTensor, weight: &FlexTensor, size: [usize; 2], s: [usize; 2], p: [usize; 2], d: [usize; 2]) -> FlexTensor {

@@ -108,7 +108,8 @@ impl ModuleOps<Flex> for Flex {
     }
 
     // Kiln patch: see `conv_backward.rs`. For a depthwise convolution, a direct scatter into the
-    // unpadded input; otherwise burn's default (a transposed convolution of the padded input,
+    // unpadded input; for a dense stride-1 one, a forward convolution with the kernel turned;
+    // otherwise burn's default (a transposed convolution of the padded input,
     // cropped when the padding is asymmetric).
     fn conv2d_x_backward(
         x: FloatTensor<Flex>,
@@ -119,6 +120,11 @@ impl ModuleOps<Flex> for Flex {
         let x_shape = x.shape();
         if let Some(grad) = conv_backward::depthwise_conv2d_x_backward_f32(&x_shape, &weight, &output_grad, &options) {
             return grad;
+        }
+        if output_grad.dtype() == DType::F32
+            && let Some((turned, conv_options)) = conv_backward::conv2d_x_backward_as_conv(&weight, &options)
+        {
+            return Self::conv2d(output_grad, turned, None, conv_options);
         }
         let (padding, asymmetric) = (options.padding, options.is_asymmetric());
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
