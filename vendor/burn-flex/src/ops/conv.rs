@@ -79,6 +79,10 @@ macro_rules! conv3d_typed {
                     return $fn_direct(x, weight, bias, options);
                 }
             )?
+            // Kiln patch: f32 2D convolutions build im2col tiles from NCHW (see `conv_nchw.rs`).
+            if let Some(out) = super::conv_nchw::conv2d_in_3d_f32(&x, &weight, bias.as_ref(), options) {
+                return out;
+            }
             conv3d_impl::<$T>(x, weight, bias, options, $dtype, $zero, $gemm_fn)
         }
     };

@@ -21,43 +21,10 @@ use burn_std::{Bytes, Shape};
 
 use crate::{FlexTensor, Layout};
 
+use super::conv_nchw::{Geometry, im2col};
+
 /// The im2col buffer of one chunk of images stays under this many floats (16 MiB).
 const COLS_FLOATS: usize = 4 << 20;
-
-struct Geometry {
-    batch: usize,
-    c_in: usize,
-    h: usize,
-    w: usize,
-    c_out: usize,
-    kh: usize,
-    kw: usize,
-    oh: usize,
-    ow: usize,
-    stride: [usize; 2],
-    pad: [usize; 2],
-    dil: [usize; 2],
-}
-
-impl Geometry {
-    /// Input rows/cols that kernel offset `k` reads for output index `o`, or `None` in padding.
-    #[inline(always)]
-    fn src(o: usize, k: usize, stride: usize, dil: usize, pad: usize, len: usize) -> Option<usize> {
-        let i = (o * stride + k * dil).checked_sub(pad)?;
-        (i < len).then_some(i)
-    }
-
-    /// Output indices `o` in `[lo, hi)` whose input index for kernel offset `k` lies inside.
-    fn valid(&self, k: usize, axis: usize) -> (usize, usize) {
-        let (stride, dil, pad) = (self.stride[axis], self.dil[axis], self.pad[axis]);
-        let (len, out) = if axis == 0 { (self.h, self.oh) } else { (self.w, self.ow) };
-        let off = k * dil;
-        let lo = if off >= pad { 0 } else { (pad - off).div_ceil(stride) };
-        // o*stride + off - pad < len  ⇔  o*stride < len + pad - off
-        let hi = if len + pad <= off { 0 } else { (len + pad - off).div_ceil(stride).min(out) };
-        (lo.min(hi), hi)
-    }
-}
 
 /// dW of `conv2d(x, weight, options)` given the output gradient, for f32 tensors (`None`
 /// otherwise: the caller converts). Asymmetric padding needs no padded copy of `x`: taps are
@@ -131,11 +98,11 @@ fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Ve
             let n1 = (n0 + per_chunk).min(end);
             let k = (n1 - n0) * spatial;
             for gi in 0..groups {
-                cols.clear();
-                cols.resize(rows * k, 0f32);
+                // Not zeroed: im2col writes every element, padding included.
+                super::resize_uninit(&mut cols, rows * k);
                 for n in n0..n1 {
                     let image = &x[(n * g.c_in + gi * cig) * g.h * g.w..][..cig * g.h * g.w];
-                    im2col(g, cig, image, &mut cols, k, (n - n0) * spatial);
+                    im2col(g, cig, image, &mut cols[(n - n0) * spatial..], k, 0, spatial);
                 }
                 // The chunk's output gradient for this group as one [cog, k] matrix.
                 lhs.clear();
@@ -188,37 +155,6 @@ fn gemm_parallelism() -> gemm::Parallelism {
     return gemm::Parallelism::Rayon(0);
     #[cfg(not(feature = "rayon"))]
     gemm::Parallelism::None
-}
-
-/// Fill columns `[col0, col0 + oh·ow)` of the `[channels·kh·kw, k]` matrix `cols` from the
-/// `channels` planes of one image (one group's).
-fn im2col(g: &Geometry, channels: usize, x: &[f32], cols: &mut [f32], k: usize, col0: usize) {
-    for ci in 0..channels {
-        let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-        for ky in 0..g.kh {
-            let (oy_lo, oy_hi) = g.valid(ky, 0);
-            for kx in 0..g.kw {
-                let (ox_lo, ox_hi) = g.valid(kx, 1);
-                let row = &mut cols[((ci * g.kh + ky) * g.kw + kx) * k + col0..][..g.oh * g.ow];
-                for oy in oy_lo..oy_hi {
-                    let iy = Geometry::src(oy, ky, g.stride[0], g.dil[0], g.pad[0], g.h).unwrap();
-                    let src = &plane[iy * g.w..(iy + 1) * g.w];
-                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    if ox_lo >= ox_hi {
-                        continue;
-                    }
-                    let ix0 = ox_lo * g.stride[1] + kx * g.dil[1] - g.pad[1];
-                    if g.stride[1] == 1 {
-                        dst[ox_lo..ox_hi].copy_from_slice(&src[ix0..ix0 + (ox_hi - ox_lo)]);
-                    } else {
-                        for (j, d) in dst[ox_lo..ox_hi].iter_mut().enumerate() {
-                            *d = src[ix0 + j * g.stride[1]];
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 fn depthwise_weight_grad(g: &Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {

@@ -140,6 +140,7 @@ pub mod comparison;
 mod conv_common;
 pub mod conv;
 mod conv_backward; // Kiln patch
+mod conv_nchw; // Kiln patch
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;
