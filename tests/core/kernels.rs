@@ -1,7 +1,7 @@
 //! The CPU kernels Kiln patches into burn-flex (vendor/burn-flex, see its KILN-PATCH.md),
 //! checked against a plain f64 reference on small shapes: convolution outputs, weight and input
-//! gradients (dense, strided, dilated, grouped, depthwise, asymmetric 'same' padding) and
-//! training-mode BatchNorm.
+//! gradients (dense, strided, dilated, grouped, depthwise, asymmetric 'same' padding),
+//! training-mode BatchNorm and max pooling.
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -214,6 +214,14 @@ fn conv2d_gradients_match_reference_dense() {
         },
     );
     check(
+        "5×5 stride 1 pad 2 (same size: rows shifted by two)",
+        Case {
+            k: [5, 5],
+            pad: [2; 4],
+            ..base()
+        },
+    );
+    check(
         "3×3 stride 1, no padding",
         Case {
             pad: [0; 4],
@@ -334,5 +342,53 @@ fn batch_norm_train_matches_reference() {
         close(&format!("{what}: dX"), &x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(), &dx_ref);
         close(&format!("{what}: dγ"), &gamma.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(), &dg_ref);
         close(&format!("{what}: dβ"), &beta.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(), &db_ref);
+    }
+}
+
+/// Max pooling (the patched 2D kernel) against the definition: each output is the maximum of
+/// its window's taps inside the input, the first one on ties; the gradient goes to that tap.
+/// Values are coarse so windows hold ties; one plane holds a NaN, which must win its windows.
+#[test]
+fn max_pool2d_matches_reference() {
+    use burn::tensor::module::max_pool2d;
+    use burn::tensor::ops::MaxPoolOptions;
+    // (input h, w, kernel, stride, padding, dilation)
+    for (h, w, k, st, p, d) in [(12, 11, 3, 2, 1, 1), (9, 10, 2, 2, 0, 1), (7, 9, 3, 1, 1, 1), (11, 8, 3, 2, 2, 2)] {
+        let device = cpu().autodiff();
+        let (n, c) = (2, 3);
+        let mut x_vals: Vec<f32> = values(n * c * h * w, 8).iter().map(|v| (v * 4.0).round()).collect();
+        x_vals[h * w + w + 1] = f32::NAN;
+        let x = Tensor::<4>::from_data(TensorData::new(x_vals.clone(), [n, c, h, w]), &device).require_grad();
+        let options = MaxPoolOptions { kernel_size: [k, k], stride: [st, st], padding: [(p, p); 2], dilation: [d, d], ceil_mode: false };
+        let y = max_pool2d(x.clone(), options);
+        let [_, _, oh, ow] = y.dims();
+        let r_vals = values(n * c * oh * ow, 9);
+        let r = Tensor::<4>::from_data(TensorData::new(r_vals.clone(), [n, c, oh, ow]), &device);
+        let y_vals = y.clone().into_data().try_to_vec::<f32>().unwrap();
+        let grads = (y * r).sum().backward();
+        let dx = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let mut dx_ref = vec![0f64; x_vals.len()];
+        for plane in 0..n * c {
+            for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+                let mut best: Option<(f32, usize)> = None;
+                for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
+                    let (iy, ix) = ((oy * st + ky * d) as isize - p as isize, (ox * st + kx * d) as isize - p as isize);
+                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                        continue;
+                    }
+                    let i = plane * h * w + iy as usize * w + ix as usize;
+                    let v = x_vals[i];
+                    if best.is_none_or(|(b, _)| v > b || v.is_nan()) {
+                        best = Some((v, i));
+                    }
+                }
+                let (v, i) = best.expect("every window has a tap");
+                let o = (plane * oh + oy) * ow + ox;
+                let what = format!("max pool {h}×{w} k{k} s{st} p{p} d{d}: y[{o}]");
+                assert!(v.to_bits() == y_vals[o].to_bits() || (v.is_nan() && y_vals[o].is_nan()), "{what} = {}, reference {v}", y_vals[o]);
+                dx_ref[i] += r_vals[o] as f64;
+            }
+        }
+        close(&format!("max pool {h}×{w} k{k} s{st} p{p} d{d}: dX"), &dx, &dx_ref);
     }
 }

@@ -301,6 +301,26 @@ where
         (max_val, max_idx)
     };
 
+    // Kiln patch: 2D pooling takes the vectorisable plane kernel below.
+    if in_d == 1 && kernel_d == 1 && out_d == 1 && spatial_out > 0 {
+        // Not zeroed: the plane kernel initialises every output.
+        let mut output: Vec<T> = super::uninit_vec(batch_size * channels * spatial_out);
+        let mut indices: Vec<i64> = super::uninit_vec(output.len());
+        let geometry = [[in_h, out_h, kernel_h, stride_h, pad_h, dilation_h], [in_w, out_w, kernel_w, stride_w, pad_w, dilation_w]];
+        let plane_in = in_h * in_w;
+        let plane = |(bc, (out, idx)): (usize, (&mut [T], &mut [i64]))| {
+            max_pool_plane(&x_data[bc * plane_in..(bc + 1) * plane_in], out, idx, geometry, neg_inf)
+        };
+        #[cfg(feature = "rayon")]
+        {
+            use rayon::prelude::*;
+            output.par_chunks_mut(spatial_out).zip(indices.par_chunks_mut(spatial_out)).enumerate().for_each(plane);
+        }
+        #[cfg(not(feature = "rayon"))]
+        output.chunks_mut(spatial_out).zip(indices.chunks_mut(spatial_out)).enumerate().for_each(plane);
+        return pooled_tensors(output, indices, [batch_size, channels, out_d, out_h, out_w], dtype);
+    }
+
     let (output, indices) = {
         #[cfg(feature = "rayon")]
         {
@@ -363,19 +383,47 @@ where
         }
     };
 
-    let out_shape = Shape::from(vec![batch_size, channels, out_d, out_h, out_w]);
-    let output_tensor = FlexTensor::new(
-        Bytes::from_elems(output),
-        Layout::contiguous(out_shape.clone()),
-        dtype,
-    );
-    let indices_tensor = FlexTensor::new(
-        Bytes::from_elems(indices),
-        Layout::contiguous(out_shape),
-        DType::I64,
-    );
+    pooled_tensors(output, indices, [batch_size, channels, out_d, out_h, out_w], dtype)
+}
 
+fn pooled_tensors<T: bytemuck::Pod + Send + Sync>(output: Vec<T>, indices: Vec<i64>, shape: [usize; 5], dtype: DType) -> (FlexTensor, FlexTensor) {
+    let out_shape = Shape::from(shape.to_vec());
+    let output_tensor = FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(out_shape.clone()), dtype);
+    let indices_tensor = FlexTensor::new(Bytes::from_elems(indices), Layout::contiguous(out_shape), DType::I64);
     (output_tensor, indices_tensor)
+}
+
+/// Kiln patch: max pooling of one 2D plane, output row by output row, with the window's taps
+/// in the outer loops and the row's outputs innermost and branch-free, so it vectorises (the
+/// generic kernel visits one window at a time with an unpredictable branch per tap). Same
+/// results: taps in the same order per output, the first maximum wins, NaN always wins.
+/// `geometry[axis]` = [input, output, kernel, stride, padding, dilation].
+fn max_pool_plane<T: Copy + PartialOrd + num_traits::Float>(x: &[T], out: &mut [T], idx: &mut [i64], geometry: [[usize; 6]; 2], neg_inf: T) {
+    let [[in_h, out_h, k_h, s_h, p_h, d_h], [in_w, out_w, k_w, s_w, p_w, d_w]] = geometry;
+    for oh in 0..out_h {
+        let best = &mut out[oh * out_w..(oh + 1) * out_w];
+        let arg = &mut idx[oh * out_w..(oh + 1) * out_w];
+        best.fill(neg_inf);
+        arg.fill(-1);
+        let (kh0, kh1) = valid_range_maxpool(oh, k_h, s_h, p_h, d_h, in_h);
+        for kh in kh0..kh1 {
+            let ih = oh * s_h + kh * d_h - p_h;
+            let row = &x[ih * in_w..(ih + 1) * in_w];
+            for kw in 0..k_w {
+                let off = kw * d_w;
+                // Outputs whose tap kw lands inside the row: ow·s + off - p in [0, in_w).
+                let lo = if off >= p_w { 0 } else { (p_w - off).div_ceil(s_w) };
+                let hi = if in_w + p_w <= off { 0 } else { (in_w + p_w - off).div_ceil(s_w).min(out_w) };
+                for ow in lo.min(hi)..hi {
+                    let iw = ow * s_w + off - p_w;
+                    let v = row[iw];
+                    let take = (arg[ow] < 0) | (v > best[ow]) | v.is_nan();
+                    best[ow] = if take { v } else { best[ow] };
+                    arg[ow] = if take { (ih * in_w + iw) as i64 } else { arg[ow] };
+                }
+            }
+        }
+    }
 }
 
 /// 3D max pooling (without returning indices) for f32.
