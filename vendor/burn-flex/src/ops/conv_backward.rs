@@ -89,9 +89,12 @@ fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Ve
     let images_per_part = g.batch.div_ceil(parts);
     // One thread per part; with fewer images than threads, gemm splits its own work.
     let inner = if parts < threads() { gemm_parallelism() } else { gemm::Parallelism::None };
+    // Each part sums into dWᵀ, `[group][rows][cog]`: gemm then needs no transposed problem, and
+    // the operand it packs with a transposing gather is the output gradient (cog rows) rather
+    // than the k·k-times larger im2col matrix; one transpose at the end restores `[c_out][rows]`.
     let partials = for_parts(parts, |p| {
         let (first, end) = (p * images_per_part, ((p + 1) * images_per_part).min(g.batch));
-        let mut dw = vec![0f32; g.c_out * rows];
+        let mut dwt = vec![0f32; g.c_out * rows];
         let (mut cols, mut lhs) = (Vec::new(), Vec::new());
         let mut n0 = first;
         while n0 < end {
@@ -104,26 +107,31 @@ fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Ve
                     let image = &x[(n * g.c_in + gi * cig) * g.h * g.w..][..cig * g.h * g.w];
                     im2col(g, cig, image, &mut cols[(n - n0) * spatial..], k, 0, spatial);
                 }
-                // The chunk's output gradient for this group as one [cog, k] matrix.
-                lhs.clear();
-                lhs.resize(cog * k, 0f32);
-                for n in n0..n1 {
-                    let src = &grad[(n * g.c_out + gi * cog) * spatial..][..cog * spatial];
-                    for (co, row) in src.chunks_exact(spatial).enumerate() {
-                        lhs[co * k + (n - n0) * spatial..][..spatial].copy_from_slice(row);
+                // The chunk's output gradient for this group as one [cog, k] matrix (a view of
+                // the gradient itself when the chunk is one image).
+                let g_rows: &[f32] = if n1 - n0 == 1 {
+                    &grad[(n0 * g.c_out + gi * cog) * spatial..][..cog * spatial]
+                } else {
+                    super::resize_uninit(&mut lhs, cog * k);
+                    for n in n0..n1 {
+                        let src = &grad[(n * g.c_out + gi * cog) * spatial..][..cog * spatial];
+                        for (co, row) in src.chunks_exact(spatial).enumerate() {
+                            lhs[co * k + (n - n0) * spatial..][..spatial].copy_from_slice(row);
+                        }
                     }
-                }
-                // dw[group rows] (+)= lhs[cog, k] · cols[rows, k]ᵀ
+                    &lhs
+                };
+                // dwᵀ[group] (+)= (g_rows[cog, k] · cols[rows, k]ᵀ)ᵀ, stored column-major.
                 unsafe {
                     gemm::gemm(
                         cog,
                         rows,
                         k,
-                        dw.as_mut_ptr().add(gi * cog * rows),
+                        dwt.as_mut_ptr().add(gi * rows * cog),
+                        cog as isize,
                         1,
-                        rows as isize,
                         n0 > first,
-                        lhs.as_ptr(),
+                        g_rows.as_ptr(),
                         1,
                         k as isize,
                         cols.as_ptr(),
@@ -140,12 +148,19 @@ fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Ve
             }
             n0 = n1;
         }
-        dw
+        dwt
     });
     let mut iter = partials.into_iter();
-    let mut dw = iter.next().unwrap_or_else(|| vec![0f32; g.c_out * rows]);
+    let mut dwt = iter.next().unwrap_or_else(|| vec![0f32; g.c_out * rows]);
     for part in iter {
-        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        dwt.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+    }
+    let mut dw = super::uninit_vec::<f32>(g.c_out * rows);
+    for gi in 0..groups {
+        let (src, dst) = (&dwt[gi * rows * cog..][..rows * cog], &mut dw[gi * cog * rows..][..cog * rows]);
+        for (r, row) in src.chunks_exact(cog).enumerate() {
+            row.iter().enumerate().for_each(|(co, v)| dst[co * rows + r] = *v);
+        }
     }
     dw
 }
