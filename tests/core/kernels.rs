@@ -222,6 +222,20 @@ fn conv2d_gradients_match_reference_dense() {
         },
     );
     check(
+        "3×3 stride 1 pad 1 on a 1×1 map (every tap but the centre in the padding)",
+        Case {
+            hw: [1, 1],
+            ..base()
+        },
+    );
+    check(
+        "3×3 stride 1 pad 1 on a 2×1 map",
+        Case {
+            hw: [2, 1],
+            ..base()
+        },
+    );
+    check(
         "3×3 stride 1, no padding",
         Case {
             pad: [0; 4],

@@ -118,7 +118,9 @@ fn im2col_same(g: &Geometry, channels: usize, x: &[f32], cols: &mut [f32], ld: u
                 let hi = (hw - off).clamp(lo as isize, t1 as isize) as usize;
                 row[..lo - t0].fill(0.0);
                 row[hi - t0..].fill(0.0);
-                row[lo - t0..hi - t0].copy_from_slice(&plane[(lo as isize + off) as usize..(hi as isize + off) as usize]);
+                if lo < hi {
+                    row[lo - t0..hi - t0].copy_from_slice(&plane[(lo as isize + off) as usize..(hi as isize + off) as usize]);
+                }
                 let (wrap_lo, wrap_hi) = if kx < p1 { (0, p1 - kx) } else { (w - (kx - p1).min(w), w) };
                 if wrap_lo == wrap_hi {
                     continue;
