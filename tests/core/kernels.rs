@@ -1,7 +1,8 @@
 //! The CPU kernels Kiln patches into burn-flex (vendor/burn-flex, see its KILN-PATCH.md),
 //! checked against a plain f64 reference on small shapes: convolution outputs, weight and input
 //! gradients (dense, strided, dilated, grouped, depthwise, asymmetric 'same' padding),
-//! training-mode BatchNorm and max pooling.
+//! training-mode BatchNorm and max pooling. The browser tests (`tests/web`) run the same checks
+//! on the wasm build of the kernels (128-bit SIMD, no thread pool).
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -114,7 +115,8 @@ fn check(name: &str, c: Case) {
     close(&format!("{name}: dX"), &dx, &dx_ref);
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn conv2d_gradients_match_reference_dense() {
     let base = || Case {
         batch: 3,
@@ -248,7 +250,8 @@ fn conv2d_gradients_match_reference_dense() {
     );
 }
 
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn conv2d_gradients_match_reference_depthwise() {
     let base = || Case {
         batch: 2,
@@ -314,7 +317,8 @@ fn conv2d_gradients_match_reference_depthwise() {
 
 /// Training-mode BatchNorm (the patched forward and backward) against an f64 reference:
 /// y = γ·(x − μ)/√(σ² + ε) + β with the batch's biased variance, and the gradients of Σ R·y.
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn batch_norm_train_matches_reference() {
     for (shape, eps) in [(vec![4usize, 3, 5, 7], 1e-5), (vec![16, 10], 1e-3), (vec![2, 4, 1, 33], 1e-5)] {
         let device = cpu().autodiff();
@@ -362,7 +366,8 @@ fn batch_norm_train_matches_reference() {
 /// Max pooling (the patched 2D kernel) against the definition: each output is the maximum of
 /// its window's taps inside the input, the first one on ties; the gradient goes to that tap.
 /// Values are coarse so windows hold ties; one plane holds a NaN, which must win its windows.
-#[test]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn max_pool2d_matches_reference() {
     use burn::tensor::module::max_pool2d;
     use burn::tensor::ops::MaxPoolOptions;

@@ -12,6 +12,15 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+/// The native kernel checks, run again on the wasm build of the CPU kernels.
+#[path = "../core/kernels.rs"]
+mod kernels;
+mod common {
+    pub fn cpu() -> burn::tensor::Device {
+        burn::tensor::Device::flex()
+    }
+}
+
 fn png(color: [u8; 3], noise: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(12, 12, |x, y| {
         let n = ((x * 7 + y * 13) % 5) as u8 * noise;
@@ -89,15 +98,17 @@ async fn train_predict_export(kind: &str) {
         }
     });
     // 3e-3: at 1e-2 this 24-image, batch-8 run is chaotic (wasm SIMD and native agree to two
-    // decimals for three epochs, then part ways; either can end at chance).
-    let report = JsFuture::from(learner.fit_one_cycle(&ds, 8, 3e-3, on_event.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new())).await.unwrap();
+    // decimals for three epochs, then part ways; either can end at chance). 12 epochs: after 8,
+    // a change of the CPU kernels' summation order alone (same results to 1e-6 on every kernel,
+    // `kernels` above) left the CPU run at 5 of 8 validation images; 1e-3 was no steadier.
+    let report = JsFuture::from(learner.fit_one_cycle(&ds, 12, 3e-3, on_event.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new())).await.unwrap();
     assert_eq!(get(&report, "cancelled").as_bool(), Some(false));
     let losses = losses.borrow().clone();
-    assert_eq!(losses.len(), 24, "8 epochs × 3 batches of 8 from 24 training images");
-    let (first, last) = (losses[..6].iter().sum::<f64>() / 6.0, losses[18..].iter().sum::<f64>() / 6.0);
+    assert_eq!(losses.len(), 36, "12 epochs × 3 batches of 8 from 24 training images");
+    let (first, last) = (losses[..6].iter().sum::<f64>() / 6.0, losses[30..].iter().sum::<f64>() / 6.0);
     assert!(last < 0.7 * first, "{kind}: training loss should fall: {losses:?}");
     let (valid_loss, accuracy) = valid_metrics(&learner, &ds).await;
-    assert!(valid_loss.is_finite() && accuracy >= 0.75, "{kind}: validation loss {valid_loss}, accuracy {accuracy}");
+    assert!(valid_loss.is_finite() && accuracy >= 0.75, "{kind}: validation loss {valid_loss}, accuracy {accuracy}, train losses {losses:?}");
 
     // predict, then export → load gives identical predictions.
     let red = png([200, 20, 20], 1);
