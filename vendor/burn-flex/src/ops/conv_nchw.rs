@@ -45,14 +45,19 @@ impl Geometry {
 
     /// Output indices `o` in `[lo, hi)` whose input index for kernel offset `k` lies inside.
     pub(super) fn valid(&self, k: usize, axis: usize) -> (usize, usize) {
-        let (stride, dil, pad) = (self.stride[axis], self.dil[axis], self.pad[axis]);
         let (len, out) = if axis == 0 { (self.h, self.oh) } else { (self.w, self.ow) };
-        let off = k * dil;
-        let lo = if off >= pad { 0 } else { (pad - off).div_ceil(stride) };
-        // o*stride + off - pad < len  ⇔  o*stride < len + pad - off
-        let hi = if len + pad <= off { 0 } else { (len + pad - off).div_ceil(stride).min(out) };
-        (lo.min(hi), hi)
+        taps_inside(k * self.dil[axis], self.pad[axis], self.stride[axis], len, out)
     }
+}
+
+/// Output indices `o` in `[lo, hi)`, `hi <= out`, whose tap `o·stride + off − pad` (`off`: the
+/// tap's offset in the window, dilation included) lands inside an input of `len`. Shared by the
+/// convolutions here and 2D max pooling (`pool.rs`).
+pub(super) fn taps_inside(off: usize, pad: usize, stride: usize, len: usize, out: usize) -> (usize, usize) {
+    let lo = if off >= pad { 0 } else { (pad - off).div_ceil(stride) };
+    // o*stride + off - pad < len  ⇔  o*stride < len + pad - off
+    let hi = if len + pad <= off { 0 } else { (len + pad - off).div_ceil(stride).min(out) };
+    (lo.min(hi), hi)
 }
 
 /// Columns `[t0, t1)` (flat output pixels of one image) of the im2col matrix of `channels`

@@ -411,10 +411,8 @@ fn max_pool_plane<T: Copy + PartialOrd + num_traits::Float>(x: &[T], out: &mut [
             let row = &x[ih * in_w..(ih + 1) * in_w];
             for kw in 0..k_w {
                 let off = kw * d_w;
-                // Outputs whose tap kw lands inside the row: ow·s + off - p in [0, in_w).
-                let lo = if off >= p_w { 0 } else { (p_w - off).div_ceil(s_w) };
-                let hi = if in_w + p_w <= off { 0 } else { (in_w + p_w - off).div_ceil(s_w).min(out_w) };
-                for ow in lo.min(hi)..hi {
+                let (lo, hi) = super::conv_nchw::taps_inside(off, p_w, s_w, in_w, out_w);
+                for ow in lo..hi {
                     let iw = ow * s_w + off - p_w;
                     let v = row[iw];
                     let take = (arg[ow] < 0) | (v > best[ow]) | v.is_nan();
