@@ -6,6 +6,8 @@
 //   steps    ResNet-18 and EfficientNet-Lite0 at 224 px, batch 16, frozen and unfrozen steps
 //            (fine_tune's two phases, median after warm-up) on the CPU backend with 1 thread
 //            and with all threads, against the native flex step at the same thread count
+//   relaxed  the threaded build's steps (all threads) with gemm on relaxed SIMD's fused
+//            multiply-add against its plain-SIMD .wasm (what Safari loads; `simd: 'plain'`)
 //   webgpu   the tiny model's step on WebGPU and on the CPU (SwiftShader's WebGPU is a software
 //            renderer: at 224 px a step takes minutes, so WebGPU is timed on the tiny model)
 //   default  the page as a user meets it: a 144-photo, 6-class folder set, default settings,
@@ -20,7 +22,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const root = new URL('../', import.meta.url).pathname;
-const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['size', 'steps', 'webgpu', 'default', 'cold', 'soak'];
+const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['size', 'steps', 'relaxed', 'webgpu', 'default', 'cold', 'soak'];
 const rows = [];
 const row = (what, value, note = '') => { rows.push([what, value, note]); console.log(`  ${what}: ${value}${note ? `  (${note})` : ''}`); };
 const median = (v) => { const s = [...v].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
@@ -28,8 +30,8 @@ const secs = (x) => (x == null || Number.isNaN(x) ? 'n/a' : `${x.toFixed(2)} s`)
 const mib = (b) => `${(b / 1048576).toFixed(0)} MiB`;
 
 if (sections.includes('size')) {
-  for (const build of ['pkg', 'pkg-threads']) {
-    const raw = readFileSync(join(root, 'www', build, 'kiln_bg.wasm'));
+  for (const build of ['pkg/kiln_bg.wasm', 'pkg-threads/kiln_bg.wasm', 'pkg-threads/kiln_bg_relaxed.wasm']) {
+    const raw = readFileSync(join(root, 'www', build));
     row(`wasm size, ${build}`, `${(raw.length / 1048576).toFixed(1)} MiB raw, ${(gzipSync(raw, { level: 9 }).length / 1048576).toFixed(2)} MiB gzip -9`);
   }
 }
@@ -52,11 +54,11 @@ async function benchPage() {
 }
 
 /** fine_tune(1) on the digits at presize 256, 224 px, batch 16: median step per phase. */
-async function browserSteps(arch, backend, threads) {
+async function browserSteps(arch, backend, threads, simd = 'auto') {
   const page = await benchPage();
-  const r = await page.evaluate(async ({ arch, backend, threads }) => {
+  const r = await page.evaluate(async ({ arch, backend, threads, simd }) => {
     const { Kiln } = await import('./kiln.js');
-    const kiln = await Kiln.create({ backend, threads });
+    const kiln = await Kiln.create({ backend, threads, simd });
     const files = (await kiln.sampleFiles()).slice(0, 112);
     await kiln.loadDataset(files, { presize: 256, validPct: 0.143 });
     await kiln.createLearner({ arch, pretrained: false, size: 224, batchSize: 16 });
@@ -71,11 +73,11 @@ async function browserSteps(arch, backend, threads) {
     });
     const mem = await kiln.memory();
     kiln.dispose();
-    return { times, threads: kiln.info.threads, mem };
-  }, { arch, backend, threads });
+    return { times, threads: kiln.info.threads, simd: kiln.info.simd, mem };
+  }, { arch, backend, threads, simd });
   await page.close();
   const m = (p) => median((r.times[p] || []).slice(1));
-  return { frozen: m('frozen'), unfrozen: m('unfrozen'), threads: r.threads, mem: r.mem.wasmBytes };
+  return { frozen: m('frozen'), unfrozen: m('unfrozen'), threads: r.threads, simd: r.simd, mem: r.mem.wasmBytes };
 }
 
 function nativeSteps(threads) {
@@ -95,6 +97,18 @@ try {
           const n = native[arch][`${phase}_s`];
           row(`${arch} ${phase} step, 224 px, batch 16, CPU ${b.threads} thread(s)`, `browser ${secs(b[phase])}, native ${secs(n)}`, `browser/native ${(b[phase] / n).toFixed(2)}×; wasm memory ${mib(b.mem)}`);
         }
+      }
+    }
+  }
+
+  if (sections.includes('relaxed')) {
+    const cores = Math.min(8, Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()) || 1);
+    for (const arch of ['resnet18', 'efficientnet_lite0']) {
+      const r = await browserSteps(arch, 'cpu', cores);
+      const p = await browserSteps(arch, 'cpu', cores, 'plain');
+      if (r.simd !== 'relaxed' || p.simd !== 'simd128') throw new Error(`expected the relaxed and the plain .wasm, got ${r.simd} and ${p.simd}`);
+      for (const phase of ['frozen', 'unfrozen']) {
+        row(`${arch} ${phase} step, CPU ${r.threads} threads: relaxed SIMD vs plain SIMD`, `${secs(r[phase])} vs ${secs(p[phase])}`, `relaxed/plain ${(r[phase] / p[phase]).toFixed(2)}×`);
       }
     }
   }

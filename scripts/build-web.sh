@@ -5,7 +5,9 @@
 # pretrained backbone as a static asset.
 #   www/pkg/          WebGPU + the CPU backend on one thread, with wasm SIMD (stable Rust)
 #   www/pkg-threads/  the CPU backend on a rayon pool of Web Workers, with wasm SIMD
-#                     (nightly Rust: std is rebuilt with atomics, offline, from rust-src)
+#                     (nightly Rust: std is rebuilt with atomics, offline, from rust-src);
+#                     kiln_bg_relaxed.wasm there is the same build with gemm on relaxed
+#                     SIMD's fused multiply-add, for engines that have it
 # Installs the wasm32 target, rust-src for the nightly, the wasm-bindgen CLI (pinned to the
 # crate's version in Cargo.lock), the npm packages (binaryen's wasm-opt among them) and the
 # assets only when missing.
@@ -20,6 +22,7 @@ target=$(setting build target)
 out_dir=$(setting build out_dir)
 threads_features=$(setting threads features)
 threads_out_dir=$(setting threads out_dir)
+relaxed_features=$(setting threads relaxed_features)
 nightly=$(setting threads toolchain)
 nightly_date=$(setting threads toolchain_date)
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -41,10 +44,10 @@ bash scripts/npm-deps.sh
 # externref table). -O1 gave the smallest gzip here (the WebGPU build: none 4053 KiB, -O1 3920,
 # -O2 4142; -Oz was larger than none too) and ~10 % less code to compile than none. The name section (function names for stack
 # traces) is ~7 MB; panic messages survive without it.
-bindgen() { # wasm out_dir
+bindgen() { # wasm out_dir [extra wasm-opt flags]
   wasm-bindgen --target "$target" --out-dir "$2" --remove-name-section --remove-producers-section "$1"
   local wasm="$2/kiln_bg.wasm"
-  node_modules/.bin/wasm-opt -O1 --enable-simd --enable-bulk-memory --enable-threads --enable-mutable-globals \
+  node_modules/.bin/wasm-opt -O1 ${3:-} --enable-simd --enable-bulk-memory --enable-threads --enable-mutable-globals \
     --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue \
     "$wasm" -o "$wasm.opt"
   mv "$wasm.opt" "$wasm"
@@ -58,13 +61,27 @@ bindgen "$target_dir/wasm32-unknown-unknown/web-gpu/kiln.wasm" "$out_dir"
 echo "== building the multi-threaded CPU core for wasm32 (features: $threads_features; nightly, std rebuilt with atomics)"
 # Shared memory needs atomics in every crate, std included, and these exports for
 # wasm-bindgen-rayon's thread start-up. Own target dir: other flags, other toolchain.
-RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
-  -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
-  -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
-  -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base" \
-  cargo +"$nightly" build --profile web --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
-  --no-default-features --features "$threads_features" --target-dir "$target_dir/threads"
+threaded() { # features
+  RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
+    -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+    -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+    -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base" \
+    cargo +"$nightly" build --profile web --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
+    --no-default-features --features "$1" --target-dir "$target_dir/threads"
+}
+threaded "$threads_features"
 bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$threads_out_dir"
+
+echo "== the same with relaxed SIMD in gemm (features: $relaxed_features)"
+# Only the crates downstream of gemm-f32 rebuild: cargo keeps both feature sets' artifacts.
+threaded "$relaxed_features"
+relaxed_dir="$target_dir/threads/relaxed-pkg"
+bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$relaxed_dir" --enable-relaxed-simd
+# The worker loads either .wasm through one JS glue file: they must agree (but for comments,
+# which number the closure shims).
+code() { grep -v '^ *//' "$1"; }
+cmp -s <(code "$relaxed_dir/kiln.js") <(code "$threads_out_dir/kiln.js") || { echo "the relaxed build's JS glue differs from $threads_out_dir/kiln.js" >&2; exit 1; }
+mv "$relaxed_dir/kiln_bg.wasm" "$threads_out_dir/kiln_bg_relaxed.wasm"
 
 # The default backbone, converted once per build by the wasm just built (so the file always
 # matches the reader), served next to the page: nothing is downloaded at run time.

@@ -51,6 +51,7 @@ KILN_E2E_BACKEND=auto node tests/e2e/page.test.mjs
 KILN_E2E_BACKEND=webgpu node tests/e2e/page.test.mjs
 node tests/e2e/device-loss.test.mjs
 node tests/e2e/offline.test.mjs
+node tests/e2e/simd.test.mjs
 node tests/e2e/soak.test.mjs
 # Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).
 # (No task of the page's over 100 ms from the moment it receives the files.)

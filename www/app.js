@@ -536,7 +536,8 @@ function wire() {
 function showCompute(microBatch) {
   const info = state.kiln?.info;
   if (!info) return;
-  const where = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU, ${info.threads} thread${info.threads === 1 ? '' : 's'}, WebAssembly SIMD`;
+  const simd = info.simd === 'relaxed' ? 'WebAssembly SIMD with relaxed fused multiply-add' : 'WebAssembly SIMD';
+  const where = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU, ${info.threads} thread${info.threads === 1 ? '' : 's'}, ${simd}`;
   const bs = Number($('bs').value);
   const passes = microBatch ? Math.ceil(bs / microBatch) : 1;
   const split = passes > 1
@@ -553,7 +554,7 @@ async function main() {
   const params = new URLSearchParams(location.search);
   const requested = params.get('backend') || 'auto';
   try {
-    state.kiln = await Kiln.create({ backend: requested, threads: Number(params.get('threads')) || undefined });
+    state.kiln = await Kiln.create({ backend: requested, threads: Number(params.get('threads')) || undefined, simd: params.get('simd') === 'plain' ? 'plain' : 'auto' });
   } catch (e) {
     $('backend').textContent = 'failed to start';
     return showError(e);

@@ -23,7 +23,7 @@
  * @typedef {{label: string, index: number, probs: number[]}} Prediction
  * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
  * @typedef {{onBatch?: (e: BatchEvent) => void, onEpoch?: (e: EpochEvent) => void, onSkipped?: (e: Skipped) => void}} FitCallbacks
- * @typedef {{backend: string, adapter: string, notices: string[], threads: number, fp16Unavailable: string | null}} BackendInfo
+ * @typedef {{backend: string, adapter: string, notices: string[], threads: number, simd: 'relaxed' | 'simd128' | null, fp16Unavailable: string | null}} BackendInfo
  * @typedef {File | {name: string, blob: Blob}} InputFile
  */
 
@@ -80,6 +80,8 @@ export class Kiln {
     this.lastWeights = null;
     /** @type {number | undefined} */
     this.threads = undefined;
+    /** @type {'auto' | 'plain'} */
+    this.simd = 'auto';
   }
 
   /**
@@ -87,12 +89,15 @@ export class Kiln {
    * 'webgpu' or 'cpu'.
    * `threads` caps the CPU backend's threads (default: every core, at most 8; threads need a
    * cross-origin isolated page, else one thread is used and `info.notices` says why).
-   * @param {{backend?: 'auto'|'webgpu'|'cpu', threads?: number, workerUrl?: URL | string}} [opts]
+   * `simd: 'plain'` keeps the threaded CPU build off relaxed SIMD's fused multiply-add (whose
+   * rounding depends on the hardware), for results that are the same on every machine.
+   * @param {{backend?: 'auto'|'webgpu'|'cpu', threads?: number, simd?: 'auto'|'plain', workerUrl?: URL | string}} [opts]
    * @returns {Promise<Kiln>}
    */
   static async create(opts = {}) {
     const k = new Kiln(opts.workerUrl || new URL('./worker.js', import.meta.url), opts.backend || 'auto');
     k.threads = opts.threads;
+    k.simd = opts.simd || 'auto';
     await k.start();
     return k;
   }
@@ -102,7 +107,7 @@ export class Kiln {
     this.worker = new Worker(this.workerUrl, { type: 'module' });
     this.worker.onmessage = ({ data }) => this.receive(data);
     this.worker.onerror = (e) => this.crash(new Error(`the Kiln worker failed: ${e.message || 'could not load (is the page served over http?)'}`));
-    this.info = await this.call('init', { backend: this.backendPref, threads: this.threads });
+    this.info = await this.call('init', { backend: this.backendPref, threads: this.threads, simd: this.simd });
   }
 
   /** @private */

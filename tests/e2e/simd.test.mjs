@@ -1,0 +1,57 @@
+// The threaded CPU build ships two .wasm files: gemm on relaxed SIMD's fused multiply-add, and
+// plain 128-bit SIMD for engines that reject relaxed SIMD (Safari today). Checked here: an
+// engine without relaxed SIMD accepts the plain file and rejects the relaxed one (node 20's V8
+// is such an engine; Chromium's can no longer switch it off), and the page trains on the plain
+// file on every core when asked (`?simd=plain`). page.test.mjs checks that a stock Chromium
+// gets the relaxed one.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { e2e, open, root } from './harness.mjs';
+import { png } from './png.mjs';
+
+const log = (...a) => console.log('[e2e simd]', ...a);
+
+// The probe www/worker.js uses: one f32x4.relaxed_madd.
+const probe = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 19, 1, 17, 0, 65, 0, 253, 15, 65, 0, 253, 15, 65, 0, 253, 15, 253, 133, 2, 11]);
+if (!WebAssembly.validate(probe)) {
+  const valid = (f) => WebAssembly.validate(readFileSync(join(root, 'www/pkg-threads', f)));
+  assert.equal(valid('kiln_bg.wasm'), true, 'an engine without relaxed SIMD rejects the plain threaded build');
+  assert.equal(valid('kiln_bg_relaxed.wasm'), false, 'the relaxed build validates without relaxed SIMD: it has none');
+  log(`node ${process.version} (no relaxed SIMD): accepts kiln_bg.wasm, rejects kiln_bg_relaxed.wasm`);
+} else {
+  log(`node ${process.version} has relaxed SIMD: the engine check needs one without (node 20 without flags)`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'kiln-simd-'));
+for (const [name, c] of Object.entries({ red: [210, 30, 30], blue: [30, 40, 210] })) {
+  mkdirSync(join(dir, name));
+  for (let i = 0; i < 10; i++) writeFileSync(join(dir, name, `${name}_${i}.png`), png(20, 20, (x, y) => c.map((v) => (v + x * 3 + y * 5 + i) % 256)));
+}
+
+await e2e([], async ({ browser, base }) => {
+  const page = await (await browser.newContext()).newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await open(page, `${base}/?backend=cpu&simd=plain`);
+  await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  const compute = await page.textContent('#compute');
+  log(await page.textContent('#backend'), '·', compute);
+  assert.doesNotMatch(compute, /relaxed/);
+  assert.match(compute, /WebAssembly SIMD/);
+  if (cores > 1) assert.match(await page.textContent('#backend'), /CPU \(WebAssembly, \d+ threads\)/);
+
+  await page.setInputFiles('#pick-folder', dir);
+  await page.waitForFunction(() => /^2 classes/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
+  await page.selectOption('#arch', 'tiny');
+  await page.fill('#size', '16');
+  await page.fill('#bs', '8');
+  await page.fill('#epochs', '1');
+  await page.click('#train');
+  await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 300_000 });
+  assert.equal(await page.isVisible('#error'), false, await page.textContent('#error'));
+  assert.deepEqual(errors, []);
+  log('plain-SIMD threaded build trains');
+});
