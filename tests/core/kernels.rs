@@ -1,7 +1,7 @@
 //! The CPU kernels Kiln patches into burn-flex (vendor/burn-flex, see its KILN-PATCH.md),
 //! checked against a plain f64 reference on small shapes: convolution outputs, weight and input
 //! gradients (dense, strided, dilated, grouped, depthwise, asymmetric 'same' padding),
-//! training-mode BatchNorm and max pooling. The browser tests (`tests/web`) run the same checks
+//! training-mode BatchNorm, max pooling and ReLU. The browser tests (`tests/web`) run the same checks
 //! on the wasm build of the kernels (128-bit SIMD, no thread pool).
 
 use burn::tensor::module::conv2d;
@@ -409,5 +409,35 @@ fn max_pool2d_matches_reference() {
             }
         }
         close(&format!("max pool {h}×{w} k{k} s{st} p{p} d{d}: dX"), &dx, &dx_ref);
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn relu_and_its_gradient_match_reference() {
+    use burn::tensor::activation::relu;
+    // Below and above the size at which the element-wise kernels go to the thread pool; the
+    // input stays alive (it is read again below), so the forward pass cannot reuse it.
+    for n in [1000, 300_000] {
+        let device = cpu().autodiff();
+        let mut x_vals = values(n, 10);
+        x_vals[3] = f32::NAN;
+        x_vals[5] = 0.0;
+        let x = Tensor::<2>::from_data(TensorData::new(x_vals.clone(), [n / 100, 100]), &device).require_grad();
+        let r_vals = values(n, 11);
+        let r = Tensor::<2>::from_data(TensorData::new(r_vals.clone(), [n / 100, 100]), &device);
+        let y = relu(x.clone());
+        let y_vals = y.clone().into_data().try_to_vec::<f32>().unwrap();
+        let grads = (y * r).sum().backward();
+        let dx = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let x_again = x.into_data().try_to_vec::<f32>().unwrap();
+        for i in 0..n {
+            let v = x_vals[i];
+            assert_eq!(x_again[i].to_bits(), v.to_bits(), "relu overwrote its input at {i}");
+            let (want_y, want_g) = if v.is_nan() || v > 0.0 { (v, r_vals[i]) } else { (0.0, 0.0) };
+            assert!(y_vals[i].to_bits() == want_y.to_bits() || (want_y.is_nan() && y_vals[i].is_nan()), "relu(x[{i}] = {v}) = {}", y_vals[i]);
+            // A NaN output keeps its gradient, as in PyTorch.
+            assert_eq!(dx[i], want_g, "relu gradient at x[{i}] = {v} (n = {n})");
+        }
     }
 }

@@ -153,15 +153,25 @@ fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Ve
     let mut iter = partials.into_iter();
     let mut dwt = iter.next().unwrap_or_else(|| vec![0f32; g.c_out * rows]);
     for part in iter {
-        dwt.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        super::for_each_chunk_zip(&mut dwt, &part, |a, b| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
     }
     let mut dw = super::uninit_vec::<f32>(g.c_out * rows);
-    for gi in 0..groups {
-        let (src, dst) = (&dwt[gi * rows * cog..][..rows * cog], &mut dw[gi * cog * rows..][..cog * rows]);
-        for (r, row) in src.chunks_exact(cog).enumerate() {
-            row.iter().enumerate().for_each(|(co, v)| dst[co * rows + r] = *v);
+    // dw[group][co][r] = dwt[group][r][co], in tiles of 16 output rows by 64 columns so both
+    // sides stay in cache (a row at a time read dwt with a page-sized stride: +10 % on a
+    // 1-thread ResNet-18 step).
+    const BLOCK: usize = 16;
+    super::for_each_row_mut(&mut dw, BLOCK * rows, |blk, dst| {
+        let n = dst.len() / rows;
+        for r0 in (0..rows).step_by(64) {
+            let r1 = (r0 + 64).min(rows);
+            for (j, d) in dst.chunks_exact_mut(rows).enumerate().take(n) {
+                let row = blk * BLOCK + j;
+                let (gi, co) = (row / cog, row % cog);
+                let src = &dwt[gi * rows * cog..][..rows * cog];
+                (r0..r1).for_each(|r| d[r] = src[r * cog + co]);
+            }
         }
-    }
+    });
     dw
 }
 
@@ -284,14 +294,20 @@ pub fn conv2d_x_backward_as_conv(weight: &FlexTensor, options: &ConvOptions<2>) 
     let wd: &[f32] = weight.storage();
     let taps = k[0] * k[1];
     let mut turned = super::uninit_vec::<f32>(wd.len());
-    for co in 0..c_out {
-        for ci in 0..c_in {
-            let src = &wd[(co * c_in + ci) * taps..][..taps];
-            let dst = &mut turned[(ci * c_out + co) * taps..][..taps];
-            // Flipping both kernel axes reverses the row-major tap order.
-            dst.iter_mut().zip(src.iter().rev()).for_each(|(d, s)| *d = *s);
+    // Blocks of input channels, so each output channel's weights are read as one run.
+    const BLOCK: usize = 16;
+    super::for_each_row_mut(&mut turned, BLOCK * c_out * taps, |blk, rows| {
+        let ci0 = blk * BLOCK;
+        let n = rows.len() / (c_out * taps);
+        for co in 0..c_out {
+            let src = &wd[(co * c_in + ci0) * taps..][..n * taps];
+            for (j, src) in src.chunks_exact(taps).enumerate() {
+                let dst = &mut rows[(j * c_out + co) * taps..][..taps];
+                // Flipping both kernel axes reverses the row-major tap order.
+                dst.iter_mut().zip(src.iter().rev()).for_each(|(d, s)| *d = *s);
+            }
         }
-    }
+    });
     let shape = Shape::from(vec![c_in, c_out, k[0], k[1]]);
     let turned = FlexTensor::new(Bytes::from_elems(turned), Layout::contiguous(shape), DType::F32);
     let padding = core::array::from_fn(|a| (k[a] - 1 - options.padding[a].0, k[a] - 1 - options.padding[a].1));

@@ -59,6 +59,20 @@ pub(crate) fn for_each_chunk_zip<D: Send, S: Sync>(
     f(dst, src)
 }
 
+/// Kiln patch: run `f(index, row)` for each `row_len`-element row of `dst`, on the thread pool
+/// when `dst` has at least [`PARALLEL_THRESHOLD`] elements (small serial passes between the
+/// parallel kernels held the other threads idle).
+pub(crate) fn for_each_row_mut<T: Send>(dst: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
+    let row_len = row_len.max(1);
+    #[cfg(feature = "rayon")]
+    if dst.len() >= PARALLEL_THRESHOLD {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(row_len).enumerate().for_each(|(i, row)| f(i, row));
+        return;
+    }
+    dst.chunks_mut(row_len).enumerate().for_each(|(i, row)| f(i, row));
+}
+
 /// Wrapper for raw mutable pointers that can be sent across rayon threads.
 ///
 /// # Safety

@@ -101,7 +101,10 @@ where
     // Iterate in storage order (contiguous) and preserve original layout.
     // Only valid when all strides are positive.
     if !has_negative_strides && layout.start_offset() == 0 && src.len() == n {
-        let result: Vec<E> = src.iter().map(|&x| op(x)).collect();
+        // Kiln patch: on the thread pool too (ReLU's forward pass lands here when autodiff
+        // still holds its input).
+        let mut result = crate::ops::uninit_vec::<E>(n);
+        crate::ops::for_each_chunk_zip(&mut result, src, |d, s| d.iter_mut().zip(s).for_each(|(d, &x)| *d = op(x)));
         let bytes = Bytes::from_elems(result);
         return FlexTensor::new(bytes, layout, E::dtype());
     }
