@@ -495,6 +495,8 @@ function wire() {
     $('lr').value = ft ? 0.002 : 0.001;
   });
   $('arch').addEventListener('change', () => { clearError(); showWeights(); });
+  // How a batch is split is known again only when the next model is made: drop the old split.
+  for (const id of ['arch', 'bs', 'size']) $(id).addEventListener('input', () => showCompute(null));
   $('pretrained').addEventListener('change', () => { clearError(); showWeights(); });
   $('error').addEventListener('click', clearError);
   $('train').addEventListener('click', () => guard(train));

@@ -76,6 +76,10 @@ await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
     log(`the page's defaults (EfficientNet-Lite0, 224 px, batch 64, fine_tune 1) on 96 photo crops: ${((Date.now() - t) / 1000).toFixed(1)} s; ${await page.textContent('#compute')}`);
     assert.equal(await page.isVisible('#error'), false, `training with the defaults failed: ${await page.textContent('#error')}`);
     assert.match(await page.textContent('#compute'), /passes of \d+ images to fit memory/);
+    // Another batch size: the last run's split no longer applies, so Settings stop showing it.
+    await page.fill('#bs', '32');
+    assert.doesNotMatch(await page.textContent('#compute'), /passes of/);
+    await page.fill('#bs', '64');
     const memory = await page.evaluate(() => window.kiln?.memory());
     if (memory) log(`worker memory after training: wasm ${(memory.wasmBytes / 2 ** 20).toFixed(0)} MiB`);
   }
