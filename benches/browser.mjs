@@ -86,9 +86,11 @@ function nativeSteps(threads) {
   return Object.fromEntries(out.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).map((j) => [j.arch, j]));
 }
 
+// Threads the page uses here: every core, at most 8 (www/worker.js).
+const cores = Math.min(8, Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()) || 1);
+
 try {
   if (sections.includes('steps')) {
-    const cores = Math.min(8, Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()) || 1);
     for (const threads of [1, cores]) {
       const native = nativeSteps(threads);
       for (const arch of ['resnet18', 'efficientnet_lite0']) {
@@ -102,7 +104,6 @@ try {
   }
 
   if (sections.includes('relaxed')) {
-    const cores = Math.min(8, Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()) || 1);
     for (const arch of ['resnet18', 'efficientnet_lite0']) {
       const r = await browserSteps(arch, 'cpu', cores);
       const p = await browserSteps(arch, 'cpu', cores, 'plain');

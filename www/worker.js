@@ -7,10 +7,11 @@
 // SharedArrayBuffer, i.e. a cross-origin isolated page, and burn-wgpu does not build with
 // atomics). The worker picks the device first, then loads the build that runs it.
 import { ARCHS } from './kiln.js';
+import { hasRelaxedSimd } from './relaxed-simd.js';
 
 /** The loaded build's exports (Backend, Dataset, Learner, CancelToken, …). */
 let wasm = null;
-const state = { simdPref: 'auto', relaxedSimd: false, backend: null, dataset: null, learner: null, cancel: null, learnerOptions: null, deviceLost: null };
+const state = { backend: null, dataset: null, learner: null, cancel: null, learnerOptions: null, deviceLost: null };
 // Files of the dataset being sent (kiln.js posts them in chunks, then calls loadDataset).
 const staged = [];
 // The GPU devices wgpu opens: a lost device (driver reset, GPU removed, or destroyed on
@@ -89,23 +90,11 @@ function setLearner(learner) {
   learner.snapshotEachEpoch = true;
 }
 
-// The smallest module using f32x4.relaxed_madd: engines without relaxed SIMD (Safari today)
-// reject any module that contains it, so the threaded build ships a .wasm with and one without.
-const RELAXED_SIMD_PROBE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
-  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type: () -> v128
-  0x03, 0x02, 0x01, 0x00, // one function of that type
-  0x0a, 0x13, 0x01, 0x11, 0x00, // code: one body of 17 bytes, no locals
-  0x41, 0x00, 0xfd, 0x0f, 0x41, 0x00, 0xfd, 0x0f, 0x41, 0x00, 0xfd, 0x0f, // three i8x16.splat(0)
-  0xfd, 0x85, 0x02, 0x0b, // f32x4.relaxed_madd, end
-]);
-const hasRelaxedSimd = () => { try { return WebAssembly.validate(RELAXED_SIMD_PROBE); } catch { return false; } };
-
-async function loadBuild(threaded, threads) {
+/** `relaxed`: the threaded build's relaxed-SIMD .wasm instead of its plain one. */
+async function loadBuild(threaded, threads, relaxed = false) {
   const m = await import(threaded ? './pkg-threads/kiln.js' : './pkg/kiln.js');
   // The pool's workers receive the compiled module from here, so one choice covers them all.
-  state.relaxedSimd = threaded && state.simdPref !== 'plain' && hasRelaxedSimd();
-  await m.default(state.relaxedSimd ? { module_or_path: new URL('./pkg-threads/kiln_bg_relaxed.wasm', import.meta.url) } : undefined);
+  await m.default(relaxed ? { module_or_path: new URL('./pkg-threads/kiln_bg_relaxed.wasm', import.meta.url) } : undefined);
   // Start (and warm) the pool once: the first parallel kernels of a fresh pool run slowly.
   if (threaded) await m.initThreadPool(threads);
   wasm = m;
@@ -124,7 +113,7 @@ function cpuThreads(requested) {
   return { n, why: null };
 }
 
-async function pickBackend(pref, threadsWanted) {
+async function pickBackend(pref, threadsWanted, simd) {
   const notices = [];
   if (pref !== 'cpu') {
     const gpu = self.navigator && self.navigator.gpu;
@@ -148,9 +137,12 @@ async function pickBackend(pref, threadsWanted) {
     }
   }
   const t = wasm ? { n: 1, why: 'WebGPU failed after its build was loaded' } : cpuThreads(threadsWanted);
-  if (!wasm) await loadBuild(t.n > 1, t.n);
+  // Only the threaded build comes in a relaxed-SIMD variant.
+  const relaxed = !wasm && t.n > 1 && simd !== 'plain' && hasRelaxedSimd();
+  if (!wasm) await loadBuild(t.n > 1, t.n, relaxed);
   if (t.why) notices.push(`The CPU backend runs on one thread: ${t.why}.`);
-  return { backend: await wasm.Backend.create('cpu'), notices, adapter: 'CPU (wasm)', threads: t.n };
+  // 'relaxed': gemm on relaxed SIMD's fused multiply-add; 'simd128': plain 128-bit SIMD.
+  return { backend: await wasm.Backend.create('cpu'), notices, adapter: 'CPU (wasm)', threads: t.n, simd: relaxed ? 'relaxed' : 'simd128' };
 }
 
 // Long runs stream events to the page and can be cancelled from it between batches.
@@ -168,18 +160,16 @@ async function cancellable(run) {
 
 const methods = {
   async init({ backend = 'auto', threads, simd = 'auto' } = {}) {
-    state.simdPref = simd;
     // The default model's weights download while the wasm compiles.
     weights.prefetch = fetch(BUNDLED.url).catch(() => null);
-    const picked = await pickBackend(backend, threads);
+    const picked = await pickBackend(backend, threads, simd);
     replace('backend', picked.backend);
     return {
       backend: picked.backend.kind,
       adapter: picked.adapter,
       notices: picked.notices,
       threads: picked.threads,
-      // 'relaxed': gemm on relaxed SIMD's fused multiply-add; 'simd128': plain 128-bit SIMD.
-      simd: picked.backend.kind === 'cpu' ? (state.relaxedSimd ? 'relaxed' : 'simd128') : null,
+      simd: picked.simd ?? null,
       fp16Unavailable: picked.backend.fp16Unavailable ?? null,
     };
   },

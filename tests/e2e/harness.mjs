@@ -36,3 +36,15 @@ export async function e2e(/** @type {string[]} */ args, body) {
   }
   process.exit(failed ? 1 : 0);
 }
+
+/** On `page`'s loaded dataset: the tiny model, 16 px, batch 8, one epoch of fine_tune (a frozen
+ * and an unfrozen row), Train; it must finish without an error. */
+export async function trainTinyEpoch(page) {
+  await page.selectOption('#arch', 'tiny');
+  await page.fill('#size', '16');
+  await page.fill('#bs', '8');
+  await page.fill('#epochs', '1');
+  await page.click('#train');
+  await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 300_000 });
+  assert.equal(await page.isVisible('#error'), false, await page.textContent('#error'));
+}

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { png } from './png.mjs';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { e2e, open, root } from './harness.mjs';
+import { e2e, open, root, trainTinyEpoch } from './harness.mjs';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node');
 
@@ -318,13 +318,7 @@ await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
       assert.match(await p2.textContent('#notice'), /one thread: the page is not cross-origin isolated/);
       await p2.setInputFiles('#pick-folder', photos);
       await p2.waitForFunction(() => /29 training/.test(document.querySelector('#split').textContent));
-      await p2.selectOption('#arch', 'tiny');
-      await p2.fill('#size', '16');
-      await p2.fill('#bs', '8');
-      await p2.fill('#epochs', '1');
-      await p2.click('#train');
-      await p2.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 300_000 });
-      assert.equal(await p2.isVisible('#error'), false, await p2.textContent('#error'));
+      await trainTinyEpoch(p2);
       await p2.close();
       log('not cross-origin isolated: one-thread build trains');
     } finally {

@@ -161,10 +161,9 @@ fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Ve
     // 1-thread ResNet-18 step).
     const BLOCK: usize = 16;
     super::for_each_row_mut(&mut dw, BLOCK * rows, |blk, dst| {
-        let n = dst.len() / rows;
         for r0 in (0..rows).step_by(64) {
             let r1 = (r0 + 64).min(rows);
-            for (j, d) in dst.chunks_exact_mut(rows).enumerate().take(n) {
+            for (j, d) in dst.chunks_exact_mut(rows).enumerate() {
                 let row = blk * BLOCK + j;
                 let (gi, co) = (row / cog, row % cog);
                 let src = &dwt[gi * rows * cog..][..rows * cog];
