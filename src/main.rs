@@ -243,27 +243,67 @@ enum WeightsCommand {
     },
 }
 
-/// The bundled default backbone: set-up (`scripts/fetch-assets.sh`) puts EfficientNet-Lite0's
-/// ImageNet checkpoint in assets/ and the page build converts it to a Kiln backbone there.
-fn default_weights() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("KILN_DEFAULT_WEIGHTS") {
-        return Ok(PathBuf::from(p));
-    }
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
-    for name in ["efficientnet_lite0.kiln", "efficientnet-lite0-57934424.pth"] {
-        if assets.join(name).exists() {
-            return Ok(assets.join(name));
-        }
-    }
-    Err(format!(
-        "the bundled EfficientNet-Lite0 weights are not in {}: run `bash scripts/fetch-assets.sh` once, pass --weights FILE, or train from scratch with --no-pretrained",
-        assets.display()
-    ))
+/// Pretrained weights: a file the user named, or the default backbone built into the binary.
+enum WeightsSource {
+    File(PathBuf),
+    #[cfg(kiln_bundled_weights)]
+    Bundled,
 }
 
-fn read_weights(path: &Path, arch: Option<&Arch>, device: &burn::tensor::Device) -> Result<(Arch, kiln::model::Pretrained), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("reading weights {}: {e}", path.display()))?;
-    kiln::pretrained::load_any(&bytes, arch, device).map_err(|e| format!("{}: {e}", path.display()))
+#[cfg(kiln_bundled_weights)]
+static BUNDLED_WEIGHTS: &[u8] = include_bytes!(env!("KILN_BUNDLED_WEIGHTS"));
+
+impl WeightsSource {
+    fn describe(&self) -> String {
+        match self {
+            Self::File(p) => p.display().to_string(),
+            #[cfg(kiln_bundled_weights)]
+            Self::Bundled => "the bundled ImageNet checkpoint".into(),
+        }
+    }
+
+    fn read(&self) -> Result<std::borrow::Cow<'static, [u8]>, String> {
+        match self {
+            Self::File(p) => std::fs::read(p).map(Into::into).map_err(|e| format!("reading weights {}: {e}", p.display())),
+            #[cfg(kiln_bundled_weights)]
+            Self::Bundled => Ok(BUNDLED_WEIGHTS.into()),
+        }
+    }
+}
+
+impl From<PathBuf> for WeightsSource {
+    fn from(p: PathBuf) -> Self {
+        Self::File(p)
+    }
+}
+
+/// The default backbone, EfficientNet-Lite0: set-up (`scripts/fetch-assets.sh`) puts its
+/// ImageNet checkpoint in assets/, and build.rs builds it into the binary.
+fn default_weights() -> Result<WeightsSource, String> {
+    if let Some(p) = std::env::var_os("KILN_DEFAULT_WEIGHTS") {
+        return Ok(WeightsSource::File(PathBuf::from(p)));
+    }
+    #[cfg(kiln_bundled_weights)]
+    return Ok(WeightsSource::Bundled);
+    // Built before set-up fetched the assets: look where set-up puts them.
+    #[cfg(not(kiln_bundled_weights))]
+    {
+        let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        for name in ["efficientnet_lite0.kiln", "efficientnet-lite0-57934424.pth"] {
+            if assets.join(name).exists() {
+                return Ok(WeightsSource::File(assets.join(name)));
+            }
+        }
+        Err(format!(
+            "this kiln was built without the bundled EfficientNet-Lite0 weights and they are not in {}: run `bash scripts/fetch-assets.sh` once (then rebuild to bundle them), pass --weights FILE, or train from scratch with --no-pretrained",
+            assets.display()
+        ))
+    }
+}
+
+fn read_weights(source: &WeightsSource, arch: Option<&Arch>, device: &burn::tensor::Device) -> Result<(Arch, kiln::model::Pretrained), String> {
+    let bytes = source.read()?;
+    kiln::pretrained::load_any(&bytes, arch, device).map_err(|e| format!("{}: {e}", source.describe()))
 }
 
 fn weights_command(command: WeightsCommand) -> Result<(), String> {
@@ -279,12 +319,12 @@ fn weights_command(command: WeightsCommand) -> Result<(), String> {
             println!("{}: {} weights{classifier}; saved a Kiln backbone to {}", file.display(), header.arch.name(), output.display());
         }
         WeightsCommand::Predict { weights, images, size } => {
-            let path = match weights {
-                Some(p) => p,
+            let source = match weights {
+                Some(p) => p.into(),
                 None => default_weights()?,
             };
-            let (arch, model) = read_weights(&path, None, &cpu)?;
-            println!("{} ({}), top-5 ImageNet class indices:", path.display(), arch.name());
+            let (arch, model) = read_weights(&source, None, &cpu)?;
+            println!("{} ({}), top-5 ImageNet class indices:", source.describe(), arch.name());
             for image in images {
                 let bytes = std::fs::read(&image).map_err(|e| format!("reading {}: {e}", image.display()))?;
                 let top = pollster::block_on(kiln::pretrained::imagenet_top_k(&model, &bytes, size, 5, &cpu))
@@ -555,7 +595,7 @@ fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner), St
     }
     let weights = match (&m.weights, m.no_pretrained, &m.arch) {
         (_, true, _) | (None, false, Arch::Custom(_)) => None,
-        (Some(p), false, _) => Some(p.clone()),
+        (Some(p), false, _) => Some(p.clone().into()),
         (None, false, Arch::EfficientNetLite0) => Some(default_weights()?),
         (None, false, arch) => {
             return Err(format!(
@@ -564,10 +604,10 @@ fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner), St
             ));
         }
     };
-    if let Some(path) = weights {
-        let (arch, body) = read_weights(&path, Some(&m.arch), &dev.device)?;
+    if let Some(source) = weights {
+        let (arch, body) = read_weights(&source, Some(&m.arch), &dev.device)?;
         learner.load_pretrained(body, &arch).map_err(|e| e.to_string())?;
-        eprintln!("pretrained: {} weights from {} (body frozen until fine_tune unfreezes it)", arch.name(), path.display());
+        eprintln!("pretrained: {} weights from {} (body frozen until fine_tune unfreezes it)", arch.name(), source.describe());
     } else {
         eprintln!("pretrained: none ({} from random weights)", m.arch.name());
     }

@@ -35,6 +35,24 @@ fn weights_import_then_predict_names_the_espresso() {
 }
 
 #[test]
+fn the_default_backbone_is_built_into_the_binary() {
+    // A copy of the binary away from the source tree (as on another machine) needs no assets/.
+    let dir = PathBuf::from(tmp("elsewhere"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("kiln");
+    std::fs::copy(env!("CARGO_BIN_EXE_kiln"), &copy).unwrap();
+    let o = Command::new(&copy)
+        .args(["weights", "predict", &asset("photos/coffee.png")])
+        .current_dir(&dir)
+        .env_remove("KILN_DEFAULT_WEIGHTS")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("the bundled ImageNet checkpoint (efficientnet_lite0)"), "{}", text(&o));
+    assert!(text(&o).contains("coffee.png: 967 "), "{}", text(&o));
+}
+
+#[test]
 fn fine_tune_starts_from_the_bundled_backbone_by_default() {
     let crops = tmp("crops");
     let o = kiln(&["samples", "--photos", &asset("photos"), "--side", "32", "--crops-per-cell", "1", "-o", &crops]);
