@@ -4,7 +4,8 @@ ResNet-18 (torchvision) and EfficientNet-Lite0 (timm's tf_efficientnet_lite0, th
 computes what Kiln's does) under fastai's head, 10 classes, batch 16 at 224 px, random weights;
 forward + cross-entropy + backward + AdamW (fastai's defaults: betas 0.9/0.99, eps 1e-5, wd 0.01).
 Frozen = fastai's phase 1: body weights without gradients, BatchNorm still training (train_bn).
-Prints one JSON line per step kind, like the Kiln bench. Usage: torch_step.py THREADS [STEPS]
+Prints one JSON line per step kind, like the Kiln bench.
+Usage: torch_step.py THREADS [STEPS [DEVICE [BATCH]]]  (DEVICE cpu or cuda, BATCH 16 by default)
 """
 
 import json
@@ -19,6 +20,8 @@ import torchvision
 
 threads = int(sys.argv[1])
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+device = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+bs = int(sys.argv[4]) if len(sys.argv) > 4 else 16
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -55,11 +58,11 @@ def timed(fn, n):
     return statistics.median(times)
 
 
-x = torch.rand(16, 3, 224, 224)
-y = torch.arange(16) % 10
+x = torch.rand(bs, 3, 224, 224, device=device)
+y = (torch.arange(bs) % 10).to(device)
 for arch in ["resnet18", "efficientnet_lite0"]:
     for frozen in [False, True]:
-        m = model(arch).train()
+        m = model(arch).to(device).train()
         if frozen:
             for mod in m[0].modules():
                 is_bn = isinstance(mod, nn.modules.batchnorm._BatchNorm)
@@ -75,4 +78,4 @@ for arch in ["resnet18", "efficientnet_lite0"]:
             loss.item()
 
         ms = timed(step, steps)
-        print(json.dumps({"impl": "pytorch", "what": "step", "arch": arch, "frozen": frozen, "threads": threads, "ms": round(ms, 1)}), flush=True)
+        print(json.dumps({"impl": "pytorch", "what": "step", "arch": arch, "frozen": frozen, "threads": threads, "ms": round(ms, 1), "device": device, "bs": bs}), flush=True)

@@ -4,7 +4,7 @@
 //! 10,000 images; `effnet` the bundled default backbone's step at 224 px; `pretrained` fine_tune accuracy from EfficientNet-Lite0 vs random weights on
 //! crops of real photos; `memory` the peak heap of a training step per architecture. No
 //! arguments: cpu and data. `steps` prints the JSON lines `scripts/bench-cpu.sh` tabulates
-//! against PyTorch. `fp16` compares mixed precision with f32 on the default wgpu device.
+//! against PyTorch; `gpu-steps` the same steps on wgpu's default adapter at batch 16 and 64. `fp16` compares mixed precision with f32 on the default wgpu device.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -231,57 +231,87 @@ fn fp16_step(fp16: bool) {
 /// One line of the side-by-side table (`scripts/bench-cpu.sh`): the median model step
 /// (forward, backward, Adam) on an already augmented batch of 16 at 224 px, frozen or not,
 /// with the augmentation and the data loading of the same batch timed on their own.
-fn step_table() {
-    let (bs, size, presize) = (16, 224, 256);
-    let steps: usize = std::env::var("KILN_BENCH_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+/// Median of `n` timed calls after `warmup` untimed ones, in ms.
+fn timed(warmup: usize, n: usize, f: &mut dyn FnMut()) -> f64 {
+    let v: Vec<f64> = (0..warmup + n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .skip(warmup)
+        .collect();
+    median(v)
+}
+
+fn bench_steps() -> usize {
+    std::env::var("KILN_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5)
+}
+
+/// Deterministic presized "photos" and their labels for a batch.
+fn fake_batch(bs: usize, presize: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+    let pixels = (0..bs).map(|i| (0..presize * presize * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
+    (pixels, (0..bs).map(|i| i % 10).collect())
+}
+
+/// One JSON line per (architecture, frozen) step on `device`: forward + backward + Adam at 224 px
+/// on an augmented batch, `warmup` steps untimed (a GPU's autotune and shader compiles).
+fn step_lines(device: &Device, tag: &str, bs: usize, fp16: bool, warmup: usize) {
+    let (size, presize) = (224, 256);
     let threads = rayon::current_num_threads();
     let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
-    let targets: Vec<usize> = (0..bs).map(|i| i % 10).collect();
-    let pixels: Vec<Vec<u8>> = (0..bs)
-        .map(|i| {
-            (0..presize * presize * 3)
-                .map(|j| ((i * 31 + j * 7) % 251) as u8)
-                .collect()
-        })
-        .collect();
-    let timed = |n: usize, f: &mut dyn FnMut()| {
-        let mut v: Vec<f64> = (0..2 + n)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .skip(2)
-            .collect();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
+    let (pixels, targets) = fake_batch(bs, presize);
+    for arch in [Arch::ResNet18, Arch::EfficientNetLite0] {
+        for frozen in [false, true] {
+            let config = LearnerConfig::new(ClassifierConfig::new(arch.clone(), 10), size).with_batch_size(bs).with_fp16(fp16);
+            let mut learner = Learner::new(config, classes.clone(), presize as u32, device).unwrap();
+            if frozen {
+                learner.freeze();
+            }
+            let x = learner.augment(augment::to_tensor(&pixels, presize, &learner.device));
+            let t0 = Instant::now();
+            let ms = timed(warmup, bench_steps(), &mut || {
+                let _ = learner.step(x.clone(), &targets, &[1e-4, 1e-4, 1e-3], 0.9).into_scalar::<f32>();
+                eprintln!("  {tag} {} frozen={frozen} bs={bs} fp16={fp16}: {:.1} s", arch.name(), t0.elapsed().as_secs_f64());
+            });
+            println!(
+                r#"{{"impl":"kiln","device":"{tag}","what":"step","arch":"{}","frozen":{frozen},"threads":{threads},"bs":{bs},"fp16":{fp16},"ms":{ms:.1}}}"#,
+                arch.name()
+            );
+        }
+    }
+}
+
+/// `gpu-steps`: the step table on wgpu's default adapter, at batch 16 (the CPU table's) and 64
+/// (the page's default), then 64 in mixed precision where the adapter has f16.
+fn gpu_step_table() {
+    let device = match Device::wgpu_options().init() {
+        Ok(d) => d,
+        Err(e) => return println!("gpu-steps: no wgpu adapter ({e})"),
     };
+    // KILN_BENCH_BS: the batch sizes, comma-separated.
+    let sizes: Vec<usize> = std::env::var("KILN_BENCH_BS").ok().map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect()).unwrap_or(vec![16, 64]);
+    for &bs in &sizes {
+        step_lines(&device, "wgpu", bs, false, 3);
+    }
+    match kiln::mixed_precision::fp16_support(&device) {
+        Ok(()) => step_lines(&device, "wgpu", 64, true, 3),
+        Err(why) => println!("gpu-steps: no fp16 ({why})"),
+    }
+}
+
+fn step_table() {
+    let (bs, size, presize) = (16, 224, 256);
+    let threads = rayon::current_num_threads();
+    let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let (pixels, _) = fake_batch(bs, presize);
+    let timed = |n: usize, f: &mut dyn FnMut()| timed(2, n, f);
     let line = |what: &str, arch: &str, frozen: bool, ms: f64| {
         println!(
             r#"{{"impl":"kiln","what":"{what}","arch":"{arch}","frozen":{frozen},"threads":{threads},"ms":{ms:.1}}}"#
         )
     };
-    for arch in [Arch::ResNet18, Arch::EfficientNetLite0] {
-        for frozen in [false, true] {
-            let config = LearnerConfig::new(ClassifierConfig::new(arch.clone(), 10), size)
-                .with_batch_size(bs);
-            let mut learner =
-                Learner::new(config, classes.clone(), presize as u32, &Device::flex()).unwrap();
-            if frozen {
-                learner.freeze();
-            }
-            let x = learner.augment(augment::to_tensor(&pixels, presize, &learner.device));
-            let ms = timed(steps, &mut || {
-                let _ = learner
-                    .step(x.clone(), &targets, &[1e-4, 1e-4, 1e-3], 0.9)
-                    .into_scalar::<f32>();
-            });
-            line("step", &arch.name(), frozen, ms);
-        }
-    }
+    step_lines(&Device::flex(), "flex", bs, false, 2);
     let config = LearnerConfig::new(
         ClassifierConfig::new(Arch::Custom(kiln::model::ResNetConfig::tiny()), 10),
         size,
@@ -420,6 +450,9 @@ fn main() {
     }
     if want("steps") {
         step_table();
+    }
+    if want("gpu-steps") {
+        gpu_step_table();
     }
     if want("browser-ref") {
         browser_reference();
