@@ -10,6 +10,7 @@ mod loss;
 mod lr_find;
 mod mixed_precision;
 mod model;
+mod optimizer;
 mod pretrained;
 mod schedule;
 mod wgpu;
