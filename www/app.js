@@ -1,5 +1,5 @@
 // The page: wires the controls to Kiln's JS API (kiln.js). All heavy work runs in the worker.
-import { Kiln, filesFromDrop, ARCHS } from './kiln.js';
+import { Kiln, filesFromDrop, ARCHS, BACKENDS, SIMD } from './kiln.js';
 import uPlot from './vendor/uPlot.esm.js';
 
 // Offline after the first visit: www/sw.js caches the page, both builds and the bundled weights.
@@ -554,9 +554,15 @@ async function main() {
   showWeights();
   makeCharts();
   const params = new URLSearchParams(location.search);
-  const requested = params.get('backend') || 'auto';
+  const backend = fromAddress(params, 'backend', BACKENDS, 'the automatic choice');
+  const simd = fromAddress(params, 'simd', SIMD, 'the default');
+  let threads = params.get('threads') ?? undefined;
+  if (threads !== undefined && !/^[1-9]\d*$/.test(threads)) {
+    addressNotices.push(`The address asks for ?threads=${threads}, which is not a whole number of threads: using every core.`);
+    threads = undefined;
+  }
   try {
-    state.kiln = await Kiln.create({ backend: requested, threads: Number(params.get('threads')) || undefined, simd: params.get('simd') === 'plain' ? 'plain' : 'auto' });
+    state.kiln = await Kiln.create({ backend, threads: threads && Number(threads), simd });
   } catch (e) {
     $('backend').textContent = 'failed to start';
     return showError(e);
@@ -569,6 +575,17 @@ async function main() {
   document.body.dataset.ready = 'true';
 }
 
+/** Settings in the page's address that it did not understand, said on the page. */
+const addressNotices = [];
+
+/** `?name=` from the address when it is one of `known`; otherwise a notice and undefined. */
+function fromAddress(params, name, known, fallback) {
+  const value = params.get(name);
+  if (value === null || known.includes(value)) return value ?? undefined;
+  addressNotices.push(`The address asks for ?${name}=${value}, which Kiln does not know (${known.map((k) => `?${name}=${k}`).join(', ')}): using ${fallback}.`);
+  return undefined;
+}
+
 function showBackend(info, why = '') {
   $('backend').textContent = info.backend === 'webgpu' ? `WebGPU · ${info.adapter}` : `CPU (WebAssembly, ${info.threads} thread${info.threads === 1 ? '' : 's'})`;
   showCompute(null);
@@ -576,7 +593,7 @@ function showBackend(info, why = '') {
   $('fp16').disabled = !!info.fp16Unavailable;
   if (info.fp16Unavailable) $('fp16').checked = false;
   $('fp16-why').textContent = info.fp16Unavailable ? `— not available: ${info.fp16Unavailable}` : '— f16 activations and gradients, f32 weights (this GPU has shader-f16)';
-  const notices = [why, ...info.notices].filter(Boolean);
+  const notices = [why, ...addressNotices, ...info.notices].filter(Boolean);
   $('notice').textContent = notices.join(' ');
   $('notice').hidden = notices.length === 0;
 }

@@ -54,6 +54,18 @@ function deviceLostMessage(/** @type {string} */ why) {
   return `the GPU stopped working (${why}). Kiln moved to the CPU backend, with your dataset and the model as it was after the last finished epoch: train again to continue.`;
 }
 
+/** What `Kiln.create` accepts (the page's `?backend=` and `?simd=` say the same). */
+export const BACKENDS = ['auto', 'webgpu', 'cpu'];
+export const SIMD = ['auto', 'plain'];
+
+/** A clear error for an option value `Kiln.create` does not know.
+ * @param {string} name @param {string[]} known @param {unknown} value */
+function checkOption(name, known, value) {
+  if (value !== undefined && !known.includes(/** @type {string} */ (value))) {
+    throw new Error(`Kiln.create: ${name} must be ${known.map((k) => `'${k}'`).join(', ')} or left out, not ${JSON.stringify(value)}`);
+  }
+}
+
 export class Kiln {
   /** @private */
   constructor(/** @type {URL | string} */ workerUrl, /** @type {string} */ backend) {
@@ -95,6 +107,8 @@ export class Kiln {
    * @returns {Promise<Kiln>}
    */
   static async create(opts = {}) {
+    checkOption('backend', BACKENDS, opts.backend);
+    checkOption('simd', SIMD, opts.simd);
     const k = new Kiln(opts.workerUrl || new URL('./worker.js', import.meta.url), opts.backend || 'auto');
     k.threads = opts.threads;
     k.simd = opts.simd || 'auto';

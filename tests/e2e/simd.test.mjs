@@ -3,7 +3,8 @@
 // engine without relaxed SIMD accepts the plain file and rejects the relaxed one (node 20's V8
 // is such an engine; Chromium's can no longer switch it off), and the page trains on the plain
 // file on every core when asked (`?simd=plain`). page.test.mjs checks that a stock Chromium
-// gets the relaxed one.
+// gets the relaxed one. Also: settings in the address that Kiln does not know (`?backend=gpu`)
+// are said on the page and replaced by the defaults, and the JS API refuses them by name.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,4 +49,19 @@ await e2e([], async ({ browser, base }) => {
   await trainTinyEpoch(page);
   assert.deepEqual(errors, []);
   log('plain-SIMD threaded build trains');
+
+  // `?backend=gpu` (the CLI says --device gpu) used to fall through to WebGPU, even a software one.
+  const guess = await (await browser.newContext()).newPage();
+  await open(guess, `${base}/?backend=gpu&simd=fast&threads=two`);
+  await guess.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+  const notice = await guess.textContent('#notice');
+  log('notice:', notice);
+  assert.match(notice, /\?backend=gpu, which Kiln does not know \(\?backend=auto, \?backend=webgpu, \?backend=cpu\): using the automatic choice/);
+  assert.match(notice, /\?simd=fast, which Kiln does not know/);
+  assert.match(notice, /\?threads=two, which is not a whole number/);
+  const refused = await guess.evaluate(async () => {
+    const { Kiln } = await import('./kiln.js');
+    return Kiln.create({ backend: 'gpu' }).then(() => 'created', (e) => e.message);
+  });
+  assert.equal(refused, `Kiln.create: backend must be 'auto', 'webgpu', 'cpu' or left out, not "gpu"`);
 });
