@@ -125,7 +125,12 @@ impl ModuleMapper for AdamMapper<'_> {
             lr,
             eps: cfg.eps,
         };
-        let (p, grad_avg, sqr_avg) = if numel >= FUSED_MIN && [&p, &g, &state.grad_avg, &state.sqr_avg].iter().all(|t| on_cpu(t)) { k.fused(p, g, state.grad_avg, state.sqr_avg) } else { k.tensor_ops(p, g, state.grad_avg, state.sqr_avg) };
+        let fused = numel >= FUSED_MIN && [&p, &g, &state.grad_avg, &state.sqr_avg].iter().all(|t| on_cpu(t));
+        let (p, grad_avg, sqr_avg) = if fused {
+            k.fused(p, g, state.grad_avg, state.sqr_avg)
+        } else {
+            k.tensor_ops(p, g, state.grad_avg, state.sqr_avg)
+        };
         self.adam.states.insert(id, State { grad_avg, sqr_avg, step });
 
         let mut p = Tensor::from_inner(p.reshape(shape));
