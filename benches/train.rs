@@ -51,8 +51,7 @@ fn step_peak(arch: &Arch, size: usize, bs: usize, frozen: bool) -> usize {
     if frozen {
         learner.freeze();
     }
-    let pixels: Vec<Vec<u8>> = (0..bs).map(|i| (0..presize * presize * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
-    let targets: Vec<usize> = (0..bs).map(|i| i % 10).collect();
+    let (pixels, targets) = fake_batch(bs, presize);
     let mut peak = 0;
     for _ in 0..2 {
         PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -152,8 +151,7 @@ fn train_throughput(name: &str, device: Device, arch: Arch, frozen: bool, warmup
     if frozen {
         learner.freeze();
     }
-    let pixels: Vec<Vec<u8>> = (0..bs).map(|i| (0..presize * presize * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
-    let targets: Vec<usize> = (0..bs).map(|i| i % 10).collect();
+    let (pixels, targets) = fake_batch(bs, presize);
     let mut times = Vec::new();
     for step in 0..warmup + steps {
         let t = Instant::now();
@@ -205,8 +203,7 @@ fn fp16_step(fp16: bool) {
     let mut learner = Learner::new(config, classes, presize as u32, &device).unwrap();
     // A fixed moderate loss scale: the bench times steps, not the scaler's first skips.
     learner.scaler.scale = 1024.0;
-    let pixels: Vec<Vec<u8>> = (0..bs).map(|i| (0..presize * presize * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
-    let targets: Vec<usize> = (0..bs).map(|i| i % 10).collect();
+    let (pixels, targets) = fake_batch(bs, presize);
     let (warmup, steps) = (1, 3);
     let mut times = Vec::new();
     for step in 0..warmup + steps {
@@ -228,9 +225,6 @@ fn fp16_step(fp16: bool) {
     );
 }
 
-/// One line of the side-by-side table (`scripts/bench-cpu.sh`): the median model step
-/// (forward, backward, Adam) on an already augmented batch of 16 at 224 px, frozen or not,
-/// with the augmentation and the data loading of the same batch timed on their own.
 /// Median of `n` timed calls after `warmup` untimed ones, in ms.
 fn timed(warmup: usize, n: usize, f: &mut dyn FnMut()) -> f64 {
     let v: Vec<f64> = (0..warmup + n)
@@ -300,6 +294,9 @@ fn gpu_step_table() {
     }
 }
 
+/// One line of the side-by-side table (`scripts/bench-cpu.sh`): the median model step
+/// (forward, backward, Adam) on an already augmented batch of 16 at 224 px, frozen or not,
+/// with the augmentation and the data loading of the same batch timed on their own.
 fn step_table() {
     let (bs, size, presize) = (16, 224, 256);
     let threads = rayon::current_num_threads();
