@@ -282,7 +282,11 @@ pub fn normalize(images: Tensor<4>) -> Tensor<4> {
 /// The training batch transform: one grid sample, one lighting pass, normalisation.
 pub fn augment_batch(images: Tensor<4>, augs: &[ImageAug], size: usize) -> Tensor<4> {
     let matrices: Vec<Mat3> = augs.iter().map(|a| a.matrix).collect();
-    normalize(lighting(warp_batch(images, &matrices, size), augs))
+    // Nothing here takes a gradient. Under autodiff, grid_sample falls back to burn's generic
+    // form (a dozen gathers and element-wise passes); the backend's own kernel is one pass.
+    let autodiff = images.is_autodiff();
+    let out = normalize(lighting(warp_batch(images.inner(), &matrices, size), augs));
+    if autodiff { out.autodiff() } else { out }
 }
 
 /// The validation batch transform: centre resize to `size` and normalisation only.

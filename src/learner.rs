@@ -15,7 +15,7 @@ use web_time::Instant;
 
 use crate::augment::{self, AugConfig};
 use crate::data::{Crop, DataLoader, Datasets, Sample, Skipped, decode_rgb8, presize};
-use crate::device::MemoryBudget;
+use crate::device::{MemoryBudget, on_cpu_pool};
 use crate::mixed_precision::{LossScaler, Precision};
 use crate::loss;
 use crate::model::{Arch, Classifier, ClassifierConfig, NUM_GROUPS, Pretrained};
@@ -305,7 +305,8 @@ impl Learner {
                 return Ok(Some(loss));
             }
         }
-        self.model = self.opt.step_scaled(self.model.clone(), grads, lrs, mom, 1.0 / scale);
+        let device = self.device.clone();
+        on_cpu_pool(&device, || self.model = self.opt.step_scaled(self.model.clone(), grads, lrs, mom, 1.0 / scale));
         Ok(Some(loss))
     }
 
@@ -333,12 +334,16 @@ impl Learner {
         let scale = self.loss_scale() as f32;
         for (images, targets) in parts {
             let w = targets.len() as f32 / n as f32;
-            let loss = self.forward_loss(images, &targets);
-            // Mixed precision scales the loss (and so every gradient) by the loss scale.
-            let weighted = if w * scale == 1.0 { loss.clone() } else { loss.clone() * (w * scale) };
-            accum.accumulate(&self.model, GradientsParams::from_grads(weighted.backward(), &self.model));
+            let device = self.device.clone();
+            let loss = on_cpu_pool(&device, || {
+                let loss = self.forward_loss(images, &targets);
+                // Mixed precision scales the loss (and so every gradient) by the loss scale.
+                let weighted = if w * scale == 1.0 { loss.clone() } else { loss.clone() * (w * scale) };
+                accum.accumulate(&self.model, GradientsParams::from_grads(weighted.backward(), &self.model));
+                loss.detach()
+            });
             // Read per pass: the pass's graph and activations are freed before the next.
-            total += w * read_f32(loss.detach()).await?[0];
+            total += w * read_f32(loss).await?[0];
         }
         Ok(Some((accum.grads(), total)))
     }
@@ -404,12 +409,16 @@ impl Learner {
     /// check reads the device synchronously, so this is for native use (benches, tests): the
     /// browser trains through `train_batch`.
     pub fn step(&mut self, x: Tensor<4>, targets: &[usize], lrs: &[f64], mom: f64) -> Tensor<1> {
-        let loss = self.model_loss(x, targets);
         if self.precision == Precision::F32 {
-            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-            self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
-            return loss.detach();
+            let device = self.device.clone();
+            return on_cpu_pool(&device, || {
+                let loss = self.model_loss(x, targets);
+                let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+                self.model = self.opt.step(self.model.clone(), grads, lrs, mom);
+                loss.detach()
+            });
         }
+        let loss = self.model_loss(x, targets);
         let scale = self.loss_scale();
         let grads = GradientsParams::from_grads((loss.clone() * scale).backward(), &self.model);
         let finite = grads_sum(&self.model, &grads).is_none_or(|t| t.into_scalar::<f32>().is_finite());
@@ -588,11 +597,14 @@ impl Learner {
         for chunk in samples.chunks(bs) {
             let refs: Vec<&Sample> = chunk.iter().collect();
             let Some((images, targets)) = self.load_batch(dls, &refs, false, on_event) else { continue };
-            let x = augment::valid_batch(images.inner(), self.config.aug.size);
-            let logits = model.forward(x);
-            let logp = loss::log_softmax(logits);
-            let losses = loss::nll_per_item(logp.clone(), self.targets_tensor(&targets, &inner));
-            let probs = read_f32(logp.exp()).await?;
+            let y = self.targets_tensor(&targets, &inner);
+            let (probs, losses) = on_cpu_pool(&inner, || {
+                let logits = model.forward(augment::valid_batch(images.inner(), self.config.aug.size));
+                let logp = loss::log_softmax(logits);
+                let losses = loss::nll_per_item(logp.clone(), y);
+                (logp.exp(), losses)
+            });
+            let probs = read_f32(probs).await?;
             out.losses.extend(read_f32(losses).await?);
             let k = self.classes.len();
             out.probs.extend(probs.chunks(k).map(|c| c.to_vec()));

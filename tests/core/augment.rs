@@ -110,3 +110,23 @@ fn normalisation_uses_imagenet_statistics() {
     assert!(v[0].abs() < 1e-6);
     assert!((v[4] - (0.485 - 0.456) / 0.224).abs() < 1e-5);
 }
+
+#[test]
+fn a_training_batch_augments_as_without_autodiff() {
+    // The learner's batches carry autodiff; augment_batch runs them on the backend's own
+    // grid_sample. Burn's generic form (what an autodiff tensor gets) must agree with it,
+    // reflections at the border included.
+    let cfg = AugConfig::new(10);
+    let mut rng = StdRng::seed_from_u64(7);
+    let augs: Vec<_> = (0..4).map(|_| cfg.draw(&mut rng)).collect();
+    let matrices: Vec<_> = augs.iter().map(|a| a.matrix).collect();
+    let x = batch(4, 14);
+    assert!(!x.is_autodiff());
+    let generic = values(augment::warp_batch(x.clone().autodiff(), &matrices, 10));
+    let kernel = values(augment::warp_batch(x.clone(), &matrices, 10));
+    let err = generic.iter().zip(&kernel).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+    assert!(err < 1e-4, "max difference {err}");
+    let trained = augment::augment_batch(x.clone().autodiff(), &augs, 10);
+    assert!(trained.is_autodiff(), "a training batch stays on the autodiff backend");
+    assert_eq!(values(trained), values(augment::augment_batch(x, &augs, 10)));
+}
