@@ -441,3 +441,32 @@ fn relu_and_its_gradient_match_reference() {
         }
     }
 }
+
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+fn relu6_and_its_gradient_match_reference() {
+    use burn::tensor::activation::relu6;
+    // EfficientNet's activation: one clamp and a one-pass backward (vendor/burn-autodiff). As in
+    // PyTorch's hardtanh, the gradient passes strictly inside (0, 6), and for a NaN.
+    for n in [1000, 300_000] {
+        let device = cpu().autodiff();
+        let mut x_vals: Vec<f32> = values(n, 12).iter().map(|v| v * 8.0).collect();
+        x_vals[3] = f32::NAN;
+        x_vals[5] = 0.0;
+        x_vals[7] = 6.0;
+        let x = Tensor::<2>::from_data(TensorData::new(x_vals.clone(), [n / 100, 100]), &device).require_grad();
+        let r_vals = values(n, 13);
+        let r = Tensor::<2>::from_data(TensorData::new(r_vals.clone(), [n / 100, 100]), &device);
+        let y = relu6(x.clone());
+        let y_vals = y.clone().into_data().try_to_vec::<f32>().unwrap();
+        let grads = (y * r).sum().backward();
+        let dx = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        for i in 0..n {
+            let v = x_vals[i];
+            let want_y = if v.is_nan() { v } else { v.clamp(0.0, 6.0) };
+            assert!(y_vals[i].to_bits() == want_y.to_bits() || (want_y.is_nan() && y_vals[i].is_nan()), "relu6(x[{i}] = {v}) = {}", y_vals[i]);
+            let want_g = if v.is_nan() || (v > 0.0 && v < 6.0) { r_vals[i] } else { 0.0 };
+            assert_eq!(dx[i], want_g, "relu6 gradient at x[{i}] = {v} (n = {n})");
+        }
+    }
+}

@@ -53,4 +53,18 @@ fn wgpu_agrees_with_the_cpu() {
     let (g, c) = (run(&gpu), run(&cpu));
     let err = g.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
     assert!(err < 1e-3, "augmentation differs by {err}");
+
+    // ReLU6's gradient (Kiln's clamp backward: flex's one-pass kernel on the CPU, comparisons
+    // and a mask fill on wgpu), at and between the bounds.
+    let xs = vec![-1.0f32, 0.0, 0.5, 3.0, 5.9, 6.0, 7.5, -0.1];
+    let grad = |d: &Device| {
+        let d = d.clone().autodiff();
+        let x = Tensor::<1>::from_data(TensorData::new(xs.clone(), [8]), &d).require_grad();
+        let r = Tensor::<1>::from_data(TensorData::new((1..=8).map(|i| i as f32).collect::<Vec<_>>(), [8]), &d);
+        let g = (burn::tensor::activation::relu6(x.clone()) * r).sum().backward();
+        x.grad(&g).unwrap().into_data().try_to_vec::<f32>().unwrap()
+    };
+    let want = vec![0.0, 0.0, 3.0, 4.0, 5.0, 0.0, 0.0, 0.0];
+    assert_eq!(grad(&cpu), want, "relu6 gradient on the cpu");
+    assert_eq!(grad(&gpu), want, "relu6 gradient on wgpu");
 }

@@ -23,7 +23,17 @@ use crate::{Flex, FlexTensor, Layout};
 /// gradient when it is uniquely owned, split across the thread pool (it was one serial pass per
 /// ReLU, about 2 % of a ResNet-18 step at 2 threads with the other thread idle). Any other
 /// operands come back for the generic path.
-fn relu_backward_f32(output: FlexTensor, mut grad: FlexTensor) -> Result<FlexTensor, (FlexTensor, FlexTensor)> {
+fn relu_backward_f32(output: FlexTensor, grad: FlexTensor) -> Result<FlexTensor, (FlexTensor, FlexTensor)> {
+    masked_backward_f32(output, grad, |o| o.is_nan() | (o > 0.0))
+}
+
+/// The gradient where `keep(output)`, else zero, in one pass (see `relu_backward_f32`). `keep`
+/// is copied into each chunk's loop and should not short-circuit, so that the loop vectorises.
+fn masked_backward_f32<K: Fn(f32) -> bool + Send + Sync + Copy>(
+    output: FlexTensor,
+    mut grad: FlexTensor,
+    keep: K,
+) -> Result<FlexTensor, (FlexTensor, FlexTensor)> {
     let same = output.dtype() == DType::F32 && grad.dtype() == DType::F32 && output.layout().shape() == grad.layout().shape();
     let (Some((o0, o1)), Some((g0, g1))) = (output.layout().contiguous_offsets(), grad.layout().contiguous_offsets()) else {
         return Err((output, grad));
@@ -31,22 +41,46 @@ fn relu_backward_f32(output: FlexTensor, mut grad: FlexTensor) -> Result<FlexTen
     if !same {
         return Err((output, grad));
     }
-    let keep = |o: f32, g: f32| if o.is_nan() || o > 0.0 { g } else { 0.0 };
     let out: &[f32] = &output.storage()[o0..o1];
     if grad.is_unique() && g0 == 0 {
         let g: &mut [f32] = &mut grad.storage_mut()[..g1];
-        crate::ops::for_each_chunk_zip(g, out, |g, o| g.iter_mut().zip(o).for_each(|(g, &o)| *g = keep(o, *g)));
+        crate::ops::for_each_chunk_zip(g, out, move |g, o| {
+            let keep = keep;
+            g.iter_mut().zip(o).for_each(|(g, &o)| *g = if keep(o) { *g } else { 0.0 })
+        });
         return Ok(grad);
     }
     const ROW: usize = 16 * 1024;
     let g: &[f32] = &grad.storage()[g0..g1];
     let mut result = crate::ops::uninit_vec::<f32>(out.len());
-    crate::ops::for_each_row_mut(&mut result, ROW, |i, dst| {
+    crate::ops::for_each_row_mut(&mut result, ROW, move |i, dst| {
+        let keep = keep;
         let (o, g) = (&out[i * ROW..][..dst.len()], &g[i * ROW..][..dst.len()]);
-        dst.iter_mut().zip(o.iter().zip(g)).for_each(|(d, (&o, &g))| *d = keep(o, g));
+        dst.iter_mut().zip(o.iter().zip(g)).for_each(|(d, (&o, &g))| *d = if keep(o) { g } else { 0.0 });
     });
     let shape = output.layout().shape().clone();
     Ok(FlexTensor::new(Bytes::from_elems(result), Layout::contiguous(shape), DType::F32))
+}
+
+/// Kiln patch: the backward pass of `clamp(x, min, max)` from its output, for the patched
+/// burn-autodiff (vendor/burn-autodiff/KILN-PATCH.md): the gradient where `min < output < max`
+/// (or the output is NaN), zero elsewhere, as PyTorch's `hardtanh_backward` (ReLU6). One pass,
+/// in place when the gradient is uniquely owned.
+pub fn clamp_backward(output: FlexTensor, grad: FlexTensor, min: Scalar, max: Scalar) -> FlexTensor {
+    let (lo, hi) = (min.to_f64().unwrap(), max.to_f64().unwrap());
+    let (lo32, hi32) = (lo as f32, hi as f32);
+    // NaN fails both comparisons and keeps its gradient.
+    let (output, grad) = match masked_backward_f32(output, grad, move |o: f32| !(o <= lo32) & !(o >= hi32)) {
+        Ok(result) => return result,
+        Err(operands) => operands,
+    };
+    binary_op(
+        output,
+        grad,
+        move |o: f32, g| if o.is_nan() || (o > lo32 && o < hi32) { g } else { 0.0 },
+        move |o: f64, g| if o.is_nan() || (o > lo && o < hi) { g } else { 0.0 },
+        None,
+    )
 }
 
 impl ActivationOps<Flex> for Flex {
