@@ -105,7 +105,7 @@ pub fn select_native(choice: DeviceChoice) -> Result<Selected, String> {
 /// training pass injects its work and parks the calling thread, and between kernels the pool's
 /// Web Workers fall asleep, so each kernel starts with an Atomics.notify wake-up. From inside
 /// the pool the thread that runs the pass starts each kernel at once and the others steal their
-/// share: EfficientNet-Lite0's step at 2 threads 7 % faster in Chromium. Natively (futex wake-ups
+/// share: EfficientNet-Lite0's step at 2 threads 4–7 % faster in Chromium. Natively (futex wake-ups
 /// are cheap) it measured no better.
 #[cfg(all(feature = "rayon", target_arch = "wasm32"))]
 pub fn on_cpu_pool<R: Send>(device: &Device, f: impl FnOnce() -> R + Send) -> R {
