@@ -24,6 +24,11 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
+/// Whether `device` (with or without autodiff) is burn's CPU backend, flex.
+pub fn is_cpu(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
+}
+
 /// How much memory a training pass may take on a device, which sizes the micro-batches
 /// (gradients are accumulated over them, so the optimiser still sees the whole batch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +44,7 @@ impl MemoryBudget {
     /// and allocator slack live there too). WebGPU and native GPUs: a conservative 3 GiB, as
     /// browsers do not report free GPU memory. Native CPU: 8 GiB.
     pub fn of(device: &Device) -> Self {
-        let cpu = device.clone().inner() == Device::flex();
+        let cpu = is_cpu(device);
         let bytes = match (cfg!(target_arch = "wasm32"), cpu) {
             (true, true) => 3 * GIB / 2,
             (_, false) => 3 * GIB,
@@ -109,7 +114,7 @@ pub fn select_native(choice: DeviceChoice) -> Result<Selected, String> {
 /// are cheap) it measured no better.
 #[cfg(all(feature = "rayon", target_arch = "wasm32"))]
 pub fn on_cpu_pool<R: Send>(device: &Device, f: impl FnOnce() -> R + Send) -> R {
-    if device.clone().inner() == Device::flex() && rayon::current_thread_index().is_none() {
+    if is_cpu(device) && rayon::current_thread_index().is_none() {
         rayon::scope(|_| f())
     } else {
         f()

@@ -42,11 +42,10 @@ impl Precision {
 
 /// Whether `device` can train in mixed precision, or why not (a sentence for the user).
 pub fn fp16_support(device: &Device) -> Result<(), String> {
-    let inner = device.clone().inner();
-    if inner == Device::flex() {
+    if crate::device::is_cpu(device) {
         return Err("mixed precision (fp16) needs a GPU with half precision; the CPU backend computes in f32".into());
     }
-    if !inner.supports_dtype(FloatDType::F16) {
+    if !device.clone().inner().supports_dtype(FloatDType::F16) {
         return Err("this GPU has no half precision (WebGPU's shader-f16 feature), so mixed precision (fp16) is not available".into());
     }
     Ok(())

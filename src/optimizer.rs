@@ -146,7 +146,7 @@ impl ModuleMapper for AdamMapper<'_> {
 const FUSED_MIN: usize = 1 << 14;
 
 fn on_cpu(t: &Tensor<1>) -> bool {
-    t.device().inner() == burn::tensor::Device::flex() && t.dtype() == burn::tensor::DType::F32
+    crate::device::is_cpu(&t.device()) && t.dtype() == burn::tensor::DType::F32
 }
 
 /// One Adam update's scalars, in f64 as fastai computes them.

@@ -412,25 +412,31 @@ fn max_pool2d_matches_reference() {
     }
 }
 
+/// `f(x)`, the gradient of `sum(f(x) · r)` and `x` read back afterwards, on the CPU backend with
+/// autodiff, as [n / 100, 100] tensors. `x` stays alive throughout, so `f` cannot reuse it.
+fn activation_and_gradient(f: impl Fn(Tensor<2>) -> Tensor<2>, x_vals: &[f32], r_vals: &[f32]) -> [Vec<f32>; 3] {
+    let device = cpu().autodiff();
+    let shape = [x_vals.len() / 100, 100];
+    let x = Tensor::<2>::from_data(TensorData::new(x_vals.to_vec(), shape), &device).require_grad();
+    let r = Tensor::<2>::from_data(TensorData::new(r_vals.to_vec(), shape), &device);
+    let y = f(x.clone());
+    let y_vals = y.clone().into_data().try_to_vec::<f32>().unwrap();
+    let grads = (y * r).sum().backward();
+    let dx = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+    [y_vals, dx, x.into_data().try_to_vec::<f32>().unwrap()]
+}
+
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn relu_and_its_gradient_match_reference() {
     use burn::tensor::activation::relu;
-    // Below and above the size at which the element-wise kernels go to the thread pool; the
-    // input stays alive (it is read again below), so the forward pass cannot reuse it.
+    // Below and above the size at which the element-wise kernels go to the thread pool.
     for n in [1000, 300_000] {
-        let device = cpu().autodiff();
         let mut x_vals = values(n, 10);
         x_vals[3] = f32::NAN;
         x_vals[5] = 0.0;
-        let x = Tensor::<2>::from_data(TensorData::new(x_vals.clone(), [n / 100, 100]), &device).require_grad();
         let r_vals = values(n, 11);
-        let r = Tensor::<2>::from_data(TensorData::new(r_vals.clone(), [n / 100, 100]), &device);
-        let y = relu(x.clone());
-        let y_vals = y.clone().into_data().try_to_vec::<f32>().unwrap();
-        let grads = (y * r).sum().backward();
-        let dx = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
-        let x_again = x.into_data().try_to_vec::<f32>().unwrap();
+        let [y_vals, dx, x_again] = activation_and_gradient(relu, &x_vals, &r_vals);
         for i in 0..n {
             let v = x_vals[i];
             assert_eq!(x_again[i].to_bits(), v.to_bits(), "relu overwrote its input at {i}");
@@ -449,20 +455,15 @@ fn relu6_and_its_gradient_match_reference() {
     // EfficientNet's activation: one clamp and a one-pass backward (vendor/burn-autodiff). As in
     // PyTorch's hardtanh, the gradient passes strictly inside (0, 6), and for a NaN.
     for n in [1000, 300_000] {
-        let device = cpu().autodiff();
         let mut x_vals: Vec<f32> = values(n, 12).iter().map(|v| v * 8.0).collect();
         x_vals[3] = f32::NAN;
         x_vals[5] = 0.0;
         x_vals[7] = 6.0;
-        let x = Tensor::<2>::from_data(TensorData::new(x_vals.clone(), [n / 100, 100]), &device).require_grad();
         let r_vals = values(n, 13);
-        let r = Tensor::<2>::from_data(TensorData::new(r_vals.clone(), [n / 100, 100]), &device);
-        let y = relu6(x.clone());
-        let y_vals = y.clone().into_data().try_to_vec::<f32>().unwrap();
-        let grads = (y * r).sum().backward();
-        let dx = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let [y_vals, dx, x_again] = activation_and_gradient(relu6, &x_vals, &r_vals);
         for i in 0..n {
             let v = x_vals[i];
+            assert_eq!(x_again[i].to_bits(), v.to_bits(), "relu6 overwrote its input at {i}");
             let want_y = if v.is_nan() { v } else { v.clamp(0.0, 6.0) };
             assert!(y_vals[i].to_bits() == want_y.to_bits() || (want_y.is_nan() && y_vals[i].is_nan()), "relu6(x[{i}] = {v}) = {}", y_vals[i]);
             let want_g = if v.is_nan() || (v > 0.0 && v < 6.0) { r_vals[i] } else { 0.0 };

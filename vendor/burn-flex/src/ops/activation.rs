@@ -70,15 +70,16 @@ pub fn clamp_backward(output: FlexTensor, grad: FlexTensor, min: Scalar, max: Sc
     let (lo, hi) = (min.to_f64().unwrap(), max.to_f64().unwrap());
     let (lo32, hi32) = (lo as f32, hi as f32);
     // NaN fails both comparisons and keeps its gradient.
-    let (output, grad) = match masked_backward_f32(output, grad, move |o: f32| !(o <= lo32) & !(o >= hi32)) {
+    let inside = move |o: f32| !(o <= lo32) & !(o >= hi32);
+    let (output, grad) = match masked_backward_f32(output, grad, inside) {
         Ok(result) => return result,
         Err(operands) => operands,
     };
     binary_op(
         output,
         grad,
-        move |o: f32, g| if o.is_nan() || (o > lo32 && o < hi32) { g } else { 0.0 },
-        move |o: f64, g| if o.is_nan() || (o > lo && o < hi) { g } else { 0.0 },
+        move |o: f32, g| if inside(o) { g } else { 0.0 },
+        move |o: f64, g| if !(o <= lo) & !(o >= hi) { g } else { 0.0 },
         None,
     )
 }
