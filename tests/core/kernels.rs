@@ -307,6 +307,77 @@ fn conv2d_gradients_match_reference_depthwise() {
         },
     );
     check(
+        "depthwise 5×5 stride 1 pad 2 on a 7×7 map (EfficientNet's last stages: every row in the padding's reach)",
+        Case {
+            k: [5, 5],
+            pad: [2; 4],
+            hw: [7, 7],
+            ..base()
+        },
+    );
+    check(
+        "depthwise 5×5 stride 1 pad 2 on a 2×3 map (taps reaching past both sides)",
+        Case {
+            k: [5, 5],
+            pad: [2; 4],
+            hw: [2, 3],
+            ..base()
+        },
+    );
+    check(
+        "depthwise 3×3 dilation 2 pad 2",
+        Case {
+            pad: [2; 4],
+            dil: 2,
+            ..base()
+        },
+    );
+    check(
+        "depthwise 3×3 stride 2 dilation 2 (taps in one phase)",
+        Case {
+            stride: 2,
+            pad: [2; 4],
+            dil: 2,
+            ..base()
+        },
+    );
+    check(
+        "depthwise 2×2 stride 3 (input pixels no tap reads)",
+        Case {
+            k: [2, 2],
+            stride: 3,
+            pad: [0; 4],
+            hw: [11, 14],
+            ..base()
+        },
+    );
+    check(
+        "depthwise 3×3 stride 1 pad 1 on 40×37 (rows convolved in place: blocks, an overlapping last block, edge columns)",
+        Case {
+            hw: [40, 37],
+            batch: 1,
+            ..base()
+        },
+    );
+    check(
+        "depthwise 3×3 wide rows, more padding at the start than the end, dilation 2",
+        Case {
+            hw: [9, 40],
+            pad: [2, 3, 1, 1],
+            dil: 2,
+            ..base()
+        },
+    );
+    check(
+        "depthwise 3×3 stride 2 pad 1 on 40×37 (several 16-wide blocks a row)",
+        Case {
+            stride: 2,
+            hw: [40, 37],
+            batch: 1,
+            ..base()
+        },
+    );
+    check(
         "depthwise channel multiplier 2 (not the fast path)",
         Case {
             c_out: 12,
@@ -320,12 +391,14 @@ fn conv2d_gradients_match_reference_depthwise() {
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 fn batch_norm_train_matches_reference() {
-    for (shape, eps) in [(vec![4usize, 3, 5, 7], 1e-5), (vec![16, 10], 1e-3), (vec![2, 4, 1, 33], 1e-5)] {
+    // (shape, epsilon, offset, spread): the last has a mean ~500 times its spread, where a
+    // one-pass variance loses everything unless its sums are shifted.
+    for (shape, eps, offset, spread) in [(vec![4usize, 3, 5, 7], 1e-5, 3.0, 1.0), (vec![16, 10], 1e-3, 3.0, 1.0), (vec![2, 4, 1, 33], 1e-5, 3.0, 1.0), (vec![2, 3, 4, 50], 1e-5, 50.0, 0.1)] {
         let device = cpu().autodiff();
         let (n, c) = (shape[0], shape[1]);
         let s: usize = shape[2..].iter().product();
         // An offset mean and a spread that differ per channel, as activations do.
-        let x_vals: Vec<f32> = values(n * c * s, 4).iter().enumerate().map(|(i, v)| v * (1.0 + (i / s % c) as f32) + 3.0).collect();
+        let x_vals: Vec<f32> = values(n * c * s, 4).iter().enumerate().map(|(i, v)| v * spread * (1.0 + (i / s % c) as f32) + offset).collect();
         let r_vals = values(n * c * s, 5);
         let (gamma_vals, beta_vals) = (values(c, 6), values(c, 7));
         let data = |v: &[f32], shape: Vec<usize>| TensorData::new(v.to_vec(), shape);

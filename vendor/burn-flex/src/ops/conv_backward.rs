@@ -8,10 +8,11 @@
 //! - groups == 1: dW[co, (ci,ky,kx)] = Σ_n Σ_o G[n,co,o] · cols_n[(ci,ky,kx), o], one gemm per
 //!   chunk of images over an im2col buffer, images split across threads and summed at the end
 //!   (per group when grouped);
-//! - depthwise (one input and one output channel per group): a direct sum per channel.
+//! - depthwise (one input and one output channel per group): `depthwise.rs`, one dot product per
+//!   tap over a padded phase plane.
 //!
 //! Other dtypes go through f32. Asymmetric ("same") padding is handled in place for the weight
-//! gradient and for the depthwise input gradient (no padded copies).
+//! gradient; depthwise input gradients are `depthwise.rs`'s.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -58,7 +59,7 @@ pub fn conv2d_weight_backward_f32(
     let x = x.clone().to_contiguous();
     let grad = output_grad.clone().to_contiguous();
     let (xd, gd): (&[f32], &[f32]) = (x.storage(), grad.storage());
-    let dw = if depthwise { depthwise_weight_grad(&g, xd, gd) } else { dense_weight_grad(&g, options.groups, xd, gd) };
+    let dw = if depthwise { super::depthwise::weight_grad(xd, gd, [g.batch, g.c_in], g.depthwise()) } else { dense_weight_grad(&g, options.groups, xd, gd) };
     Some(FlexTensor::new(Bytes::from_elems(dw), Layout::contiguous(weight_shape.clone()), DType::F32))
 }
 
@@ -181,65 +182,6 @@ fn gemm_parallelism() -> gemm::Parallelism {
     gemm::Parallelism::None
 }
 
-fn depthwise_weight_grad(g: &Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
-    let taps = g.kh * g.kw;
-    let per_channel = for_parts(g.c_in, |c| {
-        let mut acc = vec![0f32; taps];
-        for n in 0..g.batch {
-            let plane = &x[(n * g.c_in + c) * g.h * g.w..][..g.h * g.w];
-            let gplane = &grad[(n * g.c_out + c) * g.oh * g.ow..][..g.oh * g.ow];
-            for ky in 0..g.kh {
-                let (oy_lo, oy_hi) = g.valid(ky, 0);
-                for kx in 0..g.kw {
-                    let (ox_lo, ox_hi) = g.valid(kx, 1);
-                    if ox_lo >= ox_hi {
-                        continue;
-                    }
-                    let ix0 = ox_lo * g.stride[1] + kx * g.dil[1] - g.pad[1];
-                    let mut sum = 0f32;
-                    for oy in oy_lo..oy_hi {
-                        let iy = Geometry::src(oy, ky, g.stride[0], g.dil[0], g.pad[0], g.h).unwrap();
-                        let src = &plane[iy * g.w..(iy + 1) * g.w];
-                        let gr = &gplane[oy * g.ow + ox_lo..oy * g.ow + ox_hi];
-                        sum += if g.stride[1] == 1 { dot(gr, &src[ix0..ix0 + gr.len()]) } else { strided_dot(gr, &src[ix0..], g.stride[1]) };
-                    }
-                    acc[ky * g.kw + kx] += sum;
-                }
-            }
-        }
-        acc
-    });
-    per_channel.concat()
-}
-
-/// A dot product with eight independent accumulators, so it vectorises without fast-math.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-#[inline]
-fn strided_dot(a: &[f32], b: &[f32], stride: usize) -> f32 {
-    let mut acc = [0f32; 4];
-    let mut i = 0;
-    while i + 4 <= a.len() {
-        for j in 0..4 {
-            acc[j] += a[i + j] * b[(i + j) * stride];
-        }
-        i += 4;
-    }
-    let tail: f32 = (i..a.len()).map(|j| a[j] * b[j * stride]).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
 /// The depthwise `conv_transpose2d` that burn's default input gradient of a depthwise
 /// convolution calls (symmetric padding), as a direct scatter per plane.
 pub fn depthwise_conv_transpose2d_f32(
@@ -313,51 +255,14 @@ pub fn conv2d_x_backward_as_conv(weight: &FlexTensor, options: &ConvOptions<2>) 
     Some((turned, ConvOptions::new_with_padding([1, 1], padding, [1, 1], 1)))
 }
 
-/// `dx[n, c, y, x] = Σ_taps w[c, ky, kx] · grad[n, c, oy, ox]` over the taps that read (y, x),
-/// one plane per task; `size` is the convolution input's height and width.
+/// The input gradient of a depthwise convolution (`super::depthwise`); `size` is the
+/// convolution input's height and width.
 fn depthwise_input_grad(grad: &FlexTensor, weight: &FlexTensor, size: [usize; 2], s: [usize; 2], p: [usize; 2], d: [usize; 2]) -> FlexTensor {
     let (gs, ws) = (grad.layout().shape(), weight.layout().shape());
-    let (n, channels, ih, iw, kh, kw) = (gs[0], gs[1], gs[2], gs[3], ws[2], ws[3]);
-    let [oh, ow] = size;
-    // In conv terms: the output gradient is [n, c, ih, iw], the result is the conv input.
-    let g = Geometry { batch: n, c_in: channels, h: oh, w: ow, c_out: channels, kh, kw, oh: ih, ow: iw, stride: s, pad: p, dil: d };
-    let x = grad.clone().to_contiguous();
+    let (n, channels) = (gs[0], gs[1]);
+    let geo = super::depthwise::Depthwise { h: size[0], w: size[1], oh: gs[2], ow: gs[3], kh: ws[2], kw: ws[3], stride: s, pad: p, dil: d };
+    let grad = grad.clone().to_contiguous();
     let weight = weight.clone().to_contiguous();
-    let (gd, wd): (&[f32], &[f32]) = (x.storage(), weight.storage());
-    // Zeroed plane by plane on the thread that fills it, rather than all at once up front.
-    let mut result = super::uninit_vec::<f32>(n * channels * oh * ow);
-    let plane = |(idx, dst): (usize, &mut [f32])| {
-        dst.fill(0.0);
-        let c = idx % channels;
-        let gplane = &gd[idx * ih * iw..(idx + 1) * ih * iw];
-        for ky in 0..kh {
-            let (oy_lo, oy_hi) = g.valid(ky, 0);
-            for kx in 0..kw {
-                let (ox_lo, ox_hi) = g.valid(kx, 1);
-                if ox_lo >= ox_hi {
-                    continue;
-                }
-                let wv = wd[(c * kh + ky) * kw + kx];
-                let ix0 = ox_lo * s[1] + kx * d[1] - p[1];
-                for oy in oy_lo..oy_hi {
-                    let iy = Geometry::src(oy, ky, s[0], d[0], p[0], oh).unwrap();
-                    let src = &gplane[oy * iw + ox_lo..oy * iw + ox_hi];
-                    let row = &mut dst[iy * ow..(iy + 1) * ow];
-                    if s[1] == 1 {
-                        row[ix0..ix0 + src.len()].iter_mut().zip(src).for_each(|(o, v)| *o += v * wv);
-                    } else {
-                        src.iter().enumerate().for_each(|(j, v)| row[ix0 + j * s[1]] += v * wv);
-                    }
-                }
-            }
-        }
-    };
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        result.par_chunks_mut(oh * ow).enumerate().for_each(plane);
-    }
-    #[cfg(not(feature = "rayon"))]
-    result.chunks_mut(oh * ow).enumerate().for_each(plane);
-    FlexTensor::new(Bytes::from_elems(result), Layout::contiguous(Shape::from(vec![n, channels, oh, ow])), DType::F32)
+    let dx = super::depthwise::input_grad(grad.storage(), weight.storage(), [n, channels], geo);
+    FlexTensor::new(Bytes::from_elems(dx), Layout::contiguous(Shape::from(vec![n, channels, size[0], size[1]])), DType::F32)
 }

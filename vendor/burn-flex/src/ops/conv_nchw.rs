@@ -36,6 +36,11 @@ pub(super) struct Geometry {
 }
 
 impl Geometry {
+    /// One plane of this convolution when it is depthwise.
+    pub(super) fn depthwise(&self) -> super::depthwise::Depthwise {
+        super::depthwise::Depthwise { h: self.h, w: self.w, oh: self.oh, ow: self.ow, kh: self.kh, kw: self.kw, stride: self.stride, pad: self.pad, dil: self.dil }
+    }
+
     /// Input rows/cols that kernel offset `k` reads for output index `o`, or `None` in padding.
     #[inline(always)]
     pub(super) fn src(o: usize, k: usize, stride: usize, dil: usize, pad: usize, len: usize) -> Option<usize> {

@@ -155,6 +155,7 @@ mod conv_common;
 pub mod conv;
 mod conv_backward; // Kiln patch
 mod conv_nchw; // Kiln patch
+mod depthwise; // Kiln patch
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;

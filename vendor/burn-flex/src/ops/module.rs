@@ -67,6 +67,9 @@ impl ModuleOps<Flex> for Flex {
     ) -> FloatTensor<Flex> {
         // Kiln patch: the depthwise path handles asymmetric padding without a padded copy.
         let depthwise = conv::is_depthwise_2d(x.layout().shape(), weight.layout().shape(), &options);
+        if depthwise && let Some(out) = super::depthwise::conv2d_f32(&x, &weight, bias.as_ref(), &options) {
+            return out;
+        }
         let (x, options) = if depthwise { (x, options) } else { pad_asymmetric_conv_input::<Flex, 2>(x, options) };
         match x.dtype() {
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
