@@ -1,6 +1,7 @@
 //! Kiln patch: depthwise 2D convolutions in f32 (one filter per channel) — the forward pass,
-//! the input gradient and the weight gradient — as flat correlations over a zero-padded copy of
-//! each plane.
+//! the input gradient and the weight gradient — as correlations that keep a block of outputs in
+//! registers across the taps: stride 1 on wide rows straight from the unpadded plane, otherwise
+//! flat correlations over a zero-padded copy of each plane.
 //!
 //! A stride-`s` convolution reads the padded input at `s·o + t` (`t`: the tap's offset in the
 //! window, dilation included). Splitting the padded plane into `s×s` phase planes
@@ -23,6 +24,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_backend::ops::ConvOptions;
+use burn_backend::ops::conv::calculate_conv_output_size_asymmetric;
 use burn_std::{Bytes, Shape};
 
 use crate::{FlexTensor, Layout};
@@ -382,13 +384,8 @@ pub(crate) fn conv2d_f32(x: &FlexTensor, weight: &FlexTensor, bias: Option<&Flex
         None => None,
     };
     let (xs, ws) = (x.layout().shape(), weight.layout().shape());
-    let out = |a: usize| -> Option<usize> {
-        let (len, k) = (xs[2 + a], ws[2 + a]);
-        let (begin, end) = options.padding[a];
-        let span = (len + begin + end).checked_sub(options.dilation[a] * (k - 1) + 1)?;
-        Some(span / options.stride[a] + 1)
-    };
-    let geo = Depthwise { h: xs[2], w: xs[3], oh: out(0)?, ow: out(1)?, kh: ws[2], kw: ws[3], stride: options.stride, pad: options.padding_begin(), dil: options.dilation };
+    let out = |a: usize| calculate_conv_output_size_asymmetric(ws[2 + a], options.stride[a], options.padding[a], options.dilation[a], xs[2 + a]);
+    let geo = Depthwise { h: xs[2], w: xs[3], oh: out(0), ow: out(1), kh: ws[2], kw: ws[3], stride: options.stride, pad: options.padding_begin(), dil: options.dilation };
     let [n, c] = [xs[0], xs[1]];
     let out = conv2d(x.storage(), weight.storage(), bias.as_ref().map(|b| b.storage()), [n, c], geo);
     Some(FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(vec![n, c, geo.oh, geo.ow])), DType::F32))
