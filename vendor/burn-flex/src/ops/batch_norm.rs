@@ -4,7 +4,7 @@
 //! the input for each statistic, then a dozen elementwise passes in the backward. Here the
 //! forward reads `x` once for mean and variance and once more to write the output; the backward
 //! reads `x` and the output gradient once for its two sums and once more to write the input
-//! gradient. Sums are accumulated per plane in f32 lanes and across planes in f64.
+//! gradient. Sums are accumulated per plane in f32 vector lanes and across planes in f64.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -25,28 +25,52 @@ fn dims(x: &FlexTensor) -> (usize, usize, usize) {
     (shape[0], shape[1], shape.num_elements() / (shape[0] * shape[1]).max(1))
 }
 
-/// Two sums over a plane in one pass, each in eight f32 lanes then f64: `Σ f(a, b).0` and
-/// `Σ f(a, b).1` (`b` empty: `f` gets `a`'s value twice).
-#[inline(always)]
-fn two_sums(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f64, f64) {
-    let b = if b.is_empty() { a } else { &b[..a.len()] };
-    let (mut s, mut t) = ([0f32; 8], [0f32; 8]);
-    let (mut s_tail, mut t_tail) = (0f32, 0f32);
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in ac.remainder().iter().zip(bc.remainder()) {
-        let (u, v) = f(*x, *y);
-        s_tail += u;
-        t_tail += v;
+/// `(Σ(a − ka), Σ(a − ka)·(b − kb))` over a plane, in f32 lanes then f64.
+///
+/// Written with explicit vectors: given the scalar loop, LLVM paired the two accumulators into
+/// one vector and computed every element with scalar loads (wasm: `replace_lane` per element),
+/// which made these reductions twice as slow as the passes that also write a full plane.
+fn centred_sums(a: &[f32], ka: f32, b: &[f32], kb: f32) -> (f64, f64) {
+    let b = &b[..a.len()];
+    #[cfg(feature = "simd")]
+    let (s, t, done) = centred_sums_simd(a, ka, b, kb);
+    #[cfg(not(feature = "simd"))]
+    let (s, t, done) = (0f32, 0f32, 0usize);
+    let (mut s, mut t) = (s as f64, t as f64);
+    for (x, y) in a[done..].iter().zip(&b[done..]) {
+        let d = x - ka;
+        s += d as f64;
+        t += (d * (y - kb)) as f64;
     }
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            let (u, v) = f(x[i], y[i]);
-            s[i] += u;
-            t[i] += v;
+    (s, t)
+}
+
+/// The vector part of `centred_sums`: its two f32 sums and how many elements they cover.
+#[cfg(feature = "simd")]
+#[macerator::with_simd]
+fn centred_sums_simd<S: macerator::Simd>(a: &[f32], ka: f32, b: &[f32], kb: f32) -> (f32, f32, usize) {
+    use macerator::{Scalar, vload_unaligned};
+    let lanes = S::lanes32();
+    let (vka, vkb, zero) = (ka.splat::<S>(), kb.splat::<S>(), 0f32.splat::<S>());
+    // Two accumulators each, so consecutive adds do not wait on one another.
+    let (mut s0, mut s1, mut t0, mut t1) = (zero, zero, zero, zero);
+    let step = 2 * lanes;
+    let mut i = 0;
+    while i + step <= a.len() {
+        // SAFETY: i + 2·lanes ≤ a.len() = b.len().
+        unsafe {
+            let d0 = vload_unaligned::<S, _>(a.as_ptr().add(i)) - vka;
+            let d1 = vload_unaligned::<S, _>(a.as_ptr().add(i + lanes)) - vka;
+            let e0 = vload_unaligned::<S, _>(b.as_ptr().add(i)) - vkb;
+            let e1 = vload_unaligned::<S, _>(b.as_ptr().add(i + lanes)) - vkb;
+            s0 += d0;
+            s1 += d1;
+            t0 = d0.mul_add(e0, t0);
+            t1 = d1.mul_add(e1, t1);
         }
+        i += step;
     }
-    let total = |acc: [f32; 8], tail: f32| acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64;
-    (total(s, s_tail), total(t, t_tail))
+    ((s0 + s1).reduce_add(), (t0 + t1).reduce_add(), i)
 }
 
 fn per_channel<R: Send>(channels: usize, f: impl Fn(usize) -> R + Send + Sync) -> Vec<R> {
@@ -87,7 +111,7 @@ pub fn batch_norm_train_f32(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTenso
     // variance's subtraction loses little (the textbook Σx² − (Σx)² form would not).
     let stats: Vec<(f32, f32)> = per_channel(c, |ch| {
         let k = plane(0, ch).first().copied().unwrap_or(0.0);
-        let (sum, sq) = (0..n).map(|i| two_sums(plane(i, ch), &[], |v, _| (v - k, (v - k) * (v - k)))).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let (sum, sq) = (0..n).map(|i| centred_sums(plane(i, ch), k, plane(i, ch), k)).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
         let shifted_mean = sum / count;
         ((k as f64 + shifted_mean) as f32, (sq / count - shifted_mean * shifted_mean).max(0.0) as f32)
     });
@@ -127,7 +151,7 @@ pub fn batch_norm_train_backward_f32(
     // Per channel: Σg (beta's gradient) and Σg·(x − mean).
     let sums: Vec<(f64, f64)> = per_channel(c, |ch| {
         let m = mu[ch];
-        (0..n).map(|i| two_sums(pg(i, ch), px(i, ch), |g, v| (g, g * (v - m)))).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+        (0..n).map(|i| centred_sums(pg(i, ch), 0.0, px(i, ch), m)).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
     });
     let inv_std: Vec<f64> = var.iter().map(|&v| 1.0 / (v as f64 + epsilon).sqrt()).collect();
     // x_grad = γ·inv_std·(g − mean(g) − x̂·mean(g·x̂)), x̂ = (x − mean)·inv_std
