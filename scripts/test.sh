@@ -39,10 +39,12 @@ echo "== the page's builds (both wasm32 builds, wasm-bindgen CLI, npm packages, 
 bash scripts/build-web.sh
 
 echo "== browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the CPU fallback)"
+# With relaxed-simd, so the kernel tests also cover what only the relaxed .wasm runs (gemm's
+# fused multiply-add, the 1x1 convolution kernel); Chromium validates relaxed SIMD.
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 CHROMEDRIVER=/usr/bin/chromedriver \
 WASM_BINDGEN_TEST_TIMEOUT=900 \
-  cargo test --profile web-gpu --target wasm32-unknown-unknown --no-default-features --features "$wasm_features" --test web
+  cargo test --profile web-gpu --target wasm32-unknown-unknown --no-default-features --features "$wasm_features,relaxed-simd" --test web
 
 echo "== the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
 # auto picks the CPU backend here (the only WebGPU adapter is SwiftShader), so the threaded

@@ -171,6 +171,8 @@ pub mod interpolate;
 pub mod mask;
 pub mod matmul;
 mod module;
+#[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+mod pointwise; // Kiln patch
 pub mod pool;
 mod qtensor;
 pub mod reduce;
