@@ -30,7 +30,7 @@ const secs = (x) => (x == null || Number.isNaN(x) ? 'n/a' : `${x.toFixed(2)} s`)
 const mib = (b) => `${(b / 1048576).toFixed(0)} MiB`;
 
 if (sections.includes('size')) {
-  for (const build of ['pkg/kiln_bg.wasm', 'pkg-threads/kiln_bg.wasm', 'pkg-threads/kiln_bg_relaxed.wasm']) {
+  for (const build of ['pkg/kiln_bg.wasm', 'pkg-threads/kiln_bg.wasm', 'pkg-threads-relaxed/kiln_bg.wasm']) {
     const raw = readFileSync(join(root, 'www', build));
     row(`wasm size, ${build}`, `${(raw.length / 1048576).toFixed(1)} MiB raw, ${(gzipSync(raw, { level: 9 }).length / 1048576).toFixed(2)} MiB gzip -9`);
   }

@@ -6,8 +6,8 @@
 #   www/pkg/          WebGPU + the CPU backend on one thread, with wasm SIMD (stable Rust)
 #   www/pkg-threads/  the CPU backend on a rayon pool of Web Workers, with wasm SIMD
 #                     (nightly Rust: std is rebuilt with atomics, offline, from rust-src);
-#                     kiln_bg_relaxed.wasm there is the same build with gemm on relaxed
-#                     SIMD's fused multiply-add, for engines that have it
+#   www/pkg-threads-relaxed/  the same build with relaxed SIMD's fused multiply-add (gemm, the
+#                     1x1 convolutions), for engines that have it
 # Installs the wasm32 target, rust-src for the nightly, the wasm-bindgen CLI (pinned to the
 # crate's version in Cargo.lock), the npm packages (binaryen's wasm-opt among them) and the
 # assets only when missing.
@@ -22,6 +22,7 @@ target=$(setting build target)
 out_dir=$(setting build out_dir)
 threads_features=$(setting threads features)
 threads_out_dir=$(setting threads out_dir)
+relaxed_out_dir=$(setting threads relaxed_out_dir)
 relaxed_features=$(setting threads relaxed_features)
 nightly=$(setting threads toolchain)
 nightly_date=$(setting threads toolchain_date)
@@ -72,16 +73,14 @@ threaded() { # features
 threaded "$threads_features"
 bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$threads_out_dir"
 
-echo "== the same with relaxed SIMD in gemm (features: $relaxed_features)"
-# Only the crates downstream of gemm-f32 rebuild: cargo keeps both feature sets' artifacts.
+echo "== the same with relaxed SIMD (features: $relaxed_features)"
+# Only the crates downstream of gemm-f32 and burn-flex rebuild: cargo keeps both feature sets'
+# artifacts. Its own directory: the JS glue numbers closure shims by their place in the .wasm,
+# so each .wasm needs the glue generated with it (the pool's workers import it too).
 threaded "$relaxed_features"
-relaxed_dir="$target_dir/threads/relaxed-pkg"
-bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$relaxed_dir" --enable-relaxed-simd
-# The worker loads either .wasm through one JS glue file: they must agree (but for comments,
-# which number the closure shims).
-code() { grep -v '^ *//' "$1"; }
-cmp -s <(code "$relaxed_dir/kiln.js") <(code "$threads_out_dir/kiln.js") || { echo "the relaxed build's JS glue differs from $threads_out_dir/kiln.js" >&2; exit 1; }
-mv "$relaxed_dir/kiln_bg.wasm" "$threads_out_dir/kiln_bg_relaxed.wasm"
+rm -rf "$relaxed_out_dir"
+bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$relaxed_out_dir" --enable-relaxed-simd
+rm -f "$threads_out_dir/kiln_bg_relaxed.wasm"  # where earlier builds put it
 
 # The default backbone, converted once per build by the wasm just built (so the file always
 # matches the reader), served next to the page: nothing is downloaded at run time.

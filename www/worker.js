@@ -5,7 +5,8 @@
 // Two builds of the same core (scripts/build-web.sh): pkg/ has WebGPU and a one-thread SIMD CPU
 // backend; pkg-threads/ is CPU-only with a rayon pool on Web Workers (wasm threads need
 // SharedArrayBuffer, i.e. a cross-origin isolated page, and burn-wgpu does not build with
-// atomics). The worker picks the device first, then loads the build that runs it.
+// atomics); pkg-threads-relaxed/ is the same with relaxed SIMD's fused multiply-add. The worker
+// picks the device first, then loads the build that runs it.
 import { ARCHS } from './kiln.js';
 import { hasRelaxedSimd } from './relaxed-simd.js';
 
@@ -90,11 +91,11 @@ function setLearner(learner) {
   learner.snapshotEachEpoch = true;
 }
 
-/** `relaxed`: the threaded build's relaxed-SIMD .wasm instead of its plain one. */
+/** `relaxed`: the threaded build with relaxed SIMD instead of the plain one. */
 async function loadBuild(threaded, threads, relaxed = false) {
-  const m = await import(threaded ? './pkg-threads/kiln.js' : './pkg/kiln.js');
-  // The pool's workers receive the compiled module from here, so one choice covers them all.
-  await m.default(relaxed ? { module_or_path: new URL('./pkg-threads/kiln_bg_relaxed.wasm', import.meta.url) } : undefined);
+  // Each .wasm comes with its own JS glue, which the pool's workers import too.
+  const m = await import(!threaded ? './pkg/kiln.js' : relaxed ? './pkg-threads-relaxed/kiln.js' : './pkg-threads/kiln.js');
+  await m.default();
   // Start (and warm) the pool once: the first parallel kernels of a fresh pool run slowly.
   if (threaded) await m.initThreadPool(threads);
   wasm = m;

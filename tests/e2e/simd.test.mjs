@@ -17,10 +17,10 @@ const log = (...a) => console.log('[e2e simd]', ...a);
 
 // The check www/worker.js makes before it picks a .wasm.
 if (!hasRelaxedSimd()) {
-  const valid = (f) => WebAssembly.validate(readFileSync(join(root, 'www/pkg-threads', f)));
-  assert.equal(valid('kiln_bg.wasm'), true, 'an engine without relaxed SIMD rejects the plain threaded build');
-  assert.equal(valid('kiln_bg_relaxed.wasm'), false, 'the relaxed build validates without relaxed SIMD: it has none');
-  log(`node ${process.version} (no relaxed SIMD): accepts kiln_bg.wasm, rejects kiln_bg_relaxed.wasm`);
+  const valid = (f) => WebAssembly.validate(readFileSync(join(root, 'www', f)));
+  assert.equal(valid('pkg-threads/kiln_bg.wasm'), true, 'an engine without relaxed SIMD rejects the plain threaded build');
+  assert.equal(valid('pkg-threads-relaxed/kiln_bg.wasm'), false, 'the relaxed build validates without relaxed SIMD: it has none');
+  log(`node ${process.version} (no relaxed SIMD): accepts pkg-threads/, rejects pkg-threads-relaxed/`);
 } else {
   log(`node ${process.version} has relaxed SIMD: the engine check needs one without (node 20 without flags)`);
 }

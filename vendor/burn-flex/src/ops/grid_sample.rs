@@ -109,7 +109,9 @@ where
         })
     };
 
-    for b in 0..batch_size {
+    // Kiln patch: one task per image on the thread pool (this was a serial loop over the whole
+    // batch: Kiln's augmentation warps every batch through it while the other threads waited).
+    let sample_image = |b: usize, out_image: &mut [T]| {
         for y in 0..h_out {
             for x in 0..w_out {
                 let g_idx = b * g_stride_n + y * g_stride_h + x * 2;
@@ -147,7 +149,7 @@ where
 
                 for c in 0..channels {
                     let t_base = b * t_stride_n + c * t_stride_c;
-                    let o_idx = b * o_stride_n + c * o_stride_c + y * o_stride_h + x;
+                    let o_idx = c * o_stride_c + y * o_stride_h + x;
 
                     let val = if matches!(options.mode, InterpolateMode::Nearest) {
                         // Ties round to even, like PyTorch's `nearbyint`.
@@ -175,11 +177,18 @@ where
                             + read(t_base, x1, y1) * w11
                     };
 
-                    output[o_idx] = from_f64(val);
+                    out_image[o_idx] = from_f64(val);
                 }
             }
         }
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        output.par_chunks_mut(o_stride_n.max(1)).enumerate().for_each(|(b, img)| sample_image(b, img));
     }
+    #[cfg(not(feature = "rayon"))]
+    output.chunks_mut(o_stride_n.max(1)).enumerate().for_each(|(b, img)| sample_image(b, img));
 
     let bytes = Bytes::from_elems(output);
     FlexTensor::new(bytes, Layout::contiguous(out_shape), T::dtype())
