@@ -29,15 +29,18 @@ const median = (v) => { const s = [...v].sort((a, b) => a - b); return s[Math.fl
 const secs = (x) => (x == null || Number.isNaN(x) ? 'n/a' : `${x.toFixed(2)} s`);
 const mib = (b) => `${(b / 1048576).toFixed(0)} MiB`;
 
+// KILN_BENCH_WWW: serve another build's copy of www/ (a before/after in one session).
+const www = process.env.KILN_BENCH_WWW || join(root, 'www');
+
 if (sections.includes('size')) {
   for (const build of ['pkg/kiln_bg.wasm', 'pkg-threads/kiln_bg.wasm', 'pkg-threads-relaxed/kiln_bg.wasm']) {
-    const raw = readFileSync(join(root, 'www', build));
+    const raw = readFileSync(join(www, build));
     row(`wasm size, ${build}`, `${(raw.length / 1048576).toFixed(1)} MiB raw, ${(gzipSync(raw, { level: 9 }).length / 1048576).toFixed(2)} MiB gzip -9`);
   }
 }
 
 const port = 19000 + Math.floor(Math.random() * 1000);
-const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
+const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', www, '--quiet'], { stdio: 'ignore' });
 const base = `http://127.0.0.1:${port}`;
 const browser = await chromium.launch({
   executablePath: ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync),
