@@ -153,13 +153,25 @@ fn conv2d_gradients_match_reference_dense() {
         },
     );
     // In the browser's relaxed-SIMD build 1×1 convolutions run their own kernel: blocks of 4
-    // channels × 12 pixels (a last block overlapping), panels of 240 pixels, a plain loop under 12.
+    // channels × 12 pixels (a last block overlapping), panels of 240 pixels, chunks of 1200 per
+    // task, a plain loop under 12.
     check(
         "1×1, 6 channels (a block of 2), 250 pixels (a short last panel)",
         Case {
             c_in: 16,
             c_out: 6,
             hw: [10, 25],
+            k: [1, 1],
+            pad: [0; 4],
+            ..base()
+        },
+    );
+    check(
+        "1×1, 2440 pixels (two column chunks of an image)",
+        Case {
+            c_in: 3,
+            c_out: 5,
+            hw: [40, 61],
             k: [1, 1],
             pad: [0; 4],
             ..base()
