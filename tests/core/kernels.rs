@@ -153,8 +153,7 @@ fn conv2d_gradients_match_reference_dense() {
         },
     );
     // In the browser's relaxed-SIMD build 1×1 convolutions run their own kernel: blocks of 4
-    // channels × 12 pixels (a last block overlapping), panels of 240 pixels, chunks of 1200 per
-    // task, a plain loop under 12.
+    // channels × 12 pixels (a last block overlapping), panels of 240 pixels, a plain loop under 12.
     check(
         "1×1, 6 channels (a block of 2), 250 pixels (a short last panel)",
         Case {
@@ -167,7 +166,7 @@ fn conv2d_gradients_match_reference_dense() {
         },
     );
     check(
-        "1×1, 2440 pixels (two column chunks of an image)",
+        "1×1, 2440 pixels (ten full panels and a short one)",
         Case {
             c_in: 3,
             c_out: 5,

@@ -616,15 +616,7 @@ fn conv3d_1x1_impl<
     // for every batch and group), and zeroing cost a serial pass over the whole output.
     let mut output: Vec<T> = super::uninit_vec(total_output);
 
-    // Kiln patch: the relaxed-SIMD browser build's own kernel (`pointwise.rs`).
-    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
-    let pointwise = dtype == DType::F32;
-    #[cfg(not(all(target_arch = "wasm32", feature = "relaxed-simd")))]
-    let pointwise = false;
-    if pointwise {
-        #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
-        super::pointwise::conv1x1_batch(bytemuck::cast_slice_mut(&mut output[..]), bytemuck::cast_slice(w_data), bytemuck::cast_slice(x_data), [batch_size, groups, m, k, n]);
-    } else {
+    {
         #[cfg(feature = "rayon")]
         {
             use rayon::prelude::*;
@@ -637,6 +629,17 @@ fn conv3d_1x1_impl<
                     let out_offset =
                         b * channels_out * spatial + g * out_channels_per_group * spatial;
 
+                    // Kiln patch: the relaxed-SIMD browser build's own kernel (`pointwise.rs`)
+                    // when the images alone keep the pool busy (else gemm splits each image).
+                    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+                    if dtype == DType::F32 && batch_size >= rayon::current_num_threads() {
+                        // SAFETY: each task writes its own image's output block.
+                        let dst = unsafe { core::slice::from_raw_parts_mut(dst_ptr.ptr_add(out_offset) as *mut f32, m * n) };
+                        let w: &[f32] = bytemuck::cast_slice(&w_data[w_offset..w_offset + m * k]);
+                        let x: &[f32] = bytemuck::cast_slice(&x_data[x_offset..x_offset + k * n]);
+                        super::pointwise::conv1x1_f32(dst, w, x, m, k, n);
+                        continue;
+                    }
                     unsafe {
                         gemm::gemm(
                             m,
@@ -672,6 +675,14 @@ fn conv3d_1x1_impl<
                     let out_offset =
                         b * channels_out * spatial + g * out_channels_per_group * spatial;
 
+                    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+                    if dtype == DType::F32 {
+                        let dst: &mut [f32] = bytemuck::cast_slice_mut(&mut output[out_offset..out_offset + m * n]);
+                        let w: &[f32] = bytemuck::cast_slice(&w_data[w_offset..w_offset + m * k]);
+                        let x: &[f32] = bytemuck::cast_slice(&x_data[x_offset..x_offset + k * n]);
+                        super::pointwise::conv1x1_f32(dst, w, x, m, k, n);
+                        continue;
+                    }
                     unsafe {
                         gemm::gemm(
                             m,
