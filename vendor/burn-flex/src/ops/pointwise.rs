@@ -19,6 +19,10 @@ const PANEL: usize = 240;
 /// `dst[m][n] = w[m][k] · x[k][n]`, all row-major and contiguous.
 pub(crate) fn conv1x1_f32(dst: &mut [f32], w: &[f32], x: &[f32], m: usize, k: usize, n: usize) {
     assert!(dst.len() >= m * n && w.len() >= m * k && x.len() >= k * n, "conv 1x1: operands shorter than their shapes");
+    if n == 0 {
+        // No pixels (gemm returns early too; `chunks_exact_mut(0)` below would panic).
+        return;
+    }
     if n < NR {
         // Too narrow for one block: plain dot products.
         for (c, row) in dst.chunks_exact_mut(n).take(m).enumerate() {
