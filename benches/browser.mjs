@@ -236,7 +236,7 @@ try {
       kiln.dispose();
       return { n, at50, at500, afterCancels, cancelled };
     });
-    row('soak: wasm memory after ~50 / ~500 tiny steps', `${mib(r.at50.wasmBytes)} / ${mib(r.at500.wasmBytes)}`, `${((r.at500.wasmBytes / r.at50.wasmBytes - 1) * 100).toFixed(1)} % growth over 500 steps; page JS heap ${r.at50.jsHeapBytes ? `${mib(r.at50.jsHeapBytes)} / ${mib(r.at500.jsHeapBytes)}` : 'n/a'}`);
+    row('soak: wasm memory after ~50 / ~500 tiny steps', `${mib(r.at50.wasmBytes)} / ${mib(r.at500.wasmBytes)}`, `${((r.at500.wasmBytes / r.at50.wasmBytes - 1) * 100).toFixed(1)} % growth over 500 steps; live Rust heap ${mib(r.at50.liveHeapBytes)} / ${mib(r.at500.liveHeapBytes)}; page JS heap ${r.at50.jsHeapBytes ? `${mib(r.at50.jsHeapBytes)} / ${mib(r.at500.jsHeapBytes)}` : 'n/a'}`);
     row('soak: then 50 × (fit, cancel after 3 batches, restart)', `wasm ${mib(r.afterCancels.wasmBytes)} (${((r.afterCancels.wasmBytes / r.at500.wasmBytes - 1) * 100).toFixed(1)} % vs after 500 steps)`, `${r.cancelled}/50 runs reported cancelled; ${r.n} steps in all; page JS heap ${r.afterCancels.jsHeapBytes ? mib(r.afterCancels.jsHeapBytes) : 'n/a'}`);
     // Workers: create/dispose cycles must leave no worker behind (the count after 5 cycles and
     // after 20 must match; Chromium reaps a terminated worker's nested pool asynchronously).

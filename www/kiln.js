@@ -281,8 +281,9 @@ export class Kiln {
 
   /**
    * The worker's memory: WebAssembly linear memory (it only grows, so this is its peak; wasm32
-   * stops at 4 GiB) and the worker's JS heap where the browser reports it.
-   * @returns {Promise<{wasmBytes: number, jsHeapBytes: number | null}>}
+   * stops at 4 GiB), the bytes the Rust heap holds now (what a leak would grow), and the
+   * worker's JS heap where the browser reports it.
+   * @returns {Promise<{wasmBytes: number, liveHeapBytes: number, jsHeapBytes: number | null}>}
    */
   memory() {
     return this.call('memory');

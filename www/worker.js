@@ -222,7 +222,11 @@ const methods = {
     return need('learner').interpret(need('dataset'), k, minVal);
   },
   memory() {
-    return { wasmBytes: wasm ? wasm.memoryBytes() : 0, jsHeapBytes: self.performance?.memory?.usedJSHeapSize ?? null };
+    return {
+      wasmBytes: wasm ? wasm.memoryBytes() : 0,
+      liveHeapBytes: wasm ? wasm.liveHeapBytes() : 0,
+      jsHeapBytes: self.performance?.memory?.usedJSHeapSize ?? null,
+    };
   },
   cancel() {
     if (state.cancel) state.cancel.cancel();

@@ -1,6 +1,8 @@
 // Long runs at CI size: steps, then cancel/restart cycles, then create/dispose cycles, in
-// headless Chromium on the threaded CPU build. The wasm memory stays flat (within 5 % after
-// warm-up), every cancel is honoured, a restarted worker gets the last epoch's model back, and
+// headless Chromium on the threaded CPU build. The Rust heap's live bytes come back to the same
+// figure (no leak), the wasm memory's high-water mark stays within 25 % of its size after warm-up
+// (pool threads allocate in whatever order they run, so fragmentation moves it a little from run
+// to run: CI once saw 14.1 -> 15.3 MiB), every cancel is honoured, a restarted worker gets the last epoch's model back, and
 // no worker is left behind. The bench runs the same at
 // full size (`node benches/browser.mjs soak`: 500 steps, 50 cancels).
 import assert from 'node:assert/strict';
@@ -24,16 +26,16 @@ await e2e([], async ({ browser, base }) => {
     const cb = { onBatch: () => { n += 1; } };
     while (n < steps) {
       await kiln.fitOneCycle(1, 1e-2, cb);
-      if (warm === null && n >= 50) warm = (await kiln.memory()).wasmBytes;
+      if (warm === null && n >= 50) warm = await kiln.memory();
     }
-    const afterSteps = (await kiln.memory()).wasmBytes;
+    const afterSteps = await kiln.memory();
     let cancelled = 0;
     for (let i = 0; i < cancels; i++) {
       let seen = 0;
       const report = await kiln.fitOneCycle(3, 1e-2, { onBatch: () => { if (++seen === 3) kiln.cancel(); } });
       if (report.cancelled && seen <= 4) cancelled += 1;
     }
-    const afterCancels = (await kiln.memory()).wasmBytes;
+    const afterCancels = await kiln.memory();
     // A worker that dies (out of memory) restarts with the dataset and the model as it was
     // after the last finished epoch: one more epoch, then the restart an OOM triggers.
     await kiln.fitOneCycle(1, 1e-3);
@@ -45,9 +47,14 @@ await e2e([], async ({ browser, base }) => {
     return { warm, afterSteps, afterCancels, cancelled, before, after };
   }, { steps, cancels });
   const mib = (b) => (b / 1048576).toFixed(1);
-  log(`wasm memory after 50 steps ${mib(r.warm)} MiB, after ${steps} ${mib(r.afterSteps)} MiB, after ${cancels} cancel/restart cycles ${mib(r.afterCancels)} MiB`);
-  assert.ok(r.afterSteps <= r.warm * 1.05, 'wasm memory grew over the steps');
-  assert.ok(r.afterCancels <= r.warm * 1.05, 'wasm memory grew over the cancel/restart cycles');
+  const at = (m) => `live heap ${mib(m.liveHeapBytes)} MiB, wasm ${mib(m.wasmBytes)} MiB`;
+  log(`after 50 steps: ${at(r.warm)}; after ${steps}: ${at(r.afterSteps)}; after ${cancels} cancel/restart cycles: ${at(r.afterCancels)} (live heap change ${r.afterSteps.liveHeapBytes - r.warm.liveHeapBytes} / ${r.afterCancels.liveHeapBytes - r.warm.liveHeapBytes} bytes)`);
+  // Between steps nothing a step made is still held: a leak of even a few bytes a step shows.
+  const slack = 64 * 1024;
+  assert.ok(r.afterSteps.liveHeapBytes <= r.warm.liveHeapBytes + slack, 'the Rust heap leaked over the steps');
+  assert.ok(r.afterCancels.liveHeapBytes <= r.warm.liveHeapBytes + slack, 'the Rust heap leaked over the cancel/restart cycles');
+  assert.ok(r.afterSteps.wasmBytes <= r.warm.wasmBytes * 1.25, 'wasm memory grew over the steps');
+  assert.ok(r.afterCancels.wasmBytes <= r.warm.wasmBytes * 1.25, 'wasm memory grew over the cancel/restart cycles');
   assert.equal(r.cancelled, cancels, 'every cancel stops training within a batch');
   assert.deepEqual(r.after, r.before, 'after a worker restart, the model of the last finished epoch is back');
   log(`restart keeps the last epoch's model: ${JSON.stringify(r.after).slice(0, 80)}`);
