@@ -138,9 +138,12 @@ async function pickBackend(pref, threadsWanted, simd) {
     }
   }
   const t = wasm ? { n: 1, why: 'WebGPU failed after its build was loaded' } : cpuThreads(threadsWanted);
-  // Only the threaded build comes in a relaxed-SIMD variant.
-  const relaxed = !wasm && t.n > 1 && simd !== 'plain' && hasRelaxedSimd();
-  if (!wasm) await loadBuild(t.n > 1, t.n, relaxed);
+  // Only the threaded build comes in a relaxed-SIMD variant; one thread on an isolated page
+  // runs it too, with a pool of one: its FMA kernels took EfficientNet-Lite0's frozen step from
+  // 1.89 to 1.36 s against the one-thread build (benches/browser.mjs relaxed).
+  const isolated = self.crossOriginIsolated && typeof SharedArrayBuffer !== 'undefined';
+  const relaxed = !wasm && isolated && simd !== 'plain' && hasRelaxedSimd();
+  if (!wasm) await loadBuild(t.n > 1 || relaxed, t.n, relaxed);
   if (t.why) notices.push(`The CPU backend runs on one thread: ${t.why}.`);
   // 'relaxed': gemm on relaxed SIMD's fused multiply-add; 'simd128': plain 128-bit SIMD.
   return { backend: await wasm.Backend.create('cpu'), notices, adapter: 'CPU (wasm)', threads: t.n, simd: relaxed ? 'relaxed' : 'simd128' };

@@ -153,7 +153,7 @@ fn conv2d_gradients_match_reference_dense() {
         },
     );
     // In the browser's relaxed-SIMD build 1×1 convolutions run their own kernel: blocks of 4
-    // channels × 12 pixels (a last block overlapping), panels of 240 pixels, a plain loop under 12.
+    // channels × 8 pixels (a last block overlapping), panels of 240 pixels, a plain loop under 8.
     check(
         "1×1, 6 channels (a block of 2), 250 pixels (a short last panel)",
         Case {

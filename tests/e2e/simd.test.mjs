@@ -4,7 +4,8 @@
 // is such an engine; Chromium's can no longer switch it off), and the page trains on the plain
 // file on every core when asked (`?simd=plain`). page.test.mjs checks that a stock Chromium
 // gets the relaxed one. Also: settings in the address that Kiln does not know (`?backend=gpu`)
-// are said on the page and replaced by the defaults, and the JS API refuses them by name.
+// are said on the page and replaced by the defaults, and the JS API refuses them by name; and one
+// thread (`?threads=1`) still gets the relaxed build, with a pool of one.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,4 +65,19 @@ await e2e([], async ({ browser, base }) => {
     return Kiln.create({ backend: 'gpu' }).then(() => 'created', (e) => e.message);
   });
   assert.equal(refused, `Kiln.create: backend must be 'auto', 'webgpu', 'cpu' or left out, not "gpu"`);
+
+  // One thread on a cross-origin isolated page: the relaxed build with a pool of one (its FMA
+  // kernels exist only there), and it trains.
+  const one = await (await browser.newContext()).newPage();
+  one.on('pageerror', (e) => errors.push(e.message));
+  await open(one, `${base}/?backend=cpu&threads=1`);
+  await one.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+  const oneCompute = await one.textContent('#compute');
+  log('threads=1:', await one.textContent('#backend'), '·', oneCompute);
+  assert.match(oneCompute, /1 thread, WebAssembly SIMD with relaxed fused multiply-add/);
+  await one.setInputFiles('#pick-folder', dir);
+  await one.waitForFunction(() => /^2 classes/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
+  await trainTinyEpoch(one);
+  assert.deepEqual(errors, []);
+  log('one thread trains on the relaxed build (a pool of one)');
 });

@@ -62,6 +62,21 @@ fn correlate(dst: &mut [f32], src: &[f32], taps: &[Tap]) {
         return;
     }
     assert!(taps.iter().all(|t| t.offset + n <= src.len()), "depthwise: a tap reads past its plane");
+    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+    if n >= relaxed::WIDE {
+        let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
+        let mut u = 0;
+        loop {
+            // The last block overlaps the one before (outputs are written, not accumulated).
+            let at = u.min(n - relaxed::WIDE);
+            // SAFETY: at + WIDE ≤ n = dst.len(), and the assert bounds every tap's reads.
+            unsafe { relaxed::block(d.add(at), s.add(at), taps) };
+            u += relaxed::WIDE;
+            if u >= n {
+                return;
+            }
+        }
+    }
     let block = |dst: &mut [f32], u: usize| {
         let mut acc = [0f32; BLOCK];
         for t in taps {
@@ -132,6 +147,9 @@ fn correlate_rows_s1(out: &mut [f32], ow: usize, src: &[f32], [h, w]: [usize; 2]
 
 /// A dot product with a block of independent accumulators (vectorises without fast-math).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+    return relaxed::dot(a, b);
+    #[allow(unreachable_code)]
     let mut acc = [0f32; BLOCK];
     let (ac, bc) = (a.chunks_exact(BLOCK), b[..a.len()].chunks_exact(BLOCK));
     let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
@@ -309,6 +327,73 @@ impl Depthwise {
         }
         for (d, t) in dw.iter_mut().zip(&scratch.taps) {
             *d += dot(&scratch.flat, &scratch.planes[t.offset..]);
+        }
+    }
+}
+
+/// Kiln patch: the relaxed-SIMD build's correlation and dot product. A block of 16 outputs
+/// is four accumulators, and each tap adds to all four: the adds' latency (four cycles), not
+/// the loads, paced the plain kernel. Eight accumulators with fused multiply-adds keep both
+/// FMA ports busy.
+#[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+mod relaxed {
+    use core::arch::wasm32::*;
+
+    use super::Tap;
+
+    /// Outputs per block: eight f32x4 accumulators.
+    pub(super) const WIDE: usize = 32;
+
+    /// `dst[u..u + WIDE] = Σ_t w_t · src[u + offset_t ..]`.
+    ///
+    /// # Safety
+    /// Every `u + offset_t + WIDE ≤ src.len()` and `u + WIDE ≤ dst.len()` (the caller asserts
+    /// both), and the relaxed build is only loaded where relaxed SIMD validates.
+    #[inline]
+    #[target_feature(enable = "simd128,relaxed-simd")]
+    pub(super) unsafe fn block(dst: *mut f32, src: *const f32, taps: &[Tap]) {
+        unsafe {
+            let mut acc = [f32x4_splat(0.0); WIDE / 4];
+            for t in taps {
+                let s = src.add(t.offset);
+                let w = f32x4_splat(t.w);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a = f32x4_relaxed_madd(w, v128_load(s.add(4 * j) as *const v128), *a);
+                }
+            }
+            for (j, a) in acc.iter().enumerate() {
+                v128_store(dst.add(4 * j) as *mut v128, *a);
+            }
+        }
+    }
+
+    /// `Σ a[i] · b[i]` over `a`'s length (`b` at least as long).
+    pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let b = &b[..a.len()];
+        let whole = a.len() / WIDE * WIDE;
+        // SAFETY: loads stay below `whole ≤ len`; relaxed SIMD validates as above.
+        let acc = unsafe { dot_blocks(a.as_ptr(), b.as_ptr(), whole) };
+        acc + a[whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum::<f32>()
+    }
+
+    #[inline]
+    #[target_feature(enable = "simd128,relaxed-simd")]
+    unsafe fn dot_blocks(a: *const f32, b: *const f32, len: usize) -> f32 {
+        unsafe {
+            let mut acc = [f32x4_splat(0.0); WIDE / 4];
+            let mut i = 0;
+            while i < len {
+                for (j, s) in acc.iter_mut().enumerate() {
+                    let (x, y) = (v128_load(a.add(i + 4 * j) as *const v128), v128_load(b.add(i + 4 * j) as *const v128));
+                    *s = f32x4_relaxed_madd(x, y, *s);
+                }
+                i += WIDE;
+            }
+            let mut v = acc[0];
+            for s in &acc[1..] {
+                v = f32x4_add(v, *s);
+            }
+            f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v)
         }
     }
 }

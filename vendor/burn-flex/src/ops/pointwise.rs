@@ -2,17 +2,21 @@
 //!
 //! A 1×1 convolution of one image is `out[m][n] = W[m][k] · x[k][n]` with `x` and `out` already
 //! row-major in NCHW. gemm packs both operands into panels before its microkernel runs; here the
-//! microkernel reads them in place: four output channels × twelve pixels in registers, each `k`
-//! a broadcast weight per channel and three vector loads of `x`'s row. Measured in V8 (one
+//! microkernel reads them in place: four output channels × eight pixels in registers, each `k`
+//! a broadcast weight per channel and two vector loads of `x`'s row. Measured in V8 (one
 //! thread, this machine's Xeon) on EfficientNet-Lite0's 1×1 convolutions, forward and input
-//! gradient, with operands that are not in cache (as in a training step): 48–49 ms an image
-//! against gemm's 62–67 ms. The gain needs relaxed SIMD's fused multiply-add (without it the two
-//! tie), so only the relaxed build uses this kernel; every other build keeps gemm.
+//! gradient, with operands that are not in cache (as in a training step): 36–37 ms an image
+//! against gemm's 62–67 ms. V8 gives wasm SIMD sixteen xmm registers and keeps one for itself:
+//! a 4 × 12 block (twelve accumulators, three `x` vectors and a weight) spilled and took 49–50
+//! ms; 4 × 8 and 3 × 12 fit (36–37 ms), 4 × 8 also fits every channel count that is a multiple
+//! of four. The gain needs relaxed SIMD's fused multiply-add (without it gemm and this tie), so
+//! only the relaxed build uses this kernel; every other build keeps gemm.
 
 use core::arch::wasm32::*;
 
-/// Pixels per block: three f32x4 vectors.
-const NR: usize = 12;
+/// Pixels per block: two f32x4 vectors.
+const NR: usize = 8;
+const VECS: usize = NR / 4;
 /// Pixels per panel: `x[.., panel]` stays in cache while every block of channels reads it.
 const PANEL: usize = 240;
 
@@ -70,13 +74,13 @@ pub(crate) fn conv1x1_f32(dst: &mut [f32], w: &[f32], x: &[f32], m: usize, k: us
 #[target_feature(enable = "simd128,relaxed-simd")]
 unsafe fn block<const R: usize>(dst: *mut f32, w: *const f32, x: *const f32, n: usize, k: usize, c: usize, p: usize) {
     unsafe {
-        let mut acc = [[f32x4_splat(0.0); 3]; R];
+        let mut acc = [[f32x4_splat(0.0); VECS]; R];
         for i in 0..k {
             let row = x.add(i * n + p);
-            let xs = [v128_load(row as *const v128), v128_load(row.add(4) as *const v128), v128_load(row.add(8) as *const v128)];
+            let xs: [v128; VECS] = [v128_load(row as *const v128), v128_load(row.add(4) as *const v128)];
             for (r, a) in acc.iter_mut().enumerate() {
                 let wv = v128_load32_splat(w.add((c + r) * k + i) as *const u32);
-                for j in 0..3 {
+                for j in 0..VECS {
                     a[j] = f32x4_relaxed_madd(wv, xs[j], a[j]);
                 }
             }
