@@ -7,7 +7,7 @@
 #   www/pkg-threads/  the CPU backend on a rayon pool of Web Workers, with wasm SIMD
 #                     (nightly Rust: std is rebuilt with atomics, offline, from rust-src);
 #   www/pkg-threads-relaxed/  the same build with relaxed SIMD's fused multiply-add (gemm, the
-#                     1x1 convolutions), for engines that have it
+#                     1x1 and depthwise convolutions), for engines that have it
 # Installs the wasm32 target, rust-src for the nightly, the wasm-bindgen CLI (pinned to the
 # crate's version in Cargo.lock), the npm packages (binaryen's wasm-opt among them) and the
 # assets only when missing.

@@ -40,7 +40,7 @@ bash scripts/build-web.sh
 
 echo "== browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the CPU fallback)"
 # With relaxed-simd, so the kernel tests also cover what only the relaxed .wasm runs (gemm's
-# fused multiply-add, the 1x1 convolution kernel); Chromium validates relaxed SIMD.
+# fused multiply-add, the 1x1 and depthwise kernels); Chromium validates relaxed SIMD.
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 CHROMEDRIVER=/usr/bin/chromedriver \
 WASM_BINDGEN_TEST_TIMEOUT=900 \

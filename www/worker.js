@@ -101,6 +101,9 @@ async function loadBuild(threaded, threads, relaxed = false) {
   wasm = m;
 }
 
+/** Whether wasm threads can run here (shared memory needs a cross-origin isolated page). */
+const isolated = () => self.crossOriginIsolated && typeof SharedArrayBuffer !== 'undefined';
+
 /** How many threads the CPU backend gets, and why not more (or none). */
 function cpuThreads(requested) {
   const cores = self.navigator.hardwareConcurrency || 1;
@@ -108,7 +111,7 @@ function cpuThreads(requested) {
   // own stack and a copy of the module's instance.
   const n = Math.max(1, Math.min(requested || cores, cores, 8));
   if (n === 1) return { n, why: cores === 1 ? 'this machine reports one core' : 'one thread was asked for' };
-  if (!self.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') {
+  if (!isolated()) {
     return { n: 1, why: 'the page is not cross-origin isolated (its server must send Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp; scripts/serve.py does), so wasm threads are unavailable' };
   }
   return { n, why: null };
@@ -141,11 +144,10 @@ async function pickBackend(pref, threadsWanted, simd) {
   // Only the threaded build comes in a relaxed-SIMD variant; one thread on an isolated page
   // runs it too, with a pool of one: its FMA kernels took EfficientNet-Lite0's frozen step from
   // 1.89 to 1.36 s against the one-thread build (benches/browser.mjs relaxed).
-  const isolated = self.crossOriginIsolated && typeof SharedArrayBuffer !== 'undefined';
-  const relaxed = !wasm && isolated && simd !== 'plain' && hasRelaxedSimd();
+  const relaxed = !wasm && isolated() && simd !== 'plain' && hasRelaxedSimd();
   if (!wasm) await loadBuild(t.n > 1 || relaxed, t.n, relaxed);
   if (t.why) notices.push(`The CPU backend runs on one thread: ${t.why}.`);
-  // 'relaxed': gemm on relaxed SIMD's fused multiply-add; 'simd128': plain 128-bit SIMD.
+  // 'relaxed': the kernels on relaxed SIMD's fused multiply-add; 'simd128': plain 128-bit SIMD.
   return { backend: await wasm.Backend.create('cpu'), notices, adapter: 'CPU (wasm)', threads: t.n, simd: relaxed ? 'relaxed' : 'simd128' };
 }
 

@@ -2,9 +2,9 @@
 // headless Chromium on the threaded CPU build. The Rust heap's live bytes come back to the same
 // figure (no leak), the wasm memory's high-water mark stays within 25 % of its size after warm-up
 // (pool threads allocate in whatever order they run, so fragmentation moves it a little from run
-// to run: CI once saw 14.1 -> 15.3 MiB), every cancel is honoured, a restarted worker gets the last epoch's model back, and
-// no worker is left behind. The bench runs the same at
-// full size (`node benches/browser.mjs soak`: 500 steps, 50 cancels).
+// to run: CI once saw 14.1 -> 15.3 MiB), every cancel is honoured, a restarted worker gets the
+// last epoch's model back, and no worker is left behind. The bench runs the same at full size
+// (`node benches/browser.mjs soak`: 500 steps, 50 cancels).
 import assert from 'node:assert/strict';
 import { e2e, open } from './harness.mjs';
 

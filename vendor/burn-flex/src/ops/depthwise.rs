@@ -145,11 +145,12 @@ fn correlate_rows_s1(out: &mut [f32], ow: usize, src: &[f32], [h, w]: [usize; 2]
     }
 }
 
+#[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+use relaxed::dot;
+
 /// A dot product with a block of independent accumulators (vectorises without fast-math).
+#[cfg(not(all(target_arch = "wasm32", feature = "relaxed-simd")))]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
-    return relaxed::dot(a, b);
-    #[allow(unreachable_code)]
     let mut acc = [0f32; BLOCK];
     let (ac, bc) = (a.chunks_exact(BLOCK), b[..a.len()].chunks_exact(BLOCK));
     let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();

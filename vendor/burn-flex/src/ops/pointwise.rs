@@ -77,7 +77,10 @@ unsafe fn block<const R: usize>(dst: *mut f32, w: *const f32, x: *const f32, n: 
         let mut acc = [[f32x4_splat(0.0); VECS]; R];
         for i in 0..k {
             let row = x.add(i * n + p);
-            let xs: [v128; VECS] = [v128_load(row as *const v128), v128_load(row.add(4) as *const v128)];
+            let mut xs = [f32x4_splat(0.0); VECS];
+            for (j, v) in xs.iter_mut().enumerate() {
+                *v = v128_load(row.add(4 * j) as *const v128);
+            }
             for (r, a) in acc.iter_mut().enumerate() {
                 let wv = v128_load32_splat(w.add((c + r) * k + i) as *const u32);
                 for j in 0..VECS {
