@@ -185,6 +185,30 @@ fn conv2d_gradients_match_reference_dense() {
             ..base()
         },
     );
+    // Its weight gradient: the operand with fewer channels transposed in panels of up to 2048
+    // pixels (4 × 4 tiles, a scalar tail), 4 × 8 outputs per block.
+    check(
+        "1×1 weight gradient, 8 → 12 channels (x transposed), 2115 pixels (a second panel, a tail of 3)",
+        Case {
+            c_in: 8,
+            c_out: 12,
+            hw: [47, 45],
+            k: [1, 1],
+            pad: [0; 4],
+            ..base()
+        },
+    );
+    check(
+        "1×1 weight gradient, 16 → 8 channels (the output gradient transposed), 250 pixels",
+        Case {
+            c_in: 16,
+            c_out: 8,
+            hw: [10, 25],
+            k: [1, 1],
+            pad: [0; 4],
+            ..base()
+        },
+    );
     check(
         "1×1 stride 2 (ResNet downsample)",
         Case {

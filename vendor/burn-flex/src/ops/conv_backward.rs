@@ -82,6 +82,10 @@ fn for_parts<R: Send>(parts: usize, f: impl Fn(usize) -> R + Send + Sync) -> Vec
 }
 
 fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Vec<f32> {
+    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+    if let Some(dw) = pointwise_weight_grad(g, groups, x, grad) {
+        return dw;
+    }
     let (cig, cog) = (g.c_in / groups, g.c_out / groups);
     let rows = cig * g.kh * g.kw; // one im2col row per (ci, ky, kx) of a group
     let spatial = g.oh * g.ow;
@@ -156,7 +160,45 @@ fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Ve
     for part in iter {
         super::for_each_chunk_zip(&mut dwt, &part, |a, b| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
     }
-    let mut dw = super::uninit_vec::<f32>(g.c_out * rows);
+    transpose_dwt(&dwt, g.c_out, rows, cog)
+}
+
+/// The relaxed-SIMD browser build's 1×1 weight gradient (`pointwise.rs`), for a stride-1
+/// unpadded 1×1 convolution when the images alone keep the pool busy (else gemm splits each
+/// one). It transposes the operand with fewer channels and vectorises over them, so the sum
+/// comes out as `dw` or as `dwᵀ`.
+#[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+fn pointwise_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Option<Vec<f32>> {
+    let one_by_one = g.kh == 1 && g.kw == 1 && g.stride == [1, 1] && g.pad == [0, 0] && (g.oh, g.ow) == (g.h, g.w);
+    let (cin, cout, spatial) = (g.c_in, g.c_out, g.h * g.w);
+    let transpose_x = cin <= cout;
+    let (m, k) = if transpose_x { (cout, cin) } else { (cin, cout) };
+    if groups != 1 || !one_by_one || g.batch < threads() || !super::pointwise::weight_grad_1x1_fits(m, k) {
+        return None;
+    }
+    let parts = threads().max(1);
+    let per_part = g.batch.div_ceil(parts);
+    let partials = for_parts(parts, |p| {
+        let (mut sum, mut scratch) = (vec![0f32; m * k], Vec::new());
+        for n in (p * per_part)..((p + 1) * per_part).min(g.batch) {
+            let xi = &x[n * cin * spatial..][..cin * spatial];
+            let gi = &grad[n * cout * spatial..][..cout * spatial];
+            let (a, b) = if transpose_x { (gi, xi) } else { (xi, gi) };
+            super::pointwise::weight_grad_1x1_f32(&mut sum, a, b, m, k, spatial, &mut scratch);
+        }
+        sum
+    });
+    let mut iter = partials.into_iter();
+    let mut sum = iter.next().unwrap_or_else(|| vec![0f32; m * k]);
+    for part in iter {
+        super::for_each_chunk_zip(&mut sum, &part, |a, b| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
+    }
+    Some(if transpose_x { sum } else { transpose_dwt(&sum, cout, cin, cout) })
+}
+
+/// `dw[group][co][r] = dwt[group][r][co]` for `c_out` rows of `rows` taps, `cog` per group.
+fn transpose_dwt(dwt: &[f32], c_out: usize, rows: usize, cog: usize) -> Vec<f32> {
+    let mut dw = super::uninit_vec::<f32>(c_out * rows);
     // dw[group][co][r] = dwt[group][r][co], in tiles of 16 output rows by 64 columns so both
     // sides stay in cache (a row at a time read dwt with a page-sized stride: +10 % on a
     // 1-thread ResNet-18 step).
