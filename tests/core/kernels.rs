@@ -144,6 +144,11 @@ fn conv2d_gradients_match_reference_dense() {
             ..base()
         },
     );
+    // Stride-1 3×3 at the edges: planes no larger than the kernel's reach, odd sizes, no
+    // padding and more padding than the usual one.
+    for (hw, pad) in [([3, 3], 1), ([1, 1], 1), ([2, 5], 1), ([6, 6], 0), ([12, 23], 2)] {
+        check(&format!("3×3 stride 1 pad {pad}, {}×{}", hw[0], hw[1]), Case { batch: 4, hw, pad: [pad; 4], ..base() });
+    }
     check(
         "1×1 stride 1",
         Case {
