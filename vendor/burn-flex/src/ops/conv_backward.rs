@@ -155,12 +155,7 @@ fn dense_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -> Ve
         }
         dwt
     });
-    let mut iter = partials.into_iter();
-    let mut dwt = iter.next().unwrap_or_else(|| vec![0f32; g.c_out * rows]);
-    for part in iter {
-        super::for_each_chunk_zip(&mut dwt, &part, |a, b| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
-    }
-    transpose_dwt(&dwt, g.c_out, rows, cog)
+    transpose_dwt(&sum_parts(partials, g.c_out * rows), g.c_out, rows, cog)
 }
 
 /// The relaxed-SIMD browser build's 1×1 weight gradient (`pointwise.rs`), for a stride-1
@@ -173,10 +168,10 @@ fn pointwise_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -
     let (cin, cout, spatial) = (g.c_in, g.c_out, g.h * g.w);
     let transpose_x = cin <= cout;
     let (m, k) = if transpose_x { (cout, cin) } else { (cin, cout) };
-    if groups != 1 || !one_by_one || g.batch < threads() || !super::pointwise::weight_grad_1x1_fits(m, k) {
+    let parts = threads().max(1);
+    if groups != 1 || !one_by_one || g.batch < parts || !super::pointwise::weight_grad_1x1_fits(m, k) {
         return None;
     }
-    let parts = threads().max(1);
     let per_part = g.batch.div_ceil(parts);
     let partials = for_parts(parts, |p| {
         let (mut sum, mut scratch) = (vec![0f32; m * k], Vec::new());
@@ -188,12 +183,18 @@ fn pointwise_weight_grad(g: &Geometry, groups: usize, x: &[f32], grad: &[f32]) -
         }
         sum
     });
+    let sum = sum_parts(partials, m * k);
+    Some(if transpose_x { sum } else { transpose_dwt(&sum, cout, cin, cout) })
+}
+
+/// The threads' partial sums added into the first (`len` zeros when there are none).
+fn sum_parts(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     let mut iter = partials.into_iter();
-    let mut sum = iter.next().unwrap_or_else(|| vec![0f32; m * k]);
+    let mut sum = iter.next().unwrap_or_else(|| vec![0f32; len]);
     for part in iter {
         super::for_each_chunk_zip(&mut sum, &part, |a, b| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
     }
-    Some(if transpose_x { sum } else { transpose_dwt(&sum, cout, cin, cout) })
+    sum
 }
 
 /// `dw[group][co][r] = dwt[group][r][co]` for `c_out` rows of `rows` taps, `cog` per group.

@@ -133,7 +133,7 @@ pub(crate) fn weight_grad_1x1_f32(dst: &mut [f32], a: &[f32], b: &[f32], m: usiz
 }
 
 pub(crate) fn weight_grad_1x1_fits(m: usize, k: usize) -> bool {
-    m % 4 == 0 && k % 8 == 0 && m > 0
+    m % 4 == 0 && k % 8 == 0 && m > 0 && k > 0
 }
 
 /// `t[i][c] = b[c][p0 + i]` for `c < k`, `i < len`, in 4 × 4 tiles (`k % 4 == 0`).
