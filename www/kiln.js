@@ -2,22 +2,26 @@
 // stays responsive; every method is async and rejects with an Error whose message says what
 // went wrong. Types: kiln.d.ts (generated from these JSDoc comments by `tsc`).
 
+import { pathOf } from './files.js';
+
+export { pathOf, filesFromDrop } from './files.js';
+
 /**
- * @typedef {{name: string, train: number, valid: number}} ClassCount
+ * @typedef {{name: string, train: number, valid: number, examples: string[]}} ClassCount
  * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
- * @typedef {{classes: ClassCount[], n_train: number, n_valid: number, label_rule: string, split: string, skipped: Skipped[]}} Summary
+ * @typedef {{classes: ClassCount[], nTrain: number, nValid: number, labelRule: string, split: string, skipped: Skipped[]}} Summary
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
  * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean}} LearnerOptions
  * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
  * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
- * @typedef {{phase: Phase, epoch: number, iter: number, total_iters: number, loss: number, smooth_loss: number, lrs: number[], mom: number, elapsed_s: number}} BatchEvent
- * @typedef {{phase: Phase, epoch: number, train_loss: number, valid_loss: number, error_rate: number, accuracy: number, seconds: number}} EpochEvent
+ * @typedef {{phase: Phase, epoch: number, iter: number, totalIters: number, loss: number, smoothLoss: number, lrs: number[], mom: number, elapsedS: number}} BatchEvent
+ * @typedef {{phase: Phase, epoch: number, trainLoss: number, validLoss: number, errorRate: number, accuracy: number, seconds: number}} EpochEvent
  * @typedef {{baseLr?: number, freezeEpochs?: number, lrMult?: number, pctStart?: number, div?: number}} FineTuneOptions
  * @typedef {{startLr?: number, endLr?: number, numIt?: number, stopDiv?: boolean}} LrFindOptions
  * @typedef {{lr: number, point: [number, number]}} Suggestion
  * @typedef {{lrs: number[], losses: number[], suggestions: {minimum: Suggestion, steep: Suggestion, valley: Suggestion, slide: Suggestion} | null}} LrFindResult
  * @typedef {{actual: string, predicted: string, count: number}} Confusion
- * @typedef {{index: number, name: string, predicted: string, actual: string, loss: number, prob_actual: number}} TopLoss
+ * @typedef {{index: number, name: string, predicted: string, actual: string, loss: number, probActual: number}} TopLoss
  * @typedef {{classes: string[], confusion: number[][], mostConfused: Confusion[], topLosses: TopLoss[], nValid: number, topLossesImage: ImageData}} InterpretResult
  * @typedef {{epochs: EpochEvent[], cancelled: boolean}} FitReport
  * @typedef {{label: string, index: number, probs: number[]}} Prediction
@@ -38,11 +42,6 @@ export const ARCHS = {
   resnet18: { name: 'ResNet-18', torchvision: 'resnet18-f37072fd.pth' },
   tiny: { name: 'Tiny ResNet' },
 };
-
-/** The path a file is labelled by: its folder path when it came from a folder. */
-function pathOf(/** @type {any} */ f) {
-  return f.kiln_path || f.webkitRelativePath || f.name;
-}
 
 // Files go to the worker as Blobs (handles, cheap to post) and are read there: reading and
 // posting 10,000 files' bytes from here blocked the page for seconds.
@@ -69,31 +68,24 @@ function checkOption(name, known, value) {
 export class Kiln {
   /** @private */
   constructor(/** @type {URL | string} */ workerUrl, /** @type {string} */ backend) {
-    this.workerUrl = workerUrl;
-    this.backendPref = backend;
-    /** @type {Worker | null} */
-    this.worker = null;
-    this.nextId = 1;
-    /** @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */
-    this.pending = new Map();
-    /** @type {FitCallbacks} */
-    this.callbacks = {};
-    /** @type {{entries: {name: string, blob: Blob}[], options: DatasetOptions} | null} */
-    this.lastDataset = null;
-    /** @type {Uint8Array | null} the model after the last finished epoch, as .kiln bytes */
-    this.lastModel = null;
-    /** @type {Promise<void> | null} */
+    // Internal: how to reach and restart the worker, and what a restarted one gets back.
+    /** @private */ this.workerUrl = workerUrl;
+    /** @private */ this.backendPref = backend;
+    /** @private @type {Worker | null} */ this.worker = null;
+    /** @private */ this.nextId = 1;
+    /** @private @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */ this.pending = new Map();
+    /** @private @type {FitCallbacks} */ this.callbacks = {};
+    /** @private @type {{entries: {name: string, blob: Blob}[], options: DatasetOptions} | null} */ this.lastDataset = null;
+    /** @private @type {Uint8Array | null} the model after the last finished epoch, as .kiln bytes */ this.lastModel = null;
+    /** @private @type {{blob: Blob, name: string} | null} */ this.lastWeights = null;
+    /** @private @type {number | undefined} */ this.threads = undefined;
+    /** @private @type {'auto' | 'plain'} */ this.simd = 'auto';
+    /** @type {Promise<void> | null} set while the worker restarts (after a crash or a lost GPU) */
     this.restarting = null;
-    /** @type {((info: any, message: string) => void) | null} called after the worker moved to another backend */
+    /** @type {((info: BackendInfo, message: string) => void) | null} called after the worker moved to another backend */
     this.onRestart = null;
-    /** @type {BackendInfo | null} */
+    /** @type {BackendInfo | null} where Kiln runs (set once `create` resolves) */
     this.info = null;
-    /** @type {{blob: Blob, name: string} | null} */
-    this.lastWeights = null;
-    /** @type {number | undefined} */
-    this.threads = undefined;
-    /** @type {'auto' | 'plain'} */
-    this.simd = 'auto';
   }
 
   /**
@@ -159,7 +151,7 @@ export class Kiln {
     this.backendPref = 'cpu';
     const message = deviceLostMessage(why);
     await this.restart(new Error(message));
-    this.onRestart?.(this.info, message);
+    this.onRestart?.(/** @type {BackendInfo} */ (this.info), message);
   }
 
   /** @private */
@@ -198,13 +190,24 @@ export class Kiln {
     });
   }
 
+  /** Events go to `callbacks` until `work` settles (the worker runs one fit at a time).
+   * @private @template T @param {FitCallbacks} callbacks @param {() => Promise<T>} work @returns {Promise<T>} */
+  async withCallbacks(callbacks, work) {
+    this.callbacks = callbacks;
+    try {
+      return await work();
+    } finally {
+      this.callbacks = {};
+    }
+  }
+
   /** The bundled sample set (scikit-learn's handwritten digits, BSD-3) as PNG Files. */
   async sampleFiles() {
     /** @type {{name: string, bytes: Uint8Array}[]} */
     const entries = await this.call('sampleFiles');
     return entries.map((e) => {
       const f = new File([/** @type {BlobPart} */ (e.bytes)], e.name.split('/').pop() || e.name, { type: 'image/png' });
-      Object.defineProperty(f, 'kiln_path', { value: e.name });
+      Object.defineProperty(f, 'kilnPath', { value: e.name });
       return f;
     });
   }
@@ -289,7 +292,7 @@ export class Kiln {
     return this.call('memory');
   }
 
-  /** Forget imported weights (EfficientNet-Lite0's bundled ones stay). */
+  /** Forget imported weights (EfficientNet-Lite0's bundled ones stay). @returns {Promise<boolean>} */
   clearWeights() {
     this.lastWeights = null;
     return this.call('clearWeights');
@@ -303,13 +306,8 @@ export class Kiln {
    * @param {FitCallbacks} [callbacks]
    * @returns {Promise<FitReport>}
    */
-  async fitOneCycle(epochs, lr, callbacks = {}) {
-    this.callbacks = callbacks;
-    try {
-      return await this.call('fitOneCycle', { epochs, lr });
-    } finally {
-      this.callbacks = {};
-    }
+  fitOneCycle(epochs, lr, callbacks = {}) {
+    return this.withCallbacks(callbacks, () => this.call('fitOneCycle', { epochs, lr }));
   }
 
   /**
@@ -320,13 +318,8 @@ export class Kiln {
    * @param {FitCallbacks} [callbacks]
    * @returns {Promise<FitReport>}
    */
-  async fineTune(epochs, options = {}, callbacks = {}) {
-    this.callbacks = callbacks;
-    try {
-      return await this.call('fineTune', { epochs, options });
-    } finally {
-      this.callbacks = {};
-    }
+  fineTune(epochs, options = {}, callbacks = {}) {
+    return this.withCallbacks(callbacks, () => this.call('fineTune', { epochs, options }));
   }
 
   /**
@@ -335,13 +328,8 @@ export class Kiln {
    * @param {FitCallbacks} [callbacks]
    * @returns {Promise<LrFindResult>}
    */
-  async lrFind(options = {}, callbacks = {}) {
-    this.callbacks = callbacks;
-    try {
-      return await this.call('lrFind', { options });
-    } finally {
-      this.callbacks = {};
-    }
+  lrFind(options = {}, callbacks = {}) {
+    return this.withCallbacks(callbacks, () => this.call('lrFind', { options }));
   }
 
   /**
@@ -357,7 +345,7 @@ export class Kiln {
     return r;
   }
 
-  /** Stop a running fit after its current batch. */
+  /** Stop a running fit or lr_find after its current batch. @returns {Promise<boolean>} whether one was running */
   cancel() {
     return this.call('cancel');
   }
@@ -380,9 +368,8 @@ export class Kiln {
    * The model as a `.kiln` file (the CLI reads it too).
    * @returns {Promise<Blob>}
    */
-  async export() {
-    const bytes = await this.call('export');
-    return new Blob([bytes], { type: 'application/octet-stream' });
+  export() {
+    return this.fileFrom('export');
   }
 
   /**
@@ -392,9 +379,8 @@ export class Kiln {
    * `[N, classes]`; the class names are in the model's metadata (`classes`).
    * @returns {Promise<Blob>}
    */
-  async exportOnnx() {
-    const bytes = await this.call('exportOnnx');
-    return new Blob([bytes], { type: 'application/octet-stream' });
+  exportOnnx() {
+    return this.fileFrom('exportOnnx');
   }
 
   /**
@@ -403,9 +389,8 @@ export class Kiln {
    * ResNet-18/34 and EfficientNet-Lite0; the tiny custom ResNet has no fastai counterpart.
    * @returns {Promise<Blob>}
    */
-  async exportPyTorch() {
-    const bytes = await this.call('exportPyTorch');
-    return new Blob([bytes], { type: 'application/octet-stream' });
+  exportPyTorch() {
+    return this.fileFrom('exportPyTorch');
   }
 
   /**
@@ -422,14 +407,9 @@ export class Kiln {
     return result;
   }
 
-  /** @returns {Promise<{created: number, destroyed: number, bytes: number}>} WebGPU buffers so far (zeros on the CPU). */
-  gpuBuffers() {
-    return this.call('gpuBuffers');
-  }
-
-  /** Destroy the GPU device as a driver reset would: for testing device loss. */
-  loseDevice() {
-    return this.call('loseDevice');
+  /** @private @returns {Promise<Blob>} a file the worker makes as bytes */
+  async fileFrom(/** @type {string} */ method) {
+    return new Blob([await this.call(method)], { type: 'application/octet-stream' });
   }
 
   /** Stop the worker and free everything. */
@@ -438,35 +418,4 @@ export class Kiln {
     this.worker = null;
     this.crash(new Error('Kiln was disposed'));
   }
-}
-
-/**
- * Every file under the dropped items, with its folder path (for labels by folder).
- * @param {DataTransfer} dt
- * @returns {Promise<File[]>}
- */
-export async function filesFromDrop(dt) {
-  /** @type {File[]} */
-  const out = [];
-  /** @param {any} entry @param {string} prefix */
-  async function walk(entry, prefix) {
-    if (entry.isFile) {
-      /** @type {File} */
-      const file = await new Promise((res, rej) => entry.file(res, rej));
-      Object.defineProperty(file, 'kiln_path', { value: prefix + file.name });
-      out.push(file);
-    } else if (entry.isDirectory) {
-      const reader = entry.createReader();
-      for (;;) {
-        /** @type {any[]} */
-        const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
-        if (!batch.length) break;
-        for (const e of batch) await walk(e, prefix + entry.name + '/');
-      }
-    }
-  }
-  const entries = [...dt.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
-  if (entries.length) for (const e of entries) await walk(e, '');
-  else out.push(...dt.files);
-  return out;
 }

@@ -252,11 +252,11 @@ const methods = {
   exportPyTorch() {
     return need('learner').exportPyTorch();
   },
-  /** GPU buffers created and destroyed so far, and the bytes of those not destroyed. */
+  /** Test-only (www/kiln-testing.js): GPU buffers created and destroyed so far, and the bytes of those not destroyed. */
   gpuBuffers() {
     return { ...gpuBuffers };
   },
-  /** Destroy the GPU device, as a driver reset would (for tests of device loss). */
+  /** Test-only (www/kiln-testing.js): destroy the GPU device, as a driver reset would. */
   loseDevice() {
     if (gpuDevices.length) state.deviceLost = 'the device was destroyed';
     for (const d of gpuDevices) d.destroy();

@@ -14,6 +14,7 @@ await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
   await open(page, `${base}/bench.html`);
   const r = await page.evaluate(async () => {
     const { Kiln } = await import('./kiln.js');
+    const { gpuBuffers, loseDevice } = await import('./kiln-testing.js');
     const kiln = await Kiln.create({ backend: 'webgpu' });
     const first = kiln.info.backend;
     // Two classes of small noisy colour images.
@@ -38,16 +39,16 @@ await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
     console.log('first epoch done');
     // No GPU buffers leak: after warm-up, more epochs create no more live buffers.
     await kiln.fitOneCycle(1, 3e-3);
-    const warm = await kiln.gpuBuffers();
+    const warm = await gpuBuffers(kiln);
     await kiln.fitOneCycle(4, 3e-3);
-    const soaked = await kiln.gpuBuffers();
+    const soaked = await gpuBuffers(kiln);
     const probe = files[0].blob;
     const before = await kiln.predict(probe);
     console.log('predicted');
     let message = null;
     let batches = 0;
     try {
-      await kiln.fitOneCycle(3, 3e-3, { onBatch: () => { if (++batches === 1) kiln.loseDevice(); } });
+      await kiln.fitOneCycle(3, 3e-3, { onBatch: () => { if (++batches === 1) loseDevice(kiln); } });
     } catch (e) {
       message = e.message;
     }

@@ -1,0 +1,34 @@
+// 5. Interpret: fastai's ClassificationInterpretation on the validation set: the confusion
+// matrix as a heat map, the most confused pairs, the top losses.
+import { $, el, paint } from './dom.js';
+import { page } from './state.js';
+
+/** Runs in the 'interpreting' phase (after training, or from its button). */
+export async function interpret() {
+  $('interpret-status').textContent = 'predicting the validation set…';
+  try {
+    const r = await page.kiln.interpret({ k: 9, minVal: 1 });
+    $('interpretation').hidden = false;
+    const max = Math.max(1, ...r.confusion.flat());
+    const head = el('tr', {}, el('th'), ...r.classes.map((c) => el('th', { textContent: c, title: c })));
+    const rows = r.confusion.map((row, a) => el('tr', {},
+      el('th', { textContent: r.classes[a], title: r.classes[a] }),
+      ...row.map((v, p) => {
+        const t = v / max;
+        return el('td', {
+          textContent: v,
+          title: `actual ${r.classes[a]}, predicted ${r.classes[p]}: ${v}`,
+          style: { background: `rgb(${247 - 239 * t}, ${251 - 203 * t}, ${255 - 148 * t})`, color: t > 0.5 ? '#fff' : 'inherit' },
+        });
+      })));
+    $('confusion').replaceChildren(head, ...rows);
+    const confused = r.mostConfused.slice(0, 10).map((c) => el('li', { textContent: `${c.actual} taken for ${c.predicted}: ${c.count}×` }));
+    $('most-confused').replaceChildren(...(confused.length ? confused : [el('li', { textContent: 'nothing confused: every validation image is right' })]));
+    paint($('top-losses'), r.topLossesImage);
+    const correct = r.confusion.reduce((s, row, i) => s + row[i], 0);
+    $('interpret-status').textContent = `${correct} of ${r.nValid} validation images right`;
+  } catch (e) {
+    $('interpret-status').textContent = '';
+    throw e;
+  }
+}

@@ -1,0 +1,63 @@
+// lr_find (Settings): loss against learning rate on a log axis, the four suggestions marked;
+// clicking a suggestion sets the learning rate.
+import uPlot from './vendor/uPlot.esm.js';
+import { $, chartWidth, el, setStatus } from './dom.js';
+import { page, render, update } from './state.js';
+import { learnerOptions, showCompute } from './settings.js';
+
+let chart = null;
+const colours = { minimum: '#b91c1c', steep: '#15803d', valley: '#c2410c', slide: '#7c3aed' };
+
+/** Runs on a fresh model of the current settings (the trained one is replaced). */
+export async function lrFind() {
+  setStatus('lr_find…');
+  try {
+    showCompute((await page.kiln.createLearner(learnerOptions())).microBatch);
+    // lr_find runs on a new model: the one trained before is gone.
+    update({ modelClasses: null });
+    if (page.cancelling) return setStatus('lr_find cancelled before it started');
+    const r = await page.kiln.lrFind({}, {
+      onBatch: (b) => setStatus(`lr_find · step ${b.iter + 1}/${b.totalIters} · lr ${b.lrs[0].toExponential(2)} · loss ${b.smoothLoss.toFixed(4)}`),
+    });
+    draw(r);
+    setStatus(r.suggestions ? 'lr_find done: pick a suggestion' : 'lr_find: the loss diverged too soon to suggest a rate');
+  } catch (e) {
+    setStatus('');
+    throw e;
+  }
+}
+
+function draw(r) {
+  $('lr-find-box').hidden = false;
+  const box = $('lr-chart');
+  chart?.destroy();
+  box.replaceChildren();
+  const names = r.suggestions ? Object.keys(colours) : [];
+  // One series for the curve, one per suggestion (a single marked point each).
+  const data = [r.lrs, r.losses.map((v) => (Number.isFinite(v) ? v : null))];
+  for (const name of names) {
+    const [lr, loss] = r.suggestions[name].point;
+    const i = r.lrs.reduce((best, x, j) => (Math.abs(Math.log(x / lr)) < Math.abs(Math.log(r.lrs[best] / lr)) ? j : best), 0);
+    data.push(r.lrs.map((_, j) => (j === i ? loss : null)));
+  }
+  chart = new uPlot({
+    width: chartWidth(box), height: 240,
+    scales: { x: { time: false, distr: 3 } },
+    axes: [{ label: 'learning rate (log)', values: (u, v) => v.map((x) => (x == null ? '' : x.toExponential(0))) }, { label: 'loss' }],
+    series: [{ label: 'lr', value: (u, v) => (v == null ? '--' : v.toExponential(2)) },
+      { label: 'smoothed loss', stroke: '#1d4ed8', width: 2 },
+      ...names.map((n) => ({ label: n, stroke: colours[n], width: 0, points: { show: true, size: 10, fill: colours[n] } }))],
+  }, data, box);
+  $('suggestions').replaceChildren(...names.map((n) => {
+    const { lr } = r.suggestions[n];
+    const b = el('button', { type: 'button', textContent: `${n === 'minimum' ? 'minimum/10' : n}: ${lr.toExponential(2)}`, style: { borderColor: colours[n] } });
+    b.dataset.lr = lr;
+    b.addEventListener('click', () => { $('lr').value = Number(lr.toPrecision(3)); $('lr').dispatchEvent(new Event('change')); });
+    return b;
+  }));
+  render();
+}
+
+export function resizeLrChart() {
+  chart?.setSize({ width: chartWidth($('lr-chart')), height: 240 });
+}

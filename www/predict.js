@@ -1,0 +1,20 @@
+// 4. Predict: a new photo's class, with probability bars for the five likeliest.
+import { $, el } from './dom.js';
+import { page } from './state.js';
+
+/** Runs in the 'predicting' phase. */
+export async function predict(file) {
+  if (page.modelClasses === null) throw new Error('Train a model (or import one) before predicting.');
+  const p = await page.kiln.predict(file);
+  const img = $('predict-img');
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(file);
+  $('prediction').hidden = false;
+  $('predict-label').textContent = `${p.label} (${(p.probs[p.index] * 100).toFixed(1)}%)`;
+  const ranked = p.probs.map((pr, i) => [pr, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
+  const pct = (pr) => `${(pr * 100).toFixed(1)}%`;
+  $('bars').replaceChildren(...ranked.map(([pr, i]) => el('div', { className: 'bar' },
+    el('span', { textContent: page.modelClasses[i] }),
+    el('div', { className: 'track' }, el('div', { className: 'fill', style: { width: pct(pr) } })),
+    el('span', { textContent: pct(pr) }))));
+}

@@ -1,0 +1,93 @@
+// 2. Settings: the learner's options, which weights it starts from, where it runs, and the
+// augmented-batch preview (show_batch).
+import { ARCHS } from './kiln.js';
+import { $, clearError, paint } from './dom.js';
+import { page, update } from './state.js';
+
+export function learnerOptions() {
+  const arch = $('arch').value;
+  return { arch, pretrained: $('pretrained').checked && arch !== 'tiny', size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, hidden: arch === 'tiny' ? 64 : 512, fp16: $('fp16').checked };
+}
+
+/** Says which weights the next model starts from. */
+export function showWeights() {
+  const arch = $('arch').value;
+  const box = $('weights-status');
+  const tiny = arch === 'tiny';
+  // Tiny has no pretrained weights: the box shows unticked, and the choice comes back after.
+  if (tiny) {
+    if (page.pretrainedBeforeTiny === null) update({ pretrainedBeforeTiny: $('pretrained').checked });
+    $('pretrained').checked = false;
+  } else if (page.pretrainedBeforeTiny !== null) {
+    $('pretrained').checked = page.pretrainedBeforeTiny;
+    update({ pretrainedBeforeTiny: null });
+  }
+  box.classList.remove('warn');
+  if (tiny) box.textContent = 'The tiny ResNet always starts from random weights.';
+  else if (!$('pretrained').checked) box.textContent = `${ARCHS[arch].name} from random weights (training from scratch needs far more data).`;
+  else if (page.weights && page.weights.arch === arch) box.textContent = `${ARCHS[arch].name} from ${page.weights.name}.`;
+  else if (arch === 'efficientnet_lite0') box.textContent = 'EfficientNet-Lite0 pretrained on ImageNet (bundled with Kiln, Apache-2.0).';
+  else {
+    box.textContent = `No ${ARCHS[arch].name} weights yet: download torchvision's ${ARCHS[arch].torchvision} (see the README), then drop it anywhere on the page or use the button below; or untick pretrained.`;
+    box.classList.add('warn');
+  }
+}
+
+/** Files taken as pretrained weights when dropped. */
+export const WEIGHT_FILE = /\.(pth|pt|bin|safetensors)$/i;
+
+/** Pretrained weights (a checkpoint or a Kiln backbone) for the next model of their architecture. */
+export async function importWeights(file) {
+  $('weights-status').textContent = `reading ${file.name}…`;
+  try {
+    const w = await page.kiln.importWeights(file);
+    $('arch').value = w.arch;
+    $('pretrained').checked = true;
+    update({ weights: w, pretrainedBeforeTiny: null });
+  } finally {
+    showWeights();
+  }
+}
+
+export async function showBatch() {
+  $('status').textContent = 'augmenting a batch…';
+  try {
+    const img = await page.kiln.showBatch({ n: 16, size: Number($('size').value), seed: Math.floor(Math.random() * 1e9), doFlip: $('flip').checked });
+    const canvas = $('batch');
+    paint(canvas, img);
+    // Small images (digits, tests) are shown enlarged, in whole pixels.
+    const scale = Math.max(1, Math.floor(640 / img.width));
+    canvas.style.width = `${img.width * scale}px`;
+    canvas.hidden = false;
+  } finally {
+    $('status').textContent = '';
+  }
+}
+
+/** Where training runs, and how a batch is split to fit memory (null: not known until the next model). */
+export function showCompute(microBatch) {
+  const info = page.kiln?.info;
+  if (!info) return;
+  const simd = info.simd === 'relaxed' ? 'WebAssembly SIMD with relaxed fused multiply-add' : 'WebAssembly SIMD';
+  const where = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU, ${info.threads} thread${info.threads === 1 ? '' : 's'}, ${simd}`;
+  const bs = Number($('bs').value);
+  const passes = microBatch ? Math.ceil(bs / microBatch) : 1;
+  const split = passes > 1
+    ? ` · each batch of ${bs} runs as ${passes} passes of ${Math.ceil(bs / passes)} images to fit memory (gradients are accumulated, so training still sees batches of ${bs})`
+    : microBatch ? ` · batches of ${bs} in one pass` : '';
+  $('compute').textContent = `Runs on ${where}${split}.`;
+}
+
+/** Wire the settings that change what the page shows (not what it does). */
+export function wireSettings() {
+  $('method').addEventListener('change', () => {
+    const ft = $('method').value === 'fine_tune';
+    $('freeze-label').hidden = !ft;
+    $('lr').value = ft ? 0.002 : 0.001;
+  });
+  // The box's enabled state follows the architecture (state.js's render).
+  $('arch').addEventListener('change', () => { clearError(); showWeights(); update({}); });
+  $('pretrained').addEventListener('change', () => { clearError(); showWeights(); });
+  // How a batch is split is known again only when the next model is made: drop the old split.
+  for (const id of ['arch', 'bs', 'size']) $(id).addEventListener('input', () => showCompute(null));
+}

@@ -1,0 +1,131 @@
+// 3. Train: fine_tune or fit_one_cycle with live charts (loss per batch, accuracy and error rate
+// per epoch), fastai's epoch table, progress, and Cancel.
+import uPlot from './vendor/uPlot.esm.js';
+import { ARCHS } from './kiln.js';
+import { $, chartWidth, el, fmtTime, guard, setStatus } from './dom.js';
+import { page, setPhase, update } from './state.js';
+import { learnerOptions, showCompute } from './settings.js';
+import { addSkipped } from './dataset.js';
+import { interpret } from './interpret.js';
+
+const charts = { loss: null, metric: null };
+let lossData;
+let metricData;
+let step = 0;
+let epochCount = 0;
+
+export function makeCharts(epochs = 1) {
+  charts.loss?.destroy();
+  charts.metric?.destroy();
+  const lossEl = $('loss-chart');
+  const metricEl = $('metric-chart');
+  lossEl.replaceChildren();
+  metricEl.replaceChildren();
+  lossData = [[], [], [], [], []];
+  metricData = [[], [], []];
+  step = 0;
+  epochCount = 0;
+  charts.loss = new uPlot({
+    width: chartWidth(lossEl), height: 220,
+    scales: { x: { time: false } },
+    axes: [{ label: 'batch' }, {}],
+    series: [{ label: 'batch' },
+      { label: 'train (raw)', stroke: '#f3b38a', width: 1 },
+      { label: 'smoothed, frozen / one-cycle', stroke: '#c2410c', width: 2 },
+      { label: 'smoothed, unfrozen', stroke: '#7c3aed', width: 2 },
+      { label: 'valid', stroke: '#1d4ed8', width: 2, spanGaps: true, points: { show: true, size: 6 } }],
+  }, lossData, lossEl);
+  charts.metric = new uPlot({
+    width: chartWidth(metricEl), height: 220,
+    scales: { x: { time: false, range: [0, Math.max(1, epochs - 1)] }, y: { range: [0, 1] } },
+    axes: [{ label: 'epoch' }, {}],
+    series: [{ label: 'epoch' },
+      { label: 'accuracy', stroke: '#15803d', width: 2, points: { show: true, size: 6 } },
+      { label: 'error_rate', stroke: '#b91c1c', width: 2, points: { show: true, size: 6 } }],
+  }, metricData, metricEl);
+}
+
+export function resizeTrainingCharts() {
+  charts.loss?.setSize({ width: chartWidth($('loss-chart')), height: 220 });
+  charts.metric?.setSize({ width: chartWidth($('metric-chart')), height: 220 });
+}
+
+/** fastai's epoch table row: phase, epoch, train_loss, valid_loss, error_rate, accuracy, time. */
+function epochRow(e) {
+  const cells = [e.phase, e.epoch, e.trainLoss.toFixed(6), e.validLoss.toFixed(6), e.errorRate.toFixed(6), e.accuracy.toFixed(6), fmtTime(e.seconds)];
+  return el('tr', {}, ...cells.map((v) => el('td', { textContent: v })));
+}
+
+function totalEpochs() {
+  const epochs = Number($('epochs').value);
+  return $('method').value === 'fine_tune' ? epochs + Number($('freeze-epochs').value) : epochs;
+}
+
+const callbacks = {
+  onBatch: (b) => {
+    const unfrozen = b.phase === 'unfrozen';
+    lossData[0].push(step++);
+    lossData[1].push(b.loss);
+    lossData[2].push(unfrozen ? null : b.smoothLoss);
+    lossData[3].push(unfrozen ? b.smoothLoss : null);
+    lossData[4].push(null);
+    charts.loss.setData(lossData);
+    $('progress').value = (b.iter + 1) / b.totalIters;
+    const phase = b.phase === 'fit' ? '' : `${b.phase} · `;
+    const cancelling = page.cancelling ? 'cancelling after this batch · ' : '';
+    setStatus(`${cancelling}${phase}epoch ${b.epoch + 1} · batch ${b.iter + 1}/${b.totalIters} · loss ${b.smoothLoss.toFixed(4)} · lr ${b.lrs[b.lrs.length - 1].toExponential(2)} · ${b.elapsedS.toFixed(0)} s`);
+  },
+  onEpoch: (e) => {
+    lossData[0].push(step - 0.5); lossData[1].push(null); lossData[2].push(null); lossData[3].push(null);
+    lossData[4].push(Number.isFinite(e.validLoss) ? e.validLoss : null);
+    charts.loss.setData(lossData);
+    metricData[0].push(epochCount++);
+    metricData[1].push(e.accuracy);
+    metricData[2].push(e.errorRate);
+    charts.metric.setData(metricData);
+    $('epochs-table').tBodies[0].append(epochRow(e));
+  },
+  onSkipped: addSkipped,
+};
+
+/** Runs in the 'training' phase and ends by interpreting the validation set. */
+export async function train() {
+  const epochs = Number($('epochs').value);
+  const lr = Number($('lr').value);
+  if (!(epochs >= 1)) throw new Error(`Epochs must be at least 1 (got ${$('epochs').value}).`);
+  if (!(lr > 0 && lr < 10)) throw new Error(`Learning rate must be between 0 and 10 (got ${$('lr').value}).`);
+  setStatus('preparing the model…');
+  try {
+    const created = await page.kiln.createLearner(learnerOptions());
+    // A new model: until it has trained, nothing can be predicted or exported from it.
+    update({ modelClasses: null });
+    showCompute(created.microBatch);
+    if (page.cancelling) return setStatus('cancelled before training started');
+    // A failed start (e.g. missing weights) leaves the last run's charts and table in place.
+    makeCharts(totalEpochs());
+    $('epochs-table').tBodies[0].replaceChildren();
+    $('progress').value = 0;
+    const origin = `${ARCHS[$('arch').value].name} ${created.pretrained ? `started from pretrained weights: ${created.pretrained}` : 'started from random weights'}`;
+    setStatus(origin);
+    const report = $('method').value === 'fine_tune'
+      ? await page.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: Number($('freeze-epochs').value) }, callbacks)
+      : await page.kiln.fitOneCycle(epochs, lr, callbacks);
+    // Cancelled or not, the model keeps what it learned.
+    update({ modelClasses: created.classes });
+    setStatus(`${report.cancelled ? 'cancelled — the model keeps what it learned so far' : 'done'} · ${origin}`);
+    $('model-status').textContent = 'model ready';
+  } catch (e) {
+    setStatus('');
+    throw e;
+  }
+  setPhase('interpreting');
+  await interpret();
+}
+
+/** Cancel stops a fit or lr_find after its current batch (enabled only while one runs). */
+export function wireCancel() {
+  $('cancel').addEventListener('click', () => guard(async () => {
+    update({ cancelling: true });
+    await page.kiln.cancel();
+  }));
+}
