@@ -15,13 +15,12 @@
 //   cold     page load → the first training step of the default model on the CPU backend
 //   soak     wasm memory after 50 and after 500 steps of the tiny model (must stay flat), then
 //            after 50 cancel/restart cycles; workers left after 20 create/dispose cycles
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, mkdirSync, rmSync, readdirSync, renameSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { createDisposeCycles, launch, open, photoCrops, root, serve, soak, workersAfterSettling } from '../tests/e2e/harness.mjs';
 
-const root = new URL('../', import.meta.url).pathname;
 const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['size', 'steps', 'relaxed', 'webgpu', 'default', 'cold', 'soak'];
 const rows = [];
 const row = (what, value, note = '') => { rows.push([what, value, note]); console.log(`  ${what}: ${value}${note ? `  (${note})` : ''}`); };
@@ -39,20 +38,14 @@ if (sections.includes('size')) {
   }
 }
 
-const port = 19000 + Math.floor(Math.random() * 1000);
-const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', www, '--quiet'], { stdio: 'ignore' });
-const base = `http://127.0.0.1:${port}`;
-const browser = await chromium.launch({
-  executablePath: ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync),
-  args: ['--enable-unsafe-webgpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-sandbox', '--enable-precise-memory-info'],
-});
+// The same server and browser as the end-to-end tests (tests/e2e/harness.mjs), on other ports.
+const browser = await launch(['--enable-unsafe-webgpu', '--enable-precise-memory-info']);
+const { server, base } = serve(www, 22000);
 
 async function benchPage() {
   const page = await browser.newPage();
   page.on('pageerror', (e) => console.error('page error:', e.message));
-  for (let i = 0; i < 50; i++) {
-    try { await page.goto(`${base}/bench.html`); break; } catch { await new Promise((r) => setTimeout(r, 200)); }
-  }
+  await open(page, `${base}/bench.html`);
   return page;
 }
 
@@ -144,12 +137,7 @@ try {
     const dir = join(root, 'out/bench-photos');
     if (!existsSync(join(dir, 'set'))) {
       rmSync(dir, { recursive: true, force: true });
-      mkdirSync(join(dir, 'photos'), { recursive: true });
-      for (const p of ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg', 'motorcycle_left.png', 'china.jpg']) {
-        spawnSync('cp', [join(root, 'assets/photos', p), join(dir, 'photos', p)]);
-      }
-      const r = spawnSync(join(root, 'target/release/kiln'), ['samples', '--photos', join(dir, 'photos'), '--side', '320', '--crops-per-cell', '2', '-o', join(dir, 'crops')], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`kiln samples failed (build the CLI: cargo build --release): ${r.stderr}`);
+      photoCrops(dir, { side: 320, cropsPerCell: 2 });
       for (const split of ['train', 'valid']) {
         for (const cls of readdirSync(join(dir, 'crops', split))) {
           mkdirSync(join(dir, 'set', cls), { recursive: true });
@@ -162,7 +150,7 @@ try {
     const page = await browser.newPage();
     page.on('pageerror', (e) => console.error('page error:', e.message));
     const t0 = Date.now();
-    await page.goto(`${base}/`);
+    await open(page, `${base}/`);
     await page.waitForSelector('body[data-ready=true]', { timeout: 120_000 });
     await page.setInputFiles('#pick-folder', join(dir, 'set'));
     await page.waitForFunction(() => /^6 classes/.test(document.querySelector('#split').textContent), null, { timeout: 120_000 });
@@ -186,7 +174,7 @@ try {
     // performance.now() counts from the navigation's start, so these include fetching the page.
     for (const batchSize of [64, 16]) {
       const page = await browser.newPage();
-      await page.goto(`${base}/bench.html`);
+      await open(page, `${base}/bench.html`);
       const r = await page.evaluate(async (batchSize) => {
         const { Kiln } = await import('./kiln.js');
         const kiln = await Kiln.create({ backend: 'cpu' });
@@ -211,51 +199,19 @@ try {
   }
 
   if (sections.includes('soak')) {
+    // The soak test's run (tests/e2e/soak.test.mjs) at full size.
     const page = await benchPage();
-    const r = await page.evaluate(async () => {
-      const { Kiln } = await import('./kiln.js');
-      const kiln = await Kiln.create({ backend: 'cpu' });
-      await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
-      await kiln.createLearner({ arch: 'tiny', size: 32, batchSize: 16, hidden: 64, doFlip: false });
-      let n = 0;
-      let at50 = null;
-      // The worker's JS heap is not reported to it; the page's is (--enable-precise-memory-info).
-      const snapshot = async () => ({ ...(await kiln.memory()), jsHeapBytes: performance.memory?.usedJSHeapSize ?? null });
-      const cb = { onBatch: () => { n += 1; } };
-      while (n < 500) {
-        await kiln.fitOneCycle(1, 1e-2, cb);
-        if (at50 === null && n >= 50) at50 = await snapshot();
-      }
-      const at500 = await snapshot();
-      // Then cancel and restart 50 times: cancel after a few batches, start again.
-      let cancelled = 0;
-      for (let i = 0; i < 50; i++) {
-        let seen = 0;
-        const report = await kiln.fitOneCycle(3, 1e-2, { onBatch: () => { n += 1; if (++seen === 3) kiln.cancel(); } });
-        if (report.cancelled) cancelled += 1;
-      }
-      const afterCancels = await snapshot();
-      kiln.dispose();
-      return { n, at50, at500, afterCancels, cancelled };
-    });
-    row('soak: wasm memory after ~50 / ~500 tiny steps', `${mib(r.at50.wasmBytes)} / ${mib(r.at500.wasmBytes)}`, `${((r.at500.wasmBytes / r.at50.wasmBytes - 1) * 100).toFixed(1)} % growth over 500 steps; live Rust heap ${mib(r.at50.liveHeapBytes)} / ${mib(r.at500.liveHeapBytes)}; page JS heap ${r.at50.jsHeapBytes ? `${mib(r.at50.jsHeapBytes)} / ${mib(r.at500.jsHeapBytes)}` : 'n/a'}`);
-    row('soak: then 50 × (fit, cancel after 3 batches, restart)', `wasm ${mib(r.afterCancels.wasmBytes)} (${((r.afterCancels.wasmBytes / r.at500.wasmBytes - 1) * 100).toFixed(1)} % vs after 500 steps)`, `${r.cancelled}/50 runs reported cancelled; ${r.n} steps in all; page JS heap ${r.afterCancels.jsHeapBytes ? mib(r.afterCancels.jsHeapBytes) : 'n/a'}`);
+    const r = await soak(page, { steps: 500, cancels: 50 });
+    const heaps = (...m) => (m[0].pageJsHeapBytes ? m.map((x) => mib(x.pageJsHeapBytes)).join(' / ') : 'n/a');
+    row(`soak: wasm memory after ~50 / ${r.steps} tiny steps`, `${mib(r.warm.wasmBytes)} / ${mib(r.afterSteps.wasmBytes)}`, `${((r.afterSteps.wasmBytes / r.warm.wasmBytes - 1) * 100).toFixed(1)} % growth; live Rust heap ${mib(r.warm.liveHeapBytes)} / ${mib(r.afterSteps.liveHeapBytes)}; page JS heap ${heaps(r.warm, r.afterSteps)}`);
+    row('soak: then 50 × (fit, cancel after 3 batches, restart)', `wasm ${mib(r.afterCancels.wasmBytes)} (${((r.afterCancels.wasmBytes / r.afterSteps.wasmBytes - 1) * 100).toFixed(1)} % vs after the steps)`, `${r.cancelled}/50 stopped within a batch; page JS heap ${heaps(r.afterCancels)}`);
+    row('soak: worker restart keeps the last epoch\'s model', JSON.stringify(r.after) === JSON.stringify(r.before) ? 'same prediction' : 'DIFFERENT prediction');
     // Workers: create/dispose cycles must leave no worker behind (the count after 5 cycles and
-    // after 20 must match; Chromium reaps a terminated worker's nested pool asynchronously).
-    const cycles = (k) => page.evaluate(async (k) => {
-      const { Kiln } = await import('./kiln.js');
-      for (let i = 0; i < k; i++) {
-        const kiln = await Kiln.create({ backend: 'cpu' });
-        await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
-        kiln.dispose();
-      }
-      return performance.memory?.usedJSHeapSize ?? null;
-    }, k);
-    const settle = async () => { await new Promise((res) => setTimeout(res, 2000)); return page.workers().length; };
-    const heap5 = await cycles(5);
-    const workers5 = await settle();
-    const heap20 = await cycles(15);
-    const workers20 = await settle();
+    // after 20 must match).
+    const heap5 = await createDisposeCycles(page, 5);
+    const workers5 = await workersAfterSettling(page);
+    const heap20 = await createDisposeCycles(page, 15);
+    const workers20 = await workersAfterSettling(page);
     row('soak: Kiln.create → load the sample set → dispose, after 5 / 20 cycles', `workers alive ${workers5} / ${workers20}`, `page JS heap ${heap5 ? `${mib(heap5)} / ${mib(heap20)}` : 'n/a'}`);
     await page.close();
   }

@@ -1,13 +1,27 @@
-// What the end-to-end tests share: www/ served by scripts/serve.py on a free port, Debian's
-// Chromium (never a downloaded browser) through playwright-core, pages opened once the server
-// answers, and one exit code, with the browser and the server always stopped.
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// What the end-to-end tests and benches/browser.mjs share: www/ served by scripts/serve.py on a
+// free port, Debian's Chromium (never a downloaded browser) through playwright-core, pages
+// opened once the server answers, one exit code with the browser and the server always
+// stopped, and the in-page runs both the soak test and the bench make.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 export const root = new URL('../../', import.meta.url).pathname;
+
+/** Serve `dir` (www/ by default) on `port`, or a free one in [from, from + 4000). */
+export function serve(dir = join(root, 'www'), from = 18000, port = from + Math.floor(Math.random() * 4000)) {
+  const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', dir, '--quiet'], { stdio: 'ignore' });
+  return { server, base: `http://127.0.0.1:${port}`, port };
+}
+
+/** Debian's Chromium, quiet on a closed network (no QUIC, updates, sync or first-run pages). */
+export function launch(/** @type {string[]} */ args = []) {
+  const executablePath = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync);
+  assert.ok(executablePath, 'Debian chromium is not installed (apt-get install chromium)');
+  return chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args] });
+}
 
 /** Open `url` in `page`, retrying while the server starts. */
 export async function open(page, url) {
@@ -17,22 +31,24 @@ export async function open(page, url) {
   return page.goto(url);
 }
 
-/** Run `body({ browser, base })` against a fresh server and browser; exit 1 if it throws. */
+/** Run `body({ browser, base, server })` against a fresh server and browser; exit 1 if it
+ * throws. `server.stop()` and `server.start()` take the server away and back (same address). */
 export async function e2e(/** @type {string[]} */ args, body) {
-  const executablePath = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find(existsSync);
-  assert.ok(executablePath, 'Debian chromium is not installed (apt-get install chromium)');
-  const port = 18000 + Math.floor(Math.random() * 4000);
-  const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', join(root, 'www'), '--quiet'], { stdio: 'ignore' });
-  const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args] });
+  const browser = await launch(args);
+  let { server: proc, base, port } = serve();
+  const server = {
+    stop: () => new Promise((res) => { proc.once('exit', res); proc.kill(); }),
+    start: () => { proc = serve(undefined, undefined, port).server; },
+  };
   let failed = false;
   try {
-    await body({ browser, base: `http://127.0.0.1:${port}` });
+    await body({ browser, base, server });
   } catch (e) {
     failed = true;
     console.error(e);
   } finally {
     await browser.close();
-    server.kill();
+    proc.kill();
   }
   process.exit(failed ? 1 : 0);
 }
@@ -47,4 +63,81 @@ export async function trainTinyEpoch(page) {
   await page.click('#train');
   await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && !document.querySelector('#train').disabled, null, { timeout: 300_000 });
   assert.equal(await page.isVisible('#error'), false, await page.textContent('#error'));
+}
+
+/** The six bundled photos the page tests train on (one class per photo). */
+export const PHOTOS = ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg', 'motorcycle_left.png', 'china.jpg'];
+
+/** Crops of `photos` in `dir`/crops (train/ and valid/ of one class per photo), made by the
+ * native CLI (cargo build --release); returns that folder. */
+export function photoCrops(dir, { side = 160, cropsPerCell = 1, photos = PHOTOS } = {}) {
+  mkdirSync(join(dir, 'photos'), { recursive: true });
+  for (const p of photos) writeFileSync(join(dir, 'photos', p), readFileSync(join(root, 'assets/photos', p)));
+  const made = spawnSync(join(root, 'target/release/kiln'), ['samples', '--photos', join(dir, 'photos'), '--side', String(side), '--crops-per-cell', String(cropsPerCell), '-o', join(dir, 'crops')], { encoding: 'utf8' });
+  assert.equal(made.status, 0, `kiln samples failed (build the CLI: cargo build --release): ${made.stderr}`);
+  return join(dir, 'crops');
+}
+
+/** The epoch table as text: [phase, epoch, train_loss, valid_loss, error_rate, accuracy, time]. */
+export const epochTable = (page) => page.$$eval('#epochs-table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((t) => t.textContent)));
+
+/**
+ * The soak, in `page` (bench.html) on the threaded CPU build: the tiny model on the digits for
+ * `steps` steps, then `cancels` fits each cancelled after 3 batches, then a worker restart.
+ * Memory (the worker's, and the page's JS heap with --enable-precise-memory-info) after ~50
+ * steps (the first epoch's end), after the steps and after the cancels; how many cancels
+ * stopped within a batch; a prediction before and after the restart.
+ */
+export function soak(page, { steps, cancels }) {
+  return page.evaluate(async ({ steps, cancels }) => {
+    const { Kiln } = await import('./kiln.js');
+    const kiln = await Kiln.create({ backend: 'cpu' });
+    await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
+    await kiln.createLearner({ arch: 'tiny', size: 32, batchSize: 16, hidden: 64, doFlip: false });
+    const snapshot = async () => ({ ...(await kiln.memory()), pageJsHeapBytes: performance.memory?.usedJSHeapSize ?? null });
+    let n = 0;
+    let warm = null;
+    const cb = { onBatch: () => { n += 1; } };
+    while (n < steps) {
+      await kiln.fitOneCycle(1, 1e-2, cb);
+      if (warm === null && n >= 50) warm = await snapshot();
+    }
+    const afterSteps = await snapshot();
+    let cancelled = 0;
+    for (let i = 0; i < cancels; i++) {
+      let seen = 0;
+      const report = await kiln.fitOneCycle(3, 1e-2, { onBatch: () => { if (++seen === 3) kiln.cancel(); } });
+      if (report.cancelled && seen <= 4) cancelled += 1;
+    }
+    const afterCancels = await snapshot();
+    // A worker that dies (out of memory) restarts with the dataset and the model as it was
+    // after the last finished epoch: one more epoch, then the restart an OOM triggers.
+    await kiln.fitOneCycle(1, 1e-3);
+    const probe = (await kiln.sampleFiles())[0];
+    const before = await kiln.predict(probe);
+    await kiln.restart();
+    const after = await kiln.predict(probe);
+    kiln.dispose();
+    return { steps: n, warm, afterSteps, afterCancels, cancelled, before, after };
+  }, { steps, cancels });
+}
+
+/** `k` cycles of Kiln.create → load the digits → dispose in `page`; the page's JS heap after. */
+export function createDisposeCycles(page, k) {
+  return page.evaluate(async (k) => {
+    const { Kiln } = await import('./kiln.js');
+    for (let i = 0; i < k; i++) {
+      const kiln = await Kiln.create({ backend: 'cpu' });
+      await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
+      kiln.dispose();
+    }
+    return performance.memory?.usedJSHeapSize ?? null;
+  }, k);
+}
+
+/** Workers alive in `page` once Chromium has reaped terminated ones (asynchronously, with
+ * their nested pool workers). */
+export async function workersAfterSettling(page) {
+  await new Promise((res) => setTimeout(res, 2000));
+  return page.workers().length;
 }

@@ -1,12 +1,14 @@
 // Offline after the first load: visit the page once, cut the network, reload, and Kiln still
 // starts (the threaded build, its thread pool and the bundled weights come from www/sw.js's
-// cache). A reload while online afterwards still works too.
+// cache). A reload while online afterwards still works too. The server is stopped as well as
+// the browser set offline: Chromium 148's offline emulation lets the service worker's own
+// fetches through to the network.
 import assert from 'node:assert/strict';
 import { e2e, open } from './harness.mjs';
 
 const log = (...a) => console.log('[e2e offline]', ...a);
 
-await e2e([], async ({ browser, base }) => {
+await e2e([], async ({ browser, base, server }) => {
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = [];
@@ -32,6 +34,7 @@ await e2e([], async ({ browser, base }) => {
   log(`cached ${cached.length} files`);
 
   await context.setOffline(true);
+  await server.stop();
   await page.reload();
   await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
   assert.equal(await page.textContent('#backend'), online, 'offline, Kiln starts on the same backend');
@@ -43,7 +46,8 @@ await e2e([], async ({ browser, base }) => {
   log('offline reload: ready,', await page.textContent('#backend'));
 
   await context.setOffline(false);
-  await page.reload();
+  server.start();
+  await open(page, `${base}/`);
   await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
   assert.deepEqual(errors, []);
   log('ok');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { png } from './png.mjs';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { e2e, open, root, trainTinyEpoch } from './harness.mjs';
+import { e2e, open, photoCrops, root, trainTinyEpoch } from './harness.mjs';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node');
 
@@ -61,14 +61,7 @@ await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
     // Chromium has relaxed SIMD: the threaded build's gemm runs on its fused multiply-add
     // (tests/e2e/simd.test.mjs covers an engine without it).
     if (cores > 1) assert.match(await page.textContent('#compute'), /relaxed fused multiply-add/);
-    const set = join(dir, 'real');
-    mkdirSync(join(set, 'photos'), { recursive: true });
-    for (const p of ['chelsea.png', 'coffee.png', 'astronaut.png', 'rocket.jpg', 'motorcycle_left.png', 'china.jpg']) {
-      writeFileSync(join(set, 'photos', p), readFileSync(join(root, 'assets/photos', p)));
-    }
-    const made = spawnSync(join(root, 'target/release/kiln'), ['samples', '--photos', join(set, 'photos'), '--side', '160', '--crops-per-cell', '1', '-o', join(set, 'crops')], { encoding: 'utf8' });
-    assert.equal(made.status, 0, made.stderr);
-    await page.setInputFiles('#pick-folder', join(set, 'crops'));
+    await page.setInputFiles('#pick-folder', photoCrops(join(dir, 'real')));
     await page.waitForFunction(() => /^6 classes/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
     const t = Date.now();
     await page.click('#train');

@@ -6,7 +6,7 @@
 // last epoch's model back, and no worker is left behind. The bench runs the same at full size
 // (`node benches/browser.mjs soak`: 500 steps, 50 cancels).
 import assert from 'node:assert/strict';
-import { e2e, open } from './harness.mjs';
+import { createDisposeCycles, e2e, open, soak, workersAfterSettling } from './harness.mjs';
 
 const steps = Number(process.env.KILN_SOAK_STEPS || 200);
 const cancels = Number(process.env.KILN_SOAK_CANCELS || 20);
@@ -16,39 +16,10 @@ await e2e([], async ({ browser, base }) => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await open(page, `${base}/bench.html`);
-  const r = await page.evaluate(async ({ steps, cancels }) => {
-    const { Kiln } = await import('./kiln.js');
-    const kiln = await Kiln.create({ backend: 'cpu' });
-    await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
-    await kiln.createLearner({ arch: 'tiny', size: 32, batchSize: 16, hidden: 64, doFlip: false });
-    let n = 0;
-    let warm = null;
-    const cb = { onBatch: () => { n += 1; } };
-    while (n < steps) {
-      await kiln.fitOneCycle(1, 1e-2, cb);
-      if (warm === null && n >= 50) warm = await kiln.memory();
-    }
-    const afterSteps = await kiln.memory();
-    let cancelled = 0;
-    for (let i = 0; i < cancels; i++) {
-      let seen = 0;
-      const report = await kiln.fitOneCycle(3, 1e-2, { onBatch: () => { if (++seen === 3) kiln.cancel(); } });
-      if (report.cancelled && seen <= 4) cancelled += 1;
-    }
-    const afterCancels = await kiln.memory();
-    // A worker that dies (out of memory) restarts with the dataset and the model as it was
-    // after the last finished epoch: one more epoch, then the restart an OOM triggers.
-    await kiln.fitOneCycle(1, 1e-3);
-    const probe = (await kiln.sampleFiles())[0];
-    const before = await kiln.predict(probe);
-    await kiln.restart();
-    const after = await kiln.predict(probe);
-    kiln.dispose();
-    return { warm, afterSteps, afterCancels, cancelled, before, after };
-  }, { steps, cancels });
+  const r = await soak(page, { steps, cancels });
   const mib = (b) => (b / 1048576).toFixed(1);
   const at = (m) => `live heap ${mib(m.liveHeapBytes)} MiB, wasm ${mib(m.wasmBytes)} MiB`;
-  log(`after 50 steps: ${at(r.warm)}; after ${steps}: ${at(r.afterSteps)}; after ${cancels} cancel/restart cycles: ${at(r.afterCancels)} (live heap change ${r.afterSteps.liveHeapBytes - r.warm.liveHeapBytes} / ${r.afterCancels.liveHeapBytes - r.warm.liveHeapBytes} bytes)`);
+  log(`after 50 steps: ${at(r.warm)}; after ${r.steps}: ${at(r.afterSteps)}; after ${cancels} cancel/restart cycles: ${at(r.afterCancels)} (live heap change ${r.afterSteps.liveHeapBytes - r.warm.liveHeapBytes} / ${r.afterCancels.liveHeapBytes - r.warm.liveHeapBytes} bytes)`);
   // Between steps nothing a step made is still held: a leak of even a few bytes a step shows.
   const slack = 64 * 1024;
   assert.ok(r.afterSteps.liveHeapBytes <= r.warm.liveHeapBytes + slack, 'the Rust heap leaked over the steps');
@@ -59,19 +30,10 @@ await e2e([], async ({ browser, base }) => {
   assert.deepEqual(r.after, r.before, 'after a worker restart, the model of the last finished epoch is back');
   log(`restart keeps the last epoch's model: ${JSON.stringify(r.after).slice(0, 80)}`);
 
-  const cycles = (k) => page.evaluate(async (k) => {
-    const { Kiln } = await import('./kiln.js');
-    for (let i = 0; i < k; i++) {
-      const kiln = await Kiln.create({ backend: 'cpu' });
-      await kiln.loadDataset((await kiln.sampleFiles()), { presize: 36, validPct: 0.1 });
-      kiln.dispose();
-    }
-  }, k);
-  const settle = async () => { await new Promise((res) => setTimeout(res, 2000)); return page.workers().length; };
-  await cycles(2);
-  const early = await settle();
-  await cycles(6);
-  const late = await settle();
+  await createDisposeCycles(page, 2);
+  const early = await workersAfterSettling(page);
+  await createDisposeCycles(page, 6);
+  const late = await workersAfterSettling(page);
   log(`workers alive after 2 / 8 create-dispose cycles: ${early} / ${late}`);
   assert.ok(late <= early, 'a disposed Kiln left workers behind');
   assert.deepEqual(errors, []);
