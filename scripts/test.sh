@@ -57,6 +57,8 @@ node tests/e2e/simd.test.mjs
 node tests/e2e/soak.test.mjs
 # No control that starts work is usable while work runs; cancel, train again.
 node tests/e2e/controls.test.mjs
+# The same training twice, the second on a busy machine: identical epoch tables.
+node tests/e2e/determinism.test.mjs
 # Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).
 # (No task of the page's over 100 ms from the moment it receives the files.)
 KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs
