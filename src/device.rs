@@ -52,12 +52,6 @@ impl MemoryBudget {
         };
         Self { bytes }
     }
-
-    /// Images a pass can hold at `size` px.
-    pub fn micro_batch(&self, arch: &crate::model::Arch, size: usize) -> usize {
-        let free = self.bytes.saturating_sub(arch.train_fixed_bytes());
-        (free / arch.train_bytes_per_image(size).max(1)) as usize
-    }
 }
 
 /// The device picked, and a line for the user saying which and why.

@@ -5,6 +5,7 @@ use crate::data::{Crop, Datasets, Sample};
 use crate::learner::{Event, LearnError, Learner, Preds};
 
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Interpretation {
     pub classes: Vec<String>,
     pub preds: Preds,
@@ -15,6 +16,7 @@ pub struct Interpretation {
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Confusion {
     pub actual: String,
     pub predicted: String,
@@ -22,6 +24,7 @@ pub struct Confusion {
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TopLoss {
     /// Index into the validation set.
     pub index: usize,
@@ -97,6 +100,28 @@ impl Interpretation {
             .collect();
         let titles: Vec<String> = top.iter().map(|t| format!("{}/{}\n{:.2}/{:.2}", t.predicted, t.actual, t.loss, t.prob_actual)).collect();
         crate::data::show_batch(&images, &titles, (k as f64).sqrt().ceil() as usize)
+    }
+}
+
+/// The confusion matrix as text: rows actual, columns predicted, classes numbered.
+impl std::fmt::Display for Interpretation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.confusion_matrix();
+        let w = self.classes.iter().map(|c| c.len()).max().unwrap_or(6).max(6);
+        writeln!(f, "confusion matrix (rows actual, columns predicted), {} validation images:", self.preds.targets.len())?;
+        write!(f, "{:>w$} ", "")?;
+        for i in 0..m.len() {
+            write!(f, "{i:>5}")?;
+        }
+        writeln!(f)?;
+        for (i, row) in m.iter().enumerate() {
+            write!(f, "{:>w$} ", format!("{i} {}", self.classes[i]), w = w + 3)?;
+            for v in row {
+                write!(f, "{v:>5}")?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
     }
 }
 

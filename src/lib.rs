@@ -1,7 +1,8 @@
 //! Kiln: fastai's chapter-5 recipe (presizing, GPU batch augmentation, a pretrained ResNet
 //! with fastai's head, one-cycle training) on burn. The data flow, in module order:
 //! [`data`] → [`augment`] → [`model`] (+ [`pretrained`] weights) → [`loss`] / [`optimizer`] / [`schedule`] →
-//! [`learner`] (+ [`mixed_precision`] for fastai's `to_fp16`) → [`export`]. See ARCHITECTURE.md.
+//! [`learner`] (+ [`mixed_precision`] for fastai's `to_fp16`) → [`interpret`] → [`export`]. See
+//! ARCHITECTURE.md.
 
 pub mod augment;
 pub mod data;
@@ -10,7 +11,6 @@ pub mod export;
 pub mod learner;
 pub mod interpret;
 pub mod loss;
-pub mod lr_find;
 pub mod mixed_precision;
 pub mod model;
 pub mod optimizer;

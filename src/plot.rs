@@ -5,7 +5,7 @@
 use image::{Rgb, RgbImage};
 
 use crate::data::show_batch::draw_text_colored;
-use crate::lr_find::LrFind;
+use crate::learner::LrFind;
 
 const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
 const GREY: Rgb<u8> = Rgb([200, 200, 200]);

@@ -6,6 +6,7 @@
 use rand::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DataLoader {
     pub batch_size: usize,
     /// Images per forward/backward pass; `batch_size` when a whole batch fits in memory.

@@ -6,6 +6,7 @@
 mod decode;
 mod label;
 mod loader;
+mod options;
 mod presize;
 pub(crate) mod show_batch;
 mod split;
@@ -14,6 +15,7 @@ mod verify;
 pub use decode::{DecodeError, decode_rgb8};
 pub use label::LabelRule;
 pub use loader::DataLoader;
+pub use options::DataOptions;
 pub use presize::{Crop, presize};
 pub use show_batch::{augmented_samples, show_batch};
 pub use split::Splitter;
@@ -21,7 +23,6 @@ pub use verify::{VerifyError, verify};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
 
 /// One input file: its path relative to the dataset root (with `/` separators) and its bytes.
 #[derive(Clone, Debug)]
@@ -67,6 +68,7 @@ impl std::fmt::Display for SkipReason {
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Skipped {
     pub name: String,
     pub reason: SkipReason,
@@ -288,6 +290,7 @@ pub fn shuffled(n: usize, rng: &mut impl rand::Rng) -> Vec<usize> {
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ClassCount {
     pub name: String,
     pub train: usize,
@@ -297,6 +300,7 @@ pub struct ClassCount {
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub classes: Vec<ClassCount>,
     pub n_train: usize,

@@ -15,7 +15,8 @@ use prost::Message;
 use super::onnx_proto as pb;
 use super::{ExportError, cpu_classifier, f32_values};
 use crate::augment::{IMAGENET_MEAN, IMAGENET_STD};
-use crate::learner::Learner;
+use super::ModelHeader;
+use crate::model::Classifier;
 use crate::model::efficientnet::{EfficientNet, MBConvBlock};
 use crate::model::resnet::{BasicBlock, ResNet};
 use crate::model::{Body, Head};
@@ -27,10 +28,10 @@ const IR_VERSION: i64 = 8;
 pub const INPUT: &str = "image";
 pub const OUTPUT: &str = "probabilities";
 
-/// The learner's model as an ONNX file (see the module docs for its input and output).
-pub async fn to_onnx(learner: &Learner) -> Result<Vec<u8>, ExportError> {
-    let model = cpu_classifier(learner).await?;
-    let size = learner.config.aug.size;
+/// The model as an ONNX file (see the module docs for its input and output).
+pub async fn to_onnx(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>, ExportError> {
+    let model = cpu_classifier(header, model).await?;
+    let size = header.config.aug.size;
     let mut g = Graph { hw: [size, size], ..Graph::default() };
     let x = g.normalise(INPUT);
     let features = match &model.body {
@@ -40,16 +41,16 @@ pub async fn to_onnx(learner: &Learner) -> Result<Vec<u8>, ExportError> {
     let logits = g.head(features, &model.head);
     g.op("Softmax", "softmax", vec![logits], vec![int("axis", 1)], Some(OUTPUT));
 
-    let k = learner.classes.len();
+    let k = header.classes.len();
     let input_doc = format!(
         "RGB float32 in [0, 1], NCHW [N, 3, {size}, {size}]: a photo centre-cropped to a square and resized (Kiln resizes to {} px, then to {size}); ImageNet normalisation is inside the graph",
-        learner.presize
+        header.presize
     );
     let graph = pb::GraphProto {
         node: g.nodes,
         name: "kiln".into(),
         initializer: g.initializers,
-        doc_string: format!("{} classifier for {k} classes, trained with Kiln", learner.config.model.arch.name()),
+        doc_string: format!("{} classifier for {k} classes, trained with Kiln", header.config.model.arch.name()),
         input: vec![value_info(INPUT, &[Dim::Batch, Dim::Fixed(3), Dim::Fixed(size), Dim::Fixed(size)], &input_doc)],
         output: vec![value_info(OUTPUT, &[Dim::Batch, Dim::Fixed(k)], "softmax over the classes, in the order of the `classes` metadata")],
     };
@@ -63,7 +64,7 @@ pub async fn to_onnx(learner: &Learner) -> Result<Vec<u8>, ExportError> {
         doc_string: input_doc.clone(),
         graph: Some(graph),
         opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
-        metadata_props: super::metadata(learner)
+        metadata_props: super::metadata(header)
             .into_iter()
             .chain([
                 ("input", input_doc),

@@ -19,7 +19,8 @@ use burn::tensor::Tensor;
 use safetensors::{Dtype, tensor::TensorView};
 
 use super::{ExportError, cpu_classifier, f32_values};
-use crate::learner::Learner;
+use super::ModelHeader;
+use crate::model::Classifier;
 use crate::model::efficientnet::{EfficientNet, stage_of};
 use crate::model::resnet::ResNet;
 use crate::model::{Arch, Body, Head};
@@ -44,10 +45,10 @@ pub fn fastai_arch(arch: &Arch) -> Result<&'static str, ExportError> {
     }
 }
 
-/// The learner's model as a fastai-layout `.safetensors` state dict.
-pub async fn to_safetensors(learner: &Learner) -> Result<Vec<u8>, ExportError> {
-    let arch = fastai_arch(&learner.config.model.arch)?;
-    let model = cpu_classifier(learner).await?;
+/// The model as a fastai-layout `.safetensors` state dict.
+pub async fn to_safetensors(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>, ExportError> {
+    let arch = fastai_arch(&header.config.model.arch)?;
+    let model = cpu_classifier(header, model).await?;
     let mut sd = StateDict::default();
     match &model.body {
         Body::ResNet(m) => sd.resnet(m, "0."),
@@ -55,17 +56,17 @@ pub async fn to_safetensors(learner: &Learner) -> Result<Vec<u8>, ExportError> {
     }
     sd.head(&model.head, "1.");
 
-    let size = learner.config.aug.size;
-    let mut metadata = super::metadata(learner);
+    let size = header.config.aug.size;
+    let mut metadata = super::metadata(header);
     metadata.extend([
         ("format", "pt".into()),
         (
             "fastai",
             format!(
                 "vision_learner(dls, '{arch}', n_out={}, pretrained=False, normalize=True, concat_pool=True, lin_ftrs=[{}]); images: Resize({}) then size {size}, imagenet_stats",
-                learner.classes.len(),
-                learner.config.model.hidden,
-                learner.presize
+                header.classes.len(),
+                header.config.model.hidden,
+                header.presize
             ),
         ),
     ]);

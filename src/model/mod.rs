@@ -13,8 +13,8 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::device::MemoryBudget;
 use crate::mixed_precision::Precision;
-
 
 /// The architectures a user can name.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -83,6 +83,13 @@ impl Arch {
         params * 4 * 4
     }
 
+    /// Images a training pass can hold at `size` px within `budget` (gradients are accumulated
+    /// over passes, so the optimiser still sees the whole batch).
+    pub fn micro_batch(&self, budget: &MemoryBudget, size: usize) -> usize {
+        let free = budget.bytes.saturating_sub(self.train_fixed_bytes());
+        (free / self.train_bytes_per_image(size).max(1)) as usize
+    }
+
     pub fn name(&self) -> String {
         match self {
             Arch::ResNet18 => "resnet18".into(),
@@ -106,12 +113,8 @@ impl std::str::FromStr for Arch {
     }
 }
 
-// Per-pixel training bytes (see `Arch::train_bytes_per_image`): measured 562–601 (ResNet-18),
-// 884–901 (ResNet-34) at 224 px, frozen or not; ~5 % added. EfficientNet-Lite0 measured
-// 1326–1337, and 1081–1092 since ReLU6 became one clamp without masks; its estimate stays at the
-// old figure: passes of 22 instead of 16 (the page's default batch of 64) were no faster in the
-// page (two runs: 16.3 and 17.4 s from Train to done, against 15.8 s) and leave less of wasm32's
-// 4 GiB to the dataset.
+// Per-pixel training bytes (see `Arch::train_bytes_per_image`): measured peaks with a margin;
+// EfficientNet-Lite0's keeps a larger margin on purpose (docs/BENCHMARKS.md, "Training memory").
 const TRAIN_BYTES_PER_PX_RESNET18: u64 = 640;
 const TRAIN_BYTES_PER_PX_RESNET34: u64 = 960;
 const TRAIN_BYTES_PER_PX_EFFNET: u64 = 1400;

@@ -170,3 +170,25 @@ fn fp16_on_the_cpu_trains_in_f32_with_a_notice_or_fails_when_required() {
     let o = kiln(&[&args[..], &["--require-fp16"]].concat());
     assert!(!o.status.success() && text(&o).contains("--require-fp16: mixed precision (fp16) needs a GPU"), "{}", text(&o));
 }
+
+/// The same files, seed and thread count give the same epoch table; values the core checks are
+/// refused with the value named, as the page refuses them.
+#[test]
+fn the_same_run_twice_gives_the_same_epoch_table_and_bad_values_are_named() {
+    let crops = tmp("crops-repeat");
+    assert!(kiln(&["samples", "--photos", &asset("photos"), "--side", "16", "--crops-per-cell", "1", "-o", &crops]).status.success());
+    let run = |size: &str, out: &str| {
+        let out = tmp(out);
+        kiln(&["fine-tune", &crops, "--arch", "tiny", "--no-pretrained", "--size", size, "--presize", "16", "--bs", "8", "--micro-bs", "4", "--device", "cpu", "-o", &out])
+    };
+    // The epoch table's rows without their times.
+    let table = |o: &Output| text(o).lines().filter(|l| l.starts_with("frozen") || l.starts_with("unfrozen")).map(|l| l[..l.len() - 6].to_string()).collect::<Vec<_>>();
+    let (a, b) = (run("16", "repeat-a.kiln"), run("16", "repeat-b.kiln"));
+    assert!(a.status.success(), "{}", text(&a));
+    assert_eq!(table(&a).len(), 2, "{}", text(&a));
+    assert_eq!(table(&a), table(&b), "two identical runs differ");
+    let o = run("4", "never.kiln");
+    assert!(!o.status.success() && text(&o).contains("image size 4"), "{}", text(&o));
+    let o = kiln(&["summary", &crops, "--valid-pct", "1.5"]);
+    assert!(!o.status.success() && text(&o).contains("validation fraction 1.5"), "{}", text(&o));
+}

@@ -32,7 +32,7 @@ fn train_a_little(learner: &mut Learner) {
     let inputs: Vec<_> = PHOTOS.iter().map(|p| learner.predict_input(&photo(p)).unwrap()).collect();
     let batch = burn::tensor::Tensor::cat(inputs, 0);
     for _ in 0..2 {
-        let _ = learner.train_step(batch.clone(), &[0, 1, 2, 0], &[1e-3, 1e-3, 1e-2], 0.9);
+        pollster::block_on(learner.train_step(batch.clone(), &[0, 1, 2, 0], &kiln::learner::Hypers { lrs: vec![1e-3, 1e-3, 1e-2], mom: 0.9 })).unwrap();
     }
 }
 
@@ -72,7 +72,7 @@ fn onnx_matches_predict(arch: Arch, size: usize) {
     let name = arch.name().replace(['(', ')', '[', ']', ',', ' ', '='], "_");
     let mut learner = learner(arch, size);
     train_a_little(&mut learner);
-    let bytes = pollster::block_on(export::onnx::to_onnx(&learner)).unwrap();
+    let bytes = pollster::block_on(export::write(&learner, export::Format::Onnx)).unwrap();
     let path = tmp_dir("onnx").join(format!("{name}.onnx"));
     std::fs::write(&path, &bytes).unwrap();
 
@@ -143,7 +143,7 @@ fn manifest(arch: &str) -> BTreeMap<String, (Vec<usize>, String)> {
 fn pytorch_export_has_fastais_keys_and_shapes_for_every_architecture() {
     for (arch, file) in [(Arch::ResNet18, "resnet18"), (Arch::ResNet34, "resnet34"), (Arch::EfficientNetLite0, "efficientnet_lite0")] {
         let learner = learner(arch, 32);
-        let bytes = pollster::block_on(export::pytorch::to_safetensors(&learner)).unwrap();
+        let bytes = pollster::block_on(export::write(&learner, export::Format::PyTorch)).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let got: BTreeMap<String, (Vec<usize>, String)> = st
             .tensors()
@@ -180,14 +180,14 @@ fn pytorch_export_has_fastais_keys_and_shapes_for_every_architecture() {
 #[test]
 fn export_refuses_what_it_cannot_write_and_names_foreign_model_files() {
     let tiny = learner(Arch::Custom(ResNetConfig::tiny()), 32);
-    let e = pollster::block_on(export::pytorch::to_safetensors(&tiny)).err().expect("no fastai model for the tiny ResNet").to_string();
+    let e = pollster::block_on(export::write(&tiny, export::Format::PyTorch)).err().expect("no fastai model for the tiny ResNet").to_string();
     assert!(e.contains("ONNX"), "{e}");
 
     // An ONNX file or a PyTorch state dict given where a .kiln is expected says what it is.
-    let onnx = pollster::block_on(export::onnx::to_onnx(&tiny)).unwrap();
+    let onnx = pollster::block_on(export::write(&tiny, export::Format::Onnx)).unwrap();
     let e = export::from_bytes(&onnx, &cpu()).err().unwrap().to_string();
     assert!(e.contains("an ONNX model") && e.contains(".kiln"), "{e}");
-    let r18 = pollster::block_on(export::pytorch::to_safetensors(&learner(Arch::ResNet18, 32))).unwrap();
+    let r18 = pollster::block_on(export::write(&learner(Arch::ResNet18, 32), export::Format::PyTorch)).unwrap();
     let e = export::from_bytes(&r18, &cpu()).err().unwrap().to_string();
     assert!(e.contains("PyTorch or safetensors weights") && e.contains("import it as weights"), "{e}");
     // …and given back as weights, a whole fastai model says it is one.

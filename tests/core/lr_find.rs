@@ -1,4 +1,4 @@
-use kiln::lr_find::{minimum, slide, steep, suggest, valley};
+use kiln::learner::lr_find::{minimum, slide, steep, suggest, valley};
 
 fn log_lrs(n: usize) -> Vec<f64> {
     (0..n).map(|i| 1e-6 * 10f64.powf(6.0 * i as f64 / (n - 1) as f64)).collect()

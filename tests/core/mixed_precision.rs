@@ -79,7 +79,7 @@ fn fp16_trains_on_wgpu_with_f32_master_weights_and_skips_overflowing_steps() {
         assert_eq!(learner.precision, if fp16 { Precision::F16 } else { Precision::F32 });
         let start = std::time::Instant::now();
         let report = pollster::block_on(learner.fit_one_cycle(&dls, 6, Lr::Single(1e-2), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap();
-        let acc = report.epochs.last().unwrap().accuracy;
+        let acc = report.epochs.last().unwrap().metrics.accuracy;
         eprintln!("fp16={fp16}: accuracy {acc:.3} after 6 epochs in {:.1} s; loss scale {}, {} skipped", start.elapsed().as_secs_f64(), learner.scaler.scale, learner.scaler.skipped);
         results.push((acc, learner));
     }
@@ -100,13 +100,14 @@ fn fp16_trains_on_wgpu_with_f32_master_weights_and_skips_overflowing_steps() {
     let skipped = learner.scaler.skipped;
     let before = weights(learner);
     let batch: Vec<usize> = (0..16).collect();
-    let loss = pollster::block_on(learner.train_batch(&dls, &batch, &[1e-2; 3], 0.9, &mut |_| {})).unwrap().unwrap();
+    let hypers = kiln::learner::Hypers { lrs: vec![1e-2; 3], mom: 0.9 };
+    let loss = pollster::block_on(learner.train_batch(&dls, &batch, &hypers, &mut |_| {})).unwrap().unwrap();
     assert!(loss.is_finite());
     assert_eq!((learner.scaler.scale, learner.scaler.skipped), (5e29, skipped + 1));
     assert_eq!(weights(learner), before, "a skipped step changed the model");
     // Back at a sane scale, the next step trains.
     learner.scaler.scale = 1024.0;
-    pollster::block_on(learner.train_batch(&dls, &batch, &[1e-2; 3], 0.9, &mut |_| {})).unwrap();
+    pollster::block_on(learner.train_batch(&dls, &batch, &hypers, &mut |_| {})).unwrap();
     assert_ne!(weights(learner), before);
 
     // The .kiln file records fp16 and holds f32 weights, which load and predict on the CPU.

@@ -192,7 +192,7 @@ fn fine_tune_from_the_pretrained_default_beats_random_init_on_real_photos() {
         }
         let ft = kiln::learner::FineTune::default();
         let report = pollster::block_on(learner.fine_tune(&dls, 2, &ft, &kiln::CancelToken::new(), &mut |_| {})).unwrap();
-        report.epochs.last().unwrap().accuracy
+        report.epochs.last().unwrap().metrics.accuracy
     };
     let (pre, random) = (accuracy(true), accuracy(false));
     assert!(pre >= 0.6 && pre >= random + 0.25, "pretrained {pre:.3} vs random {random:.3}");

@@ -38,7 +38,7 @@ fn slices_give_fastai_discriminative_rates() {
 /// formulas worked out here: fit_one_cycle, then both phases of fine_tune.
 #[test]
 fn training_loops_use_the_recipe_schedules() {
-    use kiln::learner::{CancelToken, Event, FineTune, Learner};
+    use kiln::learner::{CancelToken, Event, FineTune, Learner, Phase};
 
     let cos = |a: f64, b: f64, t: f64| a + (1.0 + (PI * (1.0 - t)).cos()) * (b - a) / 2.0;
     let one_cycle = |lr_max: f64, p: f64, pct: f64, div: f64| {
@@ -48,10 +48,10 @@ fn training_loops_use_the_recipe_schedules() {
 
     let dls = crate::learner::two_colours();
     let mut learner = Learner::new(crate::learner::tiny_config(2, 16).with_batch_size(8), dls.classes.clone(), 20, &crate::common::cpu()).unwrap();
-    let mut seen: Vec<(&'static str, usize, usize, Vec<f64>, f64)> = Vec::new();
+    let mut seen: Vec<(Phase, usize, usize, Vec<f64>, f64)> = Vec::new();
     let mut record = |e: &Event| {
         if let Event::Batch(b) = e {
-            seen.push((b.phase, b.iter, b.total_iters, b.lrs.clone(), b.mom));
+            seen.push((b.phase, b.iter, b.total_iters, b.hypers.lrs.clone(), b.hypers.mom));
         }
     };
     pollster::block_on(learner.fit_one_cycle(&dls, 2, Lr::Single(3e-3), &OneCycle::default(), &CancelToken::new(), &mut record)).unwrap();
@@ -61,11 +61,11 @@ fn training_loops_use_the_recipe_schedules() {
     for (phase, iter, total, lrs, m) in &seen {
         let p = *iter as f64 / *total as f64;
         let (want, want_mom): (Vec<f64>, f64) = match *phase {
-            "fit" => (vec![one_cycle(3e-3, p, 0.25, 25.0); 3], mom(p, 0.25)),
+            Phase::Fit => (vec![one_cycle(3e-3, p, 0.25, 25.0); 3], mom(p, 0.25)),
             // fine_tune step 1: slice(2e-3) → [2e-4, 2e-4, 2e-3], pct_start 0.99, div 25.
-            "frozen" => ([2e-4, 2e-4, 2e-3].iter().map(|&l| one_cycle(l, p, 0.99, 25.0)).collect(), mom(p, 0.99)),
+            Phase::Frozen => ([2e-4, 2e-4, 2e-3].iter().map(|&l| one_cycle(l, p, 0.99, 25.0)).collect(), mom(p, 0.99)),
             // Steps 2–3: base_lr/2 = 1e-3, slice(1e-5, 1e-3) → [1e-5, 1e-4, 1e-3], pct 0.3, div 5.
-            "unfrozen" => ([1e-5, 1e-4, 1e-3].iter().map(|&l| one_cycle(l, p, 0.3, 5.0)).collect(), mom(p, 0.3)),
+            Phase::Unfrozen => ([1e-5, 1e-4, 1e-3].iter().map(|&l| one_cycle(l, p, 0.3, 5.0)).collect(), mom(p, 0.3)),
             other => panic!("unexpected phase {other}"),
         };
         for (a, b) in lrs.iter().zip(&want) {
@@ -73,6 +73,6 @@ fn training_loops_use_the_recipe_schedules() {
         }
         assert!((m - want_mom).abs() < 1e-6, "{phase} iter {iter}: mom {m} vs {want_mom}");
     }
-    assert_eq!(seen.iter().filter(|s| s.0 == "frozen").count(), per_epoch);
-    assert_eq!(seen.iter().filter(|s| s.0 == "unfrozen").count(), 2 * per_epoch);
+    assert_eq!(seen.iter().filter(|s| s.0 == Phase::Frozen).count(), per_epoch);
+    assert_eq!(seen.iter().filter(|s| s.0 == Phase::Unfrozen).count(), 2 * per_epoch);
 }

@@ -30,7 +30,7 @@ fn trains_on_wgpu() {
     eprintln!("wgpu: {} steps + validation in {:.1} s", losses.len(), start.elapsed().as_secs_f64());
     assert_eq!(losses.len(), 2);
     assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0), "{losses:?}");
-    assert!(report.epochs[0].valid_loss.is_finite());
+    assert!(report.epochs[0].metrics.valid_loss.is_finite());
 }
 
 

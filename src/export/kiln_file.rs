@@ -1,21 +1,15 @@
-//! Kiln's files (`.kiln`), read by the CLI and the page alike: a trained model (everything
-//! needed to predict) or a pretrained backbone. Layout: `KILN` magic, format version (u32 LE),
-//! JSON header length (u32 LE), a CRC-32 of everything after it (u32 LE), the JSON header (its
-//! `kind`; for a model: classes, architecture, input sizes, normalisation), then burn's
-//! burnpack record of the weights and BatchNorm statistics. The checksum makes a flipped bit
-//! an error instead of silently different predictions.
-//!
-//! A model also leaves Kiln as ONNX ([`onnx`], for apps and runtimes) or as a PyTorch state
-//! dict in fastai's layout ([`pytorch`], to keep training in a notebook).
+//! Kiln's own file, `.kiln`, read by the CLI and the page alike: a trained model (everything
+//! needed to predict and to train on) or a pretrained backbone. Layout: `KILN` magic, format
+//! version (u32 LE), JSON header length (u32 LE), a CRC-32 of everything after it (u32 LE), the
+//! JSON header (its `kind`; for a model: classes, architecture, input sizes, normalisation),
+//! then burn's burnpack record of the weights and BatchNorm statistics. The checksum makes a
+//! flipped bit an error instead of silently different predictions.
 
-pub mod onnx;
-mod onnx_proto;
-pub mod pytorch;
-
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device, Shape, Tensor, TensorData};
+use burn::tensor::{Bytes, Device};
 
+use super::{ExportError, cpu_classifier, onnx_proto, to_cpu};
 use crate::augment::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::learner::{Learner, LearnerConfig};
 use crate::model::{Arch, Classifier, Pretrained};
@@ -23,7 +17,7 @@ use crate::model::{Arch, Classifier, Pretrained};
 const MAGIC: &[u8; 4] = b"KILN";
 /// 2: the body became an enum (ResNet or EfficientNet) and headers gained `kind`.
 /// 3: a CRC-32 of the header and weights. Version 2 files (no checksum) are still read.
-const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -53,98 +47,22 @@ pub struct ModelHeader {
     pub std: [f32; 3],
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error("not a Kiln model file (it does not start with KILN); export one with `kiln train … -o model.kiln`")]
-    NotKiln,
-    #[error("this is {0}, not a Kiln model: Kiln reads the .kiln file it saved (Export model), and only exports ONNX and PyTorch files for use elsewhere")]
-    Foreign(&'static str),
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("this file has format version {0}, but this Kiln reads versions 2 and {VERSION}: {hint}", hint = version_hint(*.0))]
-    Version(u32),
-    #[error("this .kiln file holds a {found}, not a {expected}: {hint}")]
-    Kind { expected: &'static str, found: &'static str, hint: &'static str },
-    #[error("the model file is truncated or corrupt: {0}")]
-    Corrupt(String),
-    #[error("the model holds NaN or infinite values (its training diverged), so it was not saved: train it again with a lower learning rate")]
-    NotFinite,
-    #[error("the model file is truncated or damaged: its checksum does not match its contents (cut short, or a byte changed on disk or in transfer); export or download it again")]
-    Checksum,
-}
+impl ModelHeader {
+    /// A model's header: its classes, how it was trained, and ImageNet's normalisation.
+    pub fn new(classes: Vec<String>, config: LearnerConfig, presize: u32) -> Self {
+        Self { classes, config, presize, mean: IMAGENET_MEAN, std: IMAGENET_STD }
+    }
 
-fn version_hint(version: u32) -> &'static str {
-    if version < 2 {
-        "it was written by an earlier Kiln; train the model again, or import the weights again with `kiln weights import`"
-    } else {
-        "update Kiln to read it"
+    /// What `learner` would be saved with.
+    pub fn of(learner: &Learner) -> Self {
+        Self::new(learner.classes.clone(), learner.config.clone(), learner.presize)
     }
 }
 
-/// Serialise the learner's model. Tensors are read with async reads (a blocking read panics on
+/// A model as `.kiln` bytes. Tensors are read with async reads (a blocking read panics on
 /// WebGPU) into a CPU copy of the model, which burn then packs.
-pub async fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
-    let header = ModelHeader {
-        classes: learner.classes.clone(),
-        config: learner.config.clone(),
-        presize: learner.presize,
-        mean: IMAGENET_MEAN,
-        std: IMAGENET_STD,
-    };
-    pack(&FileHeader::Model(header), cpu_classifier(learner).await?)
-}
-
-/// The files a trained model leaves Kiln as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// Kiln's own `.kiln`, which the page and the CLI read back.
-    Kiln,
-    /// An ONNX inference graph ([`onnx`]).
-    Onnx,
-    /// fastai's `vision_learner` state dict as `.safetensors` ([`pytorch`]).
-    PyTorch,
-}
-
-impl Format {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Kiln => "kiln",
-            Format::Onnx => "onnx",
-            Format::PyTorch => "safetensors",
-        }
-    }
-}
-
-/// The learner's model as a file in `format`.
-pub async fn write(learner: &Learner, format: Format) -> Result<Vec<u8>, ExportError> {
-    match format {
-        Format::Kiln => to_bytes(learner).await,
-        Format::Onnx => onnx::to_onnx(learner).await,
-        Format::PyTorch => pytorch::to_safetensors(learner).await,
-    }
-}
-
-/// What both foreign formats record about the model, as (key, value) metadata.
-pub(crate) fn metadata(learner: &Learner) -> Vec<(&'static str, String)> {
-    vec![
-        ("classes", serde_json::to_string(&learner.classes).expect("strings serialise")),
-        ("image_size", learner.config.aug.size.to_string()),
-        ("presize", learner.presize.to_string()),
-        ("architecture", learner.config.model.arch.name()),
-        ("kiln_version", env!("CARGO_PKG_VERSION").into()),
-    ]
-}
-
-/// A weight of a [`cpu_classifier`] model as f32 values, row-major.
-pub(crate) fn f32_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    // `to_cpu` builds every tensor from f32 data, so the read cannot fail.
-    t.into_data().try_to_vec::<f32>().unwrap_or_default()
-}
-
-/// The learner's model in eval mode on the CPU backend, every weight finite and f32: what each
-/// export format writes from.
-pub(crate) async fn cpu_classifier(learner: &Learner) -> Result<Classifier, ExportError> {
-    to_cpu(&learner.model.clone().valid(), |d| learner.config.model.init(d)).await
+pub async fn to_bytes(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>, ExportError> {
+    pack(&FileHeader::Model(header.clone()), cpu_classifier(header, model).await?)
 }
 
 /// Serialise a pretrained backbone (see [`crate::pretrained`]).
@@ -261,48 +179,3 @@ pub fn backbone_from_bytes(bytes: &[u8], device: &Device) -> Result<(BackboneHea
     }
 }
 
-/// Collects every float tensor (parameters and BatchNorm statistics) in visiting order.
-#[derive(Default)]
-struct Collect(Vec<Tensor<1>>);
-
-impl ModuleVisitor for Collect {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let t = param.val();
-        let n = t.shape().num_elements();
-        self.0.push(t.reshape([n]));
-    }
-}
-
-/// Writes collected values back in the same (derive-generated) order.
-struct Fill {
-    values: std::vec::IntoIter<TensorData>,
-    device: Device,
-}
-
-impl ModuleMapper for Fill {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let (id, tensor, mapper) = param.consume();
-        let shape: Shape = tensor.shape();
-        let data = self.values.next().expect("same module structure");
-        let t = Tensor::<1>::from_data(data, &self.device).reshape(shape);
-        Param::from_mapped_value(id, t, mapper)
-    }
-}
-
-/// A copy of `model` on the CPU backend, read with async reads; `fresh` builds the same
-/// structure there.
-async fn to_cpu<M: Module>(model: &M, fresh: impl FnOnce(&Device) -> M) -> Result<M, ExportError> {
-    let mut collect = Collect::default();
-    model.visit(&mut collect);
-    let mut values = Vec::with_capacity(collect.0.len());
-    for t in collect.0 {
-        let data = t.into_data_async().await.map_err(|e| ExportError::Corrupt(format!("reading weights: {e:?}")))?;
-        if data.iter::<f32>().any(|x| !x.is_finite()) {
-            return Err(ExportError::NotFinite);
-        }
-        values.push(data.convert::<f32>());
-    }
-    let cpu = Device::flex();
-    let mut fill = Fill { values: values.into_iter(), device: cpu.clone() };
-    Ok(fresh(&cpu).map(&mut fill))
-}

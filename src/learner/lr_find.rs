@@ -5,15 +5,21 @@
 use burn::module::Module;
 
 use crate::data::Datasets;
-use crate::learner::{BatchStats, CancelToken, Event, LearnError, Learner, Smoother};
+use super::{BatchStats, CancelToken, Event, Hypers, LearnError, Learner, Phase, Smoother};
 use crate::model::NUM_GROUPS;
 
+/// lr_find's settings (fastai's defaults); the page's options object spells them in camelCase.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct LrFindConfig {
     pub start_lr: f64,
     pub end_lr: f64,
     pub num_it: usize,
     pub stop_div: bool,
+}
+
+impl LrFindConfig {
+    pub const KEYS: &'static [&'static str] = &["startLr", "endLr", "numIt", "stopDiv"];
 }
 
 impl Default for LrFindConfig {
@@ -24,6 +30,7 @@ impl Default for LrFindConfig {
 
 /// A suggested learning rate and the point on the curve that marks it.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Suggestion {
     pub lr: f64,
     /// Where to mark it on the plot: (lr, loss).
@@ -31,6 +38,7 @@ pub struct Suggestion {
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Suggestions {
     pub minimum: Suggestion,
     pub steep: Suggestion,
@@ -39,6 +47,7 @@ pub struct Suggestions {
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LrFind {
     /// Every LR tried and its smoothed loss (the full record, for the plot).
     pub lrs: Vec<f64>,
@@ -199,7 +208,8 @@ impl Learner {
                 batches = self.loader.epoch(dls.train.len(), &mut self.rng);
             }
             let lr = config.start_lr * (config.end_lr / config.start_lr).powf(iter as f64 / config.num_it as f64);
-            let loss = match self.train_batch(dls, &batches[b], &[lr; NUM_GROUPS], 0.9, on_event).await {
+            let hypers = Hypers { lrs: vec![lr; NUM_GROUPS], mom: 0.9 };
+            let loss = match self.train_batch(dls, &batches[b], &hypers, on_event).await {
                 Ok(Some(loss)) => loss,
                 Ok(None) => continue,
                 // fastai stops at divergence; a non-finite loss is the extreme case of it.
@@ -216,14 +226,13 @@ impl Learner {
             lrs.push(lr);
             losses.push(s);
             on_event(&Event::Batch(BatchStats {
-                phase: "lr_find",
+                phase: Phase::LrFind,
                 epoch: iter / per_epoch,
                 iter,
                 total_iters: config.num_it,
                 loss,
                 smooth_loss: s as f32,
-                lrs: vec![lr; NUM_GROUPS],
-                mom: 0.9,
+                hypers,
                 elapsed_s: start.elapsed().as_secs_f64(),
             }));
             crate::yield_now().await;

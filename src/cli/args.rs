@@ -1,0 +1,262 @@
+//! The command line's grammar (clap), and its translation into the core's options.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use kiln::data::DataOptions;
+use kiln::device::DeviceChoice;
+use kiln::learner::LearnerOptions;
+use kiln::model::Arch;
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "Train image classifiers the fastai way (chapter 5), on your GPU or CPU")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct DataArgs {
+    /// Folder of images: one sub-folder per class, or files named like `Maine_Coon_157.jpg`.
+    pub dir: PathBuf,
+    /// Label by this regex (one capture group) on the file name instead of by folder.
+    #[arg(long)]
+    pub label_regex: Option<String>,
+    /// Fraction of images held out for validation (ignored when train/ and valid/ folders exist).
+    #[arg(long, default_value_t = DataOptions::default().valid_pct)]
+    pub valid_pct: f64,
+    /// Seed of the random split.
+    #[arg(long, default_value_t = DataOptions::default().seed)]
+    pub seed: u64,
+    /// Side of the square CPU presize crop (fastai's Resize(460)).
+    #[arg(long, default_value_t = DataOptions::default().presize)]
+    pub presize: u32,
+    /// Refuse images with more pixels than this (protects against decompression bombs).
+    #[arg(long, default_value_t = DataOptions::default().max_pixels)]
+    pub max_pixels: u64,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ModelArgs {
+    /// efficientnet_lite0 (pretrained weights bundled), resnet18 or resnet34 (bring torchvision
+    /// weights with --weights), or tiny (a cut-down ResNet for quick runs, random init).
+    #[arg(long, default_value = "efficientnet_lite0")]
+    pub arch: Arch,
+    /// Pretrained weights: a torchvision/timm checkpoint (.pth, .pt, .safetensors) or a Kiln
+    /// backbone (.kiln). EfficientNet-Lite0's ImageNet weights are used when not given.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Start from random weights instead of pretrained ones.
+    #[arg(long, conflicts_with = "weights")]
+    pub no_pretrained: bool,
+    /// Training image size after augmentation.
+    #[arg(long, default_value_t = LearnerOptions::default().size)]
+    pub size: usize,
+    #[arg(long, default_value_t = LearnerOptions::default().batch_size)]
+    pub bs: usize,
+    /// Images per forward/backward pass (gradients are accumulated up to --bs); by default the
+    /// largest that fits the device's memory.
+    #[arg(long)]
+    pub micro_bs: Option<usize>,
+    /// Turn off horizontal flips (for digits, text, or anything with a handedness).
+    #[arg(long)]
+    pub no_flip: bool,
+    /// gpu, cpu, or auto (GPU when an adapter is found, else CPU).
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Mixed precision (fastai's to_fp16): f16 activations, f32 weights, dynamic loss scaling.
+    /// Where the device has no half precision (the CPU backend), says so and trains in f32.
+    #[arg(long)]
+    pub fp16: bool,
+    /// Like --fp16, but fail instead of training in f32 where half precision is missing.
+    #[arg(long)]
+    pub require_fp16: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show classes, counts per split, the label rule, and every skipped file with its reason.
+    Summary {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Train a classifier with fit_one_cycle and save it.
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Peak learning rate of the one-cycle schedule.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Where to save the model.
+        #[arg(short, long, default_value = "model.kiln")]
+        output: PathBuf,
+    },
+    /// fastai's fine_tune: a frozen epoch for the head, then all layers with discriminative LRs.
+    FineTune {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Epochs of the unfrozen phase.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        #[arg(long, default_value_t = 2e-3)]
+        base_lr: f64,
+        /// Epochs of the frozen (head-only) phase.
+        #[arg(long, default_value_t = 1)]
+        freeze_epochs: usize,
+        #[arg(short, long, default_value = "model.kiln")]
+        output: PathBuf,
+    },
+    /// fastai's lr_find: plot loss against an exponentially growing LR and suggest LRs.
+    LrFind {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value_t = 1e-7)]
+        start_lr: f64,
+        #[arg(long, default_value_t = 10.0)]
+        end_lr: f64,
+        #[arg(long, default_value_t = 100)]
+        num_it: usize,
+        /// The plot (PNG).
+        #[arg(short, long, default_value = "lr_find.png")]
+        output: PathBuf,
+    },
+    /// Confusion matrix, most confused pairs and top losses of a saved model on DIR's validation set.
+    Interpret {
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// How many top losses to show.
+        #[arg(short, default_value_t = 9)]
+        k: usize,
+        /// Only pairs confused at least this often.
+        #[arg(long, default_value_t = 1)]
+        min_val: usize,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Folder for confusion_matrix.png and top_losses.png.
+        #[arg(short, long, default_value = ".")]
+        output: PathBuf,
+    },
+    /// Predict the class of one or more images with a saved model.
+    Predict {
+        model: PathBuf,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Convert a saved model for use elsewhere: ONNX (apps, onnxruntime) or a PyTorch state dict
+    /// in fastai's layout (`.safetensors`, to keep training in a notebook).
+    Export {
+        /// A model saved by `kiln train`/`fine-tune` or the page (.kiln).
+        model: PathBuf,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// The file to write (default: the model's name with .onnx or .safetensors).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Save a grid of augmented training images with their labels.
+    ShowBatch {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 224)]
+        size: usize,
+        /// How many images.
+        #[arg(short, default_value_t = 16)]
+        n: usize,
+        /// Turn off horizontal flips.
+        #[arg(long)]
+        no_flip: bool,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+    /// Pretrained weights: convert a checkpoint to a Kiln backbone, or check one on photos.
+    Weights {
+        #[command(subcommand)]
+        command: WeightsCommand,
+    },
+    /// Write the bundled sample set (scikit-learn's handwritten digits) as PNG class folders,
+    /// or, with --photos, a set of crops of real photos (one class per photo).
+    Samples {
+        /// Output folder.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Side of the written images in pixels.
+        #[arg(long, default_value_t = 32)]
+        side: u32,
+        /// A folder of photos (e.g. assets/photos): each becomes a class of crops, validation
+        /// crops taken from grid cells that training never sees.
+        #[arg(long)]
+        photos: Option<PathBuf>,
+        /// Crops per grid cell (with --photos).
+        #[arg(long, default_value_t = 2)]
+        crops_per_cell: usize,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// ONNX (opset 17): RGB float32 in [0, 1], NCHW at the trained size; class probabilities out.
+    Onnx,
+    /// fastai's vision_learner state dict as .safetensors (ResNet-18/34, EfficientNet-Lite0).
+    Pytorch,
+}
+
+#[derive(Subcommand)]
+pub enum WeightsCommand {
+    /// Convert a PyTorch (.pth/.pt, zip or legacy) or .safetensors checkpoint to a Kiln backbone.
+    Import {
+        file: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The architecture, when it should be checked rather than recognised from the keys.
+        #[arg(long)]
+        arch: Option<Arch>,
+    },
+    /// Top-5 ImageNet classes (index and probability) of photos under the weights' own
+    /// classifier: a quick check that a checkpoint imported correctly.
+    Predict {
+        /// A checkpoint or Kiln backbone; the bundled EfficientNet-Lite0 when left out.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long, default_value_t = 224)]
+        size: u32,
+    },
+}
+
+
+impl DataArgs {
+    pub fn options(&self) -> DataOptions {
+        DataOptions { label_regex: self.label_regex.clone(), valid_pct: self.valid_pct, seed: self.seed, presize: self.presize, max_pixels: self.max_pixels }
+    }
+}
+
+impl ModelArgs {
+    /// The learner's options; `fp16` as negotiated with the device.
+    pub fn options(&self, seed: u64, fp16: bool) -> LearnerOptions {
+        LearnerOptions {
+            arch: self.arch.clone(),
+            size: self.size,
+            batch_size: self.bs,
+            micro_batch: self.micro_bs,
+            seed,
+            do_flip: !self.no_flip,
+            fp16,
+            ..LearnerOptions::default()
+        }
+    }
+}

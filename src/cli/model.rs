@@ -1,0 +1,98 @@
+//! Using a saved model: interpretation, prediction, and export to ONNX or fastai/PyTorch.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use kiln::device::{DeviceChoice, select_native};
+use kiln::export::{self, Format};
+use kiln::learner::Learner;
+
+use super::args::{DataArgs, ExportFormat};
+use super::data::load;
+use super::write_atomic;
+
+/// A `.kiln` model file rebuilt on `device`; errors name the file.
+fn open(model: &Path, device: &Device) -> Result<Learner, String> {
+    let bytes = std::fs::read(model).map_err(|e| format!("reading model {}: {e}", model.display()))?;
+    export::from_bytes(&bytes, device).map_err(|e| format!("{}: {e}", model.display()))
+}
+
+/// fastai's ClassificationInterpretation: the confusion matrix and most confused pairs
+/// printed, the matrix and the top losses saved as pictures in `output`.
+pub fn interpret(model: &Path, data: &DataArgs, k: usize, min_val: usize, device: DeviceChoice, output: &Path) -> Result<(), String> {
+    let mut learner = open(model, &select_native(device)?.device)?;
+    let dls = load(data)?;
+    let interp = pollster::block_on(learner.interpret(&dls, &mut |_| {})).map_err(|e| e.to_string())?;
+    print!("{interp}");
+    let w = interp.classes.iter().map(|c| c.len()).max().unwrap_or(6).max(6);
+    println!("most confused (actual, predicted, count):");
+    for c in interp.most_confused(min_val) {
+        println!("  {:<w$} {:<w$} {}", c.actual, c.predicted, c.count);
+    }
+    std::fs::create_dir_all(output).map_err(|e| format!("creating {}: {e}", output.display()))?;
+    let cm = output.join("confusion_matrix.png");
+    kiln::plot::confusion_plot(&interp.classes, &interp.confusion_matrix()).save(&cm).map_err(|e| format!("writing {}: {e}", cm.display()))?;
+    let tl = output.join("top_losses.png");
+    interp.plot_top_losses(&dls, k).save(&tl).map_err(|e| format!("writing {}: {e}", tl.display()))?;
+    println!("top {k} losses (predicted/actual/loss/probability of actual):");
+    for t in interp.top_losses(k) {
+        println!("  {}: {}/{}/{:.2}/{:.2}", t.name, t.predicted, t.actual, t.loss, t.prob_actual);
+    }
+    println!("saved {} and {}", cm.display(), tl.display());
+    Ok(())
+}
+
+/// The model as ONNX or a fastai/PyTorch state dict, beside it unless `output` names a file.
+pub fn export(model: &Path, format: ExportFormat, output: Option<PathBuf>) -> Result<(), String> {
+    let learner = open(model, &Device::flex())?;
+    let to = match format {
+        ExportFormat::Onnx => Format::Onnx,
+        ExportFormat::Pytorch => Format::PyTorch,
+    };
+    let out = pollster::block_on(export::write(&learner, to)).map_err(|e| format!("{}: {e}", model.display()))?;
+    let output = output.unwrap_or_else(|| model.with_extension(to.extension()));
+    write_atomic(&output, &out)?;
+    let (size, arch, n) = (learner.config.aug.size, &learner.config.model.arch, learner.classes.len());
+    match format {
+        ExportFormat::Onnx => println!(
+            "saved {} ({}, {n} classes, opset {}): input `image` RGB float32 in [0, 1], [N, 3, {size}, {size}]; output `probabilities`",
+            output.display(),
+            arch.name(),
+            export::onnx::OPSET
+        ),
+        ExportFormat::Pytorch => println!(
+            "saved {}: load it into fastai's vision_learner(dls, '{}', n_out={n}) with learn.model.load_state_dict(safetensors.torch.load_file(...)) (see the README)",
+            output.display(),
+            export::pytorch::fastai_arch(arch).map_err(|e| e.to_string())?,
+        ),
+    }
+    Ok(())
+}
+
+/// Each image's class and the three likeliest; unreadable images are reported and counted.
+pub fn predict(model: &Path, images: &[PathBuf], device: DeviceChoice) -> Result<(), String> {
+    let learner = open(model, &select_native(device)?.device)?;
+    let mut failed = 0;
+    for path in images {
+        let result = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| pollster::block_on(learner.predict(&b)).map_err(|e| e.to_string()));
+        match result {
+            Ok(p) => {
+                let mut ranked: Vec<(usize, f32)> = p.probs.iter().copied().enumerate().collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let top: Vec<String> = ranked.iter().take(3).map(|(i, pr)| format!("{} {:.3}", learner.classes[*i], pr)).collect();
+                println!("{}: {} ({})", path.display(), p.label, top.join(", "));
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: {e}", path.display());
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(format!("{failed} image(s) could not be predicted"));
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! How a learner is set up: [`LearnerConfig`] (kept in `.kiln` headers), and the options a
+//! user chooses, checked here once for the CLI and the page alike.
+
+use crate::augment::AugConfig;
+use crate::device::MemoryBudget;
+use crate::data::DataLoader;
+use crate::model::{Arch, ClassifierConfig};
+use crate::optimizer::AdamConfig;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LearnerConfig {
+    pub model: ClassifierConfig,
+    pub aug: AugConfig,
+    /// The optimiser's batch (fastai's `bs`).
+    pub batch_size: usize,
+    /// Images per forward/backward pass; None picks the largest that fits the device's memory
+    /// (see [`Arch::micro_batch`]), and gradients are accumulated up to `batch_size`.
+    #[serde(default)]
+    pub micro_batch: Option<usize>,
+    pub adam: AdamConfig,
+    /// Seeds augmentation, shuffling and random crops.
+    pub seed: u64,
+    /// fastai's `to_fp16`: mixed-precision training (see [`crate::mixed_precision`]). Kept in
+    /// `.kiln` headers as a record of how the model was trained; exported weights are f32.
+    #[serde(default)]
+    pub fp16: bool,
+}
+
+impl LearnerConfig {
+    pub fn new(model: ClassifierConfig, size: usize) -> Self {
+        Self { model, aug: AugConfig::new(size), batch_size: 64, micro_batch: None, adam: AdamConfig::default(), seed: 42, fp16: false }
+    }
+    pub fn with_batch_size(mut self, bs: usize) -> Self {
+        self.batch_size = bs;
+        self
+    }
+    pub fn with_micro_batch(mut self, micro_batch: Option<usize>) -> Self {
+        self.micro_batch = micro_batch;
+        self
+    }
+    pub fn with_aug(mut self, aug: AugConfig) -> Self {
+        self.aug = aug;
+        self
+    }
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    pub fn with_fp16(mut self, fp16: bool) -> Self {
+        self.fp16 = fp16;
+        self
+    }
+    /// The DataLoader: the micro-batch asked for, or the largest that fits `budget`.
+    pub fn loader(&self, budget: &MemoryBudget) -> DataLoader {
+        let micro = self.micro_batch.unwrap_or_else(|| self.model.arch.micro_batch(budget, self.aug.size));
+        DataLoader::new(self.batch_size).with_micro_batch(micro)
+    }
+}
+
+/// A new learner's settings as a user gives them (the CLI's flags, the page's options).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LearnerOptions {
+    /// efficientnet_lite0, resnet18, resnet34 or tiny.
+    #[serde(deserialize_with = "arch_by_name")]
+    pub arch: Arch,
+    /// Training image size after augmentation.
+    pub size: usize,
+    pub batch_size: usize,
+    /// Images per forward/backward pass; None sizes it to the device's memory.
+    pub micro_batch: Option<usize>,
+    pub seed: u64,
+    pub do_flip: bool,
+    /// For the tiny ResNet: its four stages' channel widths.
+    pub widths: Option<[usize; 4]>,
+    /// Width of the head's hidden layer.
+    pub hidden: usize,
+    /// Mixed precision (fastai's `to_fp16`); refused where the device has no half precision.
+    pub fp16: bool,
+}
+
+impl Default for LearnerOptions {
+    fn default() -> Self {
+        Self { arch: Arch::EfficientNetLite0, size: 224, batch_size: 64, micro_batch: None, seed: 42, do_flip: true, widths: None, hidden: 512, fp16: false }
+    }
+}
+
+fn arch_by_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
+    let name = <String as serde::Deserialize>::deserialize(d)?;
+    name.parse().map_err(serde::de::Error::custom)
+}
+
+impl LearnerOptions {
+    /// The option names, as the page's options object spells them.
+    pub const KEYS: &'static [&'static str] = &["arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16"];
+
+    /// The learner's configuration for `num_classes` classes, or a sentence naming the value
+    /// that is out of range.
+    pub fn config(&self, num_classes: usize) -> Result<LearnerConfig, String> {
+        if !(8..=1024).contains(&self.size) {
+            return Err(format!("the image size {} must be between 8 and 1024 pixels (224 is usual)", self.size));
+        }
+        if self.batch_size < 2 {
+            return Err(format!("the batch size {} is too small: BatchNorm needs at least 2 images", self.batch_size));
+        }
+        if self.hidden == 0 {
+            return Err("the head's hidden width must be at least 1 (fastai's is 512)".into());
+        }
+        let arch = match (&self.arch, self.widths) {
+            (Arch::Custom(c), Some(w)) if w.iter().all(|&w| w > 0) => Arch::Custom(c.clone().with_widths(w)),
+            (Arch::Custom(_), Some(w)) => return Err(format!("the tiny ResNet's widths {w:?} must all be at least 1")),
+            (arch, Some(_)) => return Err(format!("widths apply to the tiny ResNet only, not {}", arch.name())),
+            (arch, None) => arch.clone(),
+        };
+        let model = ClassifierConfig::new(arch, num_classes).with_hidden(self.hidden);
+        Ok(LearnerConfig::new(model, self.size)
+            .with_batch_size(self.batch_size)
+            .with_micro_batch(self.micro_batch)
+            .with_seed(self.seed)
+            .with_fp16(self.fp16)
+            .with_aug(AugConfig::new(self.size).with_do_flip(self.do_flip)))
+    }
+}

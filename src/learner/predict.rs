@@ -1,0 +1,93 @@
+//! Using the model: fastai's `get_preds` over a dataset, and `predict` on one photo.
+
+use burn::module::Module;
+use burn::tensor::{Tensor, activation};
+
+use super::{Event, LearnError, Learner, read_f32};
+use crate::augment;
+use crate::data::{Crop, Datasets, Sample, decode_rgb8, presize};
+use crate::device::on_cpu_pool;
+use crate::loss;
+
+/// Predictions over a dataset (fastai's `get_preds`): probabilities, targets, per-item losses.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preds {
+    pub probs: Vec<Vec<f32>>,
+    pub targets: Vec<usize>,
+    pub losses: Vec<f32>,
+}
+
+impl Preds {
+    pub fn predicted(&self) -> Vec<usize> {
+        self.probs.iter().map(|p| argmax(p)).collect()
+    }
+    pub fn accuracy(&self) -> f32 {
+        let correct = self.predicted().iter().zip(&self.targets).filter(|(p, t)| p == t).count();
+        correct as f32 / self.targets.len().max(1) as f32
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Prediction {
+    pub label: String,
+    pub index: usize,
+    /// One probability per class, in `classes` order.
+    pub probs: Vec<f32>,
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0)
+}
+
+impl Learner {
+    /// fastai's `get_preds()`: predictions over the validation set.
+    pub async fn get_preds(&mut self, dls: &Datasets) -> Result<Preds, LearnError> {
+        self.get_preds_on(dls, &dls.valid, &mut |_| {}).await
+    }
+
+    /// fastai's `get_preds` over the given samples (validation transforms, eval mode).
+    pub async fn get_preds_on(&mut self, dls: &Datasets, samples: &[Sample], on_event: &mut dyn FnMut(&Event)) -> Result<Preds, LearnError> {
+        let model = self.model.valid();
+        let inner = self.device.clone().inner();
+        let mut out = Preds { probs: Vec::new(), targets: Vec::new(), losses: Vec::new() };
+        let bs = self.config.batch_size;
+        for chunk in samples.chunks(bs) {
+            let refs: Vec<&Sample> = chunk.iter().collect();
+            let Some((images, targets)) = self.load_batch(dls, &refs, false, on_event) else { continue };
+            let y = self.targets_tensor(&targets, &inner);
+            let (probs, losses) = on_cpu_pool(&inner, || {
+                let logits = model.forward(augment::valid_batch(images.inner(), self.config.aug.size));
+                let logp = loss::log_softmax(logits);
+                let losses = loss::nll_per_item(logp.clone(), y);
+                (logp.exp(), losses)
+            });
+            let probs = read_f32(probs).await?;
+            out.losses.extend(read_f32(losses).await?);
+            let k = self.classes.len();
+            out.probs.extend(probs.chunks(k).map(|c| c.to_vec()));
+            out.targets.extend(targets);
+        }
+        Ok(out)
+    }
+
+    /// What the model sees of a photo before normalisation: the centre crop at the presize,
+    /// resized to the training size, RGB in [0, 1], [1, 3, size, size] (an exported ONNX
+    /// model's input).
+    pub fn predict_input(&self, bytes: &[u8]) -> Result<Tensor<4>, LearnError> {
+        let img = decode_rgb8(bytes, crate::data::DataConfig::default().max_pixels).map_err(|e| LearnError::Image(e.to_string()))?;
+        let px = presize(&img, self.presize, Crop::Centre).into_raw();
+        let x = augment::to_tensor(&[px], self.presize as usize, &self.device.clone().inner());
+        Ok(augment::resize_batch(x, self.config.aug.size))
+    }
+
+    /// Predict one image from its file bytes: the label and a probability per class.
+    pub async fn predict(&self, bytes: &[u8]) -> Result<Prediction, LearnError> {
+        let x = self.predict_input(bytes)?;
+        let logits = self.model.valid().forward(augment::normalize(x));
+        let probs = read_f32(activation::softmax(logits, 1)).await?;
+        let index = argmax(&probs);
+        Ok(Prediction { label: self.classes[index].clone(), index, probs })
+    }
+}

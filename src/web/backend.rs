@@ -1,0 +1,70 @@
+//! Where tensors live: WebGPU through burn-wgpu, or burn's CPU backend in wasm.
+
+#[cfg(feature = "webgpu")]
+use std::cell::RefCell;
+
+use burn::tensor::Device;
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::js_err;
+
+#[wasm_bindgen]
+pub struct Backend {
+    pub(super) device: Device,
+    kind: String,
+}
+
+#[wasm_bindgen]
+impl Backend {
+    /// `"webgpu"` or `"cpu"`. WebGPU initialisation is async; it fails when no adapter exists.
+    #[wasm_bindgen(js_name = create, unchecked_return_type = "Promise<Backend>")]
+    pub fn create(kind: String) -> Promise {
+        future_to_promise(async move { Ok(Backend::init(&kind).await?.into()) })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        self.kind.clone()
+    }
+
+    /// Why mixed precision (fp16) is not available here, or `undefined` when it is (WebGPU
+    /// with `shader-f16`).
+    #[wasm_bindgen(getter, js_name = fp16Unavailable)]
+    pub fn fp16_unavailable(&self) -> Option<String> {
+        crate::mixed_precision::fp16_support(&self.device).err()
+    }
+}
+
+#[cfg(feature = "webgpu")]
+thread_local! {
+    // burn registers one wgpu runtime per page; a second init would fail, so reuse it.
+    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+impl Backend {
+    pub async fn init(kind: &str) -> Result<Backend, JsValue> {
+        let device = match kind {
+            #[cfg(feature = "webgpu")]
+            "webgpu" => match WEBGPU.with(|d| d.borrow().clone()) {
+                Some(d) => d,
+                None => {
+                    let d = Device::wgpu_options().init_async().await.map_err(|e| js_err(format!("WebGPU is not available: {e}")))?;
+                    WEBGPU.with(|w| *w.borrow_mut() = Some(d.clone()));
+                    d
+                }
+            },
+            #[cfg(not(feature = "webgpu"))]
+            "webgpu" => return Err(js_err("this build of Kiln has no WebGPU (it is the multi-threaded CPU build)")),
+            "cpu" => Device::flex(),
+            other => return Err(js_err(format!("unknown backend {other:?}: use \"webgpu\" or \"cpu\""))),
+        };
+        Ok(Backend { device, kind: kind.to_string() })
+    }
+
+    /// The device, for Rust callers (tests) that drive the core directly.
+    pub fn device(&self) -> Device {
+        self.device.clone()
+    }
+}

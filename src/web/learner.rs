@@ -1,0 +1,222 @@
+//! A classifier being trained or used for prediction, and the token that cancels its fit.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Function, Promise, Uint8Array};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use super::{Backend, Dataset, emitter, from_js, js_err, rgba_to_js, to_js};
+use crate::export::{self, Format, ModelHeader};
+use crate::interpret::{Confusion, TopLoss};
+use crate::learner::{self, CancelToken as CoreCancel, FineTune, LearnerOptions, LrFindConfig};
+use crate::schedule::{Lr, OneCycle};
+
+/// Stops a running fit between batches; a separate object so it can be used while the
+/// learner is busy.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct CancelToken {
+    inner: CoreCancel,
+}
+
+#[wasm_bindgen]
+impl CancelToken {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+    pub fn cancel(&self) {
+        self.inner.cancel();
+    }
+}
+
+/// A classifier being trained or used for prediction.
+#[wasm_bindgen]
+pub struct Learner {
+    inner: Rc<RefCell<learner::Learner>>,
+}
+
+fn busy() -> JsValue {
+    js_err("the learner is busy (training or exporting); wait for it, or cancel the fit first")
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InterpretResult {
+    classes: Vec<String>,
+    confusion: Vec<Vec<usize>>,
+    most_confused: Vec<Confusion>,
+    top_losses: Vec<TopLoss>,
+    n_valid: usize,
+}
+
+impl Learner {
+    fn export_as(&self, format: Format) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let l = inner.try_borrow().map_err(|_| busy())?;
+            let bytes = export::write(&l, format).await.map_err(js_err)?;
+            Ok(Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+}
+
+#[wasm_bindgen]
+impl Learner {
+    /// A new model for `dataset`'s classes; with `weights` (a Kiln backbone from
+    /// `importWeights`, or a checkpoint) its body starts pretrained and frozen, as in fastai.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        backend: &Backend,
+        dataset: &Dataset,
+        #[wasm_bindgen(unchecked_param_type = "LearnerOptions | undefined")] options: JsValue,
+        weights: Option<Vec<u8>>,
+    ) -> Result<Learner, JsValue> {
+        let o: LearnerOptions = from_js(options, "learner option", LearnerOptions::KEYS)?;
+        let config = o.config(dataset.inner.classes.len()).map_err(js_err)?;
+        let mut l = learner::Learner::new(config, dataset.inner.classes.clone(), dataset.inner.config.presize, &backend.device).map_err(js_err)?;
+        if let Some(bytes) = weights {
+            let arch = l.config.model.arch.clone();
+            let (arch, body) = crate::pretrained::load_any(&bytes, Some(&arch), &l.device).map_err(js_err)?;
+            l.load_pretrained(body, &arch).map_err(js_err)?;
+        }
+        Ok(Learner { inner: Rc::new(RefCell::new(l)) })
+    }
+
+    /// Rebuild a learner from a `.kiln` model file (the same file the CLI writes).
+    pub fn load(backend: &Backend, bytes: &[u8]) -> Result<Learner, JsValue> {
+        let l = export::from_bytes(bytes, &backend.device).map_err(js_err)?;
+        Ok(Learner { inner: Rc::new(RefCell::new(l)) })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn classes(&self) -> Vec<String> {
+        self.inner.borrow().classes.clone()
+    }
+
+    /// Whether training emits `{type: 'snapshot', bytes}` (the model as `.kiln` bytes) after
+    /// every epoch, so the page can restore it if the worker dies.
+    #[wasm_bindgen(setter, js_name = snapshotEachEpoch)]
+    pub fn set_snapshot_each_epoch(&self, on: bool) {
+        self.inner.borrow_mut().snapshot_each_epoch = on;
+    }
+
+    /// Images per forward/backward pass (gradients are accumulated up to the batch size).
+    #[wasm_bindgen(getter, js_name = microBatch)]
+    pub fn micro_batch(&self) -> usize {
+        self.inner.borrow().loader.micro_batch
+    }
+
+    /// fit_one_cycle(epochs, lr); `onEvent` gets every batch and epoch event.
+    #[wasm_bindgen(js_name = fitOneCycle, unchecked_return_type = "Promise<FitReport>")]
+    pub fn fit_one_cycle(&self, dataset: &Dataset, epochs: usize, lr: f64, on_event: Function, cancel: &CancelToken) -> Promise {
+        let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
+        future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            let mut emit = emitter(on_event, ModelHeader::of(&l));
+            to_js(&l.fit_one_cycle(&dls, epochs, Lr::Single(lr), &OneCycle::default(), &cancel, &mut emit).await.map_err(js_err)?)
+        })
+    }
+
+    /// fastai's fine_tune(epochs, {baseLr, freezeEpochs, lrMult, pctStart, div}).
+    #[wasm_bindgen(js_name = fineTune, unchecked_return_type = "Promise<FitReport>")]
+    pub fn fine_tune(
+        &self,
+        dataset: &Dataset,
+        epochs: usize,
+        #[wasm_bindgen(unchecked_param_type = "FineTuneOptions | undefined")] options: JsValue,
+        on_event: Function,
+        cancel: &CancelToken,
+    ) -> Result<Promise, JsValue> {
+        let opts: FineTune = from_js(options, "fine_tune option", FineTune::KEYS)?;
+        opts.validate().map_err(js_err)?;
+        let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
+        Ok(future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            let mut emit = emitter(on_event, ModelHeader::of(&l));
+            to_js(&l.fine_tune(&dls, epochs, &opts, &cancel, &mut emit).await.map_err(js_err)?)
+        }))
+    }
+
+    /// fastai's lr_find: `{lrs, losses, suggestions: {minimum, steep, valley, slide}}`; the
+    /// model and optimiser are left as they were.
+    #[wasm_bindgen(js_name = lrFind, unchecked_return_type = "Promise<LrFindResult>")]
+    pub fn lr_find(
+        &self,
+        dataset: &Dataset,
+        #[wasm_bindgen(unchecked_param_type = "LrFindOptions | undefined")] options: JsValue,
+        on_event: Function,
+        cancel: &CancelToken,
+    ) -> Result<Promise, JsValue> {
+        let config: LrFindConfig = from_js(options, "lr_find option", LrFindConfig::KEYS)?;
+        let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
+        Ok(future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            let mut emit = emitter(on_event, ModelHeader::of(&l));
+            to_js(&l.lr_find(&dls, &config, &cancel, &mut emit).await.map_err(js_err)?)
+        }))
+    }
+
+    /// Predict one image from its file bytes: `{label, index, probs}`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Prediction>")]
+    pub fn predict(&self, bytes: Vec<u8>) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let l = inner.try_borrow().map_err(|_| busy())?;
+            to_js(&l.predict(&bytes).await.map_err(js_err)?)
+        })
+    }
+
+    /// Predictions over the validation set: `{probs, targets, losses}`.
+    #[wasm_bindgen(js_name = getPreds, unchecked_return_type = "Promise<Preds>")]
+    pub fn get_preds(&self, dataset: &Dataset) -> Promise {
+        let (inner, dls) = (self.inner.clone(), dataset.inner.clone());
+        future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            to_js(&l.get_preds(&dls).await.map_err(js_err)?)
+        })
+    }
+
+    /// Confusion matrix, most confused pairs (≥ minVal) and the `k` top losses on the
+    /// validation set, with the top-loss images as one titled RGBA grid.
+    #[wasm_bindgen(unchecked_return_type = "Promise<InterpretResult>")]
+    pub fn interpret(&self, dataset: &Dataset, k: usize, min_val: usize) -> Promise {
+        let (inner, dls) = (self.inner.clone(), dataset.inner.clone());
+        future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            let interp = l.interpret(&dls, &mut |_| {}).await.map_err(js_err)?;
+            let result = InterpretResult {
+                classes: interp.classes.clone(),
+                confusion: interp.confusion_matrix(),
+                most_confused: interp.most_confused(min_val),
+                top_losses: interp.top_losses(k),
+                n_valid: interp.preds.targets.len(),
+            };
+            let out = to_js(&result)?;
+            js_sys::Reflect::set(&out, &"topLossesImage".into(), &rgba_to_js(interp.plot_top_losses(&dls, k))?)?;
+            Ok(out)
+        })
+    }
+
+    /// The model as `.kiln` bytes.
+    #[wasm_bindgen(js_name = export, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn export_model(&self) -> Promise {
+        self.export_as(Format::Kiln)
+    }
+
+    /// The model as an ONNX file (opset 17): input `image`, RGB float32 in [0, 1], NCHW at the
+    /// trained size; output `probabilities`. Classes and sizes are in its metadata.
+    #[wasm_bindgen(js_name = exportOnnx, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn export_onnx(&self) -> Promise {
+        self.export_as(Format::Onnx)
+    }
+
+    /// The model's state dict in fastai's `vision_learner` layout, as `.safetensors` bytes.
+    #[wasm_bindgen(js_name = exportPyTorch, unchecked_return_type = "Promise<Uint8Array>")]
+    pub fn export_pytorch(&self) -> Promise {
+        self.export_as(Format::PyTorch)
+    }
+}
