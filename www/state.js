@@ -75,7 +75,8 @@ export function update(changes) {
   render();
 }
 
-const sameClasses = (a, b) => !!a && !!b && a.length === b.length && [...a].sort().every((c, i) => c === [...b].sort()[i]);
+const sorted = (names) => JSON.stringify([...names].sort());
+const sameClasses = (a, b) => !!a && !!b && sorted(a) === sorted(b);
 
 /** Every control's enabled state, from the phase and the data. */
 export function render() {
