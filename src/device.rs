@@ -119,3 +119,19 @@ pub fn on_cpu_pool<R: Send>(device: &Device, f: impl FnOnce() -> R + Send) -> R 
 pub fn on_cpu_pool<R>(_: &Device, f: impl FnOnce() -> R) -> R {
     f()
 }
+
+/// Give the host's event loop a turn: in a browser worker a zero-delay timer, so messages (like
+/// Cancel) arrive between batches even on the CPU backend, whose reads never wait. A no-op
+/// natively.
+pub async fn yield_now() {
+    #[cfg(all(target_arch = "wasm32", feature = "web"))]
+    {
+        use js_sys::{Function, Promise};
+        let promise = Promise::new(&mut |resolve, _| {
+            let global = js_sys::global();
+            let set_timeout: Function = js_sys::Reflect::get(&global, &"setTimeout".into()).unwrap().into();
+            let _ = set_timeout.call2(&global, &resolve, &0.into());
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+}

@@ -21,13 +21,6 @@ pub mod schedule;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]
 pub mod web;
 
-/// Give the host's event loop a turn: in a browser worker, so messages (like Cancel) arrive
-/// between batches even on the CPU backend, whose reads never wait. A no-op natively.
-pub async fn yield_now() {
-    #[cfg(all(target_arch = "wasm32", feature = "web"))]
-    web::yield_now().await;
-}
-
 pub use data::{DataConfig, Datasets, Item, LabelRule, Splitter};
 pub use learner::{CancelToken, Event, Learner, LearnerConfig};
 pub use model::{Arch, ClassifierConfig};

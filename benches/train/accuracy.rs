@@ -33,7 +33,7 @@ pub fn pretrained_vs_random() {
                 .with_seed(seed);
             let mut learner = Learner::new(config, dls.classes.clone(), size as u32, &Device::flex()).unwrap();
             if pretrained {
-                let (arch, body) = kiln::pretrained::load_any(&weights, None, &learner.device).unwrap();
+                let (arch, body) = kiln::export::load_weights(&weights, None, &learner.device).unwrap();
                 learner.load_pretrained(body, &arch).unwrap();
             }
             let t = Instant::now();

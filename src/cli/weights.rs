@@ -67,7 +67,7 @@ pub fn default_weights() -> Result<WeightsSource, String> {
 
 pub fn read_weights(source: &WeightsSource, arch: Option<&Arch>, device: &burn::tensor::Device) -> Result<(Arch, Pretrained), String> {
     let bytes = source.read()?;
-    kiln::pretrained::load_any(&bytes, arch, device).map_err(|e| format!("{}: {e}", source.describe()))
+    kiln::export::load_weights(&bytes, arch, device).map_err(|e| format!("{}: {e}", source.describe()))
 }
 
 pub fn run(command: WeightsCommand) -> Result<(), String> {
@@ -77,7 +77,7 @@ pub fn run(command: WeightsCommand) -> Result<(), String> {
             let bytes = std::fs::read(&file).map_err(|e| format!("reading weights {}: {e}", file.display()))?;
             let source = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             let (header, backbone) =
-                pollster::block_on(kiln::pretrained::import(&bytes, &source, arch.as_ref())).map_err(|e| format!("{}: {e}", file.display()))?;
+                pollster::block_on(kiln::export::import_weights(&bytes, &source, arch.as_ref())).map_err(|e| format!("{}: {e}", file.display()))?;
             super::write_atomic(&output, &backbone)?;
             let classifier = header.imagenet_classes.map(|n| format!(" with its {n}-class classifier")).unwrap_or_default();
             println!("{}: {} weights{classifier}; saved a Kiln backbone to {}", file.display(), header.arch.name(), output.display());

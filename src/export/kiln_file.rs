@@ -13,6 +13,7 @@ use super::{ExportError, cpu_classifier, onnx_proto, to_cpu};
 use crate::augment::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::learner::{Learner, LearnerConfig};
 use crate::model::{Arch, Classifier, Pretrained};
+use crate::pretrained::{Checkpoint, WeightsError, load_checkpoint};
 
 const MAGIC: &[u8; 4] = b"KILN";
 /// 2: the body became an enum (ResNet or EfficientNet) and headers gained `kind`.
@@ -136,7 +137,7 @@ fn declared_fits(min_params: u64, weights: &[u8]) -> Result<(), ExportError> {
     Ok(())
 }
 
-fn load_weights<M: Module>(model: M, weights: &[u8]) -> Result<M, ExportError> {
+fn load_record<M: Module>(model: M, weights: &[u8]) -> Result<M, ExportError> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec())).map_err(|e| ExportError::Corrupt(e.to_string()))?;
     model.try_load_record(record).map_err(|e| ExportError::Corrupt(e.to_string()))
 }
@@ -158,7 +159,7 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError>
     }
     declared_fits(header.config.model.min_params(), weights)?;
     // Built on the training (autodiff) device, as `Learner::new` does, so it can train on.
-    let model = load_weights(header.config.model.init(&device.clone().autodiff()), weights)?;
+    let model = load_record(header.config.model.init(&device.clone().autodiff()), weights)?;
     Ok(Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize))
 }
 
@@ -168,7 +169,7 @@ pub fn backbone_from_bytes(bytes: &[u8], device: &Device) -> Result<(BackboneHea
         (FileHeader::Backbone(h), weights) => {
             let classifier = (h.arch.num_features() as u64).saturating_mul(h.imagenet_classes.unwrap_or(0) as u64);
             declared_fits(h.arch.min_body_params().saturating_add(classifier), weights)?;
-            let model = load_weights(Pretrained::init(&h.arch, h.imagenet_classes, device), weights)?;
+            let model = load_record(Pretrained::init(&h.arch, h.imagenet_classes, device), weights)?;
             Ok((h, model))
         }
         (FileHeader::Model(_), _) => Err(ExportError::Kind {
@@ -179,3 +180,35 @@ pub fn backbone_from_bytes(bytes: &[u8], device: &Device) -> Result<(BackboneHea
     }
 }
 
+/// Any weights a user brings: a Kiln backbone file or a checkpoint (architecture inferred
+/// from its keys unless `arch` names it).
+pub fn load_weights(bytes: &[u8], arch: Option<&Arch>, device: &Device) -> Result<(Arch, Pretrained), WeightsError> {
+    if bytes.starts_with(b"KILN") {
+        let (header, model) = backbone_from_bytes(bytes, device).map_err(|e| WeightsError::Format(e.to_string()))?;
+        if let Some(a) = arch
+            && *a != header.arch
+        {
+            return Err(WeightsError::ArchMismatch { expected: a.name(), found: header.arch.name() });
+        }
+        return Ok((header.arch, model));
+    }
+    let ckpt = Checkpoint::from_bytes(bytes)?;
+    let arch = match arch {
+        Some(a) => a.clone(),
+        None => ckpt.infer_arch()?,
+    };
+    let model = load_checkpoint(ckpt, &arch, device)?;
+    Ok((arch, model))
+}
+
+/// `kiln weights import`: any weights a user brings, as a Kiln backbone file (with the
+/// checkpoint's own classifier kept for `pretrained::imagenet_top_k`).
+pub async fn import_weights(bytes: &[u8], source: &str, arch: Option<&Arch>) -> Result<(BackboneHeader, Vec<u8>), WeightsError> {
+    // Converting is pure data movement: the CPU backend serves everywhere, the browser included.
+    let cpu = Device::flex();
+    let (arch, model) = load_weights(bytes, arch, &cpu)?;
+    let imagenet_classes = model.fc.as_ref().map(|fc| fc.weight.dims()[1]);
+    let header = BackboneHeader { arch, imagenet_classes, source: source.to_string() };
+    let file = backbone_to_bytes(&model, header.clone()).await.map_err(|e| WeightsError::Format(e.to_string()))?;
+    Ok((header, file))
+}

@@ -9,7 +9,7 @@ mod onnx_proto;
 pub mod pytorch;
 
 use kiln_file::VERSION;
-pub use kiln_file::{BackboneHeader, FileHeader, ModelHeader, backbone_from_bytes, backbone_to_bytes, from_bytes, read_header};
+pub use kiln_file::{BackboneHeader, FileHeader, ModelHeader, backbone_from_bytes, backbone_to_bytes, from_bytes, import_weights, load_weights, read_header};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Shape, Tensor, TensorData};

@@ -131,7 +131,7 @@ impl Learner {
                 }
                 iter += 1;
                 // Lets the browser deliver messages (Cancel) between batches.
-                crate::yield_now().await;
+                crate::device::yield_now().await;
             }
             let metrics = self.validate(dls, on_event).await?;
             let stats = EpochStats { phase: cycle.phase, epoch, train_loss: smooth.value(), metrics, seconds: t0.elapsed().as_secs_f64() };

@@ -163,13 +163,7 @@ fn interp(x: f64, xs: &[f64], ys: &[f64]) -> f64 {
 
 impl Learner {
     /// fastai's `lr_find`. The model, the optimiser state and the loss scale are restored afterwards.
-    pub async fn lr_find(
-        &mut self,
-        dls: &Datasets,
-        config: &LrFindConfig,
-        cancel: &CancelToken,
-        on_event: &mut dyn FnMut(&Event),
-    ) -> Result<LrFind, LearnError> {
+    pub async fn lr_find(&mut self, dls: &Datasets, config: &LrFindConfig, cancel: &CancelToken, on_event: &mut dyn FnMut(&Event)) -> Result<LrFind, LearnError> {
         if !(config.start_lr > 0.0 && config.end_lr > config.start_lr && config.num_it >= 2) {
             return Err(LearnError::Config(format!(
                 "lr_find needs 0 < start_lr < end_lr and num_it ≥ 2 (got {}, {}, {})",
@@ -179,20 +173,15 @@ impl Learner {
         // `valid()` syncs BatchNorm's running statistics into a copy that the steps below cannot
         // touch (a plain clone shares them); `train()` turns it back into the training model.
         let (model, opt, scaler) = (self.model.valid(), self.opt.clone(), self.scaler.clone());
-        let result = self.lr_find_inner(dls, config, cancel, on_event).await;
+        let result = self.record_lr_find(dls, config, cancel, on_event).await;
         self.model = model.train();
         self.opt = opt;
         self.scaler = scaler;
         result
     }
 
-    async fn lr_find_inner(
-        &mut self,
-        dls: &Datasets,
-        config: &LrFindConfig,
-        cancel: &CancelToken,
-        on_event: &mut dyn FnMut(&Event),
-    ) -> Result<LrFind, LearnError> {
+    /// The finder's steps and record, leaving the model trained by them.
+    async fn record_lr_find(&mut self, dls: &Datasets, config: &LrFindConfig, cancel: &CancelToken, on_event: &mut dyn FnMut(&Event)) -> Result<LrFind, LearnError> {
         let per_epoch = self.loader.batches_per_epoch(dls.train.len());
         let start = web_time::Instant::now();
         let (mut lrs, mut losses) = (Vec::new(), Vec::new());
@@ -235,7 +224,7 @@ impl Learner {
                 hypers,
                 elapsed_s: start.elapsed().as_secs_f64(),
             }));
-            crate::yield_now().await;
+            crate::device::yield_now().await;
             if s < best {
                 best = s;
             }

@@ -209,39 +209,6 @@ pub fn load_checkpoint(ckpt: Checkpoint, arch: &Arch, device: &Device) -> Result
     Ok(model)
 }
 
-/// Any weights a user brings: a Kiln backbone file or a checkpoint (architecture inferred
-/// from its keys unless `arch` names it).
-pub fn load_any(bytes: &[u8], arch: Option<&Arch>, device: &Device) -> Result<(Arch, Pretrained), WeightsError> {
-    if bytes.starts_with(b"KILN") {
-        let (header, model) = crate::export::backbone_from_bytes(bytes, device).map_err(|e| WeightsError::Format(e.to_string()))?;
-        if let Some(a) = arch
-            && *a != header.arch
-        {
-            return Err(WeightsError::ArchMismatch { expected: a.name(), found: header.arch.name() });
-        }
-        return Ok((header.arch, model));
-    }
-    let ckpt = Checkpoint::from_bytes(bytes)?;
-    let arch = match arch {
-        Some(a) => a.clone(),
-        None => ckpt.infer_arch()?,
-    };
-    let model = load_checkpoint(ckpt, &arch, device)?;
-    Ok((arch, model))
-}
-
-/// `kiln weights import`: any weights a user brings, as a Kiln backbone file (with the
-/// checkpoint's own classifier kept for [`imagenet_top_k`]).
-pub async fn import(bytes: &[u8], source: &str, arch: Option<&Arch>) -> Result<(crate::export::BackboneHeader, Vec<u8>), WeightsError> {
-    // Converting is pure data movement: the CPU backend serves everywhere, the browser included.
-    let cpu = Device::flex();
-    let (arch, model) = load_any(bytes, arch, &cpu)?;
-    let imagenet_classes = model.fc.as_ref().map(|fc| fc.weight.dims()[1]);
-    let header = crate::export::BackboneHeader { arch, imagenet_classes, source: source.to_string() };
-    let file = crate::export::backbone_to_bytes(&model, header.clone()).await.map_err(|e| WeightsError::Format(e.to_string()))?;
-    Ok((header, file))
-}
-
 /// The original network's top-`k` classes (index, probability) for one photo, preprocessed as
 /// at ImageNet evaluation: centre square crop resized to `size`, ImageNet normalisation.
 pub async fn imagenet_top_k(model: &Pretrained, bytes: &[u8], size: u32, k: usize, device: &Device) -> Result<Vec<(usize, f32)>, String> {

@@ -72,7 +72,7 @@ impl Dataset {
 pub fn import_weights(bytes: Vec<u8>, source: String, arch: Option<String>) -> Promise {
     future_to_promise(async move {
         let arch: Option<Arch> = arch.map(|a| a.parse()).transpose().map_err(js_err)?;
-        let (header, bytes) = crate::pretrained::import(&bytes, &source, arch.as_ref()).await.map_err(|e| js_err(format!("{source}: {e}")))?;
+        let (header, bytes) = crate::export::import_weights(&bytes, &source, arch.as_ref()).await.map_err(|e| js_err(format!("{source}: {e}")))?;
         let o = js_sys::Object::new();
         js_sys::Reflect::set(&o, &"arch".into(), &header.arch.name().into())?;
         js_sys::Reflect::set(&o, &"imagenetClasses".into(), &header.imagenet_classes.map(|n| n as f64).into())?;

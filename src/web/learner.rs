@@ -80,7 +80,7 @@ impl Learner {
         let mut l = learner::Learner::new(config, dataset.inner.classes.clone(), dataset.inner.config.presize, &backend.device).map_err(js_err)?;
         if let Some(bytes) = weights {
             let arch = l.config.model.arch.clone();
-            let (arch, body) = crate::pretrained::load_any(&bytes, Some(&arch), &l.device).map_err(js_err)?;
+            let (arch, body) = crate::export::load_weights(&bytes, Some(&arch), &l.device).map_err(js_err)?;
             l.load_pretrained(body, &arch).map_err(js_err)?;
         }
         Ok(Learner { inner: Rc::new(RefCell::new(l)) })

@@ -12,7 +12,7 @@ pub use dataset::{Dataset, import_weights, sample_digits};
 pub use heap::{live_heap_bytes, memory_bytes};
 pub use learner::{CancelToken, Learner};
 
-use js_sys::{Function, Promise, Uint8Array};
+use js_sys::{Function, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -83,14 +83,4 @@ fn emitter(on_event: Function, header: ModelHeader) -> impl FnMut(&Event) {
             }
         }
     }
-}
-
-/// Resolve after a zero-delay timer, giving the worker's event loop a turn.
-pub(crate) async fn yield_now() {
-    let promise = Promise::new(&mut |resolve, _| {
-        let global = js_sys::global();
-        let set_timeout: Function = js_sys::Reflect::get(&global, &"setTimeout".into()).unwrap().into();
-        let _ = set_timeout.call2(&global, &resolve, &0.into());
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }

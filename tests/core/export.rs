@@ -191,7 +191,7 @@ fn export_refuses_what_it_cannot_write_and_names_foreign_model_files() {
     let e = export::from_bytes(&r18, &cpu()).err().unwrap().to_string();
     assert!(e.contains("PyTorch or safetensors weights") && e.contains("import it as weights"), "{e}");
     // …and given back as weights, a whole fastai model says it is one.
-    let e = kiln::pretrained::load_any(&r18, None, &cpu()).err().unwrap().to_string();
+    let e = kiln::export::load_weights(&r18, None, &cpu()).err().unwrap().to_string();
     assert!(e.contains("whole fastai model") && e.contains(".kiln"), "{e}");
     let e = export::from_bytes(b"hello", &cpu()).err().unwrap().to_string();
     assert!(e.contains("not a Kiln model file"), "{e}");

@@ -103,7 +103,7 @@ fn torchvision_resnet18_zip_checkpoint_loads_every_tensor_in_place() {
 #[test]
 fn torchvision_resnet34_legacy_checkpoint_honours_strides_and_offsets() {
     let bytes = fixture("resnet34-legacy.pth", &["--format", "legacy", "--arch", "resnet34"]);
-    let (arch, model) = pretrained::load_any(&bytes, None, &cpu()).unwrap();
+    let (arch, model) = kiln::export::load_weights(&bytes, None, &cpu()).unwrap();
     assert_eq!(arch, Arch::ResNet34);
     assert_loaded(&model, &Checkpoint::from_bytes(&bytes).unwrap());
 }
@@ -126,7 +126,7 @@ fn safetensors_checkpoint_loads() {
 fn checkpoints_that_do_not_fit_name_the_key_and_both_shapes() {
     let err = |name: &str, broken: &str| {
         let bytes = fixture(name, &["--format", "zip", "--break", broken]);
-        pretrained::load_any(&bytes, Some(&Arch::ResNet18), &cpu()).err().expect("must not load").to_string()
+        kiln::export::load_weights(&bytes, Some(&Arch::ResNet18), &cpu()).err().expect("must not load").to_string()
     };
     let e = err("missing.pth", "missing");
     assert!(e.contains("layer1.0.bn1.running_var") && e.contains("missing") && e.contains("[64]"), "{e}");
@@ -135,22 +135,22 @@ fn checkpoints_that_do_not_fit_name_the_key_and_both_shapes() {
     let e = err("shape.pth", "shape");
     assert!(e.contains("layer2.0.conv1.weight") && e.contains("[128, 64, 5, 5]") && e.contains("[128, 64, 3, 3]"), "{e}");
 
-    let e = pretrained::load_any(b"hello, not weights", None, &cpu()).err().unwrap().to_string();
+    let e = kiln::export::load_weights(b"hello, not weights", None, &cpu()).err().unwrap().to_string();
     assert!(e.contains("PyTorch checkpoint") && e.contains(".safetensors"), "{e}");
     let r18 = fixture("resnet18-arch.pth", &["--format", "zip"]);
-    let e = pretrained::load_any(&r18, Some(&Arch::ResNet34), &cpu()).err().unwrap().to_string();
+    let e = kiln::export::load_weights(&r18, Some(&Arch::ResNet34), &cpu()).err().unwrap().to_string();
     assert!(e.contains("resnet18") && e.contains("resnet34"), "{e}");
     let truncated = &r18[..r18.len() / 2];
-    assert!(pretrained::load_any(truncated, None, &cpu()).is_err());
+    assert!(kiln::export::load_weights(truncated, None, &cpu()).is_err());
 }
 
 #[test]
 fn a_backbone_file_round_trips_and_starts_a_frozen_learner() {
     let bytes = std::fs::read(asset("efficientnet-lite0-57934424.pth")).unwrap();
-    let (arch, model) = pretrained::load_any(&bytes, None, &cpu()).unwrap();
+    let (arch, model) = kiln::export::load_weights(&bytes, None, &cpu()).unwrap();
     let header = kiln::export::BackboneHeader { arch: arch.clone(), imagenet_classes: Some(1000), source: "test".into() };
     let file = pollster::block_on(kiln::export::backbone_to_bytes(&model, header.clone())).unwrap();
-    let (back_header, back) = pretrained::load_any(&file, None, &cpu()).map(|(a, m)| ((a), m)).unwrap();
+    let (back_header, back) = kiln::export::load_weights(&file, None, &cpu()).map(|(a, m)| ((a), m)).unwrap();
     assert_eq!(back_header, arch);
     let photo = std::fs::read(asset("photos/coffee.png")).unwrap();
     let a = pollster::block_on(pretrained::imagenet_top_k(&model, &photo, 224, 3, &cpu())).unwrap();
@@ -162,7 +162,7 @@ fn a_backbone_file_round_trips_and_starts_a_frozen_learner() {
     // A file from before format 2 says what to do.
     let mut old = file.clone();
     old[4..8].copy_from_slice(&1u32.to_le_bytes());
-    let e = pretrained::load_any(&old, None, &cpu()).err().unwrap().to_string();
+    let e = kiln::export::load_weights(&old, None, &cpu()).err().unwrap().to_string();
     assert!(e.contains("earlier Kiln") && e.contains("kiln weights import"), "{e}");
 
     let config = kiln::LearnerConfig::new(kiln::ClassifierConfig::new(arch.clone(), 3), 32).with_batch_size(4);
@@ -187,7 +187,7 @@ fn fine_tune_from_the_pretrained_default_beats_random_init_on_real_photos() {
         let config = kiln::LearnerConfig::new(kiln::ClassifierConfig::new(Arch::EfficientNetLite0, 8), 64).with_batch_size(16).with_seed(1);
         let mut learner = kiln::Learner::new(config, dls.classes.clone(), 64, &cpu()).unwrap();
         if pretrained {
-            let (arch, body) = pretrained::load_any(&weights, None, &learner.device).unwrap();
+            let (arch, body) = kiln::export::load_weights(&weights, None, &learner.device).unwrap();
             learner.load_pretrained(body, &arch).unwrap();
         }
         let ft = kiln::learner::FineTune::default();
@@ -203,7 +203,7 @@ fn an_efficientnet_classifier_exports_and_predicts_the_same_after_loading() {
     let bytes = std::fs::read(asset("efficientnet-lite0-57934424.pth")).unwrap();
     let config = kiln::LearnerConfig::new(kiln::ClassifierConfig::new(Arch::EfficientNetLite0, 2), 64).with_batch_size(4);
     let mut learner = kiln::Learner::new(config, vec!["cat".into(), "coffee".into()], 72, &cpu()).unwrap();
-    let (arch, body) = pretrained::load_any(&bytes, None, &learner.device).unwrap();
+    let (arch, body) = kiln::export::load_weights(&bytes, None, &learner.device).unwrap();
     learner.load_pretrained(body, &arch).unwrap();
     let file = pollster::block_on(kiln::export::to_bytes(&learner)).unwrap();
     let loaded = kiln::export::from_bytes(&file, &cpu()).unwrap();

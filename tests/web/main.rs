@@ -183,7 +183,7 @@ static COFFEE: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/asse
 /// The legacy, non-contiguous `.pth` is read from bytes in the browser, and the network it
 /// builds recognises an espresso on `device`.
 async fn pretrained_recognises_espresso(device: burn::tensor::Device) {
-    let (arch, model) = kiln::pretrained::load_any(LITE0_PTH, None, &device).unwrap();
+    let (arch, model) = kiln::export::load_weights(LITE0_PTH, None, &device).unwrap();
     assert_eq!(arch, kiln::Arch::EfficientNetLite0);
     let top = kiln::pretrained::imagenet_top_k(&model, COFFEE, 224, 3, &device).await.unwrap();
     assert_eq!(top[0].0, 967, "coffee.png: {top:?}");
