@@ -12,10 +12,7 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// The native kernel checks, run again on the wasm build of the CPU kernels (with
-/// `relaxed-simd`, relaxed SIMD's own kernels too): Kiln's kernels on slices
-/// (crates/kiln-kernels/tests, included by tests/core/kernels.rs), and burn-flex's hooks into
-/// them through burn's autodiff.
+/// The native kernel checks, run again on the wasm build of the CPU kernels.
 #[path = "../core/kernels.rs"]
 mod kernels;
 mod common {
