@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::data::Skipped;
-use crate::model::Classifier;
 
 /// Which fit a batch or epoch belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -113,10 +112,10 @@ pub enum Event {
     Epoch(EpochStats),
     /// A file passed the header check but failed to decode; it is left out of its batch.
     Skipped(Skipped),
-    /// The model after an epoch (only with `snapshot_each_epoch`), for a shell to save: the
-    /// page keeps the last one, so a worker that dies (out of memory) restarts with it.
+    /// The model after an epoch, saved by the learner's `snapshot_each_epoch`: the page keeps
+    /// the last one, so a worker that dies (out of memory, a lost GPU) restarts with it.
     #[serde(skip)]
-    Snapshot(Box<Classifier>),
+    Snapshot(Vec<u8>),
 }
 
 #[derive(Debug, thiserror::Error)]

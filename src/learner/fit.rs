@@ -2,7 +2,6 @@
 //! for the head, then every layer with discriminative learning rates), with validation after
 //! every epoch.
 
-use burn::module::Module;
 use web_time::Instant;
 
 use super::{BatchStats, CancelToken, EpochStats, Event, FitReport, Hypers, LearnError, Learner, Metrics, Phase};
@@ -137,8 +136,9 @@ impl Learner {
             let stats = EpochStats { phase: cycle.phase, epoch, train_loss: smooth.value(), metrics, seconds: t0.elapsed().as_secs_f64() };
             on_event(&Event::Epoch(stats.clone()));
             report.epochs.push(stats);
-            if self.snapshot_each_epoch {
-                on_event(&Event::Snapshot(Box::new(self.model.valid().train())));
+            if let Some(save) = self.snapshot_each_epoch {
+                // Awaited here, so the snapshot leaves before the next epoch starts.
+                on_event(&Event::Snapshot(save(self).await.map_err(LearnError::Read)?));
             }
         }
         Ok(report)

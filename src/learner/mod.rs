@@ -24,6 +24,9 @@ pub use lr_find::{LrFind, LrFindConfig};
 pub use predict::{Preds, Prediction};
 pub use step::{Pass, sync_running_stats};
 
+use std::future::Future;
+use std::pin::Pin;
+
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
@@ -34,6 +37,9 @@ use crate::device::MemoryBudget;
 use crate::mixed_precision::{LossScaler, Precision};
 use crate::model::{Arch, Classifier, NUM_GROUPS, ParamPath, Pretrained};
 use crate::optimizer::Adam;
+
+/// Writes a learner's model as file bytes (a plain function, so the learner stays `Send`).
+pub type SaveModel = for<'a> fn(&'a Learner) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + 'a>>;
 
 async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, LearnError> {
     let data = t.into_data_async().await.map_err(|e| LearnError::Read(format!("{e:?}")))?;
@@ -52,9 +58,9 @@ pub struct Learner {
     pub(crate) rng: StdRng,
     /// Presize side used when the learner was trained (kept in exports).
     pub presize: u32,
-    /// Emit the model as `.kiln` bytes after every epoch (`Event::Snapshot`): the page keeps
-    /// the last one, so a worker that dies (out of memory) restarts with it.
-    pub snapshot_each_epoch: bool,
+    /// Saves the model after every epoch (`Event::Snapshot`); the shell gives the format, so
+    /// the learner does not depend on the file formats built on it.
+    pub snapshot_each_epoch: Option<SaveModel>,
     /// What training passes compute in: f16 under `config.fp16` on a device with half precision.
     pub precision: Precision,
     /// The dynamic loss scale of mixed precision (unused in f32).
@@ -110,7 +116,7 @@ impl Learner {
             classes,
             config,
             presize,
-            snapshot_each_epoch: false,
+            snapshot_each_epoch: None,
             precision,
             scaler: LossScaler::default(),
         }

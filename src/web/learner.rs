@@ -1,6 +1,8 @@
 //! A classifier being trained or used for prediction, and the token that cancels its fit.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise, Uint8Array};
@@ -9,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::{Backend, Dataset, emitter, from_js, js_err, rgba_to_js, to_js};
-use crate::export::{self, Format, ModelHeader};
+use crate::export::{self, Format};
 use crate::interpret::{Confusion, TopLoss};
 use crate::learner::{self, CancelToken as CoreCancel, FineTune, LearnerOptions, LrFindConfig};
 use crate::schedule::{Lr, OneCycle};
@@ -37,6 +39,11 @@ impl CancelToken {
 #[wasm_bindgen]
 pub struct Learner {
     inner: Rc<RefCell<learner::Learner>>,
+}
+
+/// The model as `.kiln` bytes: what a snapshot is saved as.
+fn save_kiln(l: &learner::Learner) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, String>> + '_>> {
+    Box::pin(async move { export::to_bytes(l).await.map_err(|e| e.to_string()) })
 }
 
 fn busy() -> JsValue {
@@ -101,7 +108,7 @@ impl Learner {
     /// every epoch, so the page can restore it if the worker dies.
     #[wasm_bindgen(setter, js_name = snapshotEachEpoch)]
     pub fn set_snapshot_each_epoch(&self, on: bool) {
-        self.inner.borrow_mut().snapshot_each_epoch = on;
+        self.inner.borrow_mut().snapshot_each_epoch = on.then_some(save_kiln as learner::SaveModel);
     }
 
     /// Images per forward/backward pass (gradients are accumulated up to the batch size).
@@ -116,7 +123,7 @@ impl Learner {
         let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
         future_to_promise(async move {
             let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
-            let mut emit = emitter(on_event, ModelHeader::of(&l));
+            let mut emit = emitter(on_event);
             to_js(&l.fit_one_cycle(&dls, epochs, Lr::Single(lr), &OneCycle::default(), &cancel, &mut emit).await.map_err(js_err)?)
         })
     }
@@ -136,7 +143,7 @@ impl Learner {
         let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
         Ok(future_to_promise(async move {
             let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
-            let mut emit = emitter(on_event, ModelHeader::of(&l));
+            let mut emit = emitter(on_event);
             to_js(&l.fine_tune(&dls, epochs, &opts, &cancel, &mut emit).await.map_err(js_err)?)
         }))
     }
@@ -155,7 +162,7 @@ impl Learner {
         let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
         Ok(future_to_promise(async move {
             let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
-            let mut emit = emitter(on_event, ModelHeader::of(&l));
+            let mut emit = emitter(on_event);
             to_js(&l.lr_find(&dls, &config, &cancel, &mut emit).await.map_err(js_err)?)
         }))
     }

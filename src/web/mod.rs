@@ -16,7 +16,6 @@ use js_sys::{Function, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::export::{ModelHeader, kiln_file};
 use crate::learner::Event;
 
 #[wasm_bindgen(start)]
@@ -61,26 +60,21 @@ fn rgba_to_js(img: image::RgbImage) -> Result<JsValue, JsValue> {
     Ok(out.into())
 }
 
-/// Forwards the core's progress events to a JS callback. A snapshot's model is saved as
-/// `.kiln` bytes (with `header`) in a task of its own, sent as `{type: 'snapshot', bytes}`.
-fn emitter(on_event: Function, header: ModelHeader) -> impl FnMut(&Event) {
-    move |e| match e {
-        Event::Snapshot(model) => {
-            let (model, header, on_event) = (model.clone(), header.clone(), on_event.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                // A model that cannot be saved (not finite) leaves the last snapshot in place.
-                if let Ok(bytes) = kiln_file::to_bytes(&header, &model).await {
-                    let o = js_sys::Object::new();
-                    let _ = js_sys::Reflect::set(&o, &"type".into(), &"snapshot".into());
-                    let _ = js_sys::Reflect::set(&o, &"bytes".into(), &Uint8Array::from(bytes.as_slice()));
-                    let _ = on_event.call1(&JsValue::NULL, &o);
-                }
-            });
-        }
-        e => {
-            if let Ok(v) = to_js(e) {
-                let _ = on_event.call1(&JsValue::NULL, &v);
+/// Forwards the core's progress events to a JS callback (a snapshot's bytes as one Uint8Array,
+/// not a serde array of numbers).
+fn emitter(on_event: Function) -> impl FnMut(&Event) {
+    move |e| {
+        let v = match e {
+            Event::Snapshot(bytes) => {
+                let o = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&o, &"type".into(), &"snapshot".into());
+                let _ = js_sys::Reflect::set(&o, &"bytes".into(), &Uint8Array::from(bytes.as_slice()));
+                Ok(o.into())
             }
+            e => to_js(e),
+        };
+        if let Ok(v) = v {
+            let _ = on_event.call1(&JsValue::NULL, &v);
         }
     }
 }
