@@ -91,15 +91,24 @@ impl Interpretation {
     /// "predicted/actual" and "loss/probability", as one grid.
     pub fn plot_top_losses(&self, dls: &Datasets, k: usize) -> image::RgbImage {
         let top = self.top_losses(k);
-        let samples: Vec<&Sample> = top.iter().map(|t| &dls.valid[t.index]).collect();
-        let images: Vec<image::RgbImage> = dls
-            .presize_batch(&samples, &mut || Crop::Centre)
-            .into_iter()
-            .map(|r| r.ok().and_then(|px| image::RgbImage::from_raw(dls.config.presize, dls.config.presize, px)).unwrap_or_default())
-            .map(|img| thumbnail(img, 96))
-            .collect();
+        let images = self.top_loss_images(dls, k, 192);
         let titles: Vec<String> = top.iter().map(|t| format!("{}/{}\n{:.2}/{:.2}", t.predicted, t.actual, t.loss, t.prob_actual)).collect();
         crate::data::show_batch(&images, &titles, (k as f64).sqrt().ceil() as usize)
+    }
+
+    /// The images of [`Self::top_losses`], in its order: the centre crop the model saw, at
+    /// least `side` pixels square, shrunk to `side` when larger (a file that no longer decodes
+    /// gives an empty image).
+    pub fn top_loss_images(&self, dls: &Datasets, k: usize, side: u32) -> Vec<image::RgbImage> {
+        let samples: Vec<&Sample> = self.top_losses(k).iter().map(|t| &dls.valid[t.index]).collect();
+        dls.presize_batch(&samples, &mut || Crop::Centre)
+            .into_iter()
+            .map(|r| r.ok().and_then(|px| image::RgbImage::from_raw(dls.config.presize, dls.config.presize, px)).unwrap_or_default())
+            .map(|img| match img.width() > side {
+                true => image::imageops::thumbnail(&img, side, side),
+                false => thumbnail(img, side),
+            })
+            .collect()
     }
 }
 

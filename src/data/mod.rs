@@ -141,11 +141,11 @@ pub struct Datasets {
 pub enum DataError {
     #[error("no images could be loaded from {total} file(s); skipped: {detail}")]
     NoImages { total: usize, detail: String },
-    #[error("only one class ({0:?}) was found; a classifier needs at least two. Put each class's images in its own folder, or name files like `Maine_Coon_157.jpg`")]
+    #[error("only one class ({0:?}) was found; a classifier needs at least two. Put each class's images in a folder named after it, or name the files after their class like Maine_Coon_157.jpg")]
     OneClass(String),
-    #[error("the training split is empty: add images, lower valid_pct, or add a train/ folder")]
+    #[error("the training split is empty: add images, lower the validation fraction, or add a train/ folder")]
     EmptyTrain,
-    #[error("the validation split is empty: add images, raise valid_pct, or add a valid/ folder")]
+    #[error("the validation split is empty: add images, raise the validation fraction above 0, or add a valid/ folder")]
     EmptyValid,
 }
 
@@ -197,10 +197,25 @@ impl Datasets {
             };
             return Err(DataError::NoImages { total, detail });
         }
-        let classes: Vec<String> = {
+        let mut label_rule_used = config.label_rule.describe();
+        let distinct = |labelled: &[(Item, String)]| -> Vec<String> {
             let set: std::collections::BTreeSet<&str> = labelled.iter().map(|(_, l)| l.as_str()).collect();
             set.into_iter().map(str::to_string).collect()
         };
+        let mut classes = distinct(&labelled);
+        // One folder of files named like Maine_Coon_157.jpg: the folder is where they were
+        // kept, not their class, so the automatic rule reads the names as it does for loose files.
+        if let (1, LabelRule::Auto(re)) = (classes.len(), &config.label_rule) {
+            let by_name = LabelRule::FileNameRegex(re.clone());
+            if let Ok(names) = labelled.iter().map(|(item, _)| by_name.label(&item.name)).collect::<Result<Vec<_>, _>>() {
+                let relabelled: Vec<(Item, String)> = labelled.iter().map(|(item, _)| item.clone()).zip(names).collect();
+                let by_name_classes = distinct(&relabelled);
+                if by_name_classes.len() >= 2 {
+                    label_rule_used = format!("{} (the files share one folder, {:?})", by_name.describe(), classes[0]);
+                    (labelled, classes) = (relabelled, by_name_classes);
+                }
+            }
+        }
         if classes.len() < 2 {
             return Err(DataError::OneClass(classes[0].clone()));
         }
@@ -217,7 +232,7 @@ impl Datasets {
             return Err(DataError::EmptyValid);
         }
         Ok(Self {
-            label_rule_used: config.label_rule.describe(),
+            label_rule_used,
             split_used,
             classes,
             train,
@@ -255,7 +270,48 @@ impl Datasets {
             label_rule: self.label_rule_used.clone(),
             split: self.split_used.clone(),
             skipped: self.skipped.clone(),
+            warnings: self.warnings(&train, &valid),
         }
+    }
+
+    /// Classes the model cannot learn (no training image) or whose accuracy cannot be measured
+    /// (no validation image), each as a sentence naming the class and what to do.
+    fn warnings(&self, train: &[usize], valid: &[usize]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, name) in self.classes.iter().enumerate() {
+            let total = train[i] + valid[i];
+            if train[i] == 0 {
+                out.push(format!(
+                    "{name:?} has no training images ({} held out for validation), so the model cannot learn it: add more images of {name:?}, or lower the validation fraction",
+                    images(total)
+                ));
+            } else if valid[i] == 0 {
+                out.push(format!(
+                    "{name:?} has no validation images ({} all used for training), so its accuracy is not measured: add more images of {name:?}, or raise the validation fraction",
+                    images(total)
+                ));
+            }
+        }
+        out
+    }
+
+    /// Refuses training when a class has no training image, naming the classes.
+    pub fn check_learnable(&self) -> Result<(), String> {
+        let mut counts = vec![0usize; self.classes.len()];
+        for s in &self.train {
+            counts[s.label] += 1;
+        }
+        let missing: Vec<String> = self.classes.iter().zip(&counts).filter(|(_, n)| **n == 0).map(|(c, _)| format!("{c:?}")).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "cannot train: {} {} no training images, so the model could not learn {}. Add more images of {}, or lower the validation fraction",
+            missing.join(", "),
+            if missing.len() == 1 { "has" } else { "have" },
+            if missing.len() == 1 { "it" } else { "them" },
+            if missing.len() == 1 { "it" } else { "each" },
+        ))
     }
 
     /// Decode and presize one batch of samples (CPU item transforms). Undecodable files found
@@ -308,6 +364,13 @@ pub struct Summary {
     pub label_rule: String,
     pub split: String,
     pub skipped: Vec<Skipped>,
+    /// Classes that cannot be learned or measured, as sentences to show the user.
+    pub warnings: Vec<String>,
+}
+
+/// "1 image", "2 images".
+pub fn images(n: usize) -> String {
+    if n == 1 { "1 image".into() } else { format!("{n} images") }
 }
 
 impl std::fmt::Display for Summary {
@@ -319,6 +382,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "  {:<w$}  {:>7}  {:>7}", "class", "train", "valid")?;
         for c in &self.classes {
             writeln!(f, "  {:<w$}  {:>7}  {:>7}", c.name, c.train, c.valid)?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "Warning: {w}")?;
         }
         if self.skipped.is_empty() {
             writeln!(f, "Skipped: none")?;

@@ -72,7 +72,7 @@ pub async fn augmented_samples(
         }
     }
     if pixels.is_empty() {
-        return Err("none of the sampled images could be decoded; run `kiln summary` to see why".into());
+        return Err("none of the sampled images could be decoded: the dataset summary lists each file skipped and why".into());
     }
     let augs: Vec<_> = pixels.iter().map(|_| aug.draw(&mut rng)).collect();
     let x = crate::augment::to_tensor(&pixels, dls.config.presize as usize, device);

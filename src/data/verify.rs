@@ -30,7 +30,7 @@ impl From<VerifyError> for SkipReason {
     }
 }
 
-const EXPORT_JPEG: &str = "export it as JPEG or PNG (e.g. Photos → Export, or `convert in.heic out.jpg`)";
+const EXPORT_JPEG: &str = "export it as JPEG or PNG (e.g. Photos → Export, or convert in.heic out.jpg)";
 
 /// Check one file's structure. `Ok` for a complete JPEG/PNG/WebP/GIF/BMP, and for bytes that
 /// are not a known format at all (the decoder's header check reports those).

@@ -175,7 +175,7 @@ pub fn backbone_from_bytes(bytes: &[u8], device: &Device) -> Result<(BackboneHea
         (FileHeader::Model(_), _) => Err(ExportError::Kind {
             expected: "pretrained backbone",
             found: "trained model",
-            hint: "load it with Import/`kiln predict` instead",
+            hint: "open it as a trained model (Import in the page, kiln predict in the CLI) instead",
         }),
     }
 }

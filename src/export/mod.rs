@@ -19,7 +19,7 @@ use crate::model::Classifier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("not a Kiln model file (it does not start with KILN); export one with `kiln train … -o model.kiln`")]
+    #[error("not a Kiln model file (it does not start with KILN): choose a .kiln file that Kiln saved (Export model in the page, or kiln train -o)")]
     NotKiln,
     #[error("this is {0}, not a Kiln model: Kiln reads the .kiln file it saved (Export model), and only exports ONNX and PyTorch files for use elsewhere")]
     Foreign(&'static str),
@@ -39,7 +39,7 @@ pub enum ExportError {
 
 fn version_hint(version: u32) -> &'static str {
     if version < 2 {
-        "it was written by an earlier Kiln; train the model again, or import the weights again with `kiln weights import`"
+        "it was written by an earlier Kiln; train the model again, or import its pretrained weights again (kiln weights import)"
     } else {
         "update Kiln to read it"
     }

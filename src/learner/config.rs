@@ -58,11 +58,11 @@ impl LearnerConfig {
 }
 
 /// A new learner's settings as a user gives them (the CLI's flags, the page's options).
-#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct LearnerOptions {
     /// efficientnet_lite0, resnet18, resnet34 or tiny.
-    #[serde(deserialize_with = "arch_by_name")]
+    #[serde(deserialize_with = "arch_by_name", serialize_with = "arch_name")]
     pub arch: Arch,
     /// Training image size after augmentation.
     pub size: usize,
@@ -85,12 +85,43 @@ impl Default for LearnerOptions {
     }
 }
 
+/// The name `arch_by_name` reads back (the tiny ResNet's widths travel as `widths`).
+fn arch_name<S: serde::Serializer>(arch: &Arch, s: S) -> Result<S::Ok, S::Error> {
+    match arch {
+        Arch::Custom(_) => s.serialize_str("tiny"),
+        arch => s.serialize_str(&arch.name()),
+    }
+}
+
 fn arch_by_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
     let name = <String as serde::Deserialize>::deserialize(d)?;
     name.parse().map_err(serde::de::Error::custom)
 }
 
 impl LearnerOptions {
+    /// The options that give `config` (what a model file records of how it was set up).
+    pub fn of(config: &LearnerConfig) -> Self {
+        let arch = &config.model.arch;
+        Self {
+            // The tiny ResNet is named by its default; its widths travel as `widths`.
+            arch: match arch {
+                Arch::Custom(_) => Arch::Custom(crate::model::ResNetConfig::tiny()),
+                arch => arch.clone(),
+            },
+            size: config.aug.size,
+            batch_size: config.batch_size,
+            micro_batch: config.micro_batch,
+            seed: config.seed,
+            do_flip: config.aug.do_flip,
+            widths: match arch {
+                Arch::Custom(c) => Some(c.widths),
+                _ => None,
+            },
+            hidden: config.model.hidden,
+            fp16: config.fp16,
+        }
+    }
+
     /// The option names, as the page's options object spells them.
     pub const KEYS: &'static [&'static str] = &["arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16"];
 

@@ -122,6 +122,9 @@ pub enum Event {
 pub enum LearnError {
     #[error("{0}")]
     Config(String),
+    /// The dataset cannot train this model (a class without training images).
+    #[error("{0}")]
+    Data(String),
     #[error("the dataset's {found} classes do not match the model's {expected}")]
     ClassMismatch { expected: usize, found: usize },
     #[error("reading a result back from the device failed: {0}")]

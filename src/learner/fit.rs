@@ -103,6 +103,7 @@ impl Learner {
         if dls.classes != self.classes {
             return Err(LearnError::ClassMismatch { expected: self.classes.len(), found: dls.classes.len() });
         }
+        dls.check_learnable().map_err(LearnError::Data)?;
         if cycle.epochs == 0 {
             return Err(LearnError::Config("epochs must be at least 1".into()));
         }
@@ -117,6 +118,9 @@ impl Learner {
             let t0 = Instant::now();
             let batches = self.loader.epoch(dls.train.len(), &mut self.rng);
             for batch in &batches {
+                // Lets the browser deliver a Cancel pressed during the last batch, validation or
+                // the previous phase before this batch starts.
+                crate::device::yield_now().await;
                 if cancel.is_cancelled() {
                     report.cancelled = true;
                     return Ok(report);
@@ -129,8 +133,6 @@ impl Learner {
                     on_event(&Event::Batch(BatchStats { phase: cycle.phase, epoch, iter, total_iters: total, loss, smooth_loss: smooth.value(), hypers, elapsed_s }));
                 }
                 iter += 1;
-                // Lets the browser deliver messages (Cancel) between batches.
-                crate::device::yield_now().await;
             }
             let metrics = self.validate(dls, on_event).await?;
             let stats = EpochStats { phase: cycle.phase, epoch, train_loss: smooth.value(), metrics, seconds: t0.elapsed().as_secs_f64() };

@@ -54,6 +54,8 @@ pub struct LrFind {
     pub losses: Vec<f64>,
     /// None when too few points were recorded to suggest anything.
     pub suggestions: Option<Suggestions>,
+    /// Cancel stopped the sweep: the record holds the points before it.
+    pub cancelled: bool,
 }
 
 /// The part of the record fastai suggests from: `[num_it/10 .. len−5]`, cut at the first NaN.
@@ -170,6 +172,7 @@ impl Learner {
                 config.start_lr, config.end_lr, config.num_it
             )));
         }
+        dls.check_learnable().map_err(LearnError::Data)?;
         // `valid()` syncs BatchNorm's running statistics into a copy that the steps below cannot
         // touch (a plain clone shares them); `train()` turns it back into the training model.
         let (model, opt, scaler) = (self.model.valid(), self.opt.clone(), self.scaler.clone());
@@ -188,8 +191,10 @@ impl Learner {
         let mut smooth = Smoother::default();
         let mut best = f64::INFINITY;
         let mut batches = Vec::new();
+        let mut cancelled = false;
         for iter in 0..config.num_it {
             if cancel.is_cancelled() {
+                cancelled = true;
                 break;
             }
             let b = iter % per_epoch;
@@ -233,6 +238,6 @@ impl Learner {
             }
         }
         let suggestions = suggest(&lrs, &losses, config.num_it);
-        Ok(LrFind { lrs, losses, suggestions })
+        Ok(LrFind { lrs, losses, suggestions, cancelled })
     }
 }

@@ -16,6 +16,9 @@ use crate::interpret::{Confusion, TopLoss};
 use crate::learner::{self, CancelToken as CoreCancel, FineTune, LearnerOptions, LrFindConfig};
 use crate::schedule::{Lr, OneCycle};
 
+/// Side of each top-loss image sent to the page (a grid cell with a caption under it).
+const TOP_LOSS_SIDE: u32 = 128;
+
 /// Stops a running fit between batches; a separate object so it can be used while the
 /// learner is busy.
 #[wasm_bindgen]
@@ -104,6 +107,16 @@ impl Learner {
         self.inner.borrow().classes.clone()
     }
 
+    /// How the model was set up, as the options that would build it again, plus its
+    /// `presize` (what an imported model's settings show).
+    #[wasm_bindgen(getter, unchecked_return_type = "LearnerOptions & {presize: number}")]
+    pub fn options(&self) -> Result<JsValue, JsValue> {
+        let l = self.inner.borrow();
+        let out = to_js(&LearnerOptions::of(&l.config))?;
+        js_sys::Reflect::set(&out, &"presize".into(), &l.presize.into())?;
+        Ok(out)
+    }
+
     /// Whether training emits `{type: 'snapshot', bytes}` (the model as `.kiln` bytes) after
     /// every epoch, so the page can restore it if the worker dies.
     #[wasm_bindgen(setter, js_name = snapshotEachEpoch)]
@@ -188,7 +201,7 @@ impl Learner {
     }
 
     /// Confusion matrix, most confused pairs (≥ minVal) and the `k` top losses on the
-    /// validation set, with the top-loss images as one titled RGBA grid.
+    /// validation set, with each top loss's image (`topLossImages`, in the same order).
     #[wasm_bindgen(unchecked_return_type = "Promise<InterpretResult>")]
     pub fn interpret(&self, dataset: &Dataset, k: usize, min_val: usize) -> Promise {
         let (inner, dls) = (self.inner.clone(), dataset.inner.clone());
@@ -203,7 +216,11 @@ impl Learner {
                 n_valid: interp.preds.targets.len(),
             };
             let out = to_js(&result)?;
-            js_sys::Reflect::set(&out, &"topLossesImage".into(), &rgba_to_js(interp.plot_top_losses(&dls, k))?)?;
+            let images = js_sys::Array::new();
+            for img in interp.top_loss_images(&dls, k, TOP_LOSS_SIDE) {
+                images.push(&rgba_to_js(img)?);
+            }
+            js_sys::Reflect::set(&out, &"topLossImages".into(), &images)?;
             Ok(out)
         })
     }

@@ -288,3 +288,36 @@ mod loader {
         assert_eq!(DataLoader::new(16).micro_batches(&batch[..16]).len(), 1);
     }
 }
+
+#[test]
+fn one_folder_of_pets_style_names_is_labelled_by_file_name() {
+    let pets = |names: &[&str]| -> Vec<Item> { names.iter().map(|n| png_item(&format!("pets/{n}"), [90, 60, 30])).collect() };
+    let dls = Datasets::from_items(pets(&["Maine_Coon_1.png", "Maine_Coon_2.jpg", "Persian_1.png", "Persian_12.png", "Persian_3.png"]), DataConfig::default()).unwrap();
+    assert_eq!(dls.classes, vec!["Maine_Coon", "Persian"]);
+    let summary = dls.summary();
+    assert!(summary.label_rule.contains("the file name") && summary.label_rule.contains("\"pets\""), "{}", summary.label_rule);
+    // A folder whose files are not all named so is one class, and the message says what to do
+    // without markup.
+    let err = Datasets::from_items(pets(&["Maine_Coon_1.png", "Persian_1.png", "holiday.png"]), DataConfig::default()).unwrap_err().to_string();
+    assert!(err.contains("only one class (\"pets\")") && err.contains("Maine_Coon_157.jpg") && !err.contains('`'), "{err}");
+}
+
+#[test]
+fn a_class_without_training_or_validation_images_is_named_with_what_to_do() {
+    let mut items: Vec<Item> = Vec::new();
+    for (class, rgb) in [("red", [200, 0, 0]), ("blue", [0, 0, 200])] {
+        items.extend((0..3).map(|i| png_item(&format!("train/{class}/{i}.png"), rgb)));
+        items.push(png_item(&format!("valid/{class}/9.png"), rgb));
+    }
+    items.push(png_item("valid/kite/1.png", [0, 200, 0]));
+    items.push(png_item("train/gull/1.png", [200, 200, 200]));
+    items.push(png_item("train/gull/2.png", [210, 200, 200]));
+    let dls = Datasets::from_items(items, DataConfig::default().with_presize(20)).unwrap();
+    let warnings = dls.summary().warnings;
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.starts_with("\"kite\" has no training images (1 image held out") && w.contains("lower the validation fraction")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.starts_with("\"gull\" has no validation images (2 images") && w.contains("raise the validation fraction")), "{warnings:?}");
+    assert!(dls.summary().to_string().contains("Warning: \"kite\""));
+    let err = dls.check_learnable().unwrap_err();
+    assert!(err.contains("\"kite\" has no training images") && !err.contains("gull"), "{err}");
+}

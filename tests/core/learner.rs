@@ -113,6 +113,67 @@ fn cancel_stops_between_batches_and_keeps_the_model() {
 }
 
 #[test]
+fn a_cancel_during_the_frozen_phase_runs_no_unfrozen_batch_and_lr_find_keeps_its_partial_curve() {
+    let dls = two_colours();
+    let mut learner = Learner::new(tiny_config(2, 16).with_batch_size(4), dls.classes.clone(), 20, &cpu()).unwrap();
+    let per_epoch = learner.loader.batches_per_epoch(dls.train.len());
+    let cancel = CancelToken::new();
+    let (c, mut phases) = (cancel.clone(), Vec::new());
+    let opts = kiln::learner::FineTune { freeze_epochs: 1, ..Default::default() };
+    let report = pollster::block_on(learner.fine_tune(&dls, 1, &opts, &cancel, &mut |e| {
+        if let Event::Batch(b) = e {
+            phases.push(b.phase);
+            if b.iter + 1 == per_epoch {
+                c.cancel();
+            }
+        }
+    }))
+    .unwrap();
+    assert!(report.cancelled);
+    assert_eq!(phases, vec![kiln::learner::Phase::Frozen; per_epoch], "no unfrozen batch after Cancel");
+
+    let cancel = CancelToken::new();
+    let (c, mut seen) = (cancel.clone(), 0);
+    // (stop_div off: this random-init model may diverge within a few steps.)
+    let config = kiln::learner::LrFindConfig { stop_div: false, ..Default::default() };
+    let r = pollster::block_on(learner.lr_find(&dls, &config, &cancel, &mut |e| {
+        if let Event::Batch(_) = e {
+            seen += 1;
+            if seen == 5 {
+                c.cancel();
+            }
+        }
+    }))
+    .unwrap();
+    assert!(r.cancelled, "{} points", r.lrs.len());
+    assert_eq!((r.lrs.len(), r.losses.len()), (5, 5), "the points before Cancel are kept");
+}
+
+#[test]
+fn a_class_without_training_images_cannot_be_trained() {
+    let mut items = Vec::new();
+    for i in 0..6 {
+        items.push(png_item(&format!("train/red/{i}.png"), [200, 10, 10]));
+        items.push(png_item(&format!("train/blue/{i}.png"), [10, 10, 200]));
+    }
+    items.extend(["red", "blue", "kite"].map(|c| png_item(&format!("valid/{c}/v.png"), [90, 90, 90])));
+    let dls = Datasets::from_items(items, DataConfig::default().with_presize(20)).unwrap();
+    let mut learner = Learner::new(tiny_config(3, 16).with_batch_size(4), dls.classes.clone(), 20, &cpu()).unwrap();
+    let err = pollster::block_on(learner.fit_one_cycle(&dls, 1, Lr::Single(1e-3), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap_err();
+    assert!(err.to_string().contains("\"kite\" has no training images"), "{err}");
+    let err = pollster::block_on(learner.lr_find(&dls, &kiln::learner::LrFindConfig::default(), &CancelToken::new(), &mut |_| {})).unwrap_err();
+    assert!(err.to_string().contains("\"kite\""), "{err}");
+}
+
+#[test]
+fn a_models_options_build_the_same_config_again() {
+    let options = kiln::learner::LearnerOptions { arch: "tiny".parse().unwrap(), size: 48, batch_size: 16, seed: 7, do_flip: false, widths: Some([4, 8, 8, 16]), hidden: 32, ..Default::default() };
+    let config = options.config(3).unwrap();
+    assert_eq!(kiln::learner::LearnerOptions::of(&config), options);
+    assert_eq!(kiln::learner::LearnerOptions::of(&config).config(3).unwrap(), config);
+}
+
+#[test]
 fn bad_settings_and_model_files_give_clear_errors() {
     let dls = two_colours();
     assert!(Learner::new(tiny_config(3, 16), dls.classes.clone(), 20, &cpu()).is_err());
