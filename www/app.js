@@ -4,7 +4,7 @@
 import { Kiln, filesFromDrop, BACKENDS, SIMD } from './kiln.js';
 import { $, clearError, guard, showError } from './dom.js';
 import { page, isIdle, render, run, setPhase, update } from './state.js';
-import { loadFiles, loadSample } from './dataset.js';
+import { loadFiles, loadSample, relabel } from './dataset.js';
 import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSettings } from './settings.js';
 import { lrFind, resizeLrChart } from './lr-find.js';
 import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.js';
@@ -18,16 +18,18 @@ if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catc
 /** A click that starts work: `work` runs in `phase`, its error goes to the error box. */
 const onClick = (id, phase, work) => $(id).addEventListener('click', () => guard(() => run(phase, work)));
 
-/** A file picker that starts work; emptied after use, so picking the same file again fires again. */
-const onPick = (id, phase, use) => $(id).addEventListener('change', (e) => {
+/** A file picker that starts work; emptied after use, so picking the same file again fires again.
+ * A folder with nothing in it gives no files: `empty` says so. */
+const onPick = (id, phase, use, empty) => $(id).addEventListener('change', (e) => {
   const files = [...e.target.files];
   e.target.value = '';
   if (files.length) guard(() => run(phase, () => use(files)));
+  else if (empty) guard(() => { throw new Error(empty); });
 });
 
 function wire() {
-  onPick('pick-folder', 'loading', loadFiles);
-  onPick('pick-files', 'loading', loadFiles);
+  onPick('pick-folder', 'loading', (f) => loadFiles(f), 'The folder you chose is empty (no files in it or its subfolders): choose a folder that holds one folder of photos per class, or photos named like Maine_Coon_157.jpg.');
+  onPick('pick-files', 'loading', (f) => loadFiles(f));
   onPick('weights-file', 'importing', (f) => importWeights(f[0]));
   onPick('predict-file', 'predicting', (f) => predict(f[0]));
   onPick('import', 'importing', (f) => importModel(f[0]));
@@ -39,11 +41,18 @@ function wire() {
   onClick('export', 'exporting', () => exportModel('kiln'));
   onClick('export-onnx', 'exporting', () => exportModel('onnx'));
   onClick('export-pytorch', 'exporting', () => exportModel('pytorch'));
-  // The labelling and split options rebuild the loaded dataset. Disabling the focused input
-  // as the load starts fires its change event again: that one is the load already running.
-  for (const id of ['label-regex', 'valid-pct', 'presize']) {
-    $(id).addEventListener('change', () => isIdle() && page.files.length && guard(() => run('loading', () => loadFiles(page.files))));
+  // The labelling and split options re-label the files of the last load (loaded or refused);
+  // a change that fails rolls its field back. Disabling the focused input as the load starts
+  // fires its change event again: that one is the load already running.
+  for (const id of ['label-regex', 'valid-pct', 'seed', 'presize']) {
+    $(id).addEventListener('change', () => isIdle() && page.lastFiles.length && guard(() => run('loading', () => relabel(id))));
   }
+  // A model trained here and not yet exported is lost with the page: ask first.
+  window.addEventListener('beforeunload', (e) => {
+    if (page.modelClasses === null || page.modelSaved) return;
+    e.preventDefault();
+    e.returnValue = '';
+  });
   wireSettings();
   wireCancel();
   $('error').addEventListener('click', clearError);

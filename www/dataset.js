@@ -1,44 +1,135 @@
 // 1. Photos: load a dataset from picked or dropped files (or the sample set) and show its summary.
 // The functions here do the work; the caller runs them in a phase (state.js's run()).
 import { pathOf } from './kiln.js';
-import { $, el } from './dom.js';
+import { $, el, setStatus } from './dom.js';
 import { page, update } from './state.js';
-import { showWeights } from './settings.js';
+import { showWeights, syncMethod } from './settings.js';
 
 /** Thumbnails' object URLs, revoked when the dataset they show is replaced. */
 const urls = [];
 
+/** The Settings the sample sets, and their names for the notices. */
+const SAMPLE = { arch: 'tiny', size: '32', presize: '36', bs: '32', method: 'fit_one_cycle', epochs: '6', lr: '0.01', flip: false };
+const LABELS = { arch: 'Architecture', size: 'Image size', presize: 'Presize', bs: 'Batch size', method: 'Method', epochs: 'Epochs', lr: 'Learning rate', flip: 'Random horizontal flips' };
+/** The dataset options' fields, with the names the page shows. */
+const OPTION_FIELDS = { 'label-regex': ['labelRegex', 'Label regex'], 'valid-pct': ['validPct', 'Validation fraction'], seed: ['seed', 'Split seed'], presize: ['presize', 'Presize'] };
+
+const fieldValue = (id) => ($(id).type === 'checkbox' ? $(id).checked : $(id).value);
+function setField(id, v) { if ($(id).type === 'checkbox') $(id).checked = v; else $(id).value = v; }
+/** A field's value as the page ships it (index.html): the photo defaults. */
+function shipped(id) {
+  const e = $(id);
+  if (e.type === 'checkbox') return e.defaultChecked;
+  if (e.tagName === 'SELECT') return ([...e.options].find((o) => o.defaultSelected) || e.options[0]).value;
+  return e.defaultValue;
+}
+const shown = (id, v) => (typeof v === 'boolean' ? (v ? 'on' : 'off') : $(id).tagName === 'SELECT' ? $(id).selectedOptions[0]?.text ?? v : v);
+
+/** The dataset options from their fields, checked in the page's words. */
 function datasetOptions() {
-  const opts = { validPct: Number($('valid-pct').value), presize: Number($('presize').value) };
-  const re = $('label-regex').value.trim();
+  const text = (id) => $(id).value.trim();
+  const validPct = Number(text('valid-pct'));
+  if (text('valid-pct') === '' || !(validPct >= 0 && validPct < 1)) {
+    throw new Error(`Validation fraction must be at least 0 and less than 1, such as 0.2 to hold out a fifth of the photos (it is ${text('valid-pct') || 'empty'}).`);
+  }
+  const presize = Number(text('presize'));
+  if (!Number.isInteger(presize) || presize < 16) throw new Error(`Presize must be a whole number of pixels, 16 or more, such as 460 (it is ${text('presize') || 'empty'}).`);
+  const seed = Number(text('seed'));
+  if (!Number.isInteger(seed) || seed < 0) throw new Error(`Split seed must be a whole number, 0 or more, such as 42 (it is ${text('seed') || 'empty'}).`);
+  const opts = { validPct, presize, seed };
+  const re = text('label-regex');
   if (re) opts.labelRegex = re;
   return opts;
 }
 
-/** Build the dataset from `files`; the old one stays if this one fails. */
-export async function loadFiles(files) {
+/** Build the dataset from `files`; the old one stays if this one fails. With `restore`, photos
+ * after the sample bring back the photo defaults of every setting left as the sample set it. */
+export async function loadFiles(files, { restore = true } = {}) {
   // Hidden files and folders (.DS_Store, .git/) are never photos.
-  files = files.filter((f) => !pathOf(f).split('/').some((p) => p.startsWith('.')));
-  if (!files.length) throw new Error('No files found in what was dropped. Drop folders of images, or image files.');
-  $('status').textContent = `reading ${files.length} files…`;
-  try {
-    const summary = await page.kiln.loadDataset(files, datasetOptions());
-    update({ files, datasetClasses: summary.classes.map((c) => c.name) });
-    renderSummary(summary);
-  } finally {
-    $('status').textContent = '';
+  const visible = files.filter((f) => !pathOf(f).split('/').some((p) => p.startsWith('.')));
+  if (!visible.length) {
+    throw new Error(files.length
+      ? `Only hidden files were found (${files.slice(0, 3).map((f) => pathOf(f)).join(', ')}): choose folders of photos, one per class, or photos named like Maine_Coon_157.jpg.`
+      : 'No files were found there. Choose or drop folders of photos (one folder per class), or photos named like Maine_Coon_157.jpg.');
   }
+  const back = restore && page.preset ? Object.keys(SAMPLE).filter((id) => fieldValue(id) === page.preset[id]) : [];
+  if (back.includes('presize')) setField('presize', shipped('presize'));
+  let options;
+  try {
+    options = datasetOptions();
+    update({ lastFiles: visible });
+    setStatus(`reading ${visible.length} file${visible.length === 1 ? '' : 's'}…`);
+    const summary = await page.kiln.loadDataset(visible, options);
+    update({ files: visible, datasetClasses: summary.classes.map((c) => c.name), datasetOptions: options, dataProblem: problem(summary) });
+    renderSummary(summary);
+    if (restore && page.preset) restoreDefaults(back);
+    setStatus('');
+  } catch (e) {
+    if (back.includes('presize')) setField('presize', SAMPLE.presize);
+    setStatus(page.files.length ? `not loaded: the dataset is unchanged (${describe()})` : 'no dataset loaded');
+    throw e;
+  }
+}
+
+/** The loaded dataset in a few words, for the status line. */
+const describe = () => `${page.datasetClasses.length} classes, ${$('split').textContent.split(' · ')[1] || ''}`.replace(/, $/, '');
+
+/**
+ * A labelling or split option changed (`id`): re-label the files of the last load with it. If
+ * that fails, the field goes back to the value that built the loaded dataset, and the error
+ * and the status say so.
+ */
+export async function relabel(id) {
+  const [key, label] = OPTION_FIELDS[id];
+  const value = $(id).value;
+  try {
+    await loadFiles(page.lastFiles, { restore: false });
+  } catch (e) {
+    const old = page.datasetOptions;
+    if (!old) throw e;
+    const was = String(old[key] ?? '');
+    setField(id, was);
+    setStatus(`${label} ${value || '(empty)'} not applied: the dataset is unchanged (${describe()})`);
+    throw new Error(`${label} ${value || '(empty)'} could not be used, so it is back to ${was || '(empty)'}: ${e.message}`);
+  }
+}
+
+/** Why this dataset cannot train, naming the classes without training images; null if it can. */
+function problem(s) {
+  const none = s.classes.filter((c) => c.train === 0).map((c) => `"${c.name}"`);
+  if (!none.length) return null;
+  const one = none.length === 1;
+  return `Train is off: ${none.join(', ')} ${one ? 'has' : 'have'} no training images, so the model could not learn ${one ? 'it' : 'them'}. Add more images of ${one ? 'it' : 'each'}, or lower the Validation fraction (Labelling and split options).`;
+}
+
+/** After the sample, new photos: the photo defaults for the settings in `back`; a notice says
+ * what changed and what the user's own choices kept. */
+function restoreDefaults(back) {
+  for (const id of back) setField(id, shipped(id));
+  const kept = Object.keys(SAMPLE).filter((id) => !back.includes(id));
+  syncMethod();
+  showWeights();
+  update({ preset: null });
+  const now = back.map((id) => `${LABELS[id]} ${shown(id, fieldValue(id))}`).join(', ');
+  const mine = kept.map((id) => `${LABELS[id]} ${shown(id, fieldValue(id))}`).join(', ');
+  note(back.length ? `New photos: the Settings are back to the photo defaults (${now}) from the sample's.${mine ? ` Kept as you set them: ${mine}.` : ''}` : `New photos: the Settings are as you set them (${mine}), not the photo defaults.`);
+}
+
+function note(text) {
+  $('settings-note').textContent = text;
+  $('settings-note').hidden = !text;
 }
 
 /** The bundled digits, with settings that suit them. */
 export async function loadSample() {
   // Digits are 32 px scans: small settings train in seconds; flips would mirror the digits.
   // With no pretrained body for this tiny model, plain one-cycle training learns fastest.
-  $('arch').value = 'tiny'; $('size').value = 32; $('presize').value = 36; $('bs').value = 32;
-  $('method').value = 'fit_one_cycle'; $('freeze-label').hidden = true;
-  $('epochs').value = 6; $('lr').value = 0.01; $('flip').checked = false;
+  for (const [id, v] of Object.entries(SAMPLE)) setField(id, v);
+  syncMethod();
   showWeights();
-  await loadFiles(await page.kiln.sampleFiles());
+  update({ preset: { ...SAMPLE } });
+  note('The sample\'s Settings: Tiny ResNet, 32 px, Presize 36, batch 32, fit_one_cycle for 6 epochs at 0.01, no flips (they suit 8×8 digits). Photos you add next bring the photo defaults back.');
+  await loadFiles(await page.kiln.sampleFiles(), { restore: false });
 }
 
 function renderSummary(s) {
@@ -54,9 +145,12 @@ function renderSummary(s) {
     });
     return el('div', { className: 'class-card' },
       el('h4', { textContent: c.name }),
-      el('div', { className: 'muted', textContent: `${c.train + c.valid} images (${c.train} train, ${c.valid} valid)` }),
+      el('div', { className: 'muted', textContent: `${images(c.train + c.valid)} (${c.train} train, ${c.valid} valid)` }),
       el('div', { className: 'thumbs' }, ...thumbs));
   }));
+  const warnings = s.warnings || [];
+  $('data-warnings').replaceChildren(...warnings.map((w) => el('li', { textContent: w })));
+  $('data-warnings').hidden = warnings.length === 0;
   $('skipped-box').hidden = s.skipped.length === 0;
   $('skipped-title').textContent = `${s.skipped.length} file(s) skipped`;
   $('skipped').tBodies[0].replaceChildren(...s.skipped.map(skipRow));
@@ -80,3 +174,5 @@ export function addSkipped(s) {
 function skipRow(s) {
   return el('tr', {}, el('td', { textContent: s.name }), el('td', { textContent: reasonText(s.reason) }));
 }
+
+const images = (n) => `${n} image${n === 1 ? '' : 's'}`;

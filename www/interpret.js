@@ -24,11 +24,23 @@ export async function interpret() {
     $('confusion').replaceChildren(head, ...rows);
     const confused = r.mostConfused.slice(0, 10).map((c) => el('li', { textContent: `${c.actual} taken for ${c.predicted}: ${c.count}×` }));
     $('most-confused').replaceChildren(...(confused.length ? confused : [el('li', { textContent: 'nothing confused: every validation image is right' })]));
-    paint($('top-losses'), r.topLossesImage);
+    $('top-losses').replaceChildren(...r.topLosses.map((t, i) => topLoss(t, r.topLossImages?.[i])));
     const correct = r.confusion.reduce((s, row, i) => s + row[i], 0);
     $('interpret-status').textContent = `${correct} of ${r.nValid} validation images right`;
   } catch (e) {
     $('interpret-status').textContent = '';
     throw e;
   }
+}
+
+/** One top loss: the image the model saw, and a caption in text (not drawn into the image). */
+function topLoss(t, image) {
+  const canvas = el('canvas', { title: t.name });
+  if (image) paint(canvas, image);
+  const line = (label, value) => el('div', {}, `${label} `, el('b', { textContent: value }));
+  return el('figure', {}, canvas, el('figcaption', {},
+    line('predicted', t.predicted),
+    line('actual', t.actual),
+    line('loss', t.loss.toFixed(2)),
+    line('probability of actual', t.probActual.toFixed(2))));
 }

@@ -12,6 +12,7 @@ export { pathOf, filesFromDrop } from './files.js';
  * @typedef {{classes: ClassCount[], nTrain: number, nValid: number, labelRule: string, split: string, skipped: Skipped[]}} Summary
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
  * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean}} LearnerOptions
+ * @typedef {LearnerOptions & {presize: number}} ModelOptions
  * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
  * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
  * @typedef {{phase: Phase, epoch: number, iter: number, totalIters: number, loss: number, smoothLoss: number, lrs: number[], mom: number, elapsedS: number}} BatchEvent
@@ -19,10 +20,10 @@ export { pathOf, filesFromDrop } from './files.js';
  * @typedef {{baseLr?: number, freezeEpochs?: number, lrMult?: number, pctStart?: number, div?: number}} FineTuneOptions
  * @typedef {{startLr?: number, endLr?: number, numIt?: number, stopDiv?: boolean}} LrFindOptions
  * @typedef {{lr: number, point: [number, number]}} Suggestion
- * @typedef {{lrs: number[], losses: number[], suggestions: {minimum: Suggestion, steep: Suggestion, valley: Suggestion, slide: Suggestion} | null}} LrFindResult
+ * @typedef {{lrs: number[], losses: number[], suggestions: {minimum: Suggestion, steep: Suggestion, valley: Suggestion, slide: Suggestion} | null, cancelled: boolean}} LrFindResult
  * @typedef {{actual: string, predicted: string, count: number}} Confusion
  * @typedef {{index: number, name: string, predicted: string, actual: string, loss: number, probActual: number}} TopLoss
- * @typedef {{classes: string[], confusion: number[][], mostConfused: Confusion[], topLosses: TopLoss[], nValid: number, topLossesImage: ImageData}} InterpretResult
+ * @typedef {{classes: string[], confusion: number[][], mostConfused: Confusion[], topLosses: TopLoss[], nValid: number, topLossImages: ImageData[]}} InterpretResult
  * @typedef {{epochs: EpochEvent[], cancelled: boolean}} FitReport
  * @typedef {{label: string, index: number, probs: number[]}} Prediction
  * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
@@ -324,6 +325,7 @@ export class Kiln {
 
   /**
    * fastai's lr_find; the model is left as it was. Progress arrives through `onBatch`.
+   * `cancel()` stops it: it resolves with the curve so far and `cancelled: true`.
    * @param {LrFindOptions} [options]
    * @param {FitCallbacks} [callbacks]
    * @returns {Promise<LrFindResult>}
@@ -334,14 +336,14 @@ export class Kiln {
 
   /**
    * Confusion matrix (rows actual, columns predicted), most confused pairs and top losses on
-   * the validation set.
+   * the validation set, with each top loss's image (`topLossImages`, the same order).
    * @param {{k?: number, minVal?: number}} [opts]
    * @returns {Promise<InterpretResult>}
    */
   async interpret(opts = {}) {
     const r = await this.call('interpret', opts);
-    const { width, height, rgba } = r.topLossesImage;
-    r.topLossesImage = new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height);
+    // One image per top loss, in `topLosses`' order: the centre crop the model saw.
+    r.topLossImages = (r.topLossImages || []).map((/** @type {{width: number, height: number, rgba: Uint8Array<ArrayBuffer>}} */ { width, height, rgba }) => new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height));
     return r;
   }
 
@@ -394,9 +396,10 @@ export class Kiln {
   }
 
   /**
-   * Load a `.kiln` model file.
+   * Load a `.kiln` model file: its classes, and the settings it was trained with (`options`,
+   * with the `presize` its photos were resized to), which training it further uses.
    * @param {Blob} blob
-   * @returns {Promise<{classes: string[]}>}
+   * @returns {Promise<{classes: string[], options: ModelOptions | null}>}
    */
   async load(blob) {
     const bytes = new Uint8Array(await blob.arrayBuffer());

@@ -13,14 +13,17 @@ export async function lrFind() {
   setStatus('lr_find…');
   try {
     showCompute((await page.kiln.createLearner(learnerOptions())).microBatch);
-    // lr_find runs on a new model: the one trained before is gone.
-    update({ modelClasses: null });
+    // lr_find runs on a new model: the one trained or imported before is gone.
+    update({ modelClasses: null, modelOrigin: null, modelOptions: null });
     if (page.cancelling) return setStatus('lr_find cancelled before it started');
     const r = await page.kiln.lrFind({}, {
-      onBatch: (b) => setStatus(`lr_find · step ${b.iter + 1}/${b.totalIters} · lr ${b.lrs[0].toExponential(2)} · loss ${b.smoothLoss.toFixed(4)}`),
+      // Once Cancel is pressed the status keeps saying so until lr_find stops.
+      onBatch: (b) => page.cancelling || setStatus(`lr_find · step ${b.iter + 1}/${b.totalIters} · lr ${b.lrs[0].toExponential(2)} · loss ${b.smoothLoss.toFixed(4)}`),
     });
     draw(r);
-    setStatus(r.suggestions ? 'lr_find done: pick a suggestion' : 'lr_find: the loss diverged too soon to suggest a rate');
+    const picks = suggestionNames(r).length ? ': pick a suggestion' : '';
+    if (r.cancelled) setStatus(`lr_find cancelled after ${r.lrs.length} step${r.lrs.length === 1 ? '' : 's'}: the curve so far is drawn${picks}`);
+    else setStatus(picks ? `lr_find done${picks}` : 'lr_find done, but the loss rose too soon to suggest a rate: read one off the curve, where it falls fastest');
   } catch (e) {
     setStatus('');
     throw e;
@@ -32,7 +35,7 @@ function draw(r) {
   const box = $('lr-chart');
   chart?.destroy();
   box.replaceChildren();
-  const names = r.suggestions ? Object.keys(colours) : [];
+  const names = suggestionNames(r);
   // One series for the curve, one per suggestion (a single marked point each).
   const data = [r.lrs, r.losses.map((v) => (Number.isFinite(v) ? v : null))];
   for (const name of names) {
@@ -57,6 +60,9 @@ function draw(r) {
   }));
   render();
 }
+
+/** The suggestions lr_find made (none when it stopped too early, some when cancelled). */
+const suggestionNames = (r) => Object.keys(colours).filter((n) => r.suggestions && r.suggestions[n]);
 
 export function resizeLrChart() {
   chart?.setSize({ width: chartWidth($('lr-chart')), height: 240 });

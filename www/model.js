@@ -1,31 +1,72 @@
 // 6. Model: export in one of Kiln's formats (.kiln, ONNX, fastai/PyTorch) and import a .kiln.
-import { $, el } from './dom.js';
+import { $, el, setStatus } from './dom.js';
 import { page, update } from './state.js';
-import { importWeights } from './settings.js';
+import { importWeights, showWeights, syncMethod } from './settings.js';
+import { loadFiles } from './dataset.js';
 
 const FORMATS = {
-  kiln: { method: 'export', file: 'model.kiln' },
-  onnx: { method: 'exportOnnx', file: 'model.onnx' },
-  pytorch: { method: 'exportPyTorch', file: 'model.safetensors' },
+  kiln: { method: 'export', ext: 'kiln' },
+  onnx: { method: 'exportOnnx', ext: 'onnx' },
+  pytorch: { method: 'exportPyTorch', ext: 'safetensors' },
 };
+
+/** A download's name: the model's classes (or its file's name) and today's date,
+ * e.g. cat-dog-2025-06-01.kiln. */
+export function fileName(ext) {
+  const day = new Date().toISOString().slice(0, 10);
+  const classes = page.modelClasses || [];
+  const slug = (s) => s.normalize('NFKD').replace(/[^\w-]+/g, '-').replace(/^-+|-+$/g, '').toLowerCase();
+  const named = classes.length <= 4 ? classes.map(slug).join('-') : `${classes.slice(0, 3).map(slug).join('-')}-and-${classes.length - 3}-more`;
+  const base = (named || slug(page.modelName.replace(/\.kiln$/i, '')) || 'model').slice(0, 80);
+  return `${base}-${day}.${ext}`;
+}
 
 /** Runs in the 'exporting' phase: the file is made in the worker, then downloaded. */
 export async function exportModel(format) {
-  const { method, file } = FORMATS[format];
+  const { method, ext } = FORMATS[format];
+  const file = fileName(ext);
   const blob = await page.kiln[method]();
   const a = el('a', { href: URL.createObjectURL(blob), download: file });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  // The model is in a file now: leaving the page no longer loses it.
+  update({ modelSaved: true });
   $('model-status').textContent = `exported ${file}, ${(blob.size / 1024).toFixed(0)} KiB`;
 }
 
-/** Runs in the 'importing' phase: a trained model to predict with (or train on). */
+/** Runs in the 'importing' phase: a trained model to predict with or train on. The Settings
+ * become the model's, and a loaded dataset is presized as its photos were. */
 export async function importModel(file) {
-  const { classes } = await page.kiln.load(file);
-  update({ modelClasses: classes });
+  let loaded;
+  try {
+    loaded = await page.kiln.load(file);
+  } catch (e) {
+    throw new Error(`${file.name} could not be imported as a model: ${e.message}`);
+  }
+  const { classes, options } = loaded;
+  if (options) showModelSettings(options);
+  update({ modelClasses: classes, modelOrigin: 'imported', modelName: file.name, modelOptions: options, modelSaved: true, preset: null });
   $('model-status').textContent = `loaded ${file.name}: ${classes.length} classes (${classes.slice(0, 5).join(', ')}${classes.length > 5 ? ', …' : ''})`;
+  if (options && page.files.length && page.datasetOptions && page.datasetOptions.presize !== options.presize) {
+    await loadFiles(page.files, { restore: false });
+  }
+}
+
+/** The Settings the imported model was trained with. */
+function showModelSettings(o) {
+  if (o.arch) $('arch').value = o.arch;
+  if (o.size) $('size').value = String(o.size);
+  if (o.batchSize) $('bs').value = String(o.batchSize);
+  if (typeof o.doFlip === 'boolean') $('flip').checked = o.doFlip;
+  if (o.presize) $('presize').value = String(o.presize);
+  if (!$('fp16').disabled) $('fp16').checked = !!o.fp16;
+  syncMethod();
+  showWeights();
+  $('settings-note').textContent = `The Settings are the imported model's: ${$('arch').selectedOptions[0].text}, ${o.size} px, batch ${o.batchSize}, flips ${o.doFlip ? 'on' : 'off'}, Presize ${o.presize}.`;
+  $('settings-note').hidden = false;
+  setStatus('');
 }
 
 /** A dropped .kiln: a trained model to use, or a pretrained backbone to train from. */

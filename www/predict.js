@@ -5,7 +5,12 @@ import { page } from './state.js';
 /** Runs in the 'predicting' phase. */
 export async function predict(file) {
   if (page.modelClasses === null) throw new Error('Train a model (or import one) before predicting.');
-  const p = await page.kiln.predict(file);
+  let p;
+  try {
+    p = await page.kiln.predict(file);
+  } catch (e) {
+    throw new Error(`${file.name} could not be classified: ${e.message}`);
+  }
   const img = $('predict-img');
   if (img.src) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(file);

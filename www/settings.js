@@ -78,13 +78,21 @@ export function showCompute(microBatch) {
   $('compute').textContent = `Runs on ${where}${split}.`;
 }
 
+/** The method's explanation and the frozen epochs field follow the Method select. */
+export function syncMethod() {
+  const ft = $('method').value === 'fine_tune';
+  $('freeze-label').hidden = !ft;
+  $('method-hint').textContent = ft ? 'the new head first (body frozen), then all layers' : 'all layers, one cycle of the learning rate';
+}
+
 /** Wire the settings that change what the page shows (not what it does). */
 export function wireSettings() {
   $('method').addEventListener('change', () => {
-    const ft = $('method').value === 'fine_tune';
-    $('freeze-label').hidden = !ft;
-    $('lr').value = ft ? 0.002 : 0.001;
+    syncMethod();
+    $('lr').value = $('method').value === 'fine_tune' ? 0.002 : 0.001;
   });
+  // What Train will do with an imported model, and the Presize hint, follow these.
+  for (const id of ['size', 'bs', 'flip', 'pretrained']) $(id).addEventListener('input', () => update({}));
   // The box's enabled state follows the architecture (state.js's render).
   $('arch').addEventListener('change', () => { clearError(); showWeights(); update({}); });
   $('pretrained').addEventListener('change', () => { clearError(); showWeights(); });

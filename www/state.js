@@ -38,8 +38,24 @@ export const page = {
   files: [],
   /** @type {string[]} */
   datasetClasses: [],
+  /** The options that built the loaded dataset (a failed change rolls its field back to them). @type {{validPct: number, presize: number, seed: number, labelRegex?: string} | null} */
+  datasetOptions: null,
+  /** The files of the last load, loaded or not: the labelling options re-label these. @type {File[]} */
+  lastFiles: [],
+  /** Why the loaded dataset cannot train (a class without training images); null when it can. @type {string | null} */
+  dataProblem: null,
+  /** The sample's preset while it is in the Settings (new photos bring the photo defaults back). @type {Record<string, string | boolean> | null} */
+  preset: null,
   /** The model's class names: null until one is trained or imported. @type {string[] | null} */
   modelClasses: null,
+  /** Where the model came from: 'trained' here, or 'imported' from a file. @type {'trained' | 'imported' | null} */
+  modelOrigin: null,
+  /** The imported model's file name and settings ({arch, size, batchSize, doFlip, presize, …}). */
+  modelName: '',
+  /** @type {Record<string, any> | null} */
+  modelOptions: null,
+  /** Whether the model is in a file (exported, or imported from one): leaving the page asks otherwise. */
+  modelSaved: true,
   /** Pretrained weights the user brought: {arch, name}. */
   weights: null,
   /** The pretrained box's state before the tiny model (which has none) unticked it. @type {boolean | null} */
@@ -85,13 +101,17 @@ export function render() {
   const model = page.modelClasses !== null;
   const enable = (ids, on) => { for (const id of ids) $(id).disabled = !on; };
   // Work on the dataset.
-  enable(['train', 'show-batch', 'lr-find'], idle && data);
+  enable(['show-batch'], idle && data);
+  // A class without training images cannot be learned: the core refuses, the page says why first.
+  enable(['train', 'lr-find'], idle && data && !page.dataProblem);
+  $('train-why').textContent = data && page.dataProblem ? page.dataProblem : '';
+  $('train-why').hidden = !(data && page.dataProblem);
   // Interpretation runs the model on the dataset: their classes must agree.
   enable(['interpret'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));
   enable(['export', 'export-onnx', 'export-pytorch'], idle && model);
   // Inputs that start work when used (the dataset options reload the dataset on change; the
   // architecture picks which weights the next model gets).
-  enable(['sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'presize'], idle);
+  enable(['sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'seed', 'presize'], idle);
   $('pretrained').disabled = !idle || $('arch').value === 'tiny';
   // Half precision only where the GPU has it (kiln.info says why not).
   $('fp16').disabled = !!page.kiln?.info?.fp16Unavailable || page.kiln === null;
@@ -99,4 +119,36 @@ export function render() {
   $('cancel').disabled = !CANCELLABLE.includes(page.phase) || page.cancelling;
   // For CSS (drop zones and picker labels look disabled) and for tests.
   document.body.dataset.phase = page.phase;
+  const plan = trainPlan();
+  $('train-plan').textContent = plan.text;
+  $('train-plan').hidden = !plan.text;
+  const presize = page.datasetOptions?.presize;
+  const size = Number($('size').value);
+  $('size-hint').hidden = !(data && presize && size > presize);
+  $('size-hint').textContent = `Presize is ${presize} px (Labelling and split options), smaller than the image size of ${size} px: the photos are enlarged before training. Set Presize to ${size} px or more.`;
+}
+
+/** The Settings that must match an imported model for Train to continue it. */
+const MODEL_FIELDS = [['arch', 'arch', 'Architecture', String], ['size', 'size', 'Image size', Number], ['bs', 'batchSize', 'Batch size', Number], ['flip', 'doFlip', 'Random horizontal flips', Boolean]];
+
+/**
+ * What Train will do, said before it is pressed: continue the imported model when the dataset
+ * has its classes and the Settings are its own, else start a new model, and why.
+ * @returns {{continues: boolean, text: string}}
+ */
+export function trainPlan() {
+  if (page.modelOrigin !== 'imported' || page.modelClasses === null) {
+    const text = page.modelClasses !== null && !page.modelSaved ? 'Train starts a new model: the one trained here is replaced (export it first to keep it).' : '';
+    return { continues: false, text };
+  }
+  const name = page.modelName;
+  if (!page.files.length) return { continues: false, text: `Imported ${name}: load photos of its classes (${page.modelClasses.join(', ')}) and Train continues it.` };
+  const fresh = $('pretrained').checked && $('arch').value !== 'tiny' ? 'from the pretrained weights' : 'from random weights';
+  if (!sameClasses(page.modelClasses, page.datasetClasses)) {
+    return { continues: false, text: `Train starts a new model ${fresh}, not ${name}: its classes (${page.modelClasses.join(', ')}) differ from this dataset's (${page.datasetClasses.join(', ')}).` };
+  }
+  const o = page.modelOptions || {};
+  const changed = MODEL_FIELDS.filter(([id, key, , as]) => key in o && as(id === 'flip' ? $(id).checked : $(id).value) !== as(o[key])).map(([, , label]) => label);
+  if (changed.length) return { continues: false, text: `Train starts a new model ${fresh}, not ${name}: ${changed.join(', ')} differ${changed.length === 1 ? 's' : ''} from the model's.` };
+  return { continues: true, text: `Train continues ${name} (the imported model) on this dataset.` };
 }

@@ -3,7 +3,7 @@
 import uPlot from './vendor/uPlot.esm.js';
 import { ARCHS } from './kiln.js';
 import { $, chartWidth, el, fmtTime, guard, setStatus } from './dom.js';
-import { page, setPhase, update } from './state.js';
+import { page, setPhase, trainPlan, update } from './state.js';
 import { learnerOptions, showCompute } from './settings.js';
 import { addSkipped } from './dataset.js';
 import { interpret } from './interpret.js';
@@ -13,6 +13,8 @@ let lossData;
 let metricData;
 let step = 0;
 let epochCount = 0;
+/** The run's epochs in each phase: fine_tune's frozen and unfrozen ones share one progress bar. */
+let phases = { frozen: 0, unfrozen: 0, fit: 0 };
 
 export function makeCharts(epochs = 1) {
   charts.loss?.destroy();
@@ -70,10 +72,15 @@ const callbacks = {
     lossData[3].push(unfrozen ? b.smoothLoss : null);
     lossData[4].push(null);
     charts.loss.setData(lossData);
-    $('progress').value = (b.iter + 1) / b.totalIters;
+    // `iter` counts the phase's batches: place them on the whole run's bar.
+    const perEpoch = b.totalIters / Math.max(1, phases[b.phase] || 1);
+    const before = b.phase === 'unfrozen' ? phases.frozen * perEpoch : 0;
+    const all = (phases.frozen + phases.unfrozen + phases.fit) * perEpoch || b.totalIters;
+    $('progress').value = Math.min(1, (before + b.iter + 1) / all);
+    // Once Cancel is pressed the status keeps saying so until the run stops.
+    if (page.cancelling) return;
     const phase = b.phase === 'fit' ? '' : `${b.phase} · `;
-    const cancelling = page.cancelling ? 'cancelling after this batch · ' : '';
-    setStatus(`${cancelling}${phase}epoch ${b.epoch + 1} · batch ${b.iter + 1}/${b.totalIters} · loss ${b.smoothLoss.toFixed(4)} · lr ${b.lrs[b.lrs.length - 1].toExponential(2)} · ${b.elapsedS.toFixed(0)} s`);
+    setStatus(`${phase}epoch ${b.epoch + 1} · batch ${b.iter + 1}/${b.totalIters} · loss ${b.smoothLoss.toFixed(4)} · lr ${b.lrs[b.lrs.length - 1].toExponential(2)} · ${b.elapsedS.toFixed(0)} s`);
   },
   onEpoch: (e) => {
     lossData[0].push(step - 0.5); lossData[1].push(null); lossData[2].push(null); lossData[3].push(null);
@@ -92,28 +99,40 @@ const callbacks = {
 export async function train() {
   const epochs = Number($('epochs').value);
   const lr = Number($('lr').value);
-  if (!(epochs >= 1)) throw new Error(`Epochs must be at least 1 (got ${$('epochs').value}).`);
-  if (!(lr > 0 && lr < 10)) throw new Error(`Learning rate must be between 0 and 10 (got ${$('lr').value}).`);
+  const fine = $('method').value === 'fine_tune';
+  const freeze = Number($('freeze-epochs').value);
+  const said = (id) => $(id).value.trim() || 'empty';
+  if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`Epochs must be a whole number, 1 or more (it is ${said('epochs')}): set how many times training goes through the photos.`);
+  if (fine && (!Number.isInteger(freeze) || freeze < 0)) throw new Error(`Frozen epochs must be a whole number, 0 or more (it is ${said('freeze-epochs')}).`);
+  if (!(lr > 0 && lr < 10)) throw new Error(`Learning rate must be more than 0 and less than 10, such as 0.002 (it is ${said('lr')}); lr_find suggests one.`);
   setStatus('preparing the model…');
   try {
-    const created = await page.kiln.createLearner(learnerOptions());
+    // An imported model with this dataset's classes and its own Settings is trained on (the
+    // Train section says so before); anything else starts a new model.
+    const plan = trainPlan();
+    const created = plan.continues
+      ? { classes: page.modelClasses, pretrained: null, microBatch: null }
+      : await page.kiln.createLearner(learnerOptions());
+    const origin = plan.continues
+      ? `continued ${page.modelName}`
+      : `${ARCHS[$('arch').value].name} ${created.pretrained ? `started from pretrained weights: ${created.pretrained}` : 'started from random weights'}`;
     // A new model: until it has trained, nothing can be predicted or exported from it.
-    update({ modelClasses: null });
-    showCompute(created.microBatch);
+    if (!plan.continues) update({ modelClasses: null, modelOrigin: null, modelOptions: null });
+    if (created.microBatch) showCompute(created.microBatch);
     if (page.cancelling) return setStatus('cancelled before training started');
     // A failed start (e.g. missing weights) leaves the last run's charts and table in place.
     makeCharts(totalEpochs());
     $('epochs-table').tBodies[0].replaceChildren();
     $('progress').value = 0;
-    const origin = `${ARCHS[$('arch').value].name} ${created.pretrained ? `started from pretrained weights: ${created.pretrained}` : 'started from random weights'}`;
+    phases = fine ? { frozen: freeze, unfrozen: epochs, fit: 0 } : { frozen: 0, unfrozen: 0, fit: epochs };
     setStatus(origin);
-    const report = $('method').value === 'fine_tune'
-      ? await page.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: Number($('freeze-epochs').value) }, callbacks)
+    const report = fine
+      ? await page.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: freeze }, callbacks)
       : await page.kiln.fitOneCycle(epochs, lr, callbacks);
-    // Cancelled or not, the model keeps what it learned.
-    update({ modelClasses: created.classes });
+    // Cancelled or not, the model keeps what it learned; it is not in a file until exported.
+    update({ modelClasses: created.classes, modelOrigin: 'trained', modelSaved: false });
     setStatus(`${report.cancelled ? 'cancelled — the model keeps what it learned so far' : 'done'} · ${origin}`);
-    $('model-status').textContent = 'model ready';
+    $('model-status').textContent = `model ready (${created.classes.length} classes): export it to keep it`;
   } catch (e) {
     setStatus('');
     throw e;
@@ -122,10 +141,12 @@ export async function train() {
   await interpret();
 }
 
-/** Cancel stops a fit or lr_find after its current batch (enabled only while one runs). */
+/** Cancel stops a fit or lr_find before its next batch (enabled only while one runs): said
+ * at once, and Cancel stays disabled until the run has stopped. */
 export function wireCancel() {
   $('cancel').addEventListener('click', () => guard(async () => {
     update({ cancelling: true });
+    setStatus('cancelling… (stopping before the next batch)');
     await page.kiln.cancel();
   }));
 }

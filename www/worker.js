@@ -12,7 +12,7 @@ import { hasRelaxedSimd } from './relaxed-simd.js';
 
 /** The loaded build's exports (Backend, Dataset, Learner, CancelToken, …). */
 let wasm = null;
-const state = { backend: null, dataset: null, learner: null, cancel: null, learnerOptions: null, deviceLost: null };
+const state = { backend: null, dataset: null, datasetOptions: null, learner: null, cancel: null, learnerOptions: null, deviceLost: null };
 // Files of the dataset being sent (kiln.js posts them in chunks, then calls loadDataset).
 const staged = [];
 // The GPU devices wgpu opens: a lost device (driver reset, GPU removed, or destroyed on
@@ -189,6 +189,8 @@ const methods = {
     const files = staged.splice(0);
     const entries = await Promise.all(files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.blob.arrayBuffer()) })));
     replace('dataset', new wasm.Dataset(entries, options));
+    // What the dataset was built with (the page's tests compare it with the page's fields).
+    state.datasetOptions = { ...options };
     return state.dataset.summary();
   },
   summary() {
@@ -252,6 +254,16 @@ const methods = {
   exportPyTorch() {
     return need('learner').exportPyTorch();
   },
+  /** Test-only (www/kiln-testing.js): what the next fit trains on: the dataset (its classes,
+   * split and the options it was built with) and the model (its classes and settings). */
+  trainingState() {
+    const d = state.dataset && state.dataset.summary();
+    const l = state.learner;
+    return {
+      dataset: d && { classes: d.classes.map((c) => c.name), nTrain: d.nTrain, nValid: d.nValid, options: state.datasetOptions },
+      learner: l && { classes: l.classes, options: l.options ?? state.learnerOptions },
+    };
+  },
   /** Test-only (www/kiln-testing.js): GPU buffers created and destroyed so far, and the bytes of those not destroyed. */
   gpuBuffers() {
     return { ...gpuBuffers };
@@ -264,7 +276,10 @@ const methods = {
   },
   load({ bytes }) {
     setLearner(wasm.Learner.load(need('backend'), bytes));
-    return { classes: state.learner.classes };
+    // The model's own settings (null from a build without them).
+    const options = state.learner.options ?? null;
+    if (options) state.learnerOptions = { arch: options.arch, size: options.size, batchSize: options.batchSize, microBatch: state.learner.microBatch };
+    return { classes: state.learner.classes, options };
   },
 };
 
