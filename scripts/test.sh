@@ -59,6 +59,14 @@ node tests/e2e/soak.test.mjs
 node tests/e2e/controls.test.mjs
 # The same training twice, the second on a busy machine: identical epoch tables.
 node tests/e2e/determinism.test.mjs
+# Issue 28: settings follow the data, failed option changes roll back, untrainable classes are named.
+node tests/e2e/data-state.test.mjs
+# Issue 28: Cancel acknowledged and honoured between phases, an imported model continued, lr_find cancelled.
+node tests/e2e/model-state.test.mjs
+# Issue 28: messages in the page's words, top losses as captioned images, beforeunload, download names.
+node tests/e2e/messages.test.mjs
+# Issue 28's afternoon: one page through every step; the Settings, status and worker agree after each.
+node tests/e2e/afternoon.test.mjs
 # Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).
 # (No task of the page's over 100 ms from the moment it receives the files.)
 KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs

@@ -26,7 +26,7 @@ const pets = ['Persian', 'Bengal', 'beagle'].flatMap((breed, b) => Array.from({ 
 // must be disabled while Kiln works, so a control added later is covered too.
 const PASSIVE = ['cancel', 'epochs', 'bs', 'size', 'method', 'freeze-epochs', 'lr', 'flip', 'fp16'];
 // What must be usable again once a run is over (with a dataset and a trained model).
-const AFTER = ['train', 'lr-find', 'show-batch', 'interpret', 'export', 'export-onnx', 'export-pytorch', 'sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'presize'];
+const AFTER = ['train', 'lr-find', 'show-batch', 'interpret', 'export', 'export-onnx', 'export-pytorch', 'sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'seed', 'presize'];
 
 await e2e([], async ({ browser, base }) => {
   const page = await browser.newPage();

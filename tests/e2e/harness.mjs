@@ -7,11 +7,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { png } from './png.mjs';
 
 export const root = new URL('../../', import.meta.url).pathname;
 
-/** Serve `dir` (www/ by default) on `port`, or a free one in [from, from + 4000). */
-export function serve(dir = join(root, 'www'), from = 18000, port = from + Math.floor(Math.random() * 4000)) {
+/** Serve `dir` (www/ by default, or $KILN_E2E_WWW: another copy of the page, e.g. an older
+ * one to see a test fail on it) on `port`, or a free one in [from, from + 4000). */
+export function serve(dir = process.env.KILN_E2E_WWW || join(root, 'www'), from = 18000, port = from + Math.floor(Math.random() * 4000)) {
   const server = spawn('python3', [join(root, 'scripts/serve.py'), '--port', String(port), '--dir', dir, '--quiet'], { stdio: 'ignore' });
   return { server, base: `http://127.0.0.1:${port}`, port };
 }
@@ -141,3 +143,65 @@ export async function workersAfterSettling(page) {
   await new Promise((res) => setTimeout(res, 2000));
   return page.workers().length;
 }
+
+/**
+ * Checks that go on after a failure, so one run says which of an issue's items fail: each
+ * `check(name, fn)` logs ok or FAIL; `done()` throws if any failed.
+ */
+export function checklist(tag) {
+  const failed = [];
+  return {
+    async check(name, fn) {
+      try {
+        await fn();
+        console.log(`[${tag}] ok   ${name}`);
+      } catch (e) {
+        failed.push(name);
+        console.log(`[${tag}] FAIL ${name}: ${String(e.message).split('\n').slice(0, 3).join(' ')}`);
+      }
+    },
+    done() { if (failed.length) throw new Error(`${failed.length} check(s) failed: ${failed.join('; ')}`); },
+  };
+}
+
+/** Class folders of noisy solid-colour PNGs under `dir`: `{red: 12, kite: 1}` → dir/red/red_0.png … */
+export function colourFolders(dir, counts, side = 20) {
+  const palette = [[210, 30, 30], [30, 170, 40], [30, 40, 210], [200, 180, 20], [150, 40, 160]];
+  Object.entries(counts).forEach(([name, n], c) => {
+    mkdirSync(join(dir, name), { recursive: true });
+    for (let i = 0; i < n; i++) writeFileSync(join(dir, name, `${name}_${i}.png`), png(side, side, noisy(palette[c % palette.length], i)));
+  });
+  return dir;
+}
+
+/** A solid colour with a little deterministic noise, for png(). */
+export const noisy = (c, seed) => (x, y) => c.map((v, k) => Math.max(0, Math.min(255, v + (((x * 31 + y * 17 + seed * 7 + k * 5) % 41) - 20))));
+
+/** A fresh page on `base` (`query` e.g. '?backend=cpu'), ready to use; page errors collected in `page.errors`. */
+export async function readyPage(browser, base, { query = '?backend=cpu', viewport = { width: 1280, height: 900 } } = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  const page = await context.newPage();
+  // A missing element fails a check in seconds, not the default 30 s.
+  page.setDefaultTimeout(10_000);
+  page.errors = [];
+  page.warnings = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'warning') page.warnings.push(m.text()); });
+  await open(page, `${base}/${query}`);
+  await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
+  return page;
+}
+
+/** Wait until the page is idle again (no work running). */
+export const waitIdle = (page, timeout = 300_000) => page.waitForFunction(() => document.body.dataset.phase === 'idle', null, { timeout });
+
+/** The error box's text when shown, else ''; then hide it. */
+export async function takeError(page) {
+  const shown = await page.isVisible('#error');
+  const text = shown ? await page.textContent('#error') : '';
+  if (shown) await page.click('#error');
+  return text;
+}
+
+/** What the worker holds: the dataset's classes, split sizes and options, and the model's classes and options. */
+export const workerState = (page) => page.evaluate(async () => (await import('./kiln-testing.js')).trainingState(window.kiln));
