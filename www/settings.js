@@ -93,6 +93,11 @@ export function wireSettings() {
   });
   // What Train will do with an imported model, and the Presize hint, follow these.
   for (const id of ['size', 'bs', 'flip', 'pretrained']) $(id).addEventListener('input', () => update({}));
+  // The notice of where the Settings came from (the sample, the photo defaults, an imported
+  // model) no longer holds once the user changes one.
+  for (const id of ['arch', 'size', 'bs', 'method', 'epochs', 'freeze-epochs', 'lr', 'flip', 'pretrained', 'presize']) {
+    $(id).addEventListener('input', () => { $('settings-note').hidden = true; });
+  }
   // The box's enabled state follows the architecture (state.js's render).
   $('arch').addEventListener('change', () => { clearError(); showWeights(); update({}); });
   $('pretrained').addEventListener('change', () => { clearError(); showWeights(); });

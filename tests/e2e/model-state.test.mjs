@@ -16,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'kiln-model-state-'));
 const colours = colourFolders(join(dir, 'colours'), { red: 12, green: 12, blue: 12 });
 // For Cancel: one training batch an epoch, and a validation set long enough to press Cancel in
 // (the page hears of the frozen batch only once it is done; the unfrozen phase follows validation).
-const many = colourFolders(join(dir, 'many'), { red: 40, green: 40, blue: 40 }, 32);
+const many = colourFolders(join(dir, 'many'), { red: 60, green: 60, blue: 60 }, 64);
 const twoColours = colourFolders(join(dir, 'two'), { red: 10, yellow: 10 });
 const settings = (page) => page.evaluate(() => Object.fromEntries(['arch', 'size', 'bs', 'presize'].map((id) => [id, document.getElementById(id).value]).concat([['flip', document.getElementById('flip').checked]])));
 
@@ -25,12 +25,13 @@ await e2e([], async ({ browser, base }) => {
   const page = await readyPage(browser, base);
   await page.click('.options summary');
   await page.fill('#valid-pct', '0.5');
-  await page.fill('#presize', '32');
+  await page.fill('#presize', '64');
   await page.setInputFiles('#pick-folder', many);
-  await page.waitForFunction(() => /^3 classes · 60 training and 60 validation/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
-  // The page's defaults but a tiny model: 60 training images are one batch of 64 an epoch.
+  await page.waitForFunction(() => /^3 classes · 90 training and 90 validation/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
+  // A tiny model, and one batch an epoch (90 training images, batches of 128).
   await page.selectOption('#arch', 'tiny');
-  await page.fill('#size', '32');
+  await page.fill('#size', '64');
+  await page.fill('#bs', '128');
   await page.selectOption('#method', 'fine_tune');
   await page.fill('#epochs', '1');
   await page.fill('#freeze-epochs', '1');
@@ -71,11 +72,12 @@ await e2e([], async ({ browser, base }) => {
   });
 
   // 6. A finished model, exported, imported into a fresh page.
-  await page.fill('#valid-pct', '0.2');
-  await page.fill('#presize', '24');
+  // Set without a change event (which would re-label the loaded set): the next load reads them.
+  await page.evaluate(() => { document.querySelector('#valid-pct').value = '0.2'; document.querySelector('#presize').value = '24'; });
   await page.setInputFiles('#pick-folder', colours);
   await page.waitForFunction(() => /^3 classes · 29 training/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
   await page.fill('#size', '16');
+  await page.fill('#bs', '64');
   await page.selectOption('#method', 'fit_one_cycle');
   await page.click('#train');
   await page.waitForFunction(() => /^done/.test(document.querySelector('#status').textContent), null, { timeout: 120_000 });
