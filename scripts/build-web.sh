@@ -52,6 +52,14 @@ bindgen() { # wasm out_dir [extra wasm-opt flags]
     --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue \
     "$wasm" -o "$wasm.opt"
   mv "$wasm.opt" "$wasm"
+  # wasm-bindgen-rayon's pool workers start the module with init's old positional arguments,
+  # which the current glue accepts with a console warning per worker: pass the options object.
+  local helper
+  for helper in "$2"/snippets/wasm-bindgen-rayon-*/src/workerHelpers*.js; do
+    [ -e "$helper" ] || continue
+    sed -i 's/await pkg\.default(data\.module, data\.memory);/await pkg.default({ module_or_path: data.module, memory: data.memory });/' "$helper"
+    grep -q 'module_or_path' "$helper" || { echo "build-web.sh: wasm-bindgen-rayon's worker start-up changed ($helper): update the init call patch" >&2; exit 1; }
+  done
   echo "== built $wasm: $(( $(stat -c %s "$wasm") / 1024 )) KiB raw, $(( $(gzip -9 -c "$wasm" | wc -c) / 1024 )) KiB gzip -9"
 }
 

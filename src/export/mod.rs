@@ -19,7 +19,7 @@ use crate::model::Classifier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("not a Kiln model file (it does not start with KILN): choose a .kiln file that Kiln saved (Export model in the page, or kiln train -o)")]
+    #[error("not a Kiln model file (it does not start with KILN): choose a .kiln file that Kiln saved")]
     NotKiln,
     #[error("this is {0}, not a Kiln model: Kiln reads the .kiln file it saved (Export model), and only exports ONNX and PyTorch files for use elsewhere")]
     Foreign(&'static str),
