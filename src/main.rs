@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::args::{Cli, Command};
-use cli::{data, model, train, weights};
+use cli::{data, model, predict, train, weights};
 use kiln::learner::{FineTune, LrFindConfig};
 use kiln::schedule::{Lr, OneCycle};
 
@@ -41,7 +41,16 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Interpret { model, data, k, min_val, device, output } => model::interpret(&model, &data, k, min_val, device, &output),
         Command::Export { model, format, output } => model::export(&model, format, output),
-        Command::Predict { model, images, device } => model::predict(&model, &images, device),
+        Command::Predict { model, paths, device, csv, sort_into, move_files, threshold, batch_size } => predict::predict(&predict::PredictArgs {
+            model: &model,
+            paths: &paths,
+            device,
+            csv: csv.as_deref(),
+            sort_into: sort_into.as_deref(),
+            move_files,
+            threshold,
+            batch_size,
+        }),
     }
 }
 

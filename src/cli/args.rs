@@ -146,13 +146,30 @@ pub enum Command {
         #[arg(short, long, default_value = ".")]
         output: PathBuf,
     },
-    /// Predict the class of one or more images with a saved model.
+    /// Predict the class of images with a saved model: files, and folders searched
+    /// recursively; optionally a CSV of every probability and a copy sorted by class.
     Predict {
         model: PathBuf,
+        /// Image files and folders of them.
         #[arg(required = true)]
-        images: Vec<PathBuf>,
+        paths: Vec<PathBuf>,
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
+        /// Write file, class, probability and every class's probability as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Copy each photo into DIR/<predicted class>/ (a name already there gets " (2)").
+        #[arg(long, value_name = "DIR")]
+        sort_into: Option<PathBuf>,
+        /// With --sort-into: remove the originals once every copy is written.
+        #[arg(long = "move", requires = "sort_into")]
+        move_files: bool,
+        /// Photos whose top probability is below this go to DIR/unsure/.
+        #[arg(long, default_value_t = 0.0)]
+        threshold: f32,
+        /// Photos per batch on the device.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
     },
     /// Convert a saved model for use elsewhere: ONNX (apps, onnxruntime) or a PyTorch state dict
     /// in fastai's layout (`.safetensors`, to keep training in a notebook).

@@ -1,10 +1,11 @@
 //! The `kiln` command's parts, by concern: its grammar ([`args`]), data commands ([`data`]),
-//! training ([`train`]), saved models ([`model`]) and pretrained weights ([`weights`]). Each
+//! training ([`train`]), saved models ([`model`]), prediction and sorting ([`predict`]) and pretrained weights ([`weights`]). Each
 //! reads files, calls the core and prints.
 
 pub mod args;
 pub mod data;
 pub mod model;
+pub mod predict;
 pub mod train;
 pub mod weights;
 

@@ -1,4 +1,4 @@
-//! Using a saved model: interpretation, prediction, and export to ONNX or fastai/PyTorch.
+//! Using a saved model: interpretation, and export to ONNX or fastai/PyTorch (prediction: [`super::predict`]).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ use super::data::load;
 use super::write_atomic;
 
 /// A `.kiln` model file rebuilt on `device`; errors name the file.
-fn open(model: &Path, device: &Device) -> Result<Learner, String> {
+pub(super) fn open(model: &Path, device: &Device) -> Result<Learner, String> {
     let bytes = std::fs::read(model).map_err(|e| format!("reading model {}: {e}", model.display()))?;
     export::from_bytes(&bytes, device).map_err(|e| format!("{}: {e}", model.display()))
 }
@@ -66,33 +66,6 @@ pub fn export(model: &Path, format: ExportFormat, output: Option<PathBuf>) -> Re
             output.display(),
             export::pytorch::fastai_arch(arch).map_err(|e| e.to_string())?,
         ),
-    }
-    Ok(())
-}
-
-/// Each image's class and the three likeliest; unreadable images are reported and counted.
-pub fn predict(model: &Path, images: &[PathBuf], device: DeviceChoice) -> Result<(), String> {
-    let learner = open(model, &select_native(device)?.device)?;
-    let mut failed = 0;
-    for path in images {
-        let result = std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| pollster::block_on(learner.predict(&b)).map_err(|e| e.to_string()));
-        match result {
-            Ok(p) => {
-                let mut ranked: Vec<(usize, f32)> = p.probs.iter().copied().enumerate().collect();
-                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                let top: Vec<String> = ranked.iter().take(3).map(|(i, pr)| format!("{} {:.3}", learner.classes[*i], pr)).collect();
-                println!("{}: {} ({})", path.display(), p.label, top.join(", "));
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("{}: {e}", path.display());
-            }
-        }
-    }
-    if failed > 0 {
-        return Err(format!("{failed} image(s) could not be predicted"));
     }
     Ok(())
 }

@@ -84,10 +84,51 @@ impl Learner {
 
     /// Predict one image from its file bytes: the label and a probability per class.
     pub async fn predict(&self, bytes: &[u8]) -> Result<Prediction, LearnError> {
-        let x = self.predict_input(bytes)?;
-        let logits = self.model.valid().forward(augment::normalize(x));
-        let probs = read_f32(activation::softmax(logits, 1)).await?;
-        let index = argmax(&probs);
-        Ok(Prediction { label: self.classes[index].clone(), index, probs })
+        self.predict_batch(&[bytes]).await?.pop().expect("one result per file").map_err(LearnError::Image)
+    }
+
+    /// Predict many images from their file bytes as one batch on the device: per file, in
+    /// order, its prediction or why it could not be read (the others are predicted still).
+    pub async fn predict_batch(&self, files: &[&[u8]]) -> Result<Vec<Result<Prediction, String>>, LearnError> {
+        let max_pixels = crate::data::DataConfig::default().max_pixels;
+        let decode = |bytes: &&[u8]| -> Result<Vec<u8>, String> {
+            let img = decode_rgb8(bytes, max_pixels).map_err(|e| e.to_string())?;
+            Ok(presize(&img, self.presize, Crop::Centre).into_raw())
+        };
+        #[cfg(feature = "rayon")]
+        let decoded: Vec<Result<Vec<u8>, String>> = {
+            use rayon::prelude::*;
+            files.par_iter().map(decode).collect()
+        };
+        #[cfg(not(feature = "rayon"))]
+        let decoded: Vec<Result<Vec<u8>, String>> = files.iter().map(decode).collect();
+        let mut out: Vec<Result<Prediction, String>> = Vec::with_capacity(files.len());
+        let mut pixels = Vec::new();
+        for d in decoded {
+            match d {
+                Ok(px) => {
+                    pixels.push(px);
+                    // Filled in below, in the same order.
+                    out.push(Ok(Prediction { label: String::new(), index: 0, probs: Vec::new() }));
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        if pixels.is_empty() {
+            return Ok(out);
+        }
+        let inner = self.device.clone().inner();
+        let model = self.model.valid();
+        let x = augment::resize_batch(augment::to_tensor(&pixels, self.presize as usize, &inner), self.config.aug.size);
+        let probs = on_cpu_pool(&inner, || activation::softmax(model.forward(augment::normalize(x)), 1));
+        let probs = read_f32(probs).await?;
+        let mut rows = probs.chunks(self.classes.len());
+        for p in out.iter_mut().filter_map(|r| r.as_mut().ok()) {
+            let row = rows.next().expect("one row of probabilities per decoded file");
+            p.index = argmax(row);
+            p.label = self.classes[p.index].clone();
+            p.probs = row.to_vec();
+        }
+        Ok(out)
     }
 }

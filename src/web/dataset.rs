@@ -18,6 +18,20 @@ pub struct Dataset {
     pub(super) inner: Rc<Datasets>,
 }
 
+/// `{name, bytes}` objects from JS as the core's items.
+pub(super) fn items_from_js(files: &js_sys::Array) -> Result<Vec<Item>, JsValue> {
+    let mut items = Vec::with_capacity(files.length() as usize);
+    for (i, f) in files.iter().enumerate() {
+        let name = js_sys::Reflect::get(&f, &"name".into())?
+            .as_string()
+            .ok_or_else(|| js_err(format!("file #{i} has no string name")))?;
+        let bytes = js_sys::Reflect::get(&f, &"bytes".into())?;
+        let bytes: Uint8Array = bytes.dyn_into().map_err(|_| js_err(format!("{name}: its bytes must be a Uint8Array")))?;
+        items.push(Item::new(name, bytes.to_vec()));
+    }
+    Ok(items)
+}
+
 #[wasm_bindgen]
 impl Dataset {
     #[wasm_bindgen(constructor)]
@@ -26,15 +40,7 @@ impl Dataset {
         #[wasm_bindgen(unchecked_param_type = "DatasetOptions | undefined")] options: JsValue,
     ) -> Result<Dataset, JsValue> {
         let opts: DataOptions = from_js(options, "dataset option", DataOptions::KEYS)?;
-        let mut items = Vec::with_capacity(files.length() as usize);
-        for (i, f) in files.iter().enumerate() {
-            let name = js_sys::Reflect::get(&f, &"name".into())?
-                .as_string()
-                .ok_or_else(|| js_err(format!("file #{i} has no string `name`")))?;
-            let bytes = js_sys::Reflect::get(&f, &"bytes".into())?;
-            let bytes: Uint8Array = bytes.dyn_into().map_err(|_| js_err(format!("{name}: `bytes` must be a Uint8Array")))?;
-            items.push(Item::new(name, bytes.to_vec()));
-        }
+        let items = items_from_js(&files)?;
         let config = opts.config().map_err(js_err)?;
         let inner = Datasets::from_items(items, config).map_err(js_err)?;
         Ok(Dataset { inner: Rc::new(inner) })

@@ -16,6 +16,16 @@ use crate::interpret::{Confusion, TopLoss};
 use crate::learner::{self, CancelToken as CoreCancel, FineTune, LearnerOptions, LrFindConfig};
 use crate::schedule::{Lr, OneCycle};
 
+/// One file of `predictBatch`: its prediction, or why it could not be read.
+#[derive(Serialize)]
+struct FilePrediction {
+    name: String,
+    #[serde(flatten)]
+    prediction: Option<learner::predict::Prediction>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
 /// Side of each top-loss image sent to the page (a grid cell with a caption under it).
 const TOP_LOSS_SIDE: u32 = 128;
 
@@ -188,6 +198,31 @@ impl Learner {
             let l = inner.try_borrow().map_err(|_| busy())?;
             to_js(&l.predict(&bytes).await.map_err(js_err)?)
         })
+    }
+
+    /// Many photos as one batch on the device: per file, in order, `{name, label, index, probs}`
+    /// or `{name, error}` when it could not be read.
+    #[wasm_bindgen(js_name = predictBatch, unchecked_return_type = "Promise<BatchPrediction[]>")]
+    pub fn predict_batch(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Array<{name: string, bytes: Uint8Array}>")] files: js_sys::Array,
+    ) -> Result<Promise, JsValue> {
+        let items = super::dataset::items_from_js(&files)?;
+        let inner = self.inner.clone();
+        Ok(future_to_promise(async move {
+            let l = inner.try_borrow().map_err(|_| busy())?;
+            let bytes: Vec<&[u8]> = items.iter().map(|i| &i.bytes[..]).collect();
+            let results = l.predict_batch(&bytes).await.map_err(js_err)?;
+            let rows: Vec<FilePrediction> = items
+                .iter()
+                .zip(results)
+                .map(|(item, r)| match r {
+                    Ok(p) => FilePrediction { name: item.name.clone(), prediction: Some(p), error: None },
+                    Err(e) => FilePrediction { name: item.name.clone(), prediction: None, error: Some(e) },
+                })
+                .collect();
+            to_js(&rows)
+        }))
     }
 
     /// Predictions over the validation set: `{probs, targets, losses}`.
