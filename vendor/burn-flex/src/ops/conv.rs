@@ -79,8 +79,8 @@ macro_rules! conv3d_typed {
                     return $fn_direct(x, weight, bias, options);
                 }
             )?
-            // Kiln patch: f32 2D convolutions build im2col tiles from NCHW (see `conv_nchw.rs`).
-            if let Some(out) = super::conv_nchw::conv2d_in_3d_f32(&x, &weight, bias.as_ref(), options) {
+            // Kiln patch: f32 2D convolutions build im2col tiles from NCHW (see `kiln.rs`).
+            if let Some(out) = super::kiln::conv2d_in_3d_f32(&x, &weight, bias.as_ref(), options) {
                 return out;
             }
             conv3d_impl::<$T>(x, weight, bias, options, $dtype, $zero, $gemm_fn)
@@ -629,7 +629,7 @@ fn conv3d_1x1_impl<
                     let out_offset =
                         b * channels_out * spatial + g * out_channels_per_group * spatial;
 
-                    // Kiln patch: the relaxed-SIMD browser build's own kernel (`pointwise.rs`)
+                    // Kiln patch: the relaxed-SIMD browser build's own kernel (`kiln_kernels::pointwise`)
                     // when the images alone keep the pool busy (else gemm splits each image).
                     #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
                     if dtype == DType::F32 && batch_size >= rayon::current_num_threads() {
@@ -637,7 +637,7 @@ fn conv3d_1x1_impl<
                         let dst = unsafe { core::slice::from_raw_parts_mut(dst_ptr.ptr_add(out_offset) as *mut f32, m * n) };
                         let w: &[f32] = bytemuck::cast_slice(&w_data[w_offset..w_offset + m * k]);
                         let x: &[f32] = bytemuck::cast_slice(&x_data[x_offset..x_offset + k * n]);
-                        super::pointwise::conv1x1_f32(dst, w, x, m, k, n);
+                        kiln_kernels::pointwise::conv1x1(dst, w, x, m, k, n);
                         continue;
                     }
                     unsafe {
@@ -680,7 +680,7 @@ fn conv3d_1x1_impl<
                         let dst: &mut [f32] = bytemuck::cast_slice_mut(&mut output[out_offset..out_offset + m * n]);
                         let w: &[f32] = bytemuck::cast_slice(&w_data[w_offset..w_offset + m * k]);
                         let x: &[f32] = bytemuck::cast_slice(&x_data[x_offset..x_offset + k * n]);
-                        super::pointwise::conv1x1_f32(dst, w, x, m, k, n);
+                        kiln_kernels::pointwise::conv1x1(dst, w, x, m, k, n);
                         continue;
                     }
                     unsafe {

@@ -1,7 +1,6 @@
 //! Backend operations implementations.
 
 use alloc::borrow::Cow;
-use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_std::{bf16, f16};
 
@@ -19,59 +18,9 @@ pub(crate) const INDEX_DTYPE: DType = DType::I32;
 #[cfg(feature = "rayon")]
 pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 
-/// A buffer of `len` elements that are not initialised: the caller writes every one before
-/// reading any (Kiln patch: one helper for the kernels that skip a serial zero-fill).
-pub(crate) fn uninit_vec<T: Copy>(len: usize) -> Vec<T> {
-    let mut v = Vec::new();
-    resize_uninit(&mut v, len);
-    v
-}
-
-/// Resize `v` to `len` elements without initialising them, reusing its allocation; the
-/// caller writes every element before reading any.
-pub(crate) fn resize_uninit<T: Copy>(v: &mut Vec<T>, len: usize) {
-    v.clear();
-    v.reserve(len);
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        v.set_len(len)
-    };
-}
-
-/// Kiln patch: run `f` over matching chunks of `dst` and `src` (an empty `src` gives empty
-/// chunks), on the thread pool when `dst` has at least [`PARALLEL_THRESHOLD`] elements, else
-/// in one call. For element-wise passes that are memory-bound and were serial upstream.
-pub(crate) fn for_each_chunk_zip<D: Send, S: Sync>(
-    dst: &mut [D],
-    src: &[S],
-    f: impl Fn(&mut [D], &[S]) + Send + Sync,
-) {
-    #[cfg(feature = "rayon")]
-    if dst.len() >= PARALLEL_THRESHOLD {
-        use rayon::prelude::*;
-        const CHUNK: usize = 16 * 1024;
-        dst.par_chunks_mut(CHUNK).enumerate().for_each(|(i, d)| {
-            let s = if src.is_empty() { src } else { &src[i * CHUNK..i * CHUNK + d.len()] };
-            f(d, s)
-        });
-        return;
-    }
-    f(dst, src)
-}
-
-/// Kiln patch: run `f(index, row)` for each `row_len`-element row of `dst`, on the thread pool
-/// when `dst` has at least [`PARALLEL_THRESHOLD`] elements (small serial passes between the
-/// parallel kernels held the other threads idle).
-pub(crate) fn for_each_row_mut<T: Send>(dst: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
-    let row_len = row_len.max(1);
-    #[cfg(feature = "rayon")]
-    if dst.len() >= PARALLEL_THRESHOLD {
-        use rayon::prelude::*;
-        dst.par_chunks_mut(row_len).enumerate().for_each(|(i, row)| f(i, row));
-        return;
-    }
-    dst.chunks_mut(row_len).enumerate().for_each(|(i, row)| f(i, row));
-}
+// Kiln patch: the thread-pool helpers of Kiln's kernels (crates/kiln-kernels), which the
+// element-wise patches here (mask.rs, unary.rs, activation.rs, conv.rs) use too.
+pub(crate) use kiln_kernels::par::{for_each_chunk_zip, for_each_row_mut, resize_uninit, uninit_vec};
 
 /// Wrapper for raw mutable pointers that can be sent across rayon threads.
 ///
@@ -145,7 +94,6 @@ pub(crate) fn float_storage_as_f32(tensor: &FlexTensor) -> Cow<'_, [f32]> {
 
 pub mod activation;
 pub mod attention;
-mod batch_norm; // Kiln patch
 pub mod binary;
 mod bool;
 pub mod cat;
@@ -153,9 +101,6 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 pub mod conv;
-mod conv_backward; // Kiln patch
-mod conv_nchw; // Kiln patch
-mod depthwise; // Kiln patch
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;
@@ -168,11 +113,10 @@ pub mod gather_scatter;
 pub mod grid_sample;
 mod int;
 pub mod interpolate;
+mod kiln; // Kiln patch: hooks into crates/kiln-kernels
 pub mod mask;
 pub mod matmul;
 mod module;
-#[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
-mod pointwise; // Kiln patch
 pub mod pool;
 mod qtensor;
 pub mod reduce;

@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{batch_norm, conv, conv_backward, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{conv, conv_transpose, deform_conv, interpolate, kiln, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -67,7 +67,7 @@ impl ModuleOps<Flex> for Flex {
     ) -> FloatTensor<Flex> {
         // Kiln patch: the depthwise path handles asymmetric padding without a padded copy.
         let depthwise = conv::is_depthwise_2d(x.layout().shape(), weight.layout().shape(), &options);
-        if depthwise && let Some(out) = super::depthwise::conv2d_f32(&x, &weight, bias.as_ref(), &options) {
+        if depthwise && let Some(out) = kiln::depthwise_conv2d_f32(&x, &weight, bias.as_ref(), &options) {
             return out;
         }
         let (x, options) = if depthwise { (x, options) } else { pad_asymmetric_conv_input::<Flex, 2>(x, options) };
@@ -80,7 +80,7 @@ impl ModuleOps<Flex> for Flex {
         }
     }
 
-    // Kiln patch: see `batch_norm.rs`.
+    // Kiln patch: see `kiln.rs` (kiln_kernels::batch_norm).
     fn batch_norm_train(
         x: FloatTensor<Flex>,
         gamma: FloatTensor<Flex>,
@@ -90,7 +90,7 @@ impl ModuleOps<Flex> for Flex {
         let dtype = x.dtype();
         let f32 = |t: FloatTensor<Flex>| if t.dtype() == DType::F32 { t } else { Flex::float_cast(t, burn_std::FloatDType::F32) };
         let back = |t: FloatTensor<Flex>| if dtype == DType::F32 { t } else { Flex::float_cast(t, dtype.into()) };
-        let (out, mean, var) = batch_norm::batch_norm_train_f32(&f32(x), &f32(gamma), &f32(beta), epsilon).expect("f32");
+        let (out, mean, var) = kiln::batch_norm_train_f32(&f32(x), &f32(gamma), &f32(beta), epsilon).expect("f32");
         burn_backend::ops::BatchNormTrain::new(back(out), back(mean), back(var))
     }
 
@@ -106,11 +106,11 @@ impl ModuleOps<Flex> for Flex {
         let f32 = |t: FloatTensor<Flex>| if t.dtype() == DType::F32 { t } else { Flex::float_cast(t, burn_std::FloatDType::F32) };
         let back = |t: FloatTensor<Flex>| if dtype == DType::F32 { t } else { Flex::float_cast(t, dtype.into()) };
         let (dx, dg, db) =
-            batch_norm::batch_norm_train_backward_f32(&f32(x), &f32(gamma), &f32(mean), &f32(variance), epsilon, &f32(output_grad)).expect("f32");
+            kiln::batch_norm_train_backward_f32(&f32(x), &f32(gamma), &f32(mean), &f32(variance), epsilon, &f32(output_grad)).expect("f32");
         burn_backend::ops::BatchNormTrainBackward::new(back(dx), back(dg), back(db))
     }
 
-    // Kiln patch: see `conv_backward.rs`. For a depthwise convolution, a direct scatter into the
+    // Kiln patch: see `kiln.rs`. For a depthwise convolution, a direct scatter into the
     // unpadded input; for a dense stride-1 one, a forward convolution with the kernel turned;
     // otherwise burn's default (a transposed convolution of the padded input,
     // cropped when the padding is asymmetric).
@@ -121,11 +121,11 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let x_shape = x.shape();
-        if let Some(grad) = conv_backward::depthwise_conv2d_x_backward_f32(&x_shape, &weight, &output_grad, &options) {
+        if let Some(grad) = kiln::depthwise_conv2d_x_backward_f32(&x_shape, &weight, &output_grad, &options) {
             return grad;
         }
         if output_grad.dtype() == DType::F32
-            && let Some((turned, conv_options)) = conv_backward::conv2d_x_backward_as_conv(&weight, &options)
+            && let Some((turned, conv_options)) = kiln::conv2d_x_backward_as_conv(&weight, &options)
         {
             return Self::conv2d(output_grad, turned, None, conv_options);
         }
@@ -159,7 +159,7 @@ impl ModuleOps<Flex> for Flex {
         Flex::float_slice(grad, &ranges)
     }
 
-    // Kiln patch: see `conv_backward.rs` (asymmetric padding needs no padded copy of `x`).
+    // Kiln patch: see `kiln.rs` (asymmetric padding needs no padded copy of `x`).
     fn conv2d_weight_backward(
         x: FloatTensor<Flex>,
         weight: FloatTensor<Flex>,
@@ -167,12 +167,12 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let shape = weight.shape();
-        if let Some(grad) = conv_backward::conv2d_weight_backward_f32(&x, &output_grad, &shape, &options) {
+        if let Some(grad) = kiln::conv2d_weight_backward_f32(&x, &output_grad, &shape, &options) {
             return grad;
         }
         let dtype = weight.dtype();
         let f32 = |t: FloatTensor<Flex>| Flex::float_cast(t, burn_std::FloatDType::F32);
-        let grad = conv_backward::conv2d_weight_backward_f32(&f32(x), &f32(output_grad), &shape, &options)
+        let grad = kiln::conv2d_weight_backward_f32(&f32(x), &f32(output_grad), &shape, &options)
             .expect("f32");
         Flex::float_cast(grad, dtype.into())
     }
@@ -384,9 +384,9 @@ impl ModuleOps<Flex> for Flex {
         bias: Option<FloatTensor<Flex>>,
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Flex> {
-        // Kiln patch: depthwise (the input gradient of a depthwise convolution), see conv_backward.rs.
+        // Kiln patch: depthwise (the input gradient of a depthwise convolution), see kiln.rs.
         if bias.is_none()
-            && let Some(out) = conv_backward::depthwise_conv_transpose2d_f32(&x, &weight, &options)
+            && let Some(out) = kiln::depthwise_conv_transpose2d_f32(&x, &weight, &options)
         {
             return out;
         }

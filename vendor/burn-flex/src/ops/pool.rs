@@ -301,23 +301,17 @@ where
         (max_val, max_idx)
     };
 
-    // Kiln patch: 2D pooling takes the vectorisable plane kernel below.
+    // Kiln patch: 2D pooling takes Kiln's vectorisable plane kernel (kiln_kernels::pool).
     if in_d == 1 && kernel_d == 1 && out_d == 1 && spatial_out > 0 {
-        // Not zeroed: the plane kernel initialises every output.
-        let mut output: Vec<T> = super::uninit_vec(batch_size * channels * spatial_out);
-        let mut indices: Vec<i64> = super::uninit_vec(output.len());
-        let geometry = [[in_h, out_h, kernel_h, stride_h, pad_h, dilation_h], [in_w, out_w, kernel_w, stride_w, pad_w, dilation_w]];
-        let plane_in = in_h * in_w;
-        let plane = |(bc, (out, idx)): (usize, (&mut [T], &mut [i64]))| {
-            max_pool_plane(&x_data[bc * plane_in..(bc + 1) * plane_in], out, idx, geometry, neg_inf)
+        let geometry = kiln_kernels::pool::Pool2d {
+            input: [in_h, in_w],
+            output: [out_h, out_w],
+            kernel: [kernel_h, kernel_w],
+            stride: [stride_h, stride_w],
+            pad: [pad_h, pad_w],
+            dil: [dilation_h, dilation_w],
         };
-        #[cfg(feature = "rayon")]
-        {
-            use rayon::prelude::*;
-            output.par_chunks_mut(spatial_out).zip(indices.par_chunks_mut(spatial_out)).enumerate().for_each(plane);
-        }
-        #[cfg(not(feature = "rayon"))]
-        output.chunks_mut(spatial_out).zip(indices.chunks_mut(spatial_out)).enumerate().for_each(plane);
+        let (output, indices) = kiln_kernels::pool::max_pool2d_with_indices(&x_data[..batch_size * channels * in_h * in_w], batch_size * channels, geometry, neg_inf);
         return pooled_tensors(output, indices, [batch_size, channels, out_d, out_h, out_w], dtype);
     }
 
@@ -391,37 +385,6 @@ fn pooled_tensors<T: bytemuck::Pod + Send + Sync>(output: Vec<T>, indices: Vec<i
     let output_tensor = FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(out_shape.clone()), dtype);
     let indices_tensor = FlexTensor::new(Bytes::from_elems(indices), Layout::contiguous(out_shape), DType::I64);
     (output_tensor, indices_tensor)
-}
-
-/// Kiln patch: max pooling of one 2D plane, output row by output row, with the window's taps
-/// in the outer loops and the row's outputs innermost and branch-free, so it vectorises (the
-/// generic kernel visits one window at a time with an unpredictable branch per tap). Same
-/// results: taps in the same order per output, the first maximum wins, NaN always wins.
-/// `geometry[axis]` = [input, output, kernel, stride, padding, dilation].
-fn max_pool_plane<T: Copy + PartialOrd + num_traits::Float>(x: &[T], out: &mut [T], idx: &mut [i64], geometry: [[usize; 6]; 2], neg_inf: T) {
-    let [[in_h, out_h, k_h, s_h, p_h, d_h], [in_w, out_w, k_w, s_w, p_w, d_w]] = geometry;
-    for oh in 0..out_h {
-        let best = &mut out[oh * out_w..(oh + 1) * out_w];
-        let arg = &mut idx[oh * out_w..(oh + 1) * out_w];
-        best.fill(neg_inf);
-        arg.fill(-1);
-        let (kh0, kh1) = valid_range_maxpool(oh, k_h, s_h, p_h, d_h, in_h);
-        for kh in kh0..kh1 {
-            let ih = oh * s_h + kh * d_h - p_h;
-            let row = &x[ih * in_w..(ih + 1) * in_w];
-            for kw in 0..k_w {
-                let off = kw * d_w;
-                let (lo, hi) = super::conv_nchw::taps_inside(off, p_w, s_w, in_w, out_w);
-                for ow in lo..hi {
-                    let iw = ow * s_w + off - p_w;
-                    let v = row[iw];
-                    let take = (arg[ow] < 0) | (v > best[ow]) | v.is_nan();
-                    best[ow] = if take { v } else { best[ow] };
-                    arg[ow] = if take { (ih * in_w + iw) as i64 } else { arg[ow] };
-                }
-            }
-        }
-    }
 }
 
 /// 3D max pooling (without returning indices) for f32.

@@ -1,29 +1,15 @@
-//! Kiln patch: training-mode BatchNorm, forward and backward, as direct per-channel passes (f32).
+//! Training-mode BatchNorm, forward and backward, as direct per-channel passes (f32, NCHW or
+//! any `[batch, channels, spatial]` layout).
 //!
-//! burn-backend's defaults build both out of tensor operations: a channels-first permuted copy of
-//! the input for each statistic, then a dozen elementwise passes in the backward. Here the
-//! forward reads `x` once for mean and variance and once more to write the output; the backward
-//! reads `x` and the output gradient once for its two sums and once more to write the input
-//! gradient. Sums are accumulated per plane in f32 vector lanes and across planes in f64.
+//! Built out of tensor operations, both take a channels-first permuted copy of the input for
+//! each statistic, then a dozen elementwise passes in the backward. Here the forward reads `x`
+//! once for mean and variance and once more to write the output; the backward reads `x` and the
+//! output gradient once for its two sums and once more to write the input gradient. Sums are
+//! accumulated per plane in f32 vector lanes and across planes in f64.
 
-use alloc::vec;
 use alloc::vec::Vec;
-use burn_backend::DType;
-use burn_std::{Bytes, Shape};
 
-use crate::{FlexTensor, Layout};
-
-use super::uninit_vec as uninit;
-
-fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
-    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32)
-}
-
-/// [batch, channels, spatial] of a `[batch, channels, ...]` tensor.
-fn dims(x: &FlexTensor) -> (usize, usize, usize) {
-    let shape = x.layout().shape();
-    (shape[0], shape[1], shape.num_elements() / (shape[0] * shape[1]).max(1))
-}
+use crate::par::{for_each_chunk, for_parts, uninit_vec as uninit};
 
 /// `(Σ(a − ka), Σ(a − ka)·(b − kb))` over a plane, in f32 lanes then f64.
 ///
@@ -73,43 +59,23 @@ fn centred_sums_simd<S: macerator::Simd>(a: &[f32], ka: f32, b: &[f32], kb: f32)
     ((s0 + s1).reduce_add(), (t0 + t1).reduce_add(), i)
 }
 
-fn per_channel<R: Send>(channels: usize, f: impl Fn(usize) -> R + Send + Sync) -> Vec<R> {
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        (0..channels).into_par_iter().map(f).collect()
-    }
-    #[cfg(not(feature = "rayon"))]
-    (0..channels).map(f).collect()
-}
-
-/// Apply `f(channel, src plane, dst plane)` to every plane of a `[n, c, spatial]` buffer.
+/// Apply `f(channel, plane index, dst plane)` to every plane of a `[n, c, spatial]` buffer.
 fn per_plane(out: &mut [f32], channels: usize, spatial: usize, f: impl Fn(usize, usize, &mut [f32]) + Send + Sync) {
-    let plane = |(idx, dst): (usize, &mut [f32])| f(idx % channels, idx, dst);
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        out.par_chunks_mut(spatial.max(1)).enumerate().for_each(plane);
-    }
-    #[cfg(not(feature = "rayon"))]
-    out.chunks_mut(spatial.max(1)).enumerate().for_each(plane);
+    for_each_chunk(out, spatial, |idx, dst| f(idx % channels, idx, dst));
 }
 
-/// (output, mean, biased variance) of training-mode BatchNorm; `None` unless all are f32.
-pub fn batch_norm_train_f32(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> Option<(FlexTensor, FlexTensor, FlexTensor)> {
-    if [x.dtype(), gamma.dtype(), beta.dtype()].iter().any(|d| *d != DType::F32) {
-        return None;
-    }
-    let (n, c, s) = dims(x);
-    let x = x.clone().to_contiguous();
-    let (gamma, beta) = (gamma.clone().to_contiguous(), beta.clone().to_contiguous());
-    let (xd, gd, bd): (&[f32], &[f32], &[f32]) = (x.storage(), gamma.storage(), beta.storage());
+/// Training-mode BatchNorm of `x` `[n, c, s]` (`dims`): `(output, mean, biased variance)`, the
+/// output `γ·(x − μ)/√(σ² + ε) + β`, the statistics one per channel.
+pub fn train(x: &[f32], gamma: &[f32], beta: &[f32], dims: [usize; 3], epsilon: f64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let [n, c, s] = dims;
+    let xd = &x[..n * c * s];
+    let (gd, bd) = (&gamma[..c], &beta[..c]);
     let count = (n * s).max(1) as f64;
     let plane = |i: usize, ch: usize| &xd[(i * c + ch) * s..(i * c + ch + 1) * s];
     // Mean and variance in one pass: sums of (x − k) and (x − k)² with k one of the channel's
     // own values, so the shifted mean stays within a few standard deviations of zero and the
     // variance's subtraction loses little (the textbook Σx² − (Σx)² form would not).
-    let stats: Vec<(f32, f32)> = per_channel(c, |ch| {
+    let stats: Vec<(f32, f32)> = for_parts(c, |ch| {
         let k = plane(0, ch).first().copied().unwrap_or(0.0);
         let (sum, sq) = (0..n).map(|i| centred_sums(plane(i, ch), k, plane(i, ch), k)).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
         let shifted_mean = sum / count;
@@ -123,33 +89,21 @@ pub fn batch_norm_train_f32(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTenso
         let (a, m, b) = (scale[ch], stats[ch].0, bd[ch]);
         dst.iter_mut().zip(&xd[idx * s..(idx + 1) * s]).for_each(|(o, v)| *o = (v - m) * a + b);
     });
-    let shape = x.layout().shape().clone();
     let (mean, var): (Vec<f32>, Vec<f32>) = stats.into_iter().unzip();
-    Some((tensor(out, shape), tensor(mean, Shape::from(vec![c])), tensor(var, Shape::from(vec![c]))))
+    (out, mean, var)
 }
 
-/// (x_grad, gamma_grad, beta_grad) of training-mode BatchNorm; `None` unless all are f32.
-pub fn batch_norm_train_backward_f32(
-    x: &FlexTensor,
-    gamma: &FlexTensor,
-    mean: &FlexTensor,
-    variance: &FlexTensor,
-    epsilon: f64,
-    output_grad: &FlexTensor,
-) -> Option<(FlexTensor, FlexTensor, FlexTensor)> {
-    if [x.dtype(), gamma.dtype(), mean.dtype(), variance.dtype(), output_grad.dtype()].iter().any(|d| *d != DType::F32) {
-        return None;
-    }
-    let (n, c, s) = dims(x);
-    let x = x.clone().to_contiguous();
-    let grad = output_grad.clone().to_contiguous();
-    let (gamma, mean, variance) = (gamma.clone().to_contiguous(), mean.clone().to_contiguous(), variance.clone().to_contiguous());
-    let (xd, gr, gm, mu, var): (&[f32], &[f32], &[f32], &[f32], &[f32]) = (x.storage(), grad.storage(), gamma.storage(), mean.storage(), variance.storage());
+/// The backward pass of [`train`] given its output gradient `grad` `[n, c, s]`:
+/// `(x_grad, gamma_grad, beta_grad)`.
+pub fn train_backward(x: &[f32], gamma: &[f32], mean: &[f32], variance: &[f32], grad: &[f32], dims: [usize; 3], epsilon: f64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let [n, c, s] = dims;
+    let (xd, gr) = (&x[..n * c * s], &grad[..n * c * s]);
+    let (gm, mu, var) = (&gamma[..c], &mean[..c], &variance[..c]);
     let count = (n * s).max(1) as f64;
     let px = |i: usize, ch: usize| &xd[(i * c + ch) * s..(i * c + ch + 1) * s];
     let pg = |i: usize, ch: usize| &gr[(i * c + ch) * s..(i * c + ch + 1) * s];
     // Per channel: Σg (beta's gradient) and Σg·(x − mean).
-    let sums: Vec<(f64, f64)> = per_channel(c, |ch| {
+    let sums: Vec<(f64, f64)> = for_parts(c, |ch| {
         let m = mu[ch];
         (0..n).map(|i| centred_sums(pg(i, ch), 0.0, px(i, ch), m)).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
     });
@@ -174,6 +128,5 @@ pub fn batch_norm_train_backward_f32(
     });
     let gamma_grad: Vec<f32> = (0..c).map(|ch| (sums[ch].1 * inv_std[ch]) as f32).collect();
     let beta_grad: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
-    let shape = x.layout().shape().clone();
-    Some((tensor(dx, shape), tensor(gamma_grad, Shape::from(vec![c])), tensor(beta_grad, Shape::from(vec![c]))))
+    (dx, gamma_grad, beta_grad)
 }

@@ -1,4 +1,4 @@
-//! Kiln patch: depthwise 2D convolutions in f32 (one filter per channel) — the forward pass,
+//! Depthwise 2D convolutions in f32 (one filter per channel) — the forward pass,
 //! the input gradient and the weight gradient — as correlations that keep a block of outputs in
 //! registers across the taps: stride 1 on wide rows straight from the unpadded plane, otherwise
 //! flat correlations over a zero-padded copy of each plane.
@@ -22,12 +22,8 @@
 
 use alloc::vec;
 use alloc::vec::Vec;
-use burn_backend::DType;
-use burn_backend::ops::ConvOptions;
-use burn_backend::ops::conv::calculate_conv_output_size_asymmetric;
-use burn_std::{Bytes, Shape};
 
-use crate::{FlexTensor, Layout};
+use crate::par::{for_each_chunk_init, resize_uninit, uninit_vec};
 
 /// Outputs computed together, kept in registers across the taps.
 const BLOCK: usize = 16;
@@ -35,7 +31,7 @@ const BLOCK: usize = 16;
 /// A depthwise convolution's geometry on one plane. Padding is the begin padding; the end
 /// padding is whatever makes the input `h × w` give the output `oh × ow`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Depthwise {
+pub struct Depthwise {
     pub h: usize,
     pub w: usize,
     pub oh: usize,
@@ -190,7 +186,7 @@ impl Depthwise {
         let [sy, sx] = self.stride;
         let [py, px] = self.pad;
         let (h, w) = (self.h, self.w);
-        super::resize_uninit(dst, sy * sx * rows * pitch);
+        resize_uninit(dst, sy * sx * rows * pitch);
         for ry in 0..sy {
             for rx in 0..sx {
                 let q = &mut dst[(ry * sx + rx) * rows * pitch..][..rows * pitch];
@@ -239,7 +235,7 @@ impl Depthwise {
             return;
         }
         let n = (self.oh - 1) * pitch + self.ow;
-        super::resize_uninit(&mut scratch.flat, n);
+        resize_uninit(&mut scratch.flat, n);
         correlate(&mut scratch.flat, &scratch.planes, &scratch.taps);
         for (oy, row) in out.chunks_exact_mut(self.ow).enumerate() {
             row.copy_from_slice(&scratch.flat[oy * pitch..][..self.ow]);
@@ -270,7 +266,7 @@ impl Depthwise {
         let b_end = (0..sx).map(|q| range(q, sx, px, w).1).max().unwrap_or(0);
         let (rows, pitch) = (self.oh.max(a_end) + shy, self.ow.max(b_end) + shx);
         let g = &mut scratch.planes;
-        super::resize_uninit(g, rows * pitch);
+        resize_uninit(g, rows * pitch);
         for (r, row) in g.chunks_exact_mut(pitch).enumerate() {
             if r < shy || r - shy >= self.oh {
                 row.fill(0.0);
@@ -296,7 +292,7 @@ impl Depthwise {
                 }
                 let (na, nb) = (a_hi - a_lo, b_hi - b_lo);
                 let n = (na - 1) * pitch + nb;
-                super::resize_uninit(&mut scratch.flat, n);
+                resize_uninit(&mut scratch.flat, n);
                 correlate(&mut scratch.flat, &scratch.planes, &scratch.taps);
                 for a in 0..na {
                     let src = &scratch.flat[a * pitch..][..nb];
@@ -320,7 +316,7 @@ impl Depthwise {
         self.forward_taps(&mut scratch.taps, |_| 0.0);
         let n = (self.oh - 1) * pitch + self.ow;
         // The output gradient with the phase planes' pitch, zero in the extra columns.
-        super::resize_uninit(&mut scratch.flat, n);
+        resize_uninit(&mut scratch.flat, n);
         for (oy, row) in scratch.flat.chunks_mut(pitch).enumerate() {
             let (valid, extra) = row.split_at_mut(self.ow);
             valid.copy_from_slice(&grad[oy * self.ow..][..self.ow]);
@@ -332,7 +328,7 @@ impl Depthwise {
     }
 }
 
-/// Kiln patch: the relaxed-SIMD build's correlation and dot product. A block of 16 outputs
+/// The relaxed-SIMD build's correlation and dot product. A block of 16 outputs
 /// is four accumulators, and each tap adds to all four: the adds' latency (four cycles), not
 /// the loads, paced the plain kernel. Eight accumulators with fused multiply-adds keep both
 /// FMA ports busy.
@@ -409,23 +405,14 @@ struct Scratch {
 
 /// Runs `f(index, chunk, scratch)` over `chunk`-sized pieces of `dst`, on the thread pool.
 fn for_each_plane(dst: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32], &mut Scratch) + Send + Sync) {
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        dst.par_chunks_mut(chunk).enumerate().for_each_init(Scratch::default, |s, (i, p)| f(i, p, s));
-    }
-    #[cfg(not(feature = "rayon"))]
-    {
-        let mut s = Scratch::default();
-        dst.chunks_mut(chunk).enumerate().for_each(|(i, p)| f(i, p, &mut s));
-    }
+    for_each_chunk_init(dst, chunk, Scratch::default, f);
 }
 
 /// The forward depthwise convolution of `x` `[n, c, h, w]` with `weight` `[c, 1, kh, kw]` (and
 /// a bias per channel): `[n, c, oh, ow]`.
-pub(crate) fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, [n, c]: [usize; 2], geo: Depthwise) -> Vec<f32> {
+pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, [n, c]: [usize; 2], geo: Depthwise) -> Vec<f32> {
     let taps = geo.kh * geo.kw;
-    let mut out = super::uninit_vec::<f32>(n * c * geo.oh * geo.ow);
+    let mut out = uninit_vec::<f32>(n * c * geo.oh * geo.ow);
     for_each_plane(&mut out, geo.oh * geo.ow, |i, dst, s| {
         let ch = i % c;
         geo.forward(dst, &x[i * geo.h * geo.w..][..geo.h * geo.w], &weight[ch * taps..][..taps], s);
@@ -438,9 +425,9 @@ pub(crate) fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, [n, c]: [u
 
 /// The input gradient `[n, c, h, w]` from the output gradient `[n, c, oh, ow]` (every element
 /// written: each input pixel belongs to exactly one phase).
-pub(crate) fn input_grad(grad: &[f32], weight: &[f32], [n, c]: [usize; 2], geo: Depthwise) -> Vec<f32> {
+pub fn input_grad(grad: &[f32], weight: &[f32], [n, c]: [usize; 2], geo: Depthwise) -> Vec<f32> {
     let taps = geo.kh * geo.kw;
-    let mut dx = super::uninit_vec::<f32>(n * c * geo.h * geo.w);
+    let mut dx = uninit_vec::<f32>(n * c * geo.h * geo.w);
     for_each_plane(&mut dx, geo.h * geo.w, |i, dst, s| {
         geo.input_grad(dst, &grad[i * geo.oh * geo.ow..][..geo.oh * geo.ow], &weight[(i % c) * taps..][..taps], s);
     });
@@ -448,7 +435,7 @@ pub(crate) fn input_grad(grad: &[f32], weight: &[f32], [n, c]: [usize; 2], geo: 
 }
 
 /// The weight gradient `[c, 1, kh, kw]`, summed over the batch; parallel over channels.
-pub(crate) fn weight_grad(x: &[f32], grad: &[f32], [n, c]: [usize; 2], geo: Depthwise) -> Vec<f32> {
+pub fn weight_grad(x: &[f32], grad: &[f32], [n, c]: [usize; 2], geo: Depthwise) -> Vec<f32> {
     let taps = geo.kh * geo.kw;
     let mut dw = vec![0f32; c * taps];
     for_each_plane(&mut dw, taps, |ch, dst, s| {
@@ -458,21 +445,4 @@ pub(crate) fn weight_grad(x: &[f32], grad: &[f32], [n, c]: [usize; 2], geo: Dept
         }
     });
     dw
-}
-
-/// `conv2d` when it is depthwise and f32 (`None` otherwise), with any padding, asymmetric
-/// ("same") padding included.
-pub(crate) fn conv2d_f32(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>, options: &ConvOptions<2>) -> Option<FlexTensor> {
-    let f32 = |t: &FlexTensor| (t.dtype() == DType::F32).then(|| t.clone().to_contiguous());
-    let (x, weight) = (f32(x)?, f32(weight)?);
-    let bias = match bias {
-        Some(b) => Some(f32(b)?),
-        None => None,
-    };
-    let (xs, ws) = (x.layout().shape(), weight.layout().shape());
-    let out = |a: usize| calculate_conv_output_size_asymmetric(ws[2 + a], options.stride[a], options.padding[a], options.dilation[a], xs[2 + a]);
-    let geo = Depthwise { h: xs[2], w: xs[3], oh: out(0), ow: out(1), kh: ws[2], kw: ws[3], stride: options.stride, pad: options.padding_begin(), dil: options.dilation };
-    let [n, c] = [xs[0], xs[1]];
-    let out = conv2d(x.storage(), weight.storage(), bias.as_ref().map(|b| b.storage()), [n, c], geo);
-    Some(FlexTensor::new(Bytes::from_elems(out), Layout::contiguous(Shape::from(vec![n, c, geo.oh, geo.ow])), DType::F32))
 }

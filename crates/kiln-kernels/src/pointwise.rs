@@ -1,4 +1,5 @@
-//! Kiln patch: 1×1 convolutions (f32) in the browser's relaxed-SIMD build, without gemm.
+//! 1×1 convolutions (f32) in the browser's relaxed-SIMD build (wasm32 with the feature
+//! `relaxed-simd`), without gemm.
 //!
 //! A 1×1 convolution of one image is `out[m][n] = W[m][k] · x[k][n]` with `x` and `out` already
 //! row-major in NCHW. gemm packs both operands into panels before its microkernel runs; here the
@@ -21,7 +22,7 @@ const VECS: usize = NR / 4;
 const PANEL: usize = 240;
 
 /// `dst[m][n] = w[m][k] · x[k][n]`, all row-major and contiguous.
-pub(crate) fn conv1x1_f32(dst: &mut [f32], w: &[f32], x: &[f32], m: usize, k: usize, n: usize) {
+pub fn conv1x1(dst: &mut [f32], w: &[f32], x: &[f32], m: usize, k: usize, n: usize) {
     assert!(dst.len() >= m * n && w.len() >= m * k && x.len() >= k * n, "conv 1x1: operands shorter than their shapes");
     if n == 0 {
         // No pixels (gemm returns early too; `chunks_exact_mut(0)` below would panic).
@@ -109,11 +110,11 @@ const PANEL_FLOATS: usize = 1 << 16;
 /// vector of `t`, 4 × 8 outputs in registers. V8, one thread, EfficientNet-Lite0's 1×1 weight
 /// gradients with operands out of cache: 15.7–16.5 ms an image against gemm's 22.5–22.9 ms.
 /// Needs `m % 4 == 0` and `k % 8 == 0` (`weight_grad_1x1_fits`); `t` is scratch.
-pub(crate) fn weight_grad_1x1_f32(dst: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, t: &mut alloc::vec::Vec<f32>) {
+pub fn weight_grad_1x1(dst: &mut [f32], a: &[f32], b: &[f32], m: usize, k: usize, n: usize, t: &mut alloc::vec::Vec<f32>) {
     assert!(weight_grad_1x1_fits(m, k), "1x1 weight gradient: {m} x {k} is not a multiple of 4 x 8");
     assert!(dst.len() >= m * k && a.len() >= m * n && b.len() >= k * n, "1x1 weight gradient: operands shorter than their shapes");
     let panel = (PANEL_FLOATS / k).clamp(64, 2048) / 4 * 4;
-    super::resize_uninit(t, panel.min(n) * k);
+    crate::par::resize_uninit(t, panel.min(n) * k);
     let (dst, a, b, tp) = (dst.as_mut_ptr(), a.as_ptr(), b.as_ptr(), t.as_mut_ptr());
     let mut p0 = 0;
     while p0 < n {
@@ -132,8 +133,9 @@ pub(crate) fn weight_grad_1x1_f32(dst: &mut [f32], a: &[f32], b: &[f32], m: usiz
     }
 }
 
-pub(crate) fn weight_grad_1x1_fits(m: usize, k: usize) -> bool {
-    m % 4 == 0 && k % 8 == 0 && m > 0 && k > 0
+/// Whether [`weight_grad_1x1`] takes an `m × k` gradient (multiples of 4 × 8).
+pub fn weight_grad_1x1_fits(m: usize, k: usize) -> bool {
+    m.is_multiple_of(4) && k.is_multiple_of(8) && m > 0 && k > 0
 }
 
 /// `t[i][c] = b[c][p0 + i]` for `c < k`, `i < len`, in 4 × 4 tiles (`k % 4 == 0`).
