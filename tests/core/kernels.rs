@@ -5,8 +5,9 @@
 //! ReLU6 as one clamp. Each check runs the same cases against the same f64 references as the
 //! kernel tests (crates/kiln-kernels/tests/common), here through `Tensor` operations, so the
 //! hooks' dispatch (depthwise or dense, symmetric or "same" padding, stride-1 input gradients as
-//! convolutions, burn's own paths for the rest) is covered too. The browser tests (`tests/web`)
-//! run these checks and the kernel tests on the wasm build (128-bit SIMD, no thread pool).
+//! convolutions, burn's own paths for the rest) is covered too. `slices` below runs the kernel
+//! tests themselves. The browser tests (`tests/web`) include this file, so all of it runs on the
+//! wasm build too (128-bit SIMD, no thread pool; with `relaxed-simd`, its own kernels).
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -16,6 +17,11 @@ use crate::common::cpu;
 
 #[path = "../../crates/kiln-kernels/tests/common/mod.rs"]
 mod reference;
+
+/// The kernels' own checks on slices (crates/kiln-kernels/tests/kernels.rs), also run here so
+/// that Kiln's native test run and the browser run (`tests/web` includes this file) cover them.
+#[path = "../../crates/kiln-kernels/tests/kernels.rs"]
+mod slices;
 use reference::{Case, batch_norm_cases, batch_norm_reference, close, dense_cases, depthwise_cases, max_pool_input, max_pool_reference, reference, values, MAX_POOL_CASES};
 
 /// The output, weight and input gradients burn's autodiff computes on the CPU backend,

@@ -14,9 +14,8 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 /// The native kernel checks, run again on the wasm build of the CPU kernels (with
 /// `relaxed-simd`, relaxed SIMD's own kernels too): Kiln's kernels on slices
-/// (crates/kiln-kernels), and burn-flex's hooks into them through burn's autodiff.
-#[path = "../../crates/kiln-kernels/tests/kernels.rs"]
-mod kernel_slices;
+/// (crates/kiln-kernels/tests, included by tests/core/kernels.rs), and burn-flex's hooks into
+/// them through burn's autodiff.
 #[path = "../core/kernels.rs"]
 mod kernels;
 mod common {

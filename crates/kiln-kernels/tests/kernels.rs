@@ -2,9 +2,10 @@
 //! convolution outputs, weight and input gradients (dense, strided, dilated, grouped,
 //! depthwise, asymmetric "same" padding, 1×1), training-mode BatchNorm and 2D max pooling.
 //!
-//! Natively: `cargo test --release -p kiln-kernels`. Kiln's browser tests (`tests/web`, run with
-//! `relaxed-simd`) include this file, so the same checks also run on the wasm build of the
-//! kernels (128-bit SIMD, no thread pool), relaxed SIMD's own kernels included.
+//! Natively: `cargo test --release -p kiln-kernels`. Kiln's `tests/core/kernels.rs` includes this
+//! file, so Kiln's own test runs cover it: natively (`cargo test --release --test core kernels`)
+//! and in the browser (`tests/web`, built with `relaxed-simd`: the wasm build of the kernels,
+//! 128-bit SIMD, no thread pool, relaxed SIMD's own kernels included).
 
 use kiln_kernels::conv::{self, Geometry};
 use kiln_kernels::{batch_norm, depthwise, pool};
