@@ -98,6 +98,9 @@ cp assets/efficientnet_lite0.kiln www/weights/efficientnet_lite0.kiln
 
 mkdir -p www/vendor
 cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE www/vendor/
+# client-zip (MIT) writes Predict's "Download sorted" zip as a stream.
+cp node_modules/client-zip/index.js www/vendor/client-zip.js
+cp node_modules/client-zip/LICENSE.txt www/vendor/client-zip-LICENSE.txt
 npx tsc -p www/tsconfig.json
 
 # What the service worker (www/sw.js) caches for offline use: every file the page can load,

@@ -3,6 +3,7 @@
 // went wrong. Types: kiln.d.ts (generated from these JSDoc comments by `tsc`).
 
 import { pathOf } from './files.js';
+import { Queue } from './queue.js';
 
 export { pathOf, filesFromDrop } from './files.js';
 
@@ -27,6 +28,11 @@ export { pathOf, filesFromDrop } from './files.js';
  * @typedef {{epochs: EpochEvent[], cancelled: boolean}} FitReport
  * @typedef {{label: string, index: number, probs: number[]}} Prediction
  * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
+ * @typedef {{name: string, file: Blob, label: string, index: number, probs: number[]}} PhotoPrediction
+ * @typedef {{name: string, file: Blob, error: string}} PhotoError
+ * @typedef {PhotoPrediction | PhotoError} PhotoResult
+ * @typedef {{done: number, total: number}} PredictProgress
+ * @typedef {{onProgress?: (p: PredictProgress) => void, signal?: AbortSignal, batchSize?: number}} PredictManyOptions
  * @typedef {{onBatch?: (e: BatchEvent) => void, onEpoch?: (e: EpochEvent) => void, onSkipped?: (e: Skipped) => void}} FitCallbacks
  * @typedef {{backend: string, adapter: string, notices: string[], threads: number, simd: 'relaxed' | 'simd128' | null, fp16Unavailable: string | null}} BackendInfo
  * @typedef {File | {name: string, blob: Blob}} InputFile
@@ -76,6 +82,7 @@ export class Kiln {
     /** @private */ this.nextId = 1;
     /** @private @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */ this.pending = new Map();
     /** @private @type {FitCallbacks} */ this.callbacks = {};
+    /** @private @type {((e: any) => void) | null} where predictMany's batches go */ this.onPredictions = null;
     /** @private @type {{entries: {name: string, blob: Blob}[], options: DatasetOptions} | null} */ this.lastDataset = null;
     /** @private @type {Uint8Array | null} the model after the last finished epoch, as .kiln bytes */ this.lastModel = null;
     /** @private @type {{blob: Blob, name: string} | null} */ this.lastWeights = null;
@@ -125,6 +132,7 @@ export class Kiln {
       else if (e.type === 'epoch') this.callbacks.onEpoch?.(e);
       else if (e.type === 'skipped') this.callbacks.onSkipped?.(e);
       else if (e.type === 'snapshot') this.lastModel = e.bytes;
+      else if (e.type === 'predictions') this.onPredictions?.(e);
       else if (e.type === 'deviceLost') this.deviceLost(e.message);
       return;
     }
@@ -347,7 +355,8 @@ export class Kiln {
     return r;
   }
 
-  /** Stop a running fit or lr_find after its current batch. @returns {Promise<boolean>} whether one was running */
+  /** Stop a running fit or lr_find after its current batch, or predictMany after its batch in
+   * flight. @returns {Promise<boolean>} whether one was running */
   cancel() {
     return this.call('cancel');
   }
@@ -361,7 +370,49 @@ export class Kiln {
     return this.call('predict', { bytes }, [bytes.buffer]);
   }
 
-  /** @returns {Promise<Preds>} */
+  /**
+   * Sort many photos with the model: an async iterator of batches of results, in the order of
+   * `files`, each `{name, file, label, index, probs}` (probs in the model's class order,
+   * `classes`) or `{name, file, error}` for a file that could not be read (the reason in words).
+   * The worker reads each batch's files only when its turn comes (at most `batchSize`, 32 by
+   * default, and 64 MiB a batch), so any number of photos fits in memory.
+   * `onProgress({done, total})` follows each batch. Aborting `signal`, `cancel()` or leaving
+   * the loop stops it after the batch in flight; the iterator then ends (it does not throw),
+   * having yielded every result so far.
+   * ```js
+   * for await (const batch of kiln.predictMany(files, { onProgress, signal })) show(batch);
+   * ```
+   * @param {InputFile[]} files
+   * @param {PredictManyOptions} [options]
+   * @returns {AsyncGenerator<PhotoResult[], void, undefined>}
+   */
+  async *predictMany(files, { onProgress, signal, batchSize = 32 } = {}) {
+    const entries = files.map(toEntry);
+    if (signal?.aborted || !entries.length) return;
+    // Handles in chunks, as for loadDataset: the main thread never blocks on 10,000 of them.
+    for (let i = 0; i < entries.length; i += 100) await this.call('stagePredict', { files: entries.slice(i, i + 100), first: i === 0 });
+    if (signal?.aborted) return;
+    const queue = new Queue((/** @type {{start: number, results: any[], done: number, total: number}} */ e) => onProgress?.({ done: e.done, total: e.total }));
+    this.onPredictions = (e) => queue.push(e);
+    const abort = () => { this.cancel().catch(() => {}); };
+    signal?.addEventListener('abort', abort);
+    // The worker's events arrive before its answer, so the queue is complete once it has answered.
+    const run = queue.until(this.call('predictMany', { batchSize }));
+    try {
+      for await (const e of queue) yield e.results.map((r, k) => ({ ...r, file: entries[e.start + k].blob }));
+    } finally {
+      signal?.removeEventListener('abort', abort);
+      // Left early (break, or an error in the loop's body): stop the worker, and wait for it.
+      if (!queue.settled) { await this.cancel().catch(() => {}); await run; }
+      this.onPredictions = null;
+    }
+  }
+
+  /**
+   * fastai's `get_preds` over the validation set: each image's probabilities (in `classes`
+   * order), its target class index, and its cross-entropy loss, in the dataset's order.
+   * @returns {Promise<Preds>}
+   */
   getPreds() {
     return this.call('getPreds');
   }

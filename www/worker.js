@@ -12,9 +12,11 @@ import { hasRelaxedSimd } from './relaxed-simd.js';
 
 /** The loaded build's exports (Backend, Dataset, Learner, CancelToken, …). */
 let wasm = null;
-const state = { backend: null, dataset: null, datasetOptions: null, learner: null, cancel: null, learnerOptions: null, deviceLost: null };
-// Files of the dataset being sent (kiln.js posts them in chunks, then calls loadDataset).
+const state = { backend: null, dataset: null, datasetOptions: null, learner: null, cancel: null, learnerOptions: null, deviceLost: null, sorting: null };
+// Files of the dataset being sent (kiln.js posts them in chunks, then calls loadDataset), and
+// of the photos to predict (then predictMany).
 const staged = [];
+const toPredict = [];
 // The GPU devices wgpu opens: a lost device (driver reset, GPU removed, or destroyed on
 // purpose by loseDevice) is reported to the page, which moves Kiln to the CPU backend.
 const gpuDevices = [];
@@ -164,6 +166,30 @@ async function cancellable(run) {
   }
 }
 
+/** The photos of one predictMany chunk: at most `count` files and (past the first) `maxBytes`. */
+function nextChunk(files, start, count, maxBytes) {
+  let end = start + 1;
+  let bytes = files[start].blob.size;
+  while (end < files.length && end - start < count && bytes + files[end].blob.size <= maxBytes) bytes += files[end++].blob.size;
+  return files.slice(start, end);
+}
+
+/** One chunk's results, in order: a file that can no longer be read (moved or deleted since
+ * it was dropped) gets its reason without going to the core. */
+async function predictChunk(learner, chunk) {
+  const read = await Promise.all(chunk.map(async (f) => {
+    try {
+      return { name: f.name, bytes: new Uint8Array(await f.blob.arrayBuffer()) };
+    } catch (e) {
+      return { name: f.name, error: `the browser could not read it (${e.message || e.name}): it may have been moved or deleted since it was dropped` };
+    }
+  }));
+  const ok = read.filter((r) => !r.error);
+  const predicted = ok.length ? await learner.predictBatch(ok) : [];
+  let k = 0;
+  return read.map((r) => (r.error ? r : predicted[k++]));
+}
+
 const methods = {
   async init({ backend = 'auto', threads, simd = 'auto' } = {}) {
     // The default model's weights download while the wasm compiles.
@@ -237,13 +263,42 @@ const methods = {
   },
   cancel() {
     if (state.cancel) state.cancel.cancel();
-    return !!state.cancel;
+    if (state.sorting) state.sorting.cancelled = true;
+    return !!(state.cancel || state.sorting);
   },
   predict({ bytes }) {
     return need('learner').predict(bytes);
   },
   getPreds() {
     return need('learner').getPreds(need('dataset'));
+  },
+  stagePredict({ files, first }) {
+    // A run that was stopped while its files were sent leaves them here: the next one starts afresh.
+    if (first) toPredict.length = 0;
+    toPredict.push(...files);
+  },
+  /** The staged photos in chunks of `batchSize` (and at most 64 MiB of files), each one batch
+   * on the device, read only when its turn comes: each chunk's results go to the page as an
+   * event. Cancel stops between chunks. */
+  async predictMany({ batchSize = 32 }) {
+    const files = toPredict.splice(0);
+    const learner = need('learner');
+    const run = { cancelled: false };
+    state.sorting = run;
+    let done = 0;
+    try {
+      while (done < files.length && !run.cancelled) {
+        const chunk = nextChunk(files, done, Math.max(1, batchSize), 64 * 2 ** 20);
+        const results = await predictChunk(learner, chunk);
+        self.postMessage({ event: { type: 'predictions', start: done, results, done: done + chunk.length, total: files.length } });
+        done += chunk.length;
+        // A turn of the event loop, so a cancel message is read before the next chunk.
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      return { done, total: files.length, cancelled: done < files.length };
+    } finally {
+      state.sorting = null;
+    }
   },
   async export() {
     return await need('learner').export();
