@@ -9,7 +9,9 @@ import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSe
 import { lrFind, resizeLrChart } from './lr-find.js';
 import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.js';
 import { interpret } from './interpret.js';
-import { predict } from './predict.js';
+import { predictFiles } from './predict.js';
+import { wireSorting } from './sort.js';
+import { downloadSorted } from './sort-zip.js';
 import { exportModel, importKiln, importModel } from './model.js';
 
 // Offline after the first visit: www/sw.js caches the page, both builds and the bundled weights.
@@ -31,7 +33,9 @@ function wire() {
   onPick('pick-folder', 'loading', (f) => loadFiles(f), 'The folder you chose is empty (no files in it or its subfolders): choose a folder that holds one folder of photos per class, or photos named like Maine_Coon_157.jpg.');
   onPick('pick-files', 'loading', (f) => loadFiles(f));
   onPick('weights-file', 'importing', (f) => importWeights(f[0]));
-  onPick('predict-file', 'predicting', (f) => predict(f[0]));
+  onPick('predict-file', 'predicting', predictFiles);
+  onPick('predict-folder', 'predicting', predictFiles, 'The folder you chose is empty (no files in it or its subfolders): choose a folder of photos to sort.');
+  onPick('predict-camera', 'predicting', predictFiles);
   onPick('import', 'importing', (f) => importModel(f[0]));
   onClick('sample', 'loading', loadSample);
   onClick('show-batch', 'augmenting', showBatch);
@@ -41,6 +45,7 @@ function wire() {
   onClick('export', 'exporting', () => exportModel('kiln'));
   onClick('export-onnx', 'exporting', () => exportModel('onnx'));
   onClick('export-pytorch', 'exporting', () => exportModel('pytorch'));
+  onClick('sort-download', 'saving', downloadSorted);
   // The labelling and split options re-label the files of the last load (loaded or refused);
   // a change that fails rolls its field back. Disabling the focused input as the load starts
   // fires its change event again: that one is the load already running.
@@ -55,13 +60,14 @@ function wire() {
   });
   wireSettings();
   wireCancel();
+  wireSorting();
   $('error').addEventListener('click', clearError);
   wireDrop();
   window.addEventListener('resize', () => { resizeTrainingCharts(); resizeLrChart(); });
 }
 
-/** Drops anywhere load a dataset, except on the predict area, which predicts; a single
- * checkpoint or .kiln file is imported wherever it lands. */
+/** Drops anywhere load a dataset, except on the predict area, which predicts (one photo) or
+ * sorts (more, or folders); a single checkpoint or .kiln file is imported wherever it lands. */
 function wireDrop() {
   let depth = 0;
   const endDrag = () => { depth = 0; document.body.classList.remove('dragging'); };
@@ -80,7 +86,7 @@ function wireDrop() {
       const one = files.length === 1 ? files[0] : null;
       if (one && WEIGHT_FILE.test(one.name)) { setPhase('importing'); await importWeights(one); }
       else if (one && /\.(kiln|onnx)$/i.test(one.name)) { setPhase('importing'); await importKiln(one); }
-      else if (onPredict) { setPhase('predicting'); if (files.length) await predict(files[0]); }
+      else if (onPredict) { setPhase('predicting'); if (files.length) await predictFiles(files); }
       else { setPhase('loading'); await loadFiles(files); }
     }));
   });

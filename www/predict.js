@@ -1,6 +1,13 @@
-// 4. Predict: a new photo's class, with probability bars for the five likeliest.
+// 4. Predict: a new photo's class, with probability bars for the five likeliest; many photos
+// (or folders) are sorted into a table instead (sort.js).
 import { $, el } from './dom.js';
 import { page } from './state.js';
+import { sortPhotos } from './sort.js';
+
+/** Runs in the 'predicting' phase: one photo is shown with its bars, more go to the table. */
+export function predictFiles(files) {
+  return files.length === 1 ? predict(files[0]) : sortPhotos(files);
+}
 
 /** Runs in the 'predicting' phase. */
 export async function predict(file) {

@@ -4,9 +4,10 @@
 // enabled while work runs (a second Train click used to start a second run).
 import { $ } from './dom.js';
 
-/** Phases in which Kiln works; Cancel stops the first two between batches. */
-const CANCELLABLE = ['training', 'finding-lr'];
-const WORK = [...CANCELLABLE, 'reading', 'loading', 'importing', 'augmenting', 'interpreting', 'predicting', 'exporting'];
+/** Phases in which Kiln works; Cancel stops these: training and lr_find between batches,
+ * predicting many photos between chunks, saving the sorted zip at once. */
+const CANCELLABLE = ['training', 'finding-lr', 'predicting', 'saving'];
+const WORK = [...CANCELLABLE, 'reading', 'loading', 'importing', 'augmenting', 'interpreting', 'exporting'];
 
 /** The transitions allowed: idle starts any work, work returns to idle (or goes on to a
  * related step), nothing else. A transition outside this table is a bug in the page. */
@@ -26,7 +27,7 @@ const DOING = {
   starting: 'still starting', failed: 'not running (it failed to start)', reading: 'reading the dropped files',
   loading: 'loading a dataset', importing: 'importing a file', augmenting: 'augmenting a batch',
   'finding-lr': 'finding a learning rate', training: 'training', interpreting: 'interpreting the validation set',
-  predicting: 'predicting', exporting: 'exporting the model',
+  predicting: 'predicting', exporting: 'exporting the model', saving: 'writing the sorted photos',
 };
 
 export const page = {
@@ -60,6 +61,8 @@ export const page = {
   weights: null,
   /** The pretrained box's state before the tiny model (which has none) unticked it. @type {boolean | null} */
   pretrainedBeforeTiny: null,
+  /** Photos sorted by the model (Predict's table): Download sorted needs some. */
+  sorted: 0,
   /** Cancel was pressed; the run stops after its current batch. */
   cancelling: false,
 };
@@ -109,14 +112,19 @@ export function render() {
   // Interpretation runs the model on the dataset: their classes must agree.
   enable(['interpret'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));
   enable(['export', 'export-onnx', 'export-pytorch'], idle && model);
+  enable(['sort-download'], idle && page.sorted > 0);
   // Inputs that start work when used (the dataset options reload the dataset on change; the
   // architecture picks which weights the next model gets).
-  enable(['sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'seed', 'presize'], idle);
+  enable(['sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'predict-folder', 'predict-camera', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'seed', 'presize'], idle);
   $('pretrained').disabled = !idle || $('arch').value === 'tiny';
   // Half precision only where the GPU has it (kiln.info says why not).
   $('fp16').disabled = !!page.kiln?.info?.fp16Unavailable || page.kiln === null;
   for (const b of document.querySelectorAll('#suggestions button')) b.disabled = !idle;
   $('cancel').disabled = !CANCELLABLE.includes(page.phase) || page.cancelling;
+  // Predict's own Cancel, for its runs; its table's view (sort, filter, threshold) starts no
+  // work but stays off during other work, as every control outside the passive settings.
+  $('sort-cancel').disabled = !['predicting', 'saving'].includes(page.phase) || page.cancelling;
+  enable(['sort-filter', 'sort-threshold', 'sort-by-file', 'sort-by-class', 'sort-by-p', 'sort-by-second'], idle || page.phase === 'predicting');
   // For CSS (drop zones and picker labels look disabled) and for tests.
   document.body.dataset.phase = page.phase;
   const plan = trainPlan();

@@ -7,6 +7,8 @@ import { page, setPhase, trainPlan, update } from './state.js';
 import { learnerOptions, showCompute } from './settings.js';
 import { addSkipped } from './dataset.js';
 import { interpret } from './interpret.js';
+import { cancelSaving } from './sort-zip.js';
+import { cancelPredicting } from './sort.js';
 
 const charts = { loss: null, metric: null };
 let lossData;
@@ -145,8 +147,20 @@ export async function train() {
  * at once, and Cancel stays disabled until the run has stopped. */
 export function wireCancel() {
   $('cancel').addEventListener('click', () => guard(async () => {
+    // Predict's run stops the same way, whichever Cancel is pressed.
+    if (page.phase === 'predicting' || page.phase === 'saving') return cancelSorting();
     update({ cancelling: true });
     setStatus('cancelling… (stopping before the next batch)');
     await page.kiln.cancel();
   }));
+  $('sort-cancel').addEventListener('click', () => guard(cancelSorting));
+}
+
+/** Cancel while predicting many photos (they stop after the chunk in flight; the rows so far
+ * stay) or writing their zip (stopped at once, no file kept). */
+async function cancelSorting() {
+  update({ cancelling: true });
+  if (page.phase === 'saving') return cancelSaving();
+  $('sort-status').textContent = 'cancelling… (stopping after the photos in flight)';
+  cancelPredicting();
 }

@@ -1,0 +1,105 @@
+// Download sorted: one .zip with a folder per predicted class (and unsure/ for photos below the
+// threshold) holding each original file byte for byte, plus predictions.csv with the columns
+// of `kiln predict --csv`. client-zip (vendor/, from npm) writes it as a stream that pulls one
+// file at a time from its File handle: straight to disk where the browser can save a stream
+// (the File System Access API), else into a Blob, which Chromium pages to disk.
+import { makeZip, downloadZip } from './vendor/client-zip.js';
+import { $, el } from './dom.js';
+import { page } from './state.js';
+import { fileName } from './model.js';
+import { sorting } from './sort.js';
+
+/** Where `kiln predict --sort-into` puts photos below `--threshold`. */
+export const UNSURE = 'unsure';
+
+/** One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180), as the CLI does. */
+const field = (s) => (/[,"\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+
+/** predictions.csv: `file,class,probability`, then each class's probability in the model's
+ * order, six decimals; a row per photo in the order predicted. Same as `kiln predict --csv`. */
+export function predictionsCsv(rows, classes) {
+  const lines = [['file', 'class', 'probability', ...classes].map(field).join(',')];
+  for (const r of rows) lines.push([field(r.path), field(r.label), r.p.toFixed(6), ...Array.from(r.probs, (v) => v.toFixed(6))].join(','));
+  return `${lines.join('\n')}\n`;
+}
+
+/** A folder name from a class name: no slashes, no `.`/`..`. */
+const folderName = (s) => (/^\.*$/.test(s) ? `_${s}` : s.replace(/[/\\]/g, '_'));
+
+/**
+ * The zip's entries, made as the zip asks for them: a name taken in a folder gets
+ * `name (2).ext`, `name (3).ext`, … as `kiln predict --sort-into` does.
+ */
+function* entries(rows, classes, threshold, onFile) {
+  const taken = new Set();
+  for (const r of rows) {
+    const folder = folderName(r.p < threshold ? UNSURE : r.label);
+    const base = r.path.split('/').pop();
+    const dot = base.lastIndexOf('.');
+    const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
+    let name = `${folder}/${base}`;
+    for (let n = 2; taken.has(name); n++) name = `${folder}/${stem} (${n})${ext}`;
+    taken.add(name);
+    onFile();
+    yield { name, input: r.file, lastModified: r.file.lastModified ? new Date(r.file.lastModified) : undefined };
+  }
+  yield { name: 'predictions.csv', input: predictionsCsv(rows, classes) };
+}
+
+/** Set while a zip is being written: Cancel stops it. */
+let stop = null;
+export const cancelSaving = () => stop?.abort();
+
+/** Runs in the 'saving' phase, from Download sorted's click: the picker (where the browser has
+ * one) must open before anything is awaited, while the click still counts as the user's. */
+export async function downloadSorted() {
+  const raw = $('sort-threshold').value.trim();
+  const threshold = raw === '' ? 0 : Number(raw);
+  if (!(threshold >= 0 && threshold <= 1)) throw new Error(`The unsure threshold must be a probability from 0 to 1, such as 0.6 (it is ${raw}).`);
+  const rows = sorting.rows.slice();
+  if (!rows.length) throw new Error('No photos have been sorted yet: drop photos or folders on Predict first.');
+  const suggestedName = `sorted-${fileName('zip')}`;
+  const picked = window.showSaveFilePicker
+    ? window.showSaveFilePicker({ suggestedName, types: [{ description: 'Zip archive', accept: { 'application/zip': ['.zip'] } }] })
+    : null;
+  let handle = null;
+  try {
+    handle = await picked;
+  } catch (e) {
+    if (e.name === 'AbortError') return; // the user closed the picker
+    handle = null; // no picker here (e.g. refused): a Blob download instead
+  }
+  let written = 0;
+  const say = (text) => { $('sort-status').textContent = text; };
+  const onFile = () => { written += 1; if (written % 25 === 0 || written === rows.length) say(`writing ${suggestedName}: ${written.toLocaleString('en')} of ${rows.length.toLocaleString('en')} photos…`); };
+  stop = new AbortController();
+  say(`writing ${suggestedName}…`);
+  try {
+    const files = entries(rows, sorting.classes, threshold, onFile);
+    if (handle) {
+      await makeZip(files).pipeTo(await handle.createWritable(), { signal: stop.signal });
+    } else {
+      const blob = await blobOf(downloadZip(files), stop.signal);
+      const a = el('a', { href: URL.createObjectURL(blob), download: suggestedName });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+    }
+  } catch (e) {
+    if (stop.signal.aborted) return say(`cancelled: ${suggestedName} was not written`);
+    throw new Error(`${suggestedName} could not be written: ${e.message}`);
+  } finally {
+    stop = null;
+  }
+  const unsure = rows.filter((r) => r.p < threshold).length;
+  const folders = new Set(rows.filter((r) => r.p >= threshold).map((r) => r.label)).size;
+  const where = [folders && `${folders} class folder${folders === 1 ? '' : 's'}`, unsure && `${unsure.toLocaleString('en')} in ${UNSURE}/`].filter(Boolean).join(', ');
+  say(`saved ${suggestedName}: ${rows.length.toLocaleString('en')} photo${rows.length === 1 ? '' : 's'} (${where}) and predictions.csv${sorting.cancelled ? ', the photos predicted before Cancel' : ''}`);
+}
+
+/** The response's bytes as a Blob (held by the browser, which pages a large one to disk, not
+ * in the page's memory), stoppable. */
+function blobOf(response, signal) {
+  return new Response(response.body.pipeThrough(new TransformStream(), { signal })).blob();
+}
