@@ -70,6 +70,8 @@ node tests/e2e/afternoon.test.mjs
 # Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).
 # (No task of the page's over 100 ms from the moment it receives the files.)
 KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs
+# Issue 29: a folder of photos sorted on Predict: the CLI's classes, its --sort-into tree in the zip, Cancel.
+node tests/e2e/predict-many.test.mjs
 
 echo "== fuzzing, briefly: every reader of untrusted bytes for 15 s (long runs: bash scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 15
