@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage's wall time, so a CI log says where the minutes went.
+stage_start=$SECONDS stage_name="set-up"
+stage() { echo "== ($stage_name took $((SECONDS - stage_start)) s; $SECONDS s so far)"; stage_start=$SECONDS stage_name=$1; echo "== $1"; }
+trap 'echo "== ($stage_name took $((SECONDS - stage_start)) s; $SECONDS s in all)"' EXIT
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # lavapipe (Mesa's Vulkan on the CPU) for the native wgpu test; Debian's Chromium and its
@@ -31,14 +36,16 @@ wasm_features=$(python3 -c 'import tomllib; print(",".join(tomllib.load(open("wa
 # npm packages first: the native export tests run ONNX files in onnxruntime-node.
 bash scripts/npm-deps.sh
 
-echo "== native tests (release: training on the CPU backend is unusable unoptimised)"
-cargo test --release --lib --bins --tests
+stage "native tests (release: training on the CPU backend is unusable unoptimised)"
+# The integration tests only: the library and the CLI have no unit tests of their own, and
+# their test harnesses would be two more builds of the crate.
+cargo test --release --test core --test cli
 cargo bench --no-run  # the benches compile (they run only on request)
 
-echo "== the page's builds (both wasm32 builds, wasm-bindgen CLI, npm packages, TypeScript types)"
+stage "the page's builds (both wasm32 builds, wasm-bindgen CLI, npm packages, TypeScript types)"
 bash scripts/build-web.sh
 
-echo "== browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the CPU fallback)"
+stage "browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the CPU fallback)"
 # With relaxed-simd, so the kernel tests also cover what only the relaxed .wasm runs (gemm's
 # fused multiply-add, the 1x1 and depthwise kernels); Chromium validates relaxed SIMD.
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
@@ -46,7 +53,7 @@ CHROMEDRIVER=/usr/bin/chromedriver \
 WASM_BINDGEN_TEST_TIMEOUT=900 \
   cargo test --profile web-gpu --target wasm32-unknown-unknown --no-default-features --features "$wasm_features,relaxed-simd" --test web
 
-echo "== the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
+stage "the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
 # auto picks the CPU backend here (the only WebGPU adapter is SwiftShader), so the threaded
 # build; webgpu forces the WebGPU build; the defaults run is the page as a user meets it.
 KILN_E2E_BACKEND=auto node tests/e2e/page.test.mjs
@@ -73,5 +80,5 @@ KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs
 # Issue 29: a folder of photos sorted on Predict: the CLI's classes, its --sort-into tree in the zip, Cancel.
 node tests/e2e/predict-many.test.mjs
 
-echo "== fuzzing, briefly: every reader of untrusted bytes for 15 s (long runs: bash scripts/fuzz.sh 600)"
+stage "fuzzing, briefly: every reader of untrusted bytes for 15 s (long runs: bash scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 15
