@@ -29,13 +29,14 @@ export const isUnsure = (r) => r.p < threshold();
  * characters); hidden files and folders (.DS_Store, .git/) are left out.
  */
 export function photoOrder(files) {
-  const keyed = files.map((f) => ({ f, parts: pathOf(f).split('/') })).filter((k) => !k.parts.some((p) => p.startsWith('.')));
-  keyed.sort((a, b) => {
-    for (let i = 0; i < Math.min(a.parts.length, b.parts.length); i++) {
-      if (a.parts[i] !== b.parts[i]) return a.parts[i] < b.parts[i] ? -1 : 1;
-    }
-    return a.parts.length - b.parts.length;
-  });
+  // With each '/' as U+0000, below any character of a name, one string comparison orders paths
+  // folder by folder (10,000 paths split and compared part by part took too long).
+  const keyed = [];
+  for (const f of files) {
+    const path = pathOf(f);
+    if (!/(^|\/)\./.test(path)) keyed.push({ f, key: path.replaceAll('/', '\0') });
+  }
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return keyed.map((k) => k.f);
 }
 
@@ -85,9 +86,9 @@ function reset(classes, total) {
   const rank = classes.map((c) => classes.filter((d) => collator.compare(d, c) < 0).length);
   Object.assign(sorting, { classes: [...classes], rank, rows: [], bad: [], total, done: 0, cancelled: false });
   view = [];
-  for (const t of thumbs.values()) t?.close?.();
-  thumbs.clear();
+  rowEls.clear();
   wanted.clear();
+  drawn = { first: -1, rows: [], threshold: -1 };
   update({ sorted: 0 });
   const filter = $('sort-filter');
   const keep = filter.value;
@@ -186,62 +187,75 @@ function counts() {
 let drawing = 0;
 const schedule = () => { drawing ||= requestAnimationFrame(() => { drawing = 0; draw(); }); };
 
+/** What draw() last put in the table: the same rows at the same threshold are left alone. */
+let drawn = { first: -1, rows: [], threshold: -1 };
+
 /** The rows in view (and a few around them) between two spacers as tall as the rest. */
 function draw() {
   const wrap = $('sort-wrap');
+  const body = $('sort-table').tBodies[0];
   const first = Math.max(0, Math.floor(wrap.scrollTop / ROW) - 4);
   const shown = view.slice(first, first + Math.ceil((wrap.clientHeight || 400) / ROW) + 8);
-  const spacer = (n) => el('tr', { className: 'spacer' }, el('td', { colSpan: 5, style: { height: `${n * ROW}px` } }));
-  visible.clear();
+  const t = threshold();
+  const below = (view.length - first - shown.length) * ROW;
+  if (first === drawn.first && t === drawn.threshold && shown.length === drawn.rows.length && shown.every((r, i) => r === drawn.rows[i]) && body.rows.length) {
+    // Rows streaming in below the view change only the lower spacer.
+    body.lastElementChild.firstElementChild.style.height = `${below}px`;
+    return;
+  }
+  drawn = { first, rows: shown, threshold: t };
+  const spacer = (h) => el('tr', { className: 'spacer' }, el('td', { colSpan: 5, style: { height: `${h}px` } }));
   wanted.clear();
-  $('sort-table').tBodies[0].replaceChildren(spacer(first), ...shown.map(rowElement), spacer(view.length - first - shown.length));
+  body.replaceChildren(spacer(first * ROW), ...shown.map(rowElement), spacer(below));
   pump();
 }
 
-function rowElement(r) {
-  const canvas = el('canvas', { width: THUMB, height: THUMB });
-  const thumb = thumbs.get(r);
-  if (thumb) paintThumb(canvas, thumb);
-  else if (thumb === undefined) wanted.add(r);
-  visible.set(r, canvas);
-  const unsure = isUnsure(r);
-  const label = el('td', { className: 'label' }, r.label);
-  if (unsure) label.append(' ', el('span', { className: 'flag', textContent: 'unsure', title: `below the threshold of ${pct(threshold())}` }));
-  return el('tr', { className: unsure ? 'row unsure' : 'row', title: r.path },
-    el('td', {}, canvas),
-    el('td', { className: 'file', textContent: r.path }),
-    label,
-    el('td', { className: 'num', textContent: pct(r.p) }),
-    el('td', { className: 'second', textContent: r.second < 0 ? '—' : `${sorting.classes[r.second]} ${pct(r.p2)}` }));
-}
-
-// Thumbnails: decoded (a few at a time) only for rows in view, the last 400 kept.
-const thumbs = new Map();
-const visible = new Map();
+// Table rows, kept for the last 400 photos drawn (each with its thumbnail painted once, from a
+// bitmap decoded off the main thread at 72 px and closed at once); rows in view first.
+const rowEls = new Map();
 const wanted = new Set();
 let decoding = 0;
+
+function rowElement(r) {
+  let tr = rowEls.get(r);
+  if (tr) rowEls.delete(r);
+  else {
+    tr = el('tr', { className: 'row', title: r.path },
+      el('td', {}, el('canvas', { width: THUMB, height: THUMB })),
+      el('td', { className: 'file', textContent: r.path }),
+      el('td', { className: 'label' }),
+      el('td', { className: 'num', textContent: pct(r.p) }),
+      el('td', { className: 'second', textContent: r.second < 0 ? '—' : `${sorting.classes[r.second]} ${pct(r.p2)}` }));
+    tr.thumb = 'none';
+  }
+  rowEls.set(r, tr);
+  for (const [old] of rowEls) {
+    if (rowEls.size <= 400) break;
+    rowEls.delete(old);
+  }
+  if (tr.thumb === 'none') wanted.add(r);
+  const unsure = isUnsure(r);
+  if (tr.unsure !== unsure) {
+    tr.unsure = unsure;
+    tr.classList.toggle('unsure', unsure);
+    const flag = unsure ? [' ', el('span', { className: 'flag', textContent: 'unsure', title: `below the threshold of ${pct(threshold())}` })] : [];
+    tr.children[2].replaceChildren(r.label, ...flag);
+  }
+  return tr;
+}
 
 function pump() {
   while (decoding < 3 && wanted.size) {
     const r = wanted.values().next().value;
     wanted.delete(r);
+    const tr = rowEls.get(r);
+    if (!tr || tr.thumb !== 'none') continue;
+    tr.thumb = 'decoding';
     decoding += 1;
     createImageBitmap(r.file, { resizeWidth: THUMB, resizeQuality: 'medium' })
-      .then((bm) => keepThumb(r, bm), () => keepThumb(r, null))
-      .finally(() => { decoding -= 1; pump(); });
+      .then((bm) => { paintThumb(tr.querySelector('canvas'), bm); bm.close(); }, () => {})
+      .finally(() => { tr.thumb = 'done'; decoding -= 1; pump(); });
   }
-}
-
-function keepThumb(r, bm) {
-  if (sorting.rows[r.n] !== r) return bm?.close();
-  thumbs.set(r, bm);
-  if (thumbs.size > 400) {
-    const [oldest, t] = thumbs.entries().next().value;
-    thumbs.delete(oldest);
-    t?.close();
-  }
-  const canvas = visible.get(r);
-  if (canvas && bm) paintThumb(canvas, bm);
 }
 
 /** The bitmap's centre square, as the model sees a photo. */

@@ -276,6 +276,8 @@ async function bench(page) {
   await page.setInputFiles('#predict-folder', big);
   await waitIdle(page, 3_600_000);
   const predictS = (Date.now() - t0) / 1000;
+  const mark = (name) => page.evaluate((n) => { (window.marks ??= {})[n] = performance.now(); }, name);
+  await mark('predicted');
   const after = await page.evaluate(() => window.kiln.memory());
   const t1 = Date.now();
   for (const id of ['#sort-by-file', '#sort-by-p', '#sort-by-class']) await page.click(id);
@@ -283,14 +285,24 @@ async function bench(page) {
   await page.selectOption('#sort-filter', '');
   await page.evaluate(() => { const w = document.querySelector('#sort-wrap'); w.scrollTop = w.scrollHeight; });
   const viewS = (Date.now() - t1) / 1000;
+  await mark('viewed');
   const t2 = Date.now();
   const [d] = await Promise.all([page.waitForEvent('download', { timeout: 3_600_000 }), page.click('#sort-download')]);
   await d.saveAs(join(dir, 'many.zip'));
   const zipS = (Date.now() - t2) / 1000;
-  const { longest, n } = await page.evaluate(() => {
+  const { longest, n, by } = await page.evaluate(() => {
     const ours = window.longTasks.filter((t) => t.end > window.filesAt);
-    return { longest: Math.max(0, ...ours.map((t) => t.end - Math.max(t.start, window.filesAt))), n: ours.length };
+    // Long tasks by step: predicting (from the pick), sorting and filtering, the zip.
+    const by = {};
+    for (const t of ours) {
+      const step = t.start < window.marks.predicted ? 'predicting' : t.start < window.marks.viewed ? 'sort/filter/scroll' : 'zip';
+      by[step] ??= { n: 0, longest: 0 };
+      by[step].n += 1;
+      by[step].longest = Math.max(by[step].longest, Math.round(t.end - Math.max(t.start, window.filesAt)));
+    }
+    return { longest: Math.max(0, ...ours.map((t) => t.end - Math.max(t.start, window.filesAt))), n: ours.length, by };
   });
+  log('long tasks by step:', JSON.stringify(by));
   const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
   log(`${many} photos: predicted in ${predictS.toFixed(1)} s; sort/filter/scroll ${viewS.toFixed(1)} s; zip (${(statSync(join(dir, 'many.zip')).size / 2 ** 20).toFixed(0)} MiB) in ${zipS.toFixed(1)} s`);
   log(`main thread: ${n} long tasks, longest ${longest.toFixed(0)} ms; worker wasm memory ${(before.wasmBytes / 2 ** 20).toFixed(0)} → ${(after.wasmBytes / 2 ** 20).toFixed(0)} MiB, live heap ${(after.liveHeapBytes / 2 ** 20).toFixed(0)} MiB, worker JS heap ${after.jsHeapBytes ? (after.jsHeapBytes / 2 ** 20).toFixed(0) : 'n/a'} MiB; page JS heap ${heap ? (heap / 2 ** 20).toFixed(0) : 'n/a'} MiB`);
