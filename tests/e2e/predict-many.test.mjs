@@ -9,7 +9,9 @@
 //    the same zip through the File System Access API (a stream to a file);
 //  - sorting, filtering and the unsure threshold in the table;
 //  - no control that starts work is usable while predicting; Cancel keeps the rows so far,
-//    and Download sorted covers them.
+//    and Download sorted covers them;
+//  - the JS API: kiln.predictMany's batches in the files' order, progress, and a loop left
+//    early or aborted stopping the worker's run.
 // KILN_MANY_FILES=10000 (a bench, not CI): that many photos in nested folders: the longest
 // main-thread task from the pick on, while predicting, sorting, filtering and zipping, must
 // stay within 100 ms (KILN_MAX_LONG_TASK_MS), and the worker's memory is printed.
@@ -251,6 +253,35 @@ await e2e(['--enable-precise-memory-info'], async ({ browser, base }) => {
     assert.equal(rows.length, done, 'the CSV has every photo predicted before Cancel');
     assert.equal(zip.size - 1, done, 'so has the zip');
     assert.match(await page.textContent('#sort-status'), /before Cancel/);
+  });
+
+  await c.check('JS API: predictMany yields every file in order; leaving the loop or aborting stops it', async () => {
+    const r = await page.evaluate(async () => {
+      const { pathOf } = await import('./kiln.js');
+      const files = (await window.kiln.sampleFiles()).slice(0, 300);
+      const all = [];
+      const progress = [];
+      for await (const batch of window.kiln.predictMany(files.slice(0, 40), { batchSize: 16, onProgress: (p) => progress.push(p.done) })) all.push(...batch);
+      let left = 0;
+      for await (const batch of window.kiln.predictMany(files, { batchSize: 16 })) { left += batch.length; break; }
+      const stop = new AbortController();
+      let aborted = 0;
+      for await (const batch of window.kiln.predictMany(files, { batchSize: 16, signal: stop.signal, onProgress: () => stop.abort() })) aborted += batch.length;
+      const after = [];
+      for await (const batch of window.kiln.predictMany(files.slice(0, 20))) after.push(...batch);
+      return {
+        inOrder: all.every((x, i) => x.name === pathOf(files[i]) && x.file === files[i] && typeof x.label === 'string' && x.probs.length > 1),
+        n: all.length, progress, left, aborted, after: after.length, same: after.every((x, i) => x.label === all[i].label),
+      };
+    });
+    log('predictMany:', JSON.stringify(r));
+    assert.equal(r.n, 40);
+    assert.ok(r.inOrder, 'results in the order of the files, with their File handles');
+    assert.deepEqual(r.progress, [16, 32, 40]);
+    assert.equal(r.left, 16);
+    assert.ok(r.aborted >= 16 && r.aborted < 300, `an aborted run stopped after ${r.aborted}`);
+    assert.equal(r.after, 20, 'a run after the stopped ones sees only its own files');
+    assert.ok(r.same, 'and the same classes');
   });
 
   await c.check('no page errors', async () => assert.deepEqual(page.errors, []));
