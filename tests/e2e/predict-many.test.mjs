@@ -9,7 +9,7 @@
 //    the same zip through the File System Access API (a stream to a file);
 //  - sorting, filtering and the unsure threshold in the table;
 //  - no control that starts work is usable while predicting; Cancel keeps the rows so far,
-//    and Download sorted covers them;
+//    and Download sorted covers them; Cancel while the zip is written stops it;
 //  - the JS API: kiln.predictMany's batches in the files' order, progress, and a loop left
 //    early or aborted stopping the worker's run.
 // KILN_MANY_FILES=10000 (a bench, not CI): that many photos in nested folders: the longest
@@ -253,6 +253,22 @@ await e2e(['--enable-precise-memory-info'], async ({ browser, base }) => {
     assert.equal(rows.length, done, 'the CSV has every photo predicted before Cancel');
     assert.equal(zip.size - 1, done, 'so has the zip');
     assert.match(await page.textContent('#sort-status'), /before Cancel/);
+  });
+
+  await c.check('Cancel stops writing the zip, and says it was not written', async () => {
+    // A slow disk: each write takes 30 ms; Cancel once the first has landed.
+    await page.evaluate(() => {
+      window.writes = 0;
+      window.showSaveFilePicker = async () => ({ createWritable: async () => new WritableStream({ write: () => new Promise((r) => { window.writes += 1; setTimeout(r, 30); }) }) });
+    });
+    await page.click('#sort-download');
+    await page.waitForFunction(() => window.writes > 0);
+    await page.click('#sort-cancel');
+    await waitIdle(page);
+    assert.match(await page.textContent('#sort-status'), /cancelled: sorted-.*\.zip was not written/);
+    assert.equal(await page.isVisible('#error'), false, await page.textContent('#error'));
+    assert.equal(await page.isDisabled('#sort-download'), false, 'Download sorted can be pressed again');
+    await page.evaluate(() => { delete window.showSaveFilePicker; });
   });
 
   await c.check('JS API: predictMany yields every file in order; leaving the loop or aborting stops it', async () => {
