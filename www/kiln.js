@@ -1,42 +1,16 @@
 // Kiln's JavaScript API. Everything runs in a dedicated Web Worker (worker.js), so the page
 // stays responsive; every method is async and rejects with an Error whose message says what
-// went wrong. Types: kiln.d.ts (generated from these JSDoc comments by `tsc`).
+// went wrong. Types: kiln.d.ts (generated from these JSDoc comments and kiln-types.js by `tsc`).
+// The plumbing (calls, events, restarts) is in worker-link.js, which Kiln extends.
 
 import { pathOf } from './files.js';
 import { Queue } from './queue.js';
+import { WorkerLink } from './worker-link.js';
 
 export { pathOf, filesFromDrop } from './files.js';
 
-/**
- * @typedef {{name: string, train: number, valid: number, examples: string[]}} ClassCount
- * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
- * @typedef {{classes: ClassCount[], nTrain: number, nValid: number, labelRule: string, split: string, skipped: Skipped[]}} Summary
- * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
- * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean}} LearnerOptions
- * @typedef {LearnerOptions & {presize: number}} ModelOptions
- * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
- * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
- * @typedef {{phase: Phase, epoch: number, iter: number, totalIters: number, loss: number, smoothLoss: number, lrs: number[], mom: number, elapsedS: number}} BatchEvent
- * @typedef {{phase: Phase, epoch: number, trainLoss: number, validLoss: number, errorRate: number, accuracy: number, seconds: number}} EpochEvent
- * @typedef {{baseLr?: number, freezeEpochs?: number, lrMult?: number, pctStart?: number, div?: number}} FineTuneOptions
- * @typedef {{startLr?: number, endLr?: number, numIt?: number, stopDiv?: boolean}} LrFindOptions
- * @typedef {{lr: number, point: [number, number]}} Suggestion
- * @typedef {{lrs: number[], losses: number[], suggestions: {minimum: Suggestion, steep: Suggestion, valley: Suggestion, slide: Suggestion} | null, cancelled: boolean}} LrFindResult
- * @typedef {{actual: string, predicted: string, count: number}} Confusion
- * @typedef {{index: number, name: string, predicted: string, actual: string, loss: number, probActual: number}} TopLoss
- * @typedef {{classes: string[], confusion: number[][], mostConfused: Confusion[], topLosses: TopLoss[], nValid: number, topLossImages: ImageData[]}} InterpretResult
- * @typedef {{epochs: EpochEvent[], cancelled: boolean}} FitReport
- * @typedef {{label: string, index: number, probs: number[]}} Prediction
- * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
- * @typedef {{name: string, file: Blob, label: string, index: number, probs: number[]}} PhotoPrediction
- * @typedef {{name: string, file: Blob, error: string}} PhotoError
- * @typedef {PhotoPrediction | PhotoError} PhotoResult
- * @typedef {{done: number, total: number}} PredictProgress
- * @typedef {{onProgress?: (p: PredictProgress) => void, signal?: AbortSignal, batchSize?: number}} PredictManyOptions
- * @typedef {{onBatch?: (e: BatchEvent) => void, onEpoch?: (e: EpochEvent) => void, onSkipped?: (e: Skipped) => void}} FitCallbacks
- * @typedef {{backend: string, adapter: string, notices: string[], threads: number, simd: 'relaxed' | 'simd128' | null, fp16Unavailable: string | null}} BackendInfo
- * @typedef {File | {name: string, blob: Blob}} InputFile
- */
+export * from './kiln-types.js';
+/** @import { BackendInfo, DatasetOptions, FineTuneOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, Summary } from './kiln-types.js' */
 
 /**
  * The architectures Kiln builds: display names, and for ResNets the torchvision file a user
@@ -56,10 +30,6 @@ function toEntry(/** @type {InputFile} */ f) {
   return f instanceof Blob ? { name: pathOf(f), blob: f } : { name: f.name, blob: f.blob };
 }
 
-function deviceLostMessage(/** @type {string} */ why) {
-  return `the GPU stopped working (${why}). Kiln moved to the CPU backend, with your dataset and the model as it was after the last finished epoch: train again to continue.`;
-}
-
 /** What `Kiln.create` accepts (the page's `?backend=` and `?simd=` say the same). */
 export const BACKENDS = ['auto', 'webgpu', 'cpu'];
 export const SIMD = ['auto', 'plain'];
@@ -72,28 +42,12 @@ function checkOption(name, known, value) {
   }
 }
 
-export class Kiln {
+export class Kiln extends WorkerLink {
   /** @private */
   constructor(/** @type {URL | string} */ workerUrl, /** @type {string} */ backend) {
-    // Internal: how to reach and restart the worker, and what a restarted one gets back.
-    /** @private */ this.workerUrl = workerUrl;
-    /** @private */ this.backendPref = backend;
-    /** @private @type {Worker | null} */ this.worker = null;
-    /** @private */ this.nextId = 1;
-    /** @private @type {Map<number, {resolve: (v: any) => void, reject: (e: Error) => void}>} */ this.pending = new Map();
-    /** @private @type {FitCallbacks} */ this.callbacks = {};
-    /** @private @type {((e: any) => void) | null} where predictMany's batches go */ this.onPredictions = null;
-    /** @private @type {{entries: {name: string, blob: Blob}[], options: DatasetOptions} | null} */ this.lastDataset = null;
-    /** @private @type {Uint8Array | null} the model after the last finished epoch, as .kiln bytes */ this.lastModel = null;
-    /** @private @type {{blob: Blob, name: string} | null} */ this.lastWeights = null;
-    /** @private @type {number | undefined} */ this.threads = undefined;
-    /** @private @type {'auto' | 'plain'} */ this.simd = 'auto';
-    /** @type {Promise<void> | null} set while the worker restarts (after a crash or a lost GPU) */
-    this.restarting = null;
-    /** @type {((info: BackendInfo, message: string) => void) | null} called after the worker moved to another backend */
-    this.onRestart = null;
-    /** @type {BackendInfo | null} where Kiln runs (set once `create` resolves) */
-    this.info = null;
+    super();
+    this.workerUrl = workerUrl;
+    this.backendPref = backend;
   }
 
   /**
@@ -114,100 +68,6 @@ export class Kiln {
     k.simd = opts.simd || 'auto';
     await k.start();
     return k;
-  }
-
-  /** @private */
-  async start() {
-    this.worker = new Worker(this.workerUrl, { type: 'module' });
-    this.worker.onmessage = ({ data }) => this.receive(data);
-    this.worker.onerror = (e) => this.crash(new Error(`the Kiln worker failed: ${e.message || 'could not load (is the page served over http?)'}`));
-    this.info = await this.call('init', { backend: this.backendPref, threads: this.threads, simd: this.simd });
-  }
-
-  /** @private */
-  receive(/** @type {any} */ data) {
-    if (data.event) {
-      const e = data.event;
-      if (e.type === 'batch') this.callbacks.onBatch?.(e);
-      else if (e.type === 'epoch') this.callbacks.onEpoch?.(e);
-      else if (e.type === 'skipped') this.callbacks.onSkipped?.(e);
-      else if (e.type === 'snapshot') this.lastModel = e.bytes;
-      else if (e.type === 'predictions') this.onPredictions?.(e);
-      else if (e.type === 'deviceLost') this.deviceLost(e.message);
-      return;
-    }
-    const p = this.pending.get(data.id);
-    if (!p) return;
-    this.pending.delete(data.id);
-    if ('error' in data) {
-      if (data.deviceLost) {
-        p.reject(new Error(deviceLostMessage(data.deviceLost)));
-        return this.deviceLost(data.deviceLost);
-      }
-      p.reject(new Error(data.error));
-      if (data.fatal) this.restart();
-    } else p.resolve(data.result);
-  }
-
-  /**
-   * The GPU device was lost (driver reset, GPU removed): move to the CPU backend, keeping the
-   * dataset and the model as it was after the last finished epoch. Calls in flight fail with
-   * a message that says so; `onRestart(info, message)` tells the page.
-   * @private
-   */
-  async deviceLost(/** @type {string} */ why) {
-    if (this.backendPref === 'cpu') return this.restarting;
-    this.backendPref = 'cpu';
-    const message = deviceLostMessage(why);
-    await this.restart(new Error(message));
-    this.onRestart?.(/** @type {BackendInfo} */ (this.info), message);
-  }
-
-  /** @private */
-  crash(/** @type {Error} */ err) {
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
-  }
-
-  /**
-   * A panic (e.g. out of memory) leaves the wasm instance unusable: start a fresh worker with
-   * the same dataset, weights and the model from the end of the last finished epoch.
-   */
-  restart(/** @type {Error} */ why = new Error('the Kiln worker was restarted')) {
-    if (!this.restarting) this.restarting = this.restartNow(why).finally(() => { this.restarting = null; });
-    return this.restarting;
-  }
-
-  /** @private */
-  async restartNow(/** @type {Error} */ why) {
-    this.worker?.terminate();
-    this.crash(why);
-    await this.start();
-    if (this.lastDataset) await this.sendDataset(this.lastDataset.entries, this.lastDataset.options);
-    if (this.lastWeights) await this.importWeights(this.lastWeights.blob, this.lastWeights.name);
-    // The model as it was after the last finished epoch (training sends one after each).
-    if (this.lastModel && this.lastDataset) await this.call('load', { bytes: this.lastModel });
-  }
-
-  /** @private @returns {Promise<any>} */
-  call(/** @type {string} */ method, /** @type {any} */ args = {}, /** @type {Transferable[]} */ transfer = []) {
-    if (!this.worker) return Promise.reject(new Error('Kiln was disposed'));
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker?.postMessage({ id, method, args }, transfer);
-    });
-  }
-
-  /** Events go to `callbacks` until `work` settles (the worker runs one fit at a time).
-   * @private @template T @param {FitCallbacks} callbacks @param {() => Promise<T>} work @returns {Promise<T>} */
-  async withCallbacks(callbacks, work) {
-    this.callbacks = callbacks;
-    try {
-      return await work();
-    } finally {
-      this.callbacks = {};
-    }
   }
 
   /** The bundled sample set (scikit-learn's handwritten digits, BSD-3) as PNG Files. */
@@ -233,16 +93,6 @@ export class Kiln {
     const summary = await this.sendDataset(entries, options);
     this.lastDataset = { entries, options };
     return summary;
-  }
-
-  /**
-   * Post the files in chunks, each its own message: cloning a Blob handle into a message costs
-   * ~0.2 ms of the page's main thread, so 10,000 in one message blocked it for seconds.
-   * @private
-   */
-  async sendDataset(/** @type {{name: string, blob: Blob}[]} */ entries, /** @type {DatasetOptions} */ options) {
-    for (let i = 0; i < entries.length; i += 100) await this.call('stageFiles', { files: entries.slice(i, i + 100) });
-    return this.call('loadDataset', { options });
   }
 
   /** @returns {Promise<Summary>} */
@@ -285,8 +135,7 @@ export class Kiln {
    * @returns {Promise<ImportedWeights>}
    */
   async importWeights(blob, name = blob instanceof File ? blob.name : 'weights') {
-    const bytes = new Uint8Array(await blob.arrayBuffer());
-    const imported = await this.call('importWeights', { bytes, name }, [bytes.buffer]);
+    const imported = await this.sendWeights(blob, name);
     this.lastWeights = { blob, name };
     return imported;
   }
@@ -394,7 +243,7 @@ export class Kiln {
     for (let i = 0; i < entries.length; i += 50) await this.call('stagePredict', { files: entries.slice(i, i + 50), first: i === 0 });
     if (signal?.aborted) return;
     const queue = new Queue((/** @type {{start: number, results: any[], done: number, total: number}} */ e) => onProgress?.({ done: e.done, total: e.total }));
-    this.onPredictions = (e) => queue.push(e);
+    this.onPredictions = (/** @type {any} */ e) => queue.push(e);
     const abort = () => { this.cancel().catch(() => {}); };
     signal?.addEventListener('abort', abort);
     // The worker's events arrive before its answer, so the queue is complete once it has answered.

@@ -1,0 +1,36 @@
+// The types of Kiln's JS API (kiln.js re-exports them, so they are in kiln.d.ts): JSDoc
+// typedefs only, in a module of their own so that worker-link.js can use them too (within
+// `tsc`'s program an import of './kiln.js' resolves to the generated kiln.d.ts).
+
+/**
+ * @typedef {{name: string, train: number, valid: number, examples: string[]}} ClassCount
+ * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
+ * @typedef {{classes: ClassCount[], nTrain: number, nValid: number, labelRule: string, split: string, skipped: Skipped[]}} Summary
+ * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
+ * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean}} LearnerOptions
+ * @typedef {LearnerOptions & {presize: number}} ModelOptions
+ * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
+ * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
+ * @typedef {{phase: Phase, epoch: number, iter: number, totalIters: number, loss: number, smoothLoss: number, lrs: number[], mom: number, elapsedS: number}} BatchEvent
+ * @typedef {{phase: Phase, epoch: number, trainLoss: number, validLoss: number, errorRate: number, accuracy: number, seconds: number}} EpochEvent
+ * @typedef {{baseLr?: number, freezeEpochs?: number, lrMult?: number, pctStart?: number, div?: number}} FineTuneOptions
+ * @typedef {{startLr?: number, endLr?: number, numIt?: number, stopDiv?: boolean}} LrFindOptions
+ * @typedef {{lr: number, point: [number, number]}} Suggestion
+ * @typedef {{lrs: number[], losses: number[], suggestions: {minimum: Suggestion, steep: Suggestion, valley: Suggestion, slide: Suggestion} | null, cancelled: boolean}} LrFindResult
+ * @typedef {{actual: string, predicted: string, count: number}} Confusion
+ * @typedef {{index: number, name: string, predicted: string, actual: string, loss: number, probActual: number}} TopLoss
+ * @typedef {{classes: string[], confusion: number[][], mostConfused: Confusion[], topLosses: TopLoss[], nValid: number, topLossImages: ImageData[]}} InterpretResult
+ * @typedef {{epochs: EpochEvent[], cancelled: boolean}} FitReport
+ * @typedef {{label: string, index: number, probs: number[]}} Prediction
+ * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
+ * @typedef {{name: string, file: Blob, label: string, index: number, probs: number[]}} PhotoPrediction
+ * @typedef {{name: string, file: Blob, error: string}} PhotoError
+ * @typedef {PhotoPrediction | PhotoError} PhotoResult
+ * @typedef {{done: number, total: number}} PredictProgress
+ * @typedef {{onProgress?: (p: PredictProgress) => void, signal?: AbortSignal, batchSize?: number}} PredictManyOptions
+ * @typedef {{onBatch?: (e: BatchEvent) => void, onEpoch?: (e: EpochEvent) => void, onSkipped?: (e: Skipped) => void}} FitCallbacks
+ * @typedef {{backend: string, adapter: string, notices: string[], threads: number, simd: 'relaxed' | 'simd128' | null, fp16Unavailable: string | null}} BackendInfo
+ * @typedef {File | {name: string, blob: Blob}} InputFile
+ */
+
+export {};
