@@ -80,7 +80,10 @@ impl Learner {
     /// good state, and the error says so); under mixed precision a step whose gradients
     /// overflowed f16 is skipped and the loss scale lowered. Returns the batch's mean loss.
     pub async fn step(&mut self, passes: Vec<Pass>, hypers: &Hypers) -> Result<f32, LearnError> {
-        let before = self.model.valid();
+        // Until Adam runs, a step changes only BatchNorm's running statistics: they are all a
+        // refused step has to put back. (A snapshot of the whole model, held through the forward
+        // and backward passes, made them measurably slower.)
+        let before = running_stats(&self.model);
         let (grads, loss) = self.gradients(passes).await?;
         // BatchNorm's running statistics can overflow while the loss is still finite.
         let stats = match running_stats_sum(&self.model.valid()) {
@@ -88,8 +91,7 @@ impl Learner {
             None => 0.0,
         };
         if !loss.is_finite() || !stats.is_finite() {
-            // `train()` restores which parameters train (freeze state) too.
-            self.model = before.train();
+            self.model = restore_running_stats(self.model.clone(), before);
             return Err(if self.precision == Precision::F16 { LearnError::DivergedFp16(loss) } else { LearnError::Diverged(loss) });
         }
         let scale = self.loss_scale();
@@ -99,7 +101,7 @@ impl Learner {
                 None => true,
             };
             if !self.scaler.update(finite) {
-                self.model = before.train();
+                self.model = restore_running_stats(self.model.clone(), before);
                 return Ok(loss);
             }
         }
@@ -188,6 +190,48 @@ pub fn sync_running_stats(model: &Classifier) {
 
 /// The sum of every BatchNorm running mean and variance: finite exactly when all of them are
 /// (one value to read back instead of every statistic).
+/// BatchNorm's running statistics, flattened, in the model's visiting order.
+fn running_stats(model: &Classifier) -> Vec<Tensor<1>> {
+    struct Stats(Vec<Tensor<1>>, ParamPath);
+    impl burn::module::ModuleVisitor for Stats {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.1.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.1.exit();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            if matches!(self.1.name(), "running_mean" | "running_var") {
+                self.0.push(param.val().reshape([-1]));
+            }
+        }
+    }
+    let mut stats = Stats(Vec::new(), ParamPath::default());
+    model.visit(&mut stats);
+    stats.0
+}
+
+/// `model` with the running statistics `running_stats` took put back.
+fn restore_running_stats(model: Classifier, stats: Vec<Tensor<1>>) -> Classifier {
+    struct Restore(std::vec::IntoIter<Tensor<1>>, ParamPath);
+    impl burn::module::ModuleMapper for Restore {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.1.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.1.exit();
+        }
+        fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
+            if !matches!(self.1.name(), "running_mean" | "running_var") {
+                return param;
+            }
+            let saved = self.0.next().expect("one saved statistic per BatchNorm buffer");
+            param.map(|t| saved.reshape(t.shape()))
+        }
+    }
+    model.map(&mut Restore(stats.into_iter(), ParamPath::default()))
+}
+
 fn running_stats_sum(model: &Classifier) -> Option<Tensor<1>> {
     struct Sum(Option<Tensor<1>>, ParamPath);
     impl burn::module::ModuleVisitor for Sum {
