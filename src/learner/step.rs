@@ -233,27 +233,7 @@ fn restore_running_stats(model: Classifier, stats: Vec<Tensor<1>>) -> Classifier
 }
 
 fn running_stats_sum(model: &Classifier) -> Option<Tensor<1>> {
-    struct Sum(Option<Tensor<1>>, ParamPath);
-    impl burn::module::ModuleVisitor for Sum {
-        fn enter_module(&mut self, name: &str, container_type: &str) {
-            self.1.enter(name, container_type);
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.1.exit();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-            if matches!(self.1.name(), "running_mean" | "running_var") {
-                let s = param.val().detach().sum();
-                self.0 = Some(match self.0.take() {
-                    Some(total) => total + s,
-                    None => s,
-                });
-            }
-        }
-    }
-    let mut sum = Sum(None, ParamPath::default());
-    model.visit(&mut sum);
-    sum.0
+    running_stats(model).into_iter().map(|t| t.sum()).reduce(|total, s| total + s)
 }
 
 /// The sum of every gradient's absolute values: finite exactly when no gradient overflowed.
