@@ -76,10 +76,19 @@ impl Learner {
     /// resized to the training size, RGB in [0, 1], [1, 3, size, size] (an exported ONNX
     /// model's input).
     pub fn predict_input(&self, bytes: &[u8]) -> Result<Tensor<4>, LearnError> {
-        let img = decode_rgb8(bytes, crate::data::DataConfig::default().max_pixels).map_err(|e| LearnError::Image(e.to_string()))?;
-        let px = presize(&img, self.presize, Crop::Centre).into_raw();
-        let x = augment::to_tensor(&[px], self.presize as usize, &self.device.clone().inner());
-        Ok(augment::resize_batch(x, self.config.aug.size))
+        Ok(self.model_input(&[self.presized(bytes).map_err(LearnError::Image)?]))
+    }
+
+    /// A photo's centre crop at the presize, RGB8, or why it could not be decoded.
+    fn presized(&self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let img = decode_rgb8(bytes, crate::data::DataConfig::default().max_pixels).map_err(|e| e.to_string())?;
+        Ok(presize(&img, self.presize, Crop::Centre).into_raw())
+    }
+
+    /// Presized photos as the model's input batch: resized to the training size, in [0, 1].
+    fn model_input(&self, pixels: &[Vec<u8>]) -> Tensor<4> {
+        let x = augment::to_tensor(pixels, self.presize as usize, &self.device.clone().inner());
+        augment::resize_batch(x, self.config.aug.size)
     }
 
     /// Predict one image from its file bytes: the label and a probability per class.
@@ -90,11 +99,7 @@ impl Learner {
     /// Predict many images from their file bytes as one batch on the device: per file, in
     /// order, its prediction or why it could not be read (the others are predicted still).
     pub async fn predict_batch(&self, files: &[&[u8]]) -> Result<Vec<Result<Prediction, String>>, LearnError> {
-        let max_pixels = crate::data::DataConfig::default().max_pixels;
-        let decode = |bytes: &&[u8]| -> Result<Vec<u8>, String> {
-            let img = decode_rgb8(bytes, max_pixels).map_err(|e| e.to_string())?;
-            Ok(presize(&img, self.presize, Crop::Centre).into_raw())
-        };
+        let decode = |bytes: &&[u8]| self.presized(bytes);
         #[cfg(feature = "rayon")]
         let decoded: Vec<Result<Vec<u8>, String>> = {
             use rayon::prelude::*;
@@ -119,7 +124,7 @@ impl Learner {
         }
         let inner = self.device.clone().inner();
         let model = self.model.valid();
-        let x = augment::resize_batch(augment::to_tensor(&pixels, self.presize as usize, &inner), self.config.aug.size);
+        let x = self.model_input(&pixels);
         let probs = on_cpu_pool(&inner, || activation::softmax(model.forward(augment::normalize(x)), 1));
         let probs = read_f32(probs).await?;
         let mut rows = probs.chunks(self.classes.len());
