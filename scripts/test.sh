@@ -79,6 +79,8 @@ node tests/e2e/afternoon.test.mjs
 KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs
 # Issue 29: a folder of photos sorted on Predict: the CLI's classes, its --sort-into tree in the zip, Cancel.
 node tests/e2e/predict-many.test.mjs
+# Issue 29: Clean: mislabelled photos first in their class, relabel/delete, retrain, the CSV and kiln summary --changes.
+node tests/e2e/cleaner.test.mjs
 
 stage "fuzzing, briefly: every reader of untrusted bytes for 15 s (long runs: bash scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 15

@@ -9,6 +9,7 @@ import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSe
 import { lrFind, resizeLrChart } from './lr-find.js';
 import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.js';
 import { interpret } from './interpret.js';
+import { applyChanges, downloadChanges, openCleaner, wireCleaner } from './cleaner.js';
 import { predictFiles } from './predict.js';
 import { wireSorting } from './sort.js';
 import { downloadSorted } from './sort-zip.js';
@@ -42,6 +43,9 @@ function wire() {
   onClick('lr-find', 'finding-lr', lrFind);
   onClick('train', 'training', train);
   onClick('interpret', 'interpreting', interpret);
+  onClick('clean', 'cleaning', openCleaner);
+  onClick('clean-apply', 'cleaning', applyChanges);
+  onClick('clean-download', 'cleaning', downloadChanges);
   onClick('export', 'exporting', () => exportModel('kiln'));
   onClick('export-onnx', 'exporting', () => exportModel('onnx'));
   onClick('export-pytorch', 'exporting', () => exportModel('pytorch'));
@@ -61,6 +65,7 @@ function wire() {
   wireSettings();
   wireCancel();
   wireSorting();
+  wireCleaner();
   $('error').addEventListener('click', clearError);
   wireDrop();
   window.addEventListener('resize', () => { resizeTrainingCharts(); resizeLrChart(); });

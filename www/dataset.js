@@ -60,10 +60,10 @@ export async function loadFiles(files, { restore = true } = {}) {
     update({ lastFiles: visible });
     setStatus(`reading ${visible.length} file${visible.length === 1 ? '' : 's'}…`);
     const summary = await page.kiln.loadDataset(visible, options);
-    update({ files: visible, datasetClasses: summary.classes.map((c) => c.name), datasetOptions: options, dataProblem: problem(summary) });
-    renderSummary(summary);
+    update({ files: visible, datasetClasses: summary.classes.map((c) => c.name), datasetOptions: options });
+    await showSummary(summary);
     if (restore && page.preset) restoreDefaults(back);
-    setStatus('');
+    setStatus(summary.changesDropped ? 'loaded without your changes from Clean (see Photos)' : '');
   } catch (e) {
     if (back.includes('presize')) setField('presize', SAMPLE.presize);
     setStatus(page.files.length ? `not loaded: the dataset is unchanged (${describe()})` : 'no dataset loaded');
@@ -132,9 +132,22 @@ export async function loadSample() {
   await loadFiles(await page.kiln.sampleFiles(), { restore: false });
 }
 
+/** The loaded dataset's summary (after a load, or after Clean's changes) in the page, and
+ * what follows from it: whether it can train, how many changes it has. */
+export async function showSummary(s) {
+  update({ dataProblem: problem(s), changeCount: s.changes || 0 });
+  renderSummary(s);
+  const changes = s.changes ? await page.kiln.changes() : [];
+  const to = (c) => (c.newLabel === null ? 'deleted' : `relabelled ${c.newLabel}`);
+  $('changes-box').hidden = changes.length === 0;
+  $('changes-title').textContent = `${changes.length} change(s) of yours from Clean (your files are untouched)`;
+  $('changes').tBodies[0].replaceChildren(...changes.map((c) => el('tr', {}, ...[c.file, c.oldLabel, to(c)].map((t) => el('td', { textContent: t })))));
+}
+
 function renderSummary(s) {
   $('dataset').hidden = false;
-  $('split').textContent = `${s.classes.length} classes · ${s.nTrain} training and ${s.nValid} validation images · labels: ${s.labelRule} · split: ${s.split}`;
+  const changed = s.changes ? ` · ${s.changes} change${s.changes === 1 ? '' : 's'} of yours` : '';
+  $('split').textContent = `${s.classes.length} classes · ${s.nTrain} training and ${s.nValid} validation images · labels: ${s.labelRule} · split: ${s.split}${changed}`;
   for (const url of urls.splice(0)) URL.revokeObjectURL(url);
   const byPath = new Map(page.files.map((f) => [pathOf(f), f]));
   $('gallery').replaceChildren(...s.classes.map((c) => {
@@ -148,7 +161,7 @@ function renderSummary(s) {
       el('div', { className: 'muted', textContent: `${images(c.train + c.valid)} (${c.train} train, ${c.valid} valid)` }),
       el('div', { className: 'thumbs' }, ...thumbs));
   }));
-  const warnings = s.warnings || [];
+  const warnings = [s.changesDropped, ...(s.warnings || [])].filter(Boolean);
   $('data-warnings').replaceChildren(...warnings.map((w) => el('li', { textContent: w })));
   $('data-warnings').hidden = warnings.length === 0;
   $('skipped-box').hidden = s.skipped.length === 0;
@@ -159,7 +172,7 @@ function renderSummary(s) {
 function reasonText(r) {
   // Truncated, corrupt and unsupported files carry a full sentence of their own.
   if (['truncated', 'corrupt', 'unsupported'].includes(r.kind)) return r.detail;
-  const words = { empty: 'empty file', no_label: 'no label', undecodable: 'not a readable image', too_large: 'too large', outside_split: 'outside the train/ and valid/ folders' };
+  const words = { empty: 'empty file', no_label: 'no label', removed: 'deleted in Clean (your file is untouched)', undecodable: 'not a readable image', too_large: 'too large', outside_split: 'outside the train/ and valid/ folders' };
   return (words[r.kind] || r.kind) + (r.detail ? `: ${r.detail}` : '');
 }
 

@@ -37,6 +37,16 @@ export function chartWidth(node) { return Math.max(260, node.clientWidth || 300)
 
 export const fmtTime = (s) => `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(Math.floor(s % 60)).padStart(2, '0')}`;
 
+/** Save `blob` as a download named `name` (the browser's own download, no picker). */
+export function download(blob, name) {
+  const a = el('a', { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // Revoked later: the browser reads the file after the click.
+  setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+}
+
 /** Paint RGBA ImageData into a canvas, sized to it. */
 export function paint(canvas, img) {
   canvas.width = img.width;

@@ -5,7 +5,10 @@
 /**
  * @typedef {{name: string, train: number, valid: number, examples: string[]}} ClassCount
  * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
- * @typedef {{classes: ClassCount[], nTrain: number, nValid: number, labelRule: string, split: string, skipped: Skipped[]}} Summary
+ * @typedef {{classes: ClassCount[], nTrain: number, nValid: number, labelRule: string, split: string, skipped: Skipped[], warnings?: string[], changes?: number, changesDropped?: string | null}} Summary
+ * @typedef {{file: string, oldLabel: string, newLabel: string | null}} Change
+ * @typedef {{file: string, label: string, predicted: string, probLabel: number, loss: number}} CleanerRow
+ * @typedef {{split: 'train'|'valid', classes: string[], rows: CleanerRow[]}} CleanerResult
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
  * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean}} LearnerOptions
  * @typedef {LearnerOptions & {presize: number}} ModelOptions

@@ -10,7 +10,7 @@ import { WorkerLink } from './worker-link.js';
 export { pathOf, filesFromDrop } from './files.js';
 
 export * from './kiln-types.js';
-/** @import { BackendInfo, DatasetOptions, FineTuneOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, Summary } from './kiln-types.js' */
+/** @import { BackendInfo, Change, CleanerResult, DatasetOptions, FineTuneOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, Summary } from './kiln-types.js' */
 
 /**
  * The architectures Kiln builds: display names, and for ResNets the torchvision file a user
@@ -90,14 +90,62 @@ export class Kiln extends WorkerLink {
    */
   async loadDataset(files, options = {}) {
     const entries = files.map(toEntry);
-    const summary = await this.sendDataset(entries, options);
+    // The same files again (new labelling or split options): the changes made so far are
+    // applied again. Other files start without changes.
+    const last = this.lastDataset?.entries;
+    const same = !!last && last.length === entries.length && last.every((e, i) => e.blob === entries[i].blob && e.name === entries[i].name);
+    const changes = same ? this.lastChanges : [];
+    const summary = await this.sendDataset(entries, options, changes);
     this.lastDataset = { entries, options };
+    this.lastChanges = summary.changesDropped ? [] : changes;
     return summary;
   }
 
   /** @returns {Promise<Summary>} */
   summary() {
     return this.call('summary');
+  }
+
+  /**
+   * fastai's ImageClassifierCleaner: every image of the training (`'train'`, the default) or
+   * validation (`'valid'`) set with the model's loss on it, highest loss first; filter `rows`
+   * by `label` for one class's, still in that order. `file` is the name the dataset gave it
+   * (`pathOf` of the file loaded). Needs a model whose classes are the dataset's.
+   * @param {{split?: 'train'|'valid'}} [opts]
+   * @returns {Promise<CleanerResult>}
+   */
+  cleaner({ split = 'train' } = {}) {
+    return this.call('cleaner', { split });
+  }
+
+  /**
+   * Relabel files (`newLabel` one of the dataset's classes) or take them out of the dataset
+   * (`newLabel: null`): the dataset changes, the files do not. All or none: a bad change
+   * rejects with an Error naming its file and nothing changes. Relabelled files keep their
+   * split, every other file stays where it was; changes add up over calls (`summary.changes`
+   * counts them) and are applied again when the same files are loaded with other options.
+   * The next learner (and fit) trains on the changed dataset.
+   * @param {Change[]} changes
+   * @returns {Promise<Summary>}
+   */
+  async applyChanges(changes) {
+    const summary = await this.call('applyChanges', { changes });
+    this.lastChanges = [...this.lastChanges, changes.map((c) => ({ file: c.file, oldLabel: c.oldLabel, newLabel: c.newLabel ?? null }))];
+    return summary;
+  }
+
+  /** Every change applied to the loaded dataset so far, in order. @returns {Promise<Change[]>} */
+  changes() {
+    return this.call('changes');
+  }
+
+  /**
+   * The changes as CSV (`file,old_label,action,new_label`, action `relabel` or `delete`), which
+   * the CLI applies to the same folder: `kiln summary DIR --changes FILE`, `kiln fine-tune … --changes FILE`.
+   * @returns {Promise<string>}
+   */
+  changesCsv() {
+    return this.call('changesCsv');
   }
 
   /**

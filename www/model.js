@@ -1,5 +1,5 @@
-// 6. Model: export in one of Kiln's formats (.kiln, ONNX, fastai/PyTorch) and import a .kiln.
-import { $, el, setStatus } from './dom.js';
+// 7. Model: export in one of Kiln's formats (.kiln, ONNX, fastai/PyTorch) and import a .kiln.
+import { $, download, setStatus } from './dom.js';
 import { page, update } from './state.js';
 import { importWeights, showWeights, syncMethod } from './settings.js';
 import { loadFiles } from './dataset.js';
@@ -26,11 +26,7 @@ export async function exportModel(format) {
   const { method, ext } = FORMATS[format];
   const file = fileName(ext);
   const blob = await page.kiln[method]();
-  const a = el('a', { href: URL.createObjectURL(blob), download: file });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  download(blob, file);
   // The model is in a file now: leaving the page no longer loses it.
   update({ modelSaved: true });
   $('model-status').textContent = `exported ${file}, ${(blob.size / 1024).toFixed(0)} KiB`;
@@ -47,7 +43,7 @@ export async function importModel(file) {
   }
   const { classes, options } = loaded;
   if (options) showModelSettings(options);
-  update({ modelClasses: classes, modelOrigin: 'imported', modelName: file.name, modelOptions: options, modelSaved: true, preset: null });
+  update({ modelClasses: classes, modelOrigin: 'imported', modelName: file.name, modelOptions: options, modelSaved: true, preset: null, modelVersion: page.modelVersion + 1 });
   $('model-status').textContent = `loaded ${file.name}: ${classes.length} classes (${classes.slice(0, 5).join(', ')}${classes.length > 5 ? ', …' : ''})`;
   if (options && page.files.length && page.datasetOptions && page.datasetOptions.presize !== options.presize) {
     await loadFiles(page.files, { restore: false });

@@ -4,7 +4,7 @@
 // file at a time from its File handle: straight to disk where the browser can save a stream
 // (the File System Access API), else into a Blob, which Chromium pages to disk.
 import { makeZip } from './vendor/client-zip.js';
-import { $, el } from './dom.js';
+import { $, download } from './dom.js';
 import { page } from './state.js';
 import { fileName } from './model.js';
 import { sorting } from './sort.js';
@@ -87,11 +87,7 @@ export async function downloadSorted() {
     } else {
       // A Blob the browser holds (and pages to disk when large), not the page's memory.
       const blob = await new Response(zip).blob();
-      const a = el('a', { href: URL.createObjectURL(blob), download: suggestedName });
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+      download(blob, suggestedName);
     }
   } catch (e) {
     if (stop.signal.aborted) return say(`cancelled: ${suggestedName} was not written`);

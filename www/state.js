@@ -7,7 +7,7 @@ import { $ } from './dom.js';
 /** Phases in which Kiln works; Cancel stops these: training and lr_find between batches,
  * predicting many photos between chunks, saving the sorted zip at once. */
 const CANCELLABLE = ['training', 'finding-lr', 'predicting', 'saving'];
-const WORK = [...CANCELLABLE, 'reading', 'loading', 'importing', 'augmenting', 'interpreting', 'exporting'];
+const WORK = [...CANCELLABLE, 'reading', 'loading', 'importing', 'augmenting', 'interpreting', 'cleaning', 'exporting'];
 
 /** The transitions allowed: idle starts any work, work returns to idle (or goes on to a
  * related step), nothing else. A transition outside this table is a bug in the page. */
@@ -28,6 +28,7 @@ const DOING = {
   loading: 'loading a dataset', importing: 'importing a file', augmenting: 'augmenting a batch',
   'finding-lr': 'finding a learning rate', training: 'training', interpreting: 'interpreting the validation set',
   predicting: 'predicting', exporting: 'exporting the model', saving: 'writing the sorted photos',
+  cleaning: 'cleaning the data (the losses per image, or your changes)',
 };
 
 export const page = {
@@ -61,6 +62,13 @@ export const page = {
   weights: null,
   /** The pretrained box's state before the tiny model (which has none) unticked it. @type {boolean | null} */
   pretrainedBeforeTiny: null,
+  /** Counts the models trained (or trained further) and imported here: Clean's view is of one. */
+  modelVersion: 0,
+  /** Clean's view (cleaner.js): made for these `files` and this `modelVersion`, else out of
+   * date; its rows per split and the choices not yet applied. @type {{files: File[], modelVersion: number, modelClasses: string[], pending: Map<string, {file: string, oldLabel: string, newLabel: string | null}>, pageNo: number, pages: number, [k: string]: any} | null} */
+  cleaner: null,
+  /** How many of the cleaner's changes the loaded dataset has (Download changes needs some). */
+  changeCount: 0,
   /** Photos sorted by the model (Predict's table): Download sorted needs some. */
   sorted: 0,
   /** Cancel was pressed; the run stops after its current batch. */
@@ -112,6 +120,19 @@ export function render() {
   // Interpretation runs the model on the dataset: their classes must agree.
   enable(['interpret'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));
   enable(['export', 'export-onnx', 'export-pytorch'], idle && model);
+  // Clean: the model's losses on the dataset (classes must agree, as for Interpret); its view
+  // only while it is of this dataset and model. Each image's choice, unless already applied.
+  enable(['clean'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));
+  const c = page.cleaner;
+  const view = cleanerCurrent();
+  $('cleaner').hidden = !view;
+  $('clean-stale').hidden = !c || view;
+  enable(['clean-class', 'clean-split'], idle && view);
+  enable(['clean-prev'], idle && view && c.pageNo > 0);
+  enable(['clean-next'], idle && view && c.pageNo < c.pages - 1);
+  enable(['clean-apply'], idle && view && c.pending.size > 0);
+  for (const s of document.querySelectorAll('#clean-grid select')) s.disabled = !(idle && view) || s.dataset.applied === 'true';
+  enable(['clean-download'], idle && data && page.changeCount > 0);
   enable(['sort-download'], idle && page.sorted > 0);
   // Inputs that start work when used (the dataset options reload the dataset on change; the
   // architecture picks which weights the next model gets).
@@ -135,6 +156,9 @@ export function render() {
   $('size-hint').hidden = !(data && presize && size > presize);
   $('size-hint').textContent = `Presize is ${presize} px (Labelling and split options), smaller than the image size of ${size} px: the photos are enlarged before training. Set Presize to ${size} px or more.`;
 }
+
+/** Whether Clean's view is of the loaded dataset and the current model. */
+export const cleanerCurrent = () => !!page.cleaner && page.modelClasses !== null && page.cleaner.files === page.files && page.cleaner.modelVersion === page.modelVersion;
 
 /** The Settings that must match an imported model for Train to continue it. */
 const MODEL_FIELDS = [['arch', 'arch', 'Architecture', String], ['size', 'size', 'Image size', Number], ['bs', 'batchSize', 'Batch size', Number], ['flip', 'doFlip', 'Random horizontal flips', Boolean]];

@@ -132,7 +132,7 @@ export async function train() {
       ? await page.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: freeze }, callbacks)
       : await page.kiln.fitOneCycle(epochs, lr, callbacks);
     // Cancelled or not, the model keeps what it learned; it is not in a file until exported.
-    update({ modelClasses: created.classes, modelOrigin: 'trained', modelSaved: false });
+    update({ modelClasses: created.classes, modelOrigin: 'trained', modelSaved: false, modelVersion: page.modelVersion + 1 });
     setStatus(`${report.cancelled ? 'cancelled — the model keeps what it learned so far' : 'done'} · ${origin}`);
     $('model-status').textContent = `model ready (${created.classes.length} classes): export it to keep it`;
   } catch (e) {

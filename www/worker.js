@@ -211,16 +211,42 @@ const methods = {
   stageFiles({ files }) {
     staged.push(...files);
   },
-  async loadDataset({ options }) {
+  /** `changes`: the cleaner's, per applyChanges call, to apply again to the same files built
+   * with other options; where they no longer apply, the dataset is kept without them and
+   * `changesDropped` says why. */
+  async loadDataset({ options, changes = [] }) {
     const files = staged.splice(0);
     const entries = await Promise.all(files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.blob.arrayBuffer()) })));
-    replace('dataset', new wasm.Dataset(entries, options));
+    let dataset = new wasm.Dataset(entries, options);
+    let changesDropped = null;
+    try {
+      for (const batch of changes) dataset.applyChanges(batch);
+    } catch (e) {
+      // All or none: a fresh build, without any of them.
+      dataset.free();
+      dataset = new wasm.Dataset(entries, options);
+      const n = changes.flat().length;
+      changesDropped = `Your ${n} change${n === 1 ? '' : 's'} from Clean no longer appl${n === 1 ? 'ies' : 'y'} to the photos as labelled now, so the dataset was loaded without ${n === 1 ? 'it' : 'them'} (${e.message}). Clean again, or set the labelling options back.`;
+    }
+    replace('dataset', dataset);
     // What the dataset was built with (the page's tests compare it with the page's fields).
     state.datasetOptions = { ...options };
-    return state.dataset.summary();
+    return { ...state.dataset.summary(), changesDropped };
   },
   summary() {
     return need('dataset').summary();
+  },
+  applyChanges({ changes }) {
+    return need('dataset').applyChanges(changes);
+  },
+  changes() {
+    return need('dataset').changes();
+  },
+  changesCsv() {
+    return need('dataset').changesCsv();
+  },
+  cleaner({ split = 'train' } = {}) {
+    return need('learner').cleaner(need('dataset'), split);
   },
   showBatch({ n = 16, size = 224, seed = 0, doFlip = true } = {}) {
     return need('dataset').showBatch(need('backend'), n, size, BigInt(seed), doFlip);
