@@ -6,9 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Each stage's wall time, so a CI log says where the minutes went.
-stage_start=$SECONDS stage_name="set-up"
-stage() { echo "== ($stage_name took $((SECONDS - stage_start)) s; $SECONDS s so far)"; stage_start=$SECONDS stage_name=$1; echo "== $1"; }
-trap 'echo "== ($stage_name took $((SECONDS - stage_start)) s; $SECONDS s in all)"' EXIT
+# The list is printed again at the end, so a log's tail has all of it.
+stage_start=$SECONDS stage_name="set-up" stages=""
+stage() {
+  stages="$stages$((SECONDS - stage_start)) s  $stage_name"$'\n'
+  echo "== ($stage_name took $((SECONDS - stage_start)) s; $SECONDS s so far)"
+  stage_start=$SECONDS stage_name=$1
+  echo "== $1"
+}
+trap 'stage "end"; printf "== stage times (%s s in all):\n%s" "$SECONDS" "$stages"' EXIT
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -46,12 +52,12 @@ stage "the page's builds (both wasm32 builds, wasm-bindgen CLI, npm packages, Ty
 bash scripts/build-web.sh
 
 stage "browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the CPU fallback)"
-# With relaxed-simd, so the kernel tests also cover what only the relaxed .wasm runs (gemm's
-# fused multiply-add, the 1x1 and depthwise kernels); Chromium validates relaxed SIMD.
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-CHROMEDRIVER=/usr/bin/chromedriver \
-WASM_BINDGEN_TEST_TIMEOUT=900 \
-  cargo test --profile web-gpu --target wasm32-unknown-unknown --no-default-features --features "$wasm_features,relaxed-simd" --test web
+# Kiln's with the page's WebGPU build features (its dependencies are already built above);
+# then the kernels crate alone with relaxed SIMD, so what only the relaxed .wasm runs (gemm's
+# fused multiply-add, the 1x1 and depthwise kernels) is checked too; Chromium validates it.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900
+cargo test --profile web-gpu --target wasm32-unknown-unknown --no-default-features --features "$wasm_features" --test web
+WASM_BINDGEN_USE_BROWSER=1 cargo test -p kiln-kernels --profile web-gpu --target wasm32-unknown-unknown --no-default-features --features std,simd,relaxed-simd --test kernels
 
 stage "the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
 # auto picks the CPU backend here (the only WebGPU adapter is SwiftShader), so the threaded

@@ -12,10 +12,10 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// The native kernel checks, run again on the wasm build of the CPU kernels (with
-/// `relaxed-simd`, relaxed SIMD's own kernels too): Kiln's kernels on slices
-/// (crates/kiln-kernels/tests, included by tests/core/kernels.rs), and burn-flex's hooks into
-/// them through burn's autodiff.
+/// The native kernel checks, run again on the wasm build of the CPU kernels (scripts/test.sh
+/// runs this with the page's WebGPU build features, and the kernels crate's own tests with
+/// relaxed SIMD): Kiln's kernels on slices (crates/kiln-kernels/tests, included by
+/// tests/core/kernels.rs), and burn-flex's hooks into them through burn's autodiff.
 #[path = "../core/kernels.rs"]
 mod kernels;
 mod common {
@@ -41,9 +41,12 @@ fn file(name: &str, bytes: &[u8]) -> JsValue {
     o.into()
 }
 
+/// 32 near-solid red and 32 blue images (three noise variants each) and a corrupt file. With
+/// 48 training images the tiny run below ends at every validation image right in ten seeds
+/// out of ten natively; with 24 it was chaotic (either build could end at chance).
 fn files() -> Array {
     let a = Array::new();
-    for i in 0..16 {
+    for i in 0..32 {
         a.push(&file(&format!("red/{i}.png"), &png([200, 20, 20], i as u8 % 3)));
         a.push(&file(&format!("blue/{i}.png"), &png([20, 20, 200], i as u8 % 3)));
     }
@@ -100,19 +103,14 @@ async fn train_predict_export(kind: &str) {
             sink.borrow_mut().push(get(&e, "loss").as_f64().unwrap());
         }
     });
-    // 3e-3: at 1e-2 this 24-image, batch-8 run is chaotic (wasm SIMD and native agree to two
-    // decimals for three epochs, then part ways; either can end at chance). 12 epochs: after 8,
-    // a change of the CPU kernels' summation order alone (every kernel within 1e-4 of the f64
-    // reference, `kernels` above) left the CPU run at 5 of 8 validation images; 1e-3 was no
-    // steadier.
-    let report = JsFuture::from(learner.fit_one_cycle(&ds, 12, 3e-3, on_event.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new())).await.unwrap();
+    let report = JsFuture::from(learner.fit_one_cycle(&ds, 12, 1e-2, on_event.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new())).await.unwrap();
     assert_eq!(get(&report, "cancelled").as_bool(), Some(false));
     let losses = losses.borrow().clone();
-    assert_eq!(losses.len(), 36, "12 epochs × 3 batches of 8 from 24 training images");
-    let (first, last) = (losses[..6].iter().sum::<f64>() / 6.0, losses[30..].iter().sum::<f64>() / 6.0);
+    assert_eq!(losses.len(), 72, "12 epochs × 6 batches of 8 from 48 training images");
+    let (first, last) = (losses[..12].iter().sum::<f64>() / 12.0, losses[60..].iter().sum::<f64>() / 12.0);
     assert!(last < 0.7 * first, "{kind}: training loss should fall: {losses:?}");
     let (valid_loss, accuracy) = valid_metrics(&learner, &ds).await;
-    assert!(valid_loss.is_finite() && accuracy >= 0.75, "{kind}: validation loss {valid_loss}, accuracy {accuracy}, train losses {losses:?}");
+    assert!(valid_loss.is_finite() && accuracy >= 0.9, "{kind}: validation loss {valid_loss}, accuracy {accuracy}, train losses {losses:?}");
 
     // predict, then export → load gives identical predictions.
     let red = png([200, 20, 20], 1);
@@ -194,6 +192,26 @@ async fn pretrained_efficientnet_runs_on_webgpu() {
     pretrained_recognises_espresso(backend("webgpu").await.device()).await;
 }
 
+/// The learner as its `.kiln` export holds it.
+async fn saved_model(learner: &Learner, b: &Backend) -> kiln::Learner {
+    let bytes = Uint8Array::from(JsFuture::from(learner.export_model()).await.unwrap()).to_vec();
+    kiln::export::from_bytes(&bytes, &b.device()).unwrap()
+}
+
+/// Every float tensor of `body` (weights and BatchNorm statistics), flattened in visiting order.
+async fn body_weights(body: &kiln::model::Body) -> Vec<f32> {
+    use burn::module::Module;
+    struct Collect(Vec<burn::tensor::Tensor<1>>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+            self.0.push(param.val().reshape([-1]));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    body.visit(&mut c);
+    burn::tensor::Tensor::cat(c.0, 0).into_data_async().await.unwrap().into_vec::<f32>().unwrap()
+}
+
 #[wasm_bindgen_test]
 async fn imported_weights_start_a_pretrained_learner_on_the_cpu() {
     pretrained_recognises_espresso(burn::tensor::Device::flex()).await;
@@ -206,16 +224,27 @@ async fn imported_weights_start_a_pretrained_learner_on_the_cpu() {
     let b = backend("cpu").await;
     let ds = Dataset::new(files(), options(r#"{"presize": 32, "validPct": 0.25}"#)).unwrap();
     let learner = Learner::new(&b, &ds, options(r#"{"size": 32, "batchSize": 8, "doFlip": false}"#), Some(backbone.clone())).unwrap();
+    // The new learner's body is the checkpoint's, weight for weight.
+    let (_, pretrained) = kiln::export::load_weights(LITE0_PTH, None, &b.device()).unwrap();
+    let imported_body = body_weights(&pretrained.body).await;
+    let before = body_weights(&saved_model(&learner, &b).await.model.body).await;
+    assert_eq!(before, imported_body, "the learner's body should be the imported weights");
+
+    // fine_tune runs both phases, and the unfrozen one moves the body. (Whether the pretrained
+    // start learns better than a random one is tests/core/pretrained.rs's question, on real
+    // photos: on two solid colours at 32 px one epoch of each phase is chance either way.)
     let noop = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
-    // fastai's default base LR: at 0.01 the unfrozen epoch undoes the frozen one on these 24
-    // images, natively as in wasm (accuracy 1.0 after the frozen epoch, 0.5 after).
-    let report = JsFuture::from(learner.fine_tune(&ds, 1, options(r#"{"baseLr": 0.002}"#), noop.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new()).unwrap())
+    let report = JsFuture::from(learner.fine_tune(&ds, 1, JsValue::UNDEFINED, noop.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new()).unwrap())
         .await
         .unwrap();
     let epochs = Array::from(&get(&report, "epochs"));
     assert_eq!(epochs.length(), 2, "one frozen and one unfrozen epoch");
-    let (valid_loss, accuracy) = valid_metrics(&learner, &ds).await;
-    assert!(valid_loss.is_finite() && accuracy >= 0.75, "validation loss {valid_loss}, accuracy {accuracy}");
+    for e in epochs.iter() {
+        assert!(get(&e, "trainLoss").as_f64().unwrap().is_finite() && get(&e, "validLoss").as_f64().unwrap().is_finite(), "{:?}", js_sys::JSON::stringify(&e));
+    }
+    let after = body_weights(&saved_model(&learner, &b).await.model.body).await;
+    assert_eq!(after.len(), before.len());
+    assert_ne!(after, before, "the unfrozen epoch should change the body");
 
     // Weights for another architecture, and garbage, are JS errors naming the problem.
     let err = Learner::new(&b, &ds, options(r#"{"arch": "resnet18"}"#), Some(backbone)).err().unwrap();
