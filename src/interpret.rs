@@ -11,7 +11,8 @@ pub struct Interpretation {
     pub preds: Preds,
     /// The predicted class of each item.
     pub decoded: Vec<usize>,
-    /// Each item's index in the validation set and its file name.
+    /// Each item's index in the samples interpreted (the validation set unless said) and its
+    /// file name.
     pub items: Vec<(usize, String)>,
 }
 
@@ -146,6 +147,12 @@ fn thumbnail(img: image::RgbImage, min: u32) -> image::RgbImage {
 impl Learner {
     /// fastai's `ClassificationInterpretation.from_learner`: predictions on the validation set.
     pub async fn interpret(&mut self, dls: &Datasets, on_event: &mut dyn FnMut(&Event)) -> Result<Interpretation, LearnError> {
+        self.interpret_on(dls, &dls.valid, on_event).await
+    }
+
+    /// The same over any of the dataset's samples (the cleaner looks at the training set
+    /// too); the items' indices point into `samples`.
+    pub async fn interpret_on(&mut self, dls: &Datasets, samples: &[Sample], on_event: &mut dyn FnMut(&Event)) -> Result<Interpretation, LearnError> {
         if dls.classes != self.classes {
             return Err(LearnError::ClassMismatch { expected: self.classes.len(), found: dls.classes.len() });
         }
@@ -157,9 +164,9 @@ impl Learner {
                 }
                 on_event(e)
             };
-            self.get_preds_on(dls, &dls.valid, &mut sink).await?
+            self.get_preds_on(dls, samples, &mut sink).await?
         };
-        let items = dls.valid.iter().enumerate().filter(|(_, s)| !failed.contains(&s.item.name)).map(|(i, s)| (i, s.item.name.clone())).collect();
+        let items = samples.iter().enumerate().filter(|(_, s)| !failed.contains(&s.item.name)).map(|(i, s)| (i, s.item.name.clone())).collect();
         Ok(Interpretation::new(self.classes.clone(), preds, items))
     }
 }

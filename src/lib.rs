@@ -1,10 +1,11 @@
 //! Kiln: fastai's chapter-5 recipe (presizing, GPU batch augmentation, a pretrained ResNet
 //! with fastai's head, one-cycle training) on burn. The data flow, in module order:
 //! [`data`] → [`augment`] → [`model`] (+ [`pretrained`] weights) → [`loss`] / [`optimizer`] / [`schedule`] →
-//! [`learner`] (+ [`mixed_precision`] for fastai's `to_fp16`) → [`interpret`] → [`export`]. See
+//! [`learner`] (+ [`mixed_precision`] for fastai's `to_fp16`) → [`interpret`] → [`cleaner`] → [`export`]. See
 //! ARCHITECTURE.md.
 
 pub mod augment;
+pub mod cleaner;
 pub mod data;
 pub mod device;
 pub mod export;

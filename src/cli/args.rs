@@ -35,6 +35,10 @@ pub struct DataArgs {
     /// Refuse images with more pixels than this (protects against decompression bombs).
     #[arg(long, default_value_t = DataOptions::default().max_pixels)]
     pub max_pixels: u64,
+    /// Relabel or leave out files as this CSV says (the page's cleaner writes it:
+    /// file,old_label,action,new_label); the files themselves are not touched.
+    #[arg(long, value_name = "FILE")]
+    pub changes: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Clone)]

@@ -10,9 +10,16 @@ use kiln::device::{DeviceChoice, select_native};
 use super::args::DataArgs;
 
 /// The labelled, split dataset in `data.dir`.
+/// With `--changes`, the cleaner's relabels and deletions applied (all or none).
 pub fn load(data: &DataArgs) -> Result<Datasets, String> {
     let config = data.options().config()?;
-    Datasets::from_items(read_items(&data.dir)?, config).map_err(|e| format!("{}: {e}", data.dir.display()))
+    let mut dls = Datasets::from_items(read_items(&data.dir)?, config).map_err(|e| format!("{}: {e}", data.dir.display()))?;
+    if let Some(path) = &data.changes {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let changes = kiln::data::changes_from_csv(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        dls.apply_changes(&changes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(dls)
 }
 
 /// Photos in a folder as (class named after the file, bytes), skipping non-images.

@@ -3,7 +3,9 @@
 //! A dataset starts as a list of `(name, bytes)` items, so files read from disk by the CLI and
 //! `File`s dropped into a page go through the same code.
 
+mod changes;
 mod decode;
+mod edit;
 mod label;
 mod loader;
 mod options;
@@ -12,7 +14,9 @@ pub(crate) mod show_batch;
 mod split;
 mod verify;
 
+pub use changes::{Change, from_csv as changes_from_csv, to_csv as changes_to_csv};
 pub use decode::{DecodeError, decode_rgb8};
+pub use edit::Added;
 pub use label::LabelRule;
 pub use loader::DataLoader;
 pub use options::DataOptions;
@@ -52,6 +56,10 @@ pub enum SkipReason {
     Unsupported(String),
     TooLarge(String),
     OutsideSplit,
+    /// Taken out by the user's changes (the cleaner, or `--changes`).
+    Removed,
+    /// Added to a dataset that already holds a file of that name.
+    Duplicate,
 }
 
 impl std::fmt::Display for SkipReason {
@@ -63,6 +71,8 @@ impl std::fmt::Display for SkipReason {
             SkipReason::Truncated(why) | SkipReason::Corrupt(why) | SkipReason::Unsupported(why) => write!(f, "{why}"),
             SkipReason::TooLarge(why) => write!(f, "too large: {why}"),
             SkipReason::OutsideSplit => write!(f, "outside the train/ and valid/ folders"),
+            SkipReason::Removed => write!(f, "removed by your changes"),
+            SkipReason::Duplicate => write!(f, "already in the dataset (a file of the same name)"),
         }
     }
 }
@@ -135,6 +145,8 @@ pub struct Datasets {
     pub label_rule_used: String,
     /// How the split was made, in words (for `summary`).
     pub split_used: String,
+    /// The relabels and deletions applied so far ([`Datasets::apply_changes`]).
+    pub changes: Vec<Change>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,27 +164,14 @@ pub enum DataError {
 impl Datasets {
     /// Label, check and split `items`. Every file ends up either in a split or in `skipped`
     /// with its reason; a bad file never stops the others from loading.
-    pub fn from_items(items: Vec<Item>, config: DataConfig) -> Result<Self, DataError> {
+    pub fn from_items(items: Vec<Item>, mut config: DataConfig) -> Result<Self, DataError> {
         let total = items.len();
         let mut skipped = Vec::new();
         let mut labelled: Vec<(Item, String)> = Vec::new();
-        // Header checks only (cheap): full decoding happens per batch.
         for item in items {
-            let reason = if item.bytes.is_empty() {
-                Some(SkipReason::Empty)
-            } else {
-                match decode::check_header(&item.bytes, config.max_pixels) {
-                    Err(e) => Some(e.into()),
-                    Ok(()) => None,
-                }
-            };
-            if let Some(reason) = reason {
-                skipped.push(Skipped { name: item.name, reason });
-                continue;
-            }
-            match config.label_rule.label(&item.name) {
+            match check_item(&item, &config) {
                 Ok(label) => labelled.push((item, label)),
-                Err(why) => skipped.push(Skipped { name: item.name, reason: SkipReason::NoLabel(why) }),
+                Err(reason) => skipped.push(Skipped { name: item.name, reason }),
             }
         }
         if labelled.is_empty() {
@@ -187,6 +186,8 @@ impl Datasets {
                     SkipReason::Unsupported(_) => "in an unsupported format",
                     SkipReason::TooLarge(_) => "too large",
                     SkipReason::OutsideSplit => "outside split",
+                    SkipReason::Removed => "removed",
+                    SkipReason::Duplicate => "duplicate",
                 };
                 *detail.entry(key.to_string()).or_default() += 1;
             }
@@ -213,6 +214,8 @@ impl Datasets {
                 if by_name_classes.len() >= 2 {
                     label_rule_used = format!("{} (the files share one folder, {:?})", by_name.describe(), classes[0]);
                     (labelled, classes) = (relabelled, by_name_classes);
+                    // Files added later are labelled the same way.
+                    config.label_rule = by_name;
                 }
             }
         }
@@ -239,6 +242,7 @@ impl Datasets {
             valid,
             skipped,
             config,
+            changes: Vec::new(),
         })
     }
 
@@ -271,6 +275,7 @@ impl Datasets {
             split: self.split_used.clone(),
             skipped: self.skipped.clone(),
             warnings: self.warnings(&train, &valid),
+            changes: self.changes.len(),
         }
     }
 
@@ -337,6 +342,16 @@ impl Datasets {
     }
 }
 
+/// A file's label, or why it cannot be in the dataset: the header checks only (cheap), as
+/// full decoding happens per batch.
+fn check_item(item: &Item, config: &DataConfig) -> Result<String, SkipReason> {
+    if item.bytes.is_empty() {
+        return Err(SkipReason::Empty);
+    }
+    decode::check_header(&item.bytes, config.max_pixels)?;
+    config.label_rule.label(&item.name).map_err(SkipReason::NoLabel)
+}
+
 /// Shuffle indices with the given RNG (fastai shuffles the training set every epoch).
 pub fn shuffled(n: usize, rng: &mut impl rand::Rng) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
@@ -366,6 +381,8 @@ pub struct Summary {
     pub skipped: Vec<Skipped>,
     /// Classes that cannot be learned or measured, as sentences to show the user.
     pub warnings: Vec<String>,
+    /// How many of the user's changes (relabels and deletions) are applied.
+    pub changes: usize,
 }
 
 /// "1 image", "2 images".
@@ -378,6 +395,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "Labels: {}", self.label_rule)?;
         writeln!(f, "Split:  {}", self.split)?;
         writeln!(f, "{} classes, {} training and {} validation images", self.classes.len(), self.n_train, self.n_valid)?;
+        if self.changes > 0 {
+            writeln!(f, "Changes: {} of yours applied (relabelled or removed files)", self.changes)?;
+        }
         let w = self.classes.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
         writeln!(f, "  {:<w$}  {:>7}  {:>7}", "class", "train", "valid")?;
         for c in &self.classes {

@@ -46,6 +46,60 @@ impl Dataset {
         Ok(Dataset { inner: Rc::new(inner) })
     }
 
+    /// Apply the cleaner's relabels and deletions (`{file, oldLabel, newLabel}`, `newLabel`
+    /// null to delete): all or none, a JS Error naming the file otherwise. Untouched files
+    /// keep their split. Returns the new summary.
+    #[wasm_bindgen(js_name = applyChanges, unchecked_return_type = "Summary")]
+    pub fn apply_changes(&mut self, #[wasm_bindgen(unchecked_param_type = "Array<Change>")] changes: JsValue) -> Result<JsValue, JsValue> {
+        let changes: Vec<data::Change> = serde_wasm_bindgen::from_value(changes).map_err(|e| js_err(format!("the changes should be {{file, oldLabel, newLabel}} objects: {e}")))?;
+        Rc::make_mut(&mut self.inner).apply_changes(&changes).map_err(js_err)?;
+        to_js(&self.inner.summary())
+    }
+
+    /// Add files to this dataset (a drop onto it): labelled and checked as at load time, split
+    /// among themselves; files already there keep their split. Returns `{added: {train, valid,
+    /// newClasses, skipped}, summary}`.
+    #[wasm_bindgen(js_name = addFiles, unchecked_return_type = "{added: Added, summary: Summary}")]
+    pub fn add_files(&mut self, #[wasm_bindgen(unchecked_param_type = "Array<{name: string, bytes: Uint8Array}>")] files: js_sys::Array) -> Result<JsValue, JsValue> {
+        let items = items_from_js(&files)?;
+        let added = Rc::make_mut(&mut self.inner).add_items(items);
+        to_js(&serde_json::json!({ "added": added, "summary": self.inner.summary() }))
+    }
+
+    /// Rename a class (to a name not in use). Returns the new summary.
+    #[wasm_bindgen(js_name = renameClass, unchecked_return_type = "Summary")]
+    pub fn rename_class(&mut self, from: String, to: String) -> Result<JsValue, JsValue> {
+        Rc::make_mut(&mut self.inner).rename_class(&from, &to).map_err(js_err)?;
+        to_js(&self.inner.summary())
+    }
+
+    /// Take a class and its files out of the dataset. Returns the new summary.
+    #[wasm_bindgen(js_name = removeClass, unchecked_return_type = "Summary")]
+    pub fn remove_class(&mut self, name: String) -> Result<JsValue, JsValue> {
+        Rc::make_mut(&mut self.inner).remove_class(&name).map_err(js_err)?;
+        to_js(&self.inner.summary())
+    }
+
+    /// Every file in the dataset: `{file, label, split}` ("train" or "valid"), training files first.
+    #[wasm_bindgen(unchecked_return_type = "Array<{file: string, label: string, split: 'train' | 'valid'}>")]
+    pub fn files(&self) -> Result<JsValue, JsValue> {
+        let d = &self.inner;
+        let row = |s: &data::Sample, split: &str| serde_json::json!({ "file": s.item.name, "label": d.classes[s.label], "split": split });
+        to_js(&d.train.iter().map(|s| row(s, "train")).chain(d.valid.iter().map(|s| row(s, "valid"))).collect::<Vec<_>>())
+    }
+
+    /// Every change applied so far, in order.
+    #[wasm_bindgen(unchecked_return_type = "Array<Change>")]
+    pub fn changes(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.changes)
+    }
+
+    /// The changes as the CSV `kiln … --changes FILE` reads.
+    #[wasm_bindgen(js_name = changesCsv)]
+    pub fn changes_csv(&self) -> String {
+        data::changes_to_csv(&self.inner.changes)
+    }
+
     /// Counts per class and split, the label rule, and every skipped file with its reason.
     #[wasm_bindgen(unchecked_return_type = "Summary")]
     pub fn summary(&self) -> Result<JsValue, JsValue> {

@@ -235,6 +235,18 @@ impl Learner {
         })
     }
 
+    /// fastai's ImageClassifierCleaner: every image of `split` ("train" or "valid") with the
+    /// model's loss on it, highest first.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Cleaner>")]
+    pub fn cleaner(&self, dataset: &Dataset, split: String) -> Result<Promise, JsValue> {
+        let split: crate::cleaner::Split = split.parse().map_err(js_err)?;
+        let (inner, dls) = (self.inner.clone(), dataset.inner.clone());
+        Ok(future_to_promise(async move {
+            let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
+            to_js(&l.cleaner(&dls, split, &mut |_| {}).await.map_err(js_err)?)
+        }))
+    }
+
     /// Confusion matrix, most confused pairs (≥ minVal) and the `k` top losses on the
     /// validation set, with each top loss's image (`topLossImages`, in the same order).
     #[wasm_bindgen(unchecked_return_type = "Promise<InterpretResult>")]

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod data;
 mod predict;
 
 fn kiln(args: &[&str]) -> Output {

@@ -1,9 +1,12 @@
 //! Tests of the core on the CPU backend, one module per stage of the data flow.
 
 mod augment;
+mod changes;
+mod cleaner;
 mod export;
 mod common;
 mod data;
+mod edit;
 mod kernels;
 mod learner;
 mod loss;
