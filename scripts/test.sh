@@ -87,6 +87,8 @@ KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs
 node tests/e2e/predict-many.test.mjs
 # Issue 29: Clean: mislabelled photos first in their class, relabel/delete, retrain, the CSV and kiln summary --changes.
 node tests/e2e/cleaner.test.mjs
+# Issue 29: samples you manage: photos added to a dataset, paged per class, moved, removed; classes renamed and deleted.
+node tests/e2e/samples.test.mjs
 
 stage "fuzzing, briefly: every reader of untrusted bytes for 15 s (long runs: bash scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 15

@@ -5,6 +5,7 @@ import { Kiln, filesFromDrop, BACKENDS, SIMD } from './kiln.js';
 import { $, clearError, guard, showError } from './dom.js';
 import { page, isIdle, render, run, setPhase, update } from './state.js';
 import { loadFiles, loadSample, relabel } from './dataset.js';
+import { addPhotos, adding, wireSamples } from './samples.js';
 import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSettings } from './settings.js';
 import { lrFind, resizeLrChart } from './lr-find.js';
 import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.js';
@@ -22,17 +23,22 @@ if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catc
 const onClick = (id, phase, work) => $(id).addEventListener('click', () => guard(() => run(phase, work)));
 
 /** A file picker that starts work; emptied after use, so picking the same file again fires again.
- * A folder with nothing in it gives no files: `empty` says so. */
+ * A folder with nothing in it gives no files: `empty` says so. `phase` may be a function. */
 const onPick = (id, phase, use, empty) => $(id).addEventListener('change', (e) => {
   const files = [...e.target.files];
   e.target.value = '';
-  if (files.length) guard(() => run(phase, () => use(files)));
+  if (files.length) guard(() => run(typeof phase === 'function' ? phase() : phase, () => use(files)));
   else if (empty) guard(() => { throw new Error(empty); });
 });
 
+/** Photos picked or dropped for the dataset: added to the loaded one, or a new one (the choice
+ * beside the drop zone). */
+const photoPhase = () => (adding() ? 'adding' : 'loading');
+const takePhotos = (files) => (adding() ? addPhotos(files) : loadFiles(files));
+
 function wire() {
-  onPick('pick-folder', 'loading', (f) => loadFiles(f), 'The folder you chose is empty (no files in it or its subfolders): choose a folder that holds one folder of photos per class, or photos named like Maine_Coon_157.jpg.');
-  onPick('pick-files', 'loading', (f) => loadFiles(f));
+  onPick('pick-folder', photoPhase, takePhotos, 'The folder you chose is empty (no files in it or its subfolders): choose a folder that holds one folder of photos per class, or photos named like Maine_Coon_157.jpg.');
+  onPick('pick-files', photoPhase, takePhotos);
   onPick('weights-file', 'importing', (f) => importWeights(f[0]));
   onPick('predict-file', 'predicting', predictFiles);
   onPick('predict-folder', 'predicting', predictFiles, 'The folder you chose is empty (no files in it or its subfolders): choose a folder of photos to sort.');
@@ -66,12 +72,13 @@ function wire() {
   wireCancel();
   wireSorting();
   wireCleaner();
+  wireSamples();
   $('error').addEventListener('click', clearError);
   wireDrop();
   window.addEventListener('resize', () => { resizeTrainingCharts(); resizeLrChart(); });
 }
 
-/** Drops anywhere load a dataset, except on the predict area, which predicts (one photo) or
+/** Drops anywhere load a dataset (or add to the loaded one), except on the predict area, which predicts (one photo) or
  * sorts (more, or folders); a single checkpoint or .kiln file is imported wherever it lands. */
 function wireDrop() {
   let depth = 0;
@@ -92,7 +99,7 @@ function wireDrop() {
       if (one && WEIGHT_FILE.test(one.name)) { setPhase('importing'); await importWeights(one); }
       else if (one && /\.(kiln|onnx)$/i.test(one.name)) { setPhase('importing'); await importKiln(one); }
       else if (onPredict) { setPhase('predicting'); if (files.length) await predictFiles(files); }
-      else { setPhase('loading'); await loadFiles(files); }
+      else { setPhase(photoPhase()); await takePhotos(files); }
     }));
   });
 }

@@ -5,8 +5,10 @@ import { $, el, setStatus } from './dom.js';
 import { page, update } from './state.js';
 import { showWeights, syncMethod } from './settings.js';
 
-/** Thumbnails' object URLs, revoked when the dataset they show is replaced. */
-const urls = [];
+/** The class cards (samples.js, which imports this module, hands it in): given a summary, it
+ * fetches what they need and returns the function that draws them. */
+let classCards = async (/** @type {any} */ _summary) => () => {};
+export const onClasses = (fn) => { classCards = fn; };
 
 /** The Settings the sample sets, and their names for the notices. */
 const SAMPLE = { arch: 'tiny', size: '32', presize: '36', bs: '32', method: 'fit_one_cycle', epochs: '6', lr: '0.01', flip: false };
@@ -42,25 +44,36 @@ function datasetOptions() {
   return opts;
 }
 
-/** Build the dataset from `files`; the old one stays if this one fails. With `restore`, photos
- * after the sample bring back the photo defaults of every setting left as the sample set it. */
-export async function loadFiles(files, { restore = true } = {}) {
-  // Hidden files and folders (.DS_Store, .git/) are never photos.
+/** `files` without hidden files and folders (.DS_Store, .git/), which are never photos; an
+ * error if nothing is left. */
+export function visibleFiles(files) {
   const visible = files.filter((f) => !pathOf(f).split('/').some((p) => p.startsWith('.')));
   if (!visible.length) {
     throw new Error(files.length
       ? `Only hidden files were found (${files.slice(0, 3).map((f) => pathOf(f)).join(', ')}): choose folders of photos, one per class, or photos named like Maine_Coon_157.jpg.`
       : 'No files were found there. Choose or drop folders of photos (one folder per class), or photos named like Maine_Coon_157.jpg.');
   }
+  return visible;
+}
+
+/** Build the dataset from `files`; the old one stays if this one fails. With `restore`, photos
+ * after the sample bring back the photo defaults of every setting left as the sample set it.
+ * The files of the last load again (a re-label) keep the files added since, and the edits. */
+export async function loadFiles(files, { restore = true } = {}) {
+  const same = files === page.lastFiles;
+  const visible = visibleFiles(files);
   const back = restore && page.preset ? Object.keys(SAMPLE).filter((id) => fieldValue(id) === page.preset[id]) : [];
   if (back.includes('presize')) setField('presize', shipped('presize'));
   let options;
   try {
     options = datasetOptions();
-    update({ lastFiles: visible });
+    // Other files: what was added belongs to the dataset they replace.
+    if (!same) update({ lastFiles: visible, added: [] });
     setStatus(`reading ${visible.length} file${visible.length === 1 ? '' : 's'}…`);
     const summary = await page.kiln.loadDataset(visible, options);
-    update({ files: visible, datasetClasses: summary.classes.map((c) => c.name), datasetOptions: options });
+    update({ files: [...visible, ...page.added], datasetClasses: summary.classes.map((c) => c.name), datasetOptions: options });
+    // A new dataset: the next photos are added to it unless the user says otherwise.
+    if (!same) $('mode-add').checked = true;
     await showSummary(summary);
     if (restore && page.preset) restoreDefaults(back);
     setStatus(summary.changesDropped ? 'loaded without your changes from Clean (see Photos)' : '');
@@ -130,17 +143,22 @@ export async function loadSample() {
   update({ preset: { ...SAMPLE } });
   note('The sample\'s Settings: Tiny ResNet, 32 px, Presize 36, batch 32, fit_one_cycle for 6 epochs at 0.01, no flips (they suit 8×8 digits). Photos you add next bring the photo defaults back.');
   await loadFiles(await page.kiln.sampleFiles(), { restore: false });
+  // Photos dropped after the digits start a new dataset: digits and photos do not mix.
+  $('mode-new').checked = true;
 }
 
-/** The loaded dataset's summary (after a load, or after Clean's changes) in the page, and
- * what follows from it: whether it can train, how many changes it has. */
+/** The loaded dataset's summary (after a load, Clean's changes or an edit of the samples) in
+ * the page, and what follows from it: its classes, whether it can train, how many changes it has. */
 export async function showSummary(s) {
-  update({ dataProblem: problem(s), changeCount: s.changes || 0 });
+  // The cards' photos are fetched first: the split line and the cards change together.
+  const drawCards = await classCards(s);
+  update({ dataProblem: problem(s), changeCount: s.changes || 0, datasetClasses: s.classes.map((c) => c.name) });
   renderSummary(s);
+  drawCards();
   const changes = s.changes ? await page.kiln.changes() : [];
   const to = (c) => (c.newLabel === null ? 'deleted' : `relabelled ${c.newLabel}`);
   $('changes-box').hidden = changes.length === 0;
-  $('changes-title').textContent = `${changes.length} change(s) of yours from Clean (your files are untouched)`;
+  $('changes-title').textContent = `${changes.length} change(s) of yours from Clean or Photos (your files are untouched)`;
   $('changes').tBodies[0].replaceChildren(...changes.map((c) => el('tr', {}, ...[c.file, c.oldLabel, to(c)].map((t) => el('td', { textContent: t })))));
 }
 
@@ -148,19 +166,6 @@ function renderSummary(s) {
   $('dataset').hidden = false;
   const changed = s.changes ? ` · ${s.changes} change${s.changes === 1 ? '' : 's'} of yours` : '';
   $('split').textContent = `${s.classes.length} classes · ${s.nTrain} training and ${s.nValid} validation images · labels: ${s.labelRule} · split: ${s.split}${changed}`;
-  for (const url of urls.splice(0)) URL.revokeObjectURL(url);
-  const byPath = new Map(page.files.map((f) => [pathOf(f), f]));
-  $('gallery').replaceChildren(...s.classes.map((c) => {
-    const thumbs = c.examples.filter((name) => byPath.has(name)).map((name) => {
-      const url = URL.createObjectURL(byPath.get(name));
-      urls.push(url);
-      return el('img', { src: url, alt: name, loading: 'lazy' });
-    });
-    return el('div', { className: 'class-card' },
-      el('h4', { textContent: c.name }),
-      el('div', { className: 'muted', textContent: `${images(c.train + c.valid)} (${c.train} train, ${c.valid} valid)` }),
-      el('div', { className: 'thumbs' }, ...thumbs));
-  }));
   const warnings = [s.changesDropped, ...(s.warnings || [])].filter(Boolean);
   $('data-warnings').replaceChildren(...warnings.map((w) => el('li', { textContent: w })));
   $('data-warnings').hidden = warnings.length === 0;
@@ -169,10 +174,10 @@ function renderSummary(s) {
   $('skipped').tBodies[0].replaceChildren(...s.skipped.map(skipRow));
 }
 
-function reasonText(r) {
+export function reasonText(r) {
   // Truncated, corrupt and unsupported files carry a full sentence of their own.
   if (['truncated', 'corrupt', 'unsupported'].includes(r.kind)) return r.detail;
-  const words = { empty: 'empty file', no_label: 'no label', removed: 'deleted in Clean (your file is untouched)', undecodable: 'not a readable image', too_large: 'too large', outside_split: 'outside the train/ and valid/ folders' };
+  const words = { empty: 'empty file', no_label: 'no label', removed: 'deleted in Clean or Photos (your file is untouched)', duplicate: 'already in the dataset (a file of the same name)', undecodable: 'not a readable image', too_large: 'too large', outside_split: 'outside the train/ and valid/ folders' };
   return (words[r.kind] || r.kind) + (r.detail ? `: ${r.detail}` : '');
 }
 
@@ -188,4 +193,4 @@ function skipRow(s) {
   return el('tr', {}, el('td', { textContent: s.name }), el('td', { textContent: reasonText(s.reason) }));
 }
 
-const images = (n) => `${n} image${n === 1 ? '' : 's'}`;
+export const images = (n) => `${n} image${n === 1 ? '' : 's'}`;

@@ -7,6 +7,10 @@
  * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
  * @typedef {{classes: ClassCount[], nTrain: number, nValid: number, labelRule: string, split: string, skipped: Skipped[], warnings?: string[], changes?: number, changesDropped?: string | null}} Summary
  * @typedef {{file: string, oldLabel: string, newLabel: string | null}} Change
+ * @typedef {{train: number, valid: number, newClasses: string[], skipped: Skipped[]}} Added
+ * @typedef {{added: Added, summary: Summary}} AddResult
+ * @typedef {{file: string, label: string, split: 'train'|'valid'}} DatasetFile
+ * @typedef {{changes: Change[]} | {add: {name: string, blob: Blob}[]} | {rename: [string, string]} | {removeClass: string}} Edit
  * @typedef {{file: string, label: string, predicted: string, probLabel: number, loss: number}} CleanerRow
  * @typedef {{split: 'train'|'valid', classes: string[], rows: CleanerRow[]}} CleanerResult
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions

@@ -10,7 +10,7 @@ import { WorkerLink } from './worker-link.js';
 export { pathOf, filesFromDrop } from './files.js';
 
 export * from './kiln-types.js';
-/** @import { BackendInfo, Change, CleanerResult, DatasetOptions, FineTuneOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, Summary } from './kiln-types.js' */
+/** @import { AddResult, BackendInfo, Change, CleanerResult, DatasetFile, DatasetOptions, FineTuneOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, Summary } from './kiln-types.js' */
 
 /**
  * The architectures Kiln builds: display names, and for ResNets the torchvision file a user
@@ -84,21 +84,75 @@ export class Kiln extends WorkerLink {
   /**
    * Build the dataset from files: labels by folder (webkitRelativePath, or paths from dropped
    * folders) or by `options.labelRegex` on the file name. Bad files are listed, not fatal.
+   * The same files again (other options) keep what was done to the dataset since, made again
+   * in order: the files added (split among themselves anew), the changes, the classes renamed
+   * and removed. Where one of these no longer applies, the dataset keeps only the added files
+   * and `summary.changesDropped` says why.
    * @param {InputFile[]} files
    * @param {DatasetOptions} [options]
    * @returns {Promise<Summary>}
    */
   async loadDataset(files, options = {}) {
     const entries = files.map(toEntry);
-    // The same files again (new labelling or split options): the changes made so far are
-    // applied again. Other files start without changes.
     const last = this.lastDataset?.entries;
     const same = !!last && last.length === entries.length && last.every((e, i) => e.blob === entries[i].blob && e.name === entries[i].name);
-    const changes = same ? this.lastChanges : [];
-    const summary = await this.sendDataset(entries, options, changes);
+    const edits = same ? this.lastEdits : [];
+    const summary = await this.sendDataset(entries, options, edits);
     this.lastDataset = { entries, options };
-    this.lastChanges = summary.changesDropped ? [] : changes;
+    this.lastEdits = summary.changesDropped ? edits.filter((e) => 'add' in e) : edits;
     return summary;
+  }
+
+  /**
+   * Add files to the loaded dataset (a class more, or more photos of one): labelled by its
+   * rule and checked as at load time, then split among themselves with its validation fraction
+   * and seed. The files already in it keep their label and split and are not read again. A
+   * file whose name the dataset holds already is skipped (reason kind `duplicate`), as are bad
+   * files; `added` counts what went to each split and names the new classes.
+   * @param {InputFile[]} files
+   * @returns {Promise<AddResult>}
+   */
+  async addFiles(files) {
+    const entries = files.map(toEntry);
+    await this.stage(entries);
+    const result = await this.call('addFiles');
+    this.lastEdits = [...this.lastEdits, { add: entries }];
+    return result;
+  }
+
+  /**
+   * Rename a class of the loaded dataset. Rejects with an Error naming the class (and changes
+   * nothing) if `from` is unknown or `to` is taken, empty or holds a '/'.
+   * @param {string} from
+   * @param {string} to
+   * @returns {Promise<Summary>}
+   */
+  async renameClass(from, to) {
+    const summary = await this.call('renameClass', { from, to });
+    this.lastEdits = [...this.lastEdits, { rename: /** @type {[string, string]} */ ([from, to]) }];
+    return summary;
+  }
+
+  /**
+   * Take a class and its photos out of the loaded dataset (they are listed in
+   * `summary.skipped`, reason kind `removed`; the files stay). Rejects if fewer than two
+   * classes, or an empty split, would be left.
+   * @param {string} name
+   * @returns {Promise<Summary>}
+   */
+  async removeClass(name) {
+    const summary = await this.call('removeClass', { name });
+    this.lastEdits = [...this.lastEdits, { removeClass: name }];
+    return summary;
+  }
+
+  /**
+   * Every photo of the loaded dataset with its class and split, training photos first; `file`
+   * is the name the dataset gave it (`pathOf` of the file loaded).
+   * @returns {Promise<DatasetFile[]>}
+   */
+  datasetFiles() {
+    return this.call('files');
   }
 
   /** @returns {Promise<Summary>} */
@@ -130,7 +184,7 @@ export class Kiln extends WorkerLink {
    */
   async applyChanges(changes) {
     const summary = await this.call('applyChanges', { changes });
-    this.lastChanges = [...this.lastChanges, changes.map((c) => ({ file: c.file, oldLabel: c.oldLabel, newLabel: c.newLabel ?? null }))];
+    this.lastEdits = [...this.lastEdits, { changes: changes.map((c) => ({ file: c.file, oldLabel: c.oldLabel, newLabel: c.newLabel ?? null })) }];
     return summary;
   }
 

@@ -7,7 +7,7 @@ import { $ } from './dom.js';
 /** Phases in which Kiln works; Cancel stops these: training and lr_find between batches,
  * predicting many photos between chunks, saving the sorted zip at once. */
 const CANCELLABLE = ['training', 'finding-lr', 'predicting', 'saving'];
-const WORK = [...CANCELLABLE, 'reading', 'loading', 'importing', 'augmenting', 'interpreting', 'cleaning', 'exporting'];
+const WORK = [...CANCELLABLE, 'reading', 'loading', 'adding', 'editing', 'importing', 'augmenting', 'interpreting', 'cleaning', 'exporting'];
 
 /** The transitions allowed: idle starts any work, work returns to idle (or goes on to a
  * related step), nothing else. A transition outside this table is a bug in the page. */
@@ -16,7 +16,7 @@ const NEXT = {
   failed: [],
   idle: WORK,
   // A drop is read first; what it holds decides what happens next.
-  reading: ['loading', 'importing', 'predicting', 'idle'],
+  reading: ['loading', 'adding', 'importing', 'predicting', 'idle'],
   // Training ends by interpreting the validation set.
   training: ['interpreting', 'idle'],
 };
@@ -25,7 +25,7 @@ for (const p of WORK) NEXT[p] ??= ['idle'];
 /** What each phase is called in the busy message. */
 const DOING = {
   starting: 'still starting', failed: 'not running (it failed to start)', reading: 'reading the dropped files',
-  loading: 'loading a dataset', importing: 'importing a file', augmenting: 'augmenting a batch',
+  loading: 'loading a dataset', adding: 'adding photos to the dataset', editing: 'changing the dataset', importing: 'importing a file', augmenting: 'augmenting a batch',
   'finding-lr': 'finding a learning rate', training: 'training', interpreting: 'interpreting the validation set',
   predicting: 'predicting', exporting: 'exporting the model', saving: 'writing the sorted photos',
   cleaning: 'cleaning the data (the losses per image, or your changes)',
@@ -36,8 +36,11 @@ export const page = {
   phase: 'starting',
   /** @type {import('./kiln.js').Kiln | null} */
   kiln: null,
-  /** The loaded dataset's files and class names (empty: none loaded). @type {File[]} */
+  /** The loaded dataset's files (those added since too) and class names (empty: none
+   * loaded). A new array after each change of the dataset: Clean's view is of the old one. @type {File[]} */
   files: [],
+  /** Of those, the files added to it since it was loaded (a re-label keeps them). @type {File[]} */
+  added: [],
   /** @type {string[]} */
   datasetClasses: [],
   /** The options that built the loaded dataset (a failed change rolls its field back to them). @type {{validPct: number, presize: number, seed: number, labelRegex?: string} | null} */
@@ -134,6 +137,11 @@ export function render() {
   for (const s of document.querySelectorAll('#clean-grid select')) s.disabled = !(idle && view) || s.dataset.applied === 'true';
   enable(['clean-download'], idle && data && page.changeCount > 0);
   enable(['sort-download'], idle && page.sorted > 0);
+  // The class cards' controls (samples.js): paging, moving and removing photos, renaming and
+  // deleting classes; `data-off` marks a page button at its end. Add or start anew on a drop.
+  for (const x of document.querySelectorAll('#gallery button, #gallery select, #gallery input')) x.disabled = !idle || x.dataset.off === 'true';
+  $('drop-mode').hidden = !data;
+  enable(['mode-add', 'mode-new'], idle);
   // Inputs that start work when used (the dataset options reload the dataset on change; the
   // architecture picks which weights the next model gets).
   enable(['sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'predict-folder', 'predict-camera', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'seed', 'presize'], idle);

@@ -2,7 +2,7 @@
 // predictMany sends, and restarting the worker after a crash or a lost GPU with the dataset,
 // weights and model it had. Kiln (kiln.js) extends it with the API's methods.
 
-/** @import { BackendInfo, Change, DatasetOptions, FitCallbacks, ImportedWeights, Summary } from './kiln-types.js' */
+/** @import { BackendInfo, DatasetOptions, Edit, FitCallbacks, ImportedWeights, Summary } from './kiln-types.js' */
 
 function deviceLostMessage(/** @type {string} */ why) {
   return `the GPU stopped working (${why}). Kiln moved to the CPU backend, with your dataset and the model as it was after the last finished epoch: train again to continue.`;
@@ -20,7 +20,7 @@ export class WorkerLink {
     /** @private @type {FitCallbacks} */ this.callbacks = {};
     /** @protected @type {((e: any) => void) | null} where predictMany's batches go */ this.onPredictions = null;
     /** @protected @type {{entries: {name: string, blob: Blob}[], options: DatasetOptions} | null} */ this.lastDataset = null;
-    /** @protected @type {Change[][]} the changes applied to it, one array per applyChanges call */ this.lastChanges = [];
+    /** @protected @type {Edit[]} what was done to it since, in order (changes, files added, classes renamed or removed) */ this.lastEdits = [];
     /** @protected @type {Uint8Array | null} the model after the last finished epoch, as .kiln bytes */ this.lastModel = null;
     /** @protected @type {{blob: Blob, name: string} | null} */ this.lastWeights = null;
     /** @protected @type {number | undefined} */ this.threads = undefined;
@@ -100,7 +100,7 @@ export class WorkerLink {
     this.worker?.terminate();
     this.crash(why);
     await this.start();
-    if (this.lastDataset) await this.sendDataset(this.lastDataset.entries, this.lastDataset.options, this.lastChanges);
+    if (this.lastDataset) await this.sendDataset(this.lastDataset.entries, this.lastDataset.options, this.lastEdits);
     if (this.lastWeights) await this.sendWeights(this.lastWeights.blob, this.lastWeights.name);
     // The model as it was after the last finished epoch (training sends one after each).
     if (this.lastModel && this.lastDataset) await this.call('load', { bytes: this.lastModel });
@@ -130,13 +130,21 @@ export class WorkerLink {
   /**
    * Post the files in chunks, each its own message: cloning a Blob handle into a message costs
    * ~0.2 ms of the page's main thread, so 10,000 in one message blocked it for seconds.
-   * `changes` (the cleaner's, in the batches they were applied in) are applied again; where
-   * they no longer apply, the dataset comes without them and `changesDropped` says why.
+   * `edits` (changes, files added, classes renamed or removed, in order) are made again; where
+   * one no longer applies, the dataset keeps only the files added and `changesDropped` says why.
    * @protected @returns {Promise<Summary>}
    */
-  async sendDataset(/** @type {{name: string, blob: Blob}[]} */ entries, /** @type {DatasetOptions} */ options, /** @type {Change[][]} */ changes = []) {
+  async sendDataset(/** @type {{name: string, blob: Blob}[]} */ entries, /** @type {DatasetOptions} */ options, /** @type {Edit[]} */ edits = []) {
+    // The added files are staged after the loaded ones, in order; the edit says how many.
+    const added = edits.flatMap((e) => ('add' in e ? e.add : []));
+    await this.stage([...entries, ...added]);
+    return this.call('loadDataset', { options, edits: edits.map((e) => ('add' in e ? { add: e.add.length } : e)) });
+  }
+
+  /** Files to the worker in chunks of 100 (see sendDataset), for loadDataset or addFiles.
+   * @protected */
+  async stage(/** @type {{name: string, blob: Blob}[]} */ entries) {
     for (let i = 0; i < entries.length; i += 100) await this.call('stageFiles', { files: entries.slice(i, i + 100) });
-    return this.call('loadDataset', { options, changes });
   }
 
   /** @protected @returns {Promise<ImportedWeights>} */

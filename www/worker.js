@@ -13,8 +13,8 @@ import { hasRelaxedSimd } from './relaxed-simd.js';
 /** The loaded build's exports (Backend, Dataset, Learner, CancelToken, …). */
 let wasm = null;
 const state = { backend: null, dataset: null, datasetOptions: null, learner: null, cancel: null, learnerOptions: null, deviceLost: null, sorting: null };
-// Files of the dataset being sent (kiln.js posts them in chunks, then calls loadDataset), and
-// of the photos to predict (then predictMany).
+// Files of the dataset being sent (kiln.js posts them in chunks, then calls loadDataset or
+// addFiles), and of the photos to predict (then predictMany).
 const staged = [];
 const toPredict = [];
 // The GPU devices wgpu opens: a lost device (driver reset, GPU removed, or destroyed on
@@ -166,6 +166,31 @@ async function cancellable(run) {
   }
 }
 
+/** Staged files' bytes, as the wasm Dataset takes them. */
+const readFiles = (files) => Promise.all(files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.blob.arrayBuffer()) })));
+
+/** One edit (kiln.js's Edit, an add with its files' bytes) made to `dataset`. */
+function edit(dataset, e) {
+  if (e.changes) return dataset.applyChanges(e.changes);
+  if (e.add) return dataset.addFiles(e.add);
+  if (e.rename) return dataset.renameClass(e.rename[0], e.rename[1]);
+  return dataset.removeClass(e.removeClass);
+}
+
+/** Why the edits in `steps` were not made again (`why`: the one that failed), in words. */
+function droppedMessage(steps, why) {
+  const n = steps.filter((e) => e.changes).reduce((k, e) => k + e.changes.length, 0);
+  const renamed = steps.filter((e) => e.rename).length;
+  const removed = steps.filter((e) => e.removeClass !== undefined).length;
+  const plural = (k, one, many) => `${k} ${k === 1 ? one : many}`;
+  const parts = [n && plural(n, 'change', 'changes'), renamed && plural(renamed, 'class renamed', 'classes renamed'), removed && plural(removed, 'class deleted', 'classes deleted')].filter(Boolean);
+  // Changes alone are said as before the samples could be edited; anything more is listed.
+  const one = parts.length === 1 && n === 1;
+  const what = renamed || removed ? `edits (${parts.join(', ')})` : `${parts[0]} from Clean or Photos`;
+  const kept = steps.some((e) => e.add) ? ' (the photos you added are still in it)' : '';
+  return `Your ${what} no longer appl${one ? 'ies' : 'y'} to the photos as labelled now, so the dataset was loaded without ${one ? 'it' : 'them'}${kept} (${why}). Make ${one ? 'it' : 'them'} again, or set the labelling options back.`;
+}
+
 /** The photos of one predictMany chunk: at most `count` files and (past the first) `maxBytes`. */
 function nextChunk(files, start, count, maxBytes) {
   let end = start + 1;
@@ -211,27 +236,49 @@ const methods = {
   stageFiles({ files }) {
     staged.push(...files);
   },
-  /** `changes`: the cleaner's, per applyChanges call, to apply again to the same files built
-   * with other options; where they no longer apply, the dataset is kept without them and
-   * `changesDropped` says why. */
-  async loadDataset({ options, changes = [] }) {
+  /** `edits`: what was done to the same files built with other options, in order, made again
+   * (`{add: n}`: the next n staged files after the loaded ones were added). Where one no longer
+   * applies, the dataset keeps only the added files and `changesDropped` says why. */
+  async loadDataset({ options, edits = [] }) {
     const files = staged.splice(0);
-    const entries = await Promise.all(files.map(async (f) => ({ name: f.name, bytes: new Uint8Array(await f.blob.arrayBuffer()) })));
+    const nAdded = edits.reduce((n, e) => n + (e.add ?? 0), 0);
+    const entries = await readFiles(files.slice(0, files.length - nAdded));
+    let at = files.length - nAdded;
+    const steps = [];
+    for (const e of edits) {
+      if (e.add === undefined) steps.push(e);
+      else steps.push({ add: await readFiles(files.slice(at, (at += e.add))) });
+    }
     let dataset = new wasm.Dataset(entries, options);
     let changesDropped = null;
     try {
-      for (const batch of changes) dataset.applyChanges(batch);
+      for (const e of steps) edit(dataset, e);
     } catch (e) {
-      // All or none: a fresh build, without any of them.
+      // All or none: a fresh build with the added files only (adding never fails).
       dataset.free();
       dataset = new wasm.Dataset(entries, options);
-      const n = changes.flat().length;
-      changesDropped = `Your ${n} change${n === 1 ? '' : 's'} from Clean no longer appl${n === 1 ? 'ies' : 'y'} to the photos as labelled now, so the dataset was loaded without ${n === 1 ? 'it' : 'them'} (${e.message}). Clean again, or set the labelling options back.`;
+      for (const a of steps.filter((x) => x.add)) edit(dataset, a);
+      changesDropped = droppedMessage(steps, e.message);
     }
     replace('dataset', dataset);
     // What the dataset was built with (the page's tests compare it with the page's fields).
     state.datasetOptions = { ...options };
     return { ...state.dataset.summary(), changesDropped };
+  },
+  /** The staged files added to the dataset: `{added: {train, valid, newClasses, skipped}, summary}`. */
+  async addFiles() {
+    const files = staged.splice(0);
+    const dataset = need('dataset');
+    return dataset.addFiles(await readFiles(files));
+  },
+  renameClass({ from, to }) {
+    return need('dataset').renameClass(from, to);
+  },
+  removeClass({ name }) {
+    return need('dataset').removeClass(name);
+  },
+  files() {
+    return need('dataset').files();
   },
   summary() {
     return need('dataset').summary();

@@ -224,7 +224,7 @@ await e2e([], async ({ browser, base }) => {
     assert.match(await page.textContent('#split'), /2 changes of yours$/);
     await setOption(page, 'label-regex', '^(.+)_r\\d+c\\d+_\\d+\\.png$');
     assert.equal(await page.isVisible('#error'), false, await page.textContent('#error'));
-    assert.match(await page.textContent('#data-warnings'), new RegExp(`2 changes from Clean no longer apply.*labelled "${relabelled.truth}" here`, 's'));
+    assert.match(await page.textContent('#data-warnings'), new RegExp(`2 changes from Clean or Photos no longer apply.*labelled "${relabelled.truth}" here`, 's'));
     assert.match(await page.textContent('#split'), /216 training and 72 validation images · labels: regex/);
     assert.equal(await page.isVisible('#changes-box'), false);
     assert.equal(await page.isDisabled('#clean-download'), true, 'no changes to download');

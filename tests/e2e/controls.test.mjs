@@ -61,6 +61,8 @@ await e2e([], async ({ browser, base }) => {
   await page.waitForFunction(() => /^3 classes .*regex/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
   assert.match(await page.textContent('#gallery'), /Persian.*Bengal|Bengal.*Persian/s);
   await takeSamples();
+  // A new dataset, not photos added to the loaded one (the default).
+  await page.check('#mode-new');
   await page.setInputFiles('#pick-folder', dir);
   await page.waitForFunction(() => /^3 classes · 29 training and 7 validation images · labels: parent folder/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
   // While the folder set loaded ('reading 36 files…'), nothing could start: in particular not Train.

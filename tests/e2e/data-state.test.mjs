@@ -68,10 +68,12 @@ await e2e([], async ({ browser, base }) => {
   });
 
   // 3. A class of one image, and a validation fraction that leaves a class no training image.
+  // Each folder from here on is a new dataset (adding to the loaded one is the default).
+  await page.check('#mode-new');
   await page.setInputFiles('#pick-folder', kite);
   await page.waitForFunction(() => /^3 classes/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
   await c.check('3: one image is "1 image"', async () => {
-    const card = await page.locator('.class-card', { hasText: 'kite' }).textContent();
+    const card = await page.locator('.class-card[data-class="kite"]').textContent();
     assert.match(card, /1 image \(/);
     // Its one image is used for training: its accuracy cannot be measured, which is said.
     if (/\(1 train, 0 valid\)/.test(card)) assert.match(await page.textContent('#data-warnings'), /kite.*no validation images/s);
@@ -97,6 +99,7 @@ await e2e([], async ({ browser, base }) => {
   });
 
   // 4. One folder of pets-style files, picked as a folder; then a label regex.
+  await page.check('#mode-new');
   await page.setInputFiles('#pick-folder', pets);
   await waitIdle(page, 60_000);
   await c.check('4: one folder of pets-style files is labelled by the file names', async () => {
@@ -116,6 +119,7 @@ await e2e([], async ({ browser, base }) => {
 
   // 5. Failed option changes on a loaded set: the control rolls back, the status tells the truth.
   await page.evaluate(() => { document.querySelector('#label-regex').value = ''; });
+  await page.check('#mode-new');
   await page.setInputFiles('#pick-folder', colours);
   await page.waitForFunction(() => /^3 classes · 29 training and 7 validation/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
   for (const [id, bad, good] of [['valid-pct', '0', '0.2'], ['label-regex', '^(x)?', ''], ['label-regex', '([', '']]) {

@@ -74,6 +74,7 @@ await e2e([], async ({ browser, base }) => {
   // 6. A finished model, exported, imported into a fresh page.
   // Set without a change event (which would re-label the loaded set): the next load reads them.
   await page.evaluate(() => { document.querySelector('#valid-pct').value = '0.2'; document.querySelector('#presize').value = '24'; });
+  await page.check('#mode-new');
   await page.setInputFiles('#pick-folder', colours);
   await page.waitForFunction(() => /^3 classes · 29 training/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
   await page.fill('#size', '16');
@@ -114,6 +115,7 @@ await e2e([], async ({ browser, base }) => {
   await c.check('6: with other classes, the page says Train starts a new model, and why', async () => {
     await page2.setInputFiles('#import', saved);
     await waitIdle(page2, 60_000);
+    await page2.check('#mode-new');
     await page2.setInputFiles('#pick-folder', twoColours);
     await page2.waitForFunction(() => /^2 classes/.test(document.querySelector('#split').textContent), null, { timeout: 60_000 });
     assert.match(await page2.textContent('#train-plan'), /new model.*classes/s);

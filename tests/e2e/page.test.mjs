@@ -81,7 +81,8 @@ await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
   await page.click('#sample');
   await page.waitForFunction(() => /10 classes/.test(document.querySelector('#split').textContent));
   assert.match(await page.textContent('#split'), /1438 training and 359 validation images/);
-  assert.equal(await page.locator('#gallery .class-card img').count(), 40);
+  // A page of 12 photos a class (samples.js).
+  assert.equal(await page.locator('#gallery .class-card img').count(), 120);
 
   // 1. Pick a folder: classes from folder names, the corrupt file listed with its reason.
   await page.setInputFiles('#pick-folder', photos);
@@ -91,7 +92,9 @@ await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
   assert.match(await page.textContent('#skipped-title'), /1 file\(s\) skipped/);
   assert.match(await page.textContent('#skipped'), /broken\.png.*not a readable image/s);
 
-  // Dropping files anywhere replaces the dataset; pets-style names label them.
+  // Dropping files anywhere replaces the dataset (with Start a new dataset chosen; adding to
+  // it is the default); pets-style names label them.
+  await page.check('#mode-new');
   await page.evaluate(async (files) => {
     const dt = new DataTransfer();
     for (const [name, b64] of files) dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: 'image/png' }));
@@ -101,6 +104,7 @@ await e2e(['--enable-unsafe-webgpu'], async ({ browser, base }) => {
   assert.match(await page.textContent('#split'), /3 classes/);
   assert.match(await page.textContent('#split'), /regex/);
   // Back to the folder for training.
+  await page.check('#mode-new');
   await page.setInputFiles('#pick-folder', photos);
   await page.waitForFunction(() => /29 training/.test(document.querySelector('#split').textContent));
   await page.screenshot({ path: join(out, `${backend}-1-dataset.png`), fullPage: true });
