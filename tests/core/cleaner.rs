@@ -15,7 +15,7 @@ fn two_mislabelled_training_photos_top_the_class_they_were_put_in() {
     for name in ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png", "china.jpg"] {
         photos.push((name.split('.').next().unwrap().replace('_', "-"), std::fs::read(asset(&format!("photos/{name}"))).unwrap()));
     }
-    let moves = [("chelsea", "rocket"), ("motorcycle-left", "chelsea")];
+    let moves = [("chelsea", "rocket"), ("astronaut", "coffee")];
     let items: Vec<Item> = kiln::samples::photo_crops(&photos, 3, 40, 42)
         .unwrap()
         .into_iter()
@@ -25,8 +25,9 @@ fn two_mislabelled_training_photos_top_the_class_they_were_put_in() {
         })
         .collect();
     let dls = Datasets::from_items(items, kiln::DataConfig::default().with_presize(40)).unwrap();
-    // The pretrained body, frozen: two epochs of the head (after one, a mislabelled photo ranked
-    // fourth in one seed of four; after two, first or second in five seeds of five).
+    // The pretrained body, frozen: two epochs of the head. Both photos rank first to third in
+    // their class for five model seeds; a motorcycle crop filed under chelsea ranked anywhere
+    // (the cat's own background crops are as hard), and more epochs learn the wrong label.
     let config = LearnerConfig::new(ClassifierConfig::new(Arch::EfficientNetLite0, 6), 64).with_batch_size(16);
     let mut learner = Learner::new(config, dls.classes.clone(), 40, &cpu()).unwrap();
     let (arch, body) = kiln::export::load_weights(&std::fs::read(asset("efficientnet-lite0-57934424.pth")).unwrap(), None, &learner.device).unwrap();
