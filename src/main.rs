@@ -40,6 +40,7 @@ fn run(cli: Cli) -> Result<(), String> {
             train::lr_find(&dls, &mut learner, &LrFindConfig { start_lr, end_lr, num_it, stop_div: true }, &output)
         }
         Command::Interpret { model, data, k, min_val, device, output } => model::interpret(&model, &data, k, min_val, device, &output),
+        Command::Clean { model, data, split, k, device } => model::clean(&model, &data, split, k, device),
         Command::Export { model, format, output } => model::export(&model, format, output),
         Command::Predict { model, paths, device, csv, sort_into, move_files, threshold, batch_size } => predict::predict(&predict::PredictArgs {
             model: &model,

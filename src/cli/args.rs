@@ -150,6 +150,21 @@ pub enum Command {
         #[arg(short, long, default_value = ".")]
         output: PathBuf,
     },
+    /// fastai's ImageClassifierCleaner: each class's images the model finds hardest (highest
+    /// loss first), to fix their labels with a --changes CSV.
+    Clean {
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// The training or the validation images.
+        #[arg(long, default_value = "train")]
+        split: kiln::cleaner::Split,
+        /// How many images of each class to list.
+        #[arg(short, default_value_t = 5)]
+        k: usize,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
     /// Predict the class of images with a saved model: files, and folders searched
     /// recursively; optionally a CSV of every probability and a copy sorted by class.
     Predict {

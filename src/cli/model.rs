@@ -43,6 +43,21 @@ pub fn interpret(model: &Path, data: &DataArgs, k: usize, min_val: usize, device
     Ok(())
 }
 
+/// fastai's ImageClassifierCleaner as text: each class's `k` hardest images of `split`.
+pub fn clean(model: &Path, data: &DataArgs, split: kiln::cleaner::Split, k: usize, device: DeviceChoice) -> Result<(), String> {
+    let mut learner = open(model, &select_native(device)?.device)?;
+    let dls = load(data)?;
+    let cleaner = pollster::block_on(learner.cleaner(&dls, split, &mut |_| {})).map_err(|e| e.to_string())?;
+    for class in &cleaner.classes {
+        println!("{class} (hardest first: loss, file, predicted, probability of {class}):");
+        for r in cleaner.class_rows(class).take(k) {
+            println!("  {:>6.2}  {}  {}  {:.2}", r.loss, r.file, r.predicted, r.prob_label);
+        }
+    }
+    println!("To fix labels, list them in a CSV (file,old_label,action,new_label; action relabel or delete) and pass it with --changes.");
+    Ok(())
+}
+
 /// The model as ONNX or a fastai/PyTorch state dict, beside it unless `output` names a file.
 pub fn export(model: &Path, format: ExportFormat, output: Option<PathBuf>) -> Result<(), String> {
     let learner = open(model, &Device::flex())?;

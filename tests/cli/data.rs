@@ -42,3 +42,31 @@ fn summary_with_changes_relabels_and_leaves_out_without_touching_the_files() {
     assert!(!o.status.success());
     assert!(text(&o).contains("changes.csv") && text(&o).contains("cat/0.png") && text(&o).contains("labelled \"cat\""), "{}", text(&o));
 }
+
+#[test]
+fn clean_lists_each_classs_hardest_images_and_train_takes_the_changes() {
+    let dir = folder("clean-data");
+    let d = dir.to_string_lossy();
+    let model = tmp("clean.kiln");
+    let o = kiln(&["train", &d, "--arch", "tiny", "--presize", "16", "--size", "16", "--bs", "4", "--epochs", "1", "--valid-pct", "0.5", "--device", "cpu", "-o", &model]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = kiln(&["clean", &model, &d, "--valid-pct", "0.5", "-k", "2", "--device", "cpu"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    // Two classes, two rows each, losses falling within a class.
+    for class in ["cat", "dog"] {
+        let block: Vec<&str> = out.lines().skip_while(|l| !l.starts_with(&format!("{class} (hardest first"))).skip(1).take_while(|l| l.starts_with("  ")).collect();
+        assert_eq!(block.len(), 2, "{out}");
+        let losses: Vec<f32> = block.iter().map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
+        assert!(losses[0] >= losses[1] && block.iter().all(|l| l.contains(&format!("{class}/"))), "{out}");
+    }
+    let o = kiln(&["clean", &model, &d, "--split", "test"]);
+    assert!(!o.status.success() && text(&o).contains("\"train\" or \"valid\""), "{}", text(&o));
+
+    // train (as fine-tune) takes the changes: the summary it prints before training has them.
+    let csv = tmp("clean-changes.csv");
+    std::fs::write(&csv, "file,old_label,action,new_label\ncat/2.png,cat,delete,\n").unwrap();
+    let o = kiln(&["train", &d, "--arch", "tiny", "--presize", "16", "--size", "16", "--bs", "4", "--epochs", "1", "--valid-pct", "0.5", "--device", "cpu", "--changes", &csv, "-o", &model]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("Changes: 1 of yours applied") && text(&o).contains("cat/2.png: removed by your changes"), "{}", text(&o));
+}
