@@ -89,6 +89,8 @@ node tests/e2e/predict-many.test.mjs
 node tests/e2e/cleaner.test.mjs
 # Issue 29: samples you manage: photos added to a dataset, paged per class, moved, removed; classes renamed and deleted.
 node tests/e2e/samples.test.mjs
+# Everyone can use it: axe-core finds no serious issue; the keyboard alone loads, trains, predicts.
+node tests/e2e/accessibility.test.mjs
 
 stage "fuzzing, briefly: every reader of untrusted bytes for 15 s (long runs: bash scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 15

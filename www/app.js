@@ -75,6 +75,14 @@ function wire() {
   wireSamples();
   $('error').addEventListener('click', clearError);
   wireDrop();
+  // A drop zone's keyboard route: Enter or Space on the zone itself opens its photo picker.
+  for (const [zone, input] of [['dropzone', 'pick-files'], ['predict-drop', 'predict-file']]) {
+    $(zone).addEventListener('keydown', (e) => {
+      if (e.target !== $(zone) || !['Enter', ' '].includes(e.key) || $(input).disabled) return;
+      e.preventDefault();
+      $(input).click();
+    });
+  }
   window.addEventListener('resize', () => { resizeTrainingCharts(); resizeLrChart(); });
 }
 

@@ -10,15 +10,16 @@ export async function interpret() {
     const r = await page.kiln.interpret({ k: 9, minVal: 1 });
     $('interpretation').hidden = false;
     const max = Math.max(1, ...r.confusion.flat());
-    const head = el('tr', {}, el('th'), ...r.classes.map((c) => el('th', { textContent: c, title: c })));
+    const head = el('tr', {}, el('th', {}, el('span', { className: 'sr', textContent: 'actual \\ predicted' })), ...r.classes.map((c) => el('th', { scope: 'col', textContent: c, title: c })));
     const rows = r.confusion.map((row, a) => el('tr', {},
-      el('th', { textContent: r.classes[a], title: r.classes[a] }),
+      el('th', { scope: 'row', textContent: r.classes[a], title: r.classes[a] }),
       ...row.map((v, p) => {
         const t = v / max;
+        const rgb = [247 - 239 * t, 251 - 203 * t, 255 - 148 * t];
         return el('td', {
           textContent: v,
           title: `actual ${r.classes[a]}, predicted ${r.classes[p]}: ${v}`,
-          style: { background: `rgb(${247 - 239 * t}, ${251 - 203 * t}, ${255 - 148 * t})`, color: t > 0.5 ? '#fff' : 'inherit' },
+          style: { background: `rgb(${rgb})`, color: ink(rgb) },
         });
       })));
     $('confusion').replaceChildren(head, ...rows);
@@ -33,9 +34,19 @@ export async function interpret() {
   }
 }
 
+/** Black or white text, whichever contrasts more with `rgb` (WCAG: at least 4.58:1 either way). */
+function ink(rgb) {
+  const [r, g, b] = rgb.map((c) => (c /= 255) <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+  const lum = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  return (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) ? '#000' : '#fff';
+}
+
 /** One top loss: the image the model saw, and a caption in text (not drawn into the image). */
 function topLoss(t, image) {
   const canvas = el('canvas', { title: t.name });
+  // The image's text equivalent, as fastai titles it.
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', `${t.name}: predicted ${t.predicted}, actual ${t.actual}, loss ${t.loss.toFixed(2)}`);
   if (image) paint(canvas, image);
   const line = (label, value) => el('div', {}, `${label} `, el('b', { textContent: value }));
   return el('figure', {}, canvas, el('figcaption', {},

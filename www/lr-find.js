@@ -51,6 +51,11 @@ function draw(r) {
       { label: 'smoothed loss', stroke: '#1d4ed8', width: 2 },
       ...names.map((n) => ({ label: n, stroke: colours[n], width: 0, points: { show: true, size: 10, fill: colours[n] } }))],
   }, data, box);
+  // The chart's text equivalent (its box is role=img).
+  const e = (x) => (x == null ? '--' : x.toExponential(2));
+  const ok = r.losses.map((l, j) => [l, r.lrs[j]]).filter(([l]) => Number.isFinite(l));
+  const [minLoss, atLr] = ok.reduce((m, x) => (x[0] < m[0] ? x : m), [Infinity, NaN]);
+  box.setAttribute('aria-label', `lr_find: smoothed loss at ${r.lrs.length} learning rates from ${e(r.lrs[0])} to ${e(r.lrs[r.lrs.length - 1])}${ok.length ? `, lowest ${minLoss.toFixed(4)} at ${e(atLr)}` : ''}; suggestions: ${names.map((n) => `${n} ${e(r.suggestions[n].lr)}`).join(', ') || 'none'}.`);
   $('suggestions').replaceChildren(...names.map((n) => {
     const { lr } = r.suggestions[n];
     const b = el('button', { type: 'button', textContent: `${n === 'minimum' ? 'minimum/10' : n}: ${lr.toExponential(2)}`, style: { borderColor: colours[n] } });

@@ -21,6 +21,7 @@ export async function predict(file) {
   const img = $('predict-img');
   if (img.src) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(file);
+  img.alt = `${file.name}, predicted ${p.label}`;
   $('prediction').hidden = false;
   $('predict-label').textContent = `${p.label} (${(p.probs[p.index] * 100).toFixed(1)}%)`;
   const ranked = p.probs.map((pr, i) => [pr, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);

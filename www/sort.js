@@ -221,7 +221,8 @@ function rowElement(r) {
   if (tr) rowEls.delete(r);
   else {
     tr = el('tr', { className: 'row', title: r.path },
-      el('td', {}, el('canvas', { width: THUMB, height: THUMB })),
+      // The thumbnail is decoration: the next cell names the photo.
+      el('td', {}, el('canvas', { width: THUMB, height: THUMB, ariaHidden: 'true' })),
       el('td', { className: 'file', textContent: r.path }),
       el('td', { className: 'label' }),
       el('td', { className: 'num', textContent: pct(r.p) }),

@@ -47,6 +47,22 @@ export function makeCharts(epochs = 1) {
       { label: 'accuracy', stroke: '#15803d', width: 2, points: { show: true, size: 6 } },
       { label: 'error_rate', stroke: '#b91c1c', width: 2, points: { show: true, size: 6 } }],
   }, metricData, metricEl);
+  describeCharts();
+}
+
+/** The charts' text equivalents (their boxes are role=img): what they show, in numbers. */
+function describeCharts() {
+  const [, raw, frozen, unfrozen, valid] = lossData;
+  const smooth = raw.map((_, i) => frozen[i] ?? unfrozen[i]).filter((v) => v != null);
+  const vals = valid.filter((v) => v != null);
+  const f = (v) => v.toFixed(4);
+  $('loss-chart').setAttribute('aria-label', smooth.length
+    ? `Loss per batch: ${smooth.length} batches, smoothed training loss from ${f(smooth[0])} to ${f(smooth[smooth.length - 1])}${vals.length ? `; validation loss ${vals.map(f).join(', ')} after each epoch` : ''}.`
+    : 'Loss per batch: no training yet.');
+  const n = metricData[0].length;
+  $('metric-chart').setAttribute('aria-label', n
+    ? `Validation per epoch: after epoch ${n}, accuracy ${f(metricData[1][n - 1])} and error_rate ${f(metricData[2][n - 1])} (every epoch's values are in the table below).`
+    : 'Validation per epoch: no training yet.');
 }
 
 export function resizeTrainingCharts() {
@@ -93,6 +109,7 @@ const callbacks = {
     metricData[2].push(e.errorRate);
     charts.metric.setData(metricData);
     $('epochs-table').tBodies[0].append(epochRow(e));
+    describeCharts();
   },
   onSkipped: addSkipped,
 };

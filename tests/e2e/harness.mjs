@@ -177,9 +177,10 @@ export function colourFolders(dir, counts, side = 20) {
 /** A solid colour with a little deterministic noise, for png(). */
 export const noisy = (c, seed) => (x, y) => c.map((v, k) => Math.max(0, Math.min(255, v + (((x * 31 + y * 17 + seed * 7 + k * 5) % 41) - 20))));
 
-/** A fresh page on `base` (`query` e.g. '?backend=cpu'), ready to use; page errors collected in `page.errors`. */
-export async function readyPage(browser, base, { query = '?backend=cpu', viewport = { width: 1280, height: 900 } } = {}) {
-  const context = await browser.newContext({ viewport, acceptDownloads: true });
+/** A fresh page on `base` (`query` e.g. '?backend=cpu'), ready to use; page errors collected in `page.errors`.
+ * `bypassCSP` lets a test inject a script of its own (axe-core) past the page's CSP. */
+export async function readyPage(browser, base, { query = '?backend=cpu', viewport = { width: 1280, height: 900 }, bypassCSP = false } = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true, bypassCSP });
   const page = await context.newPage();
   // A missing element fails a check in seconds, not the default 30 s.
   page.setDefaultTimeout(10_000);
