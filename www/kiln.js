@@ -203,13 +203,14 @@ export class Kiln extends WorkerLink {
   }
 
   /**
-   * Augmented training samples as one labelled grid, ready for a canvas.
+   * Augmented training samples as one labelled grid, ready for a canvas; `labels` gives each
+   * image's class as text, in the grid's order (left to right, top to bottom).
    * @param {{n?: number, size?: number, seed?: number, doFlip?: boolean}} [opts]
-   * @returns {Promise<ImageData>}
+   * @returns {Promise<ImageData & {labels: string[]}>}
    */
   async showBatch(opts = {}) {
-    const { width, height, rgba } = await this.call('showBatch', opts);
-    return new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height);
+    const { width, height, rgba, labels } = await this.call('showBatch', opts);
+    return Object.assign(new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height), { labels });
   }
 
   /**

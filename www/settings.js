@@ -59,8 +59,9 @@ export async function showBatch() {
     const scale = Math.max(1, Math.floor(640 / img.width));
     canvas.style.width = `${img.width * scale}px`;
     canvas.hidden = false;
-    // The class names are drawn into the picture (show_batch returns no text): say what it is.
-    canvas.setAttribute('aria-label', `show_batch: up to 16 augmented training images at ${$('size').value} px, each titled with its class in the picture`);
+    // The class names are drawn into the picture: the label says them too, in the grid's order.
+    const cols = Math.ceil(Math.sqrt(img.labels.length));
+    canvas.setAttribute('aria-label', `show_batch: ${img.labels.length} augmented training images at ${$('size').value} px, ${cols} a row, titled ${img.labels.join(', ')}`);
   } finally {
     $('status').textContent = '';
   }

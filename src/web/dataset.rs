@@ -112,7 +112,7 @@ impl Dataset {
     }
 
     /// `n` augmented training samples as one RGBA grid with labels: `{width, height, rgba}`.
-    #[wasm_bindgen(js_name = showBatch, unchecked_return_type = "Promise<{width: number, height: number, rgba: Uint8Array}>")]
+    #[wasm_bindgen(js_name = showBatch, unchecked_return_type = "Promise<{width: number, height: number, rgba: Uint8Array, labels: string[]}>")]
     pub fn show_batch(&self, backend: &Backend, n: usize, size: usize, seed: u64, do_flip: bool) -> Promise {
         let (dls, device) = (self.inner.clone(), backend.device.clone());
         future_to_promise(async move {
@@ -120,7 +120,10 @@ impl Dataset {
             let (images, labels) = data::augmented_samples(&dls, &aug, n, seed, &device).await.map_err(js_err)?;
             let labels: Vec<String> = labels.iter().map(|&l| dls.classes[l].clone()).collect();
             let grid = data::show_batch(&images, &labels, (images.len() as f64).sqrt().ceil() as usize);
-            rgba_to_js(grid)
+            // The titles as text too, in the grid's order (the picture's only words are pixels).
+            let out = rgba_to_js(grid)?;
+            js_sys::Reflect::set(&out, &"labels".into(), &to_js(&labels)?)?;
+            Ok(out)
         })
     }
 }

@@ -75,7 +75,13 @@ await e2e([], async ({ browser, base }) => {
   await waitIdle(page);
   await check('axe: show_batch and lr_find', () => axe(page, 'show_batch, lr_find'));
   await check('show_batch and lr_find have text equivalents', async () => {
-    assert.match(await page.getAttribute('#batch', 'aria-label'), /show_batch: .*titled with its class/);
+    // Each image's class as text, in the grid's order: 16 titles, each one of the classes.
+    const label = await page.getAttribute('#batch', 'aria-label');
+    const m = label.match(/^show_batch: 16 augmented training images at \d+ px, 4 a row, titled (.+)$/);
+    assert.ok(m, label);
+    const classes = await page.$$eval('#gallery .class-card h4', (hs) => hs.map((h) => h.textContent));
+    const titles = m[1].split(', ');
+    assert.ok(titles.length === 16 && titles.every((t) => classes.includes(t)), `${titles} vs ${classes}`);
     assert.match(await page.getAttribute('#lr-chart', 'aria-label'), /lr_find: smoothed loss at \d+ learning rates .*suggestions: /);
   });
   await page.click('#train');
