@@ -20,7 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { checklist, e2e, photoCrops, readyPage, root, waitIdle, workerState } from './harness.mjs';
+import { checklist, e2e, photoCrops, readyPage, root, setOption, waitIdle, workerState } from './harness.mjs';
 
 const log = (...a) => console.log('[e2e cleaner]', ...a);
 const kiln = join(root, 'target/release/kiln');
@@ -85,13 +85,6 @@ async function train(page) {
   await page.click('#train');
   await page.waitForFunction(() => document.querySelectorAll('#epochs-table tbody tr').length === 2 && document.body.dataset.phase === 'idle', null, { timeout: 300_000 });
   assert.equal(await page.isVisible('#error'), false, await page.textContent('#error'));
-}
-
-async function setOption(page, id, value) {
-  await page.fill(`#${id}`, value);
-  await page.dispatchEvent(`#${id}`, 'change');
-  await page.waitForTimeout(100);
-  await waitIdle(page, 60_000);
 }
 
 await e2e([], async ({ browser, base }) => {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checklist, colourFolders, e2e, noisy, readyPage, takeError, waitIdle, workerState } from './harness.mjs';
+import { checklist, colourFolders, e2e, noisy, readyPage, setOption, takeError, waitIdle, workerState } from './harness.mjs';
 import { png } from './png.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-data-state-'));
@@ -26,13 +26,6 @@ mkdirSync(pets);
 
 const split = (page) => page.textContent('#split');
 const values = (page) => page.evaluate(() => Object.fromEntries(['arch', 'size', 'bs', 'method', 'epochs', 'lr', 'presize', 'valid-pct', 'label-regex'].map((id) => [id, document.getElementById(id).value]).concat([['flip', document.getElementById('flip').checked]])));
-/** Set an option field and fire its change, as leaving the field does; wait for the page to settle. */
-async function setOption(page, id, value) {
-  await page.fill(`#${id}`, value);
-  await page.dispatchEvent(`#${id}`, 'change');
-  await page.waitForTimeout(100);
-  await waitIdle(page, 60_000);
-}
 
 await e2e([], async ({ browser, base }) => {
   const page = await readyPage(browser, base);

@@ -196,6 +196,14 @@ export async function readyPage(browser, base, { query = '?backend=cpu', viewpor
 /** Wait until the page is idle again (no work running). */
 export const waitIdle = (page, timeout = 300_000) => page.waitForFunction(() => document.body.dataset.phase === 'idle', null, { timeout });
 
+/** Set an option field and fire its change, as leaving the field does; wait for the page to settle. */
+export async function setOption(page, id, value) {
+  await page.fill(`#${id}`, value);
+  await page.dispatchEvent(`#${id}`, 'change');
+  await page.waitForTimeout(100);
+  await waitIdle(page, 60_000);
+}
+
 /** The error box's text when shown, else ''; then hide it. */
 export async function takeError(page) {
   const shown = await page.isVisible('#error');

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checklist, colourFolders, e2e, photoCrops, readyPage, root, takeError, trainTinyEpoch, waitIdle, workerState } from './harness.mjs';
+import { checklist, colourFolders, e2e, photoCrops, readyPage, root, setOption, takeError, trainTinyEpoch, waitIdle, workerState } from './harness.mjs';
 
 const log = (...a) => console.log('[e2e samples]', ...a);
 const dir = mkdtempSync(join(tmpdir(), 'kiln-samples-'));
@@ -72,13 +72,6 @@ async function pageThrough(page, cls) {
   }
   while (await page.locator(`${card(cls)} .prev`).count() && !(await page.isDisabled(`${card(cls)} .prev`))) await page.click(`${card(cls)} .prev`);
   return { seen, pages };
-}
-
-async function setOption(page, id, value) {
-  await page.fill(`#${id}`, value);
-  await page.dispatchEvent(`#${id}`, 'change');
-  await page.waitForTimeout(100);
-  await waitIdle(page, 60_000);
 }
 
 await e2e([], async ({ browser, base: url }) => {
