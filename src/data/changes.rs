@@ -76,21 +76,16 @@ impl Datasets {
             .map(|(i, s)| (s.item.name.as_str(), (true, i)))
             .chain(self.valid.iter().enumerate().map(|(i, s)| (s.item.name.as_str(), (false, i))))
             .collect();
+        let resolve = |file: &str| {
+            let hit = index.get_key_value(file).or_else(|| file.split_once('/').and_then(|(_, rest)| index.get_key_value(rest)));
+            hit.map(|(name, &at)| (name.to_string(), at))
+        };
         // What each name given resolves to, for merging with the changes already applied.
-        let names: HashMap<String, String> = self
-            .changes
-            .iter()
-            .chain(changes)
-            .filter_map(|c| {
-                let hit = index.get_key_value(c.file.as_str()).or_else(|| c.file.split_once('/').and_then(|(_, rest)| index.get_key_value(rest)));
-                hit.map(|(k, _)| (c.file.clone(), k.to_string()))
-            })
-            .collect();
+        let names: HashMap<String, String> = self.changes.iter().chain(changes).filter_map(|c| Some((c.file.clone(), resolve(&c.file)?.0))).collect();
         let mut seen = HashSet::new();
         let mut planned = Vec::with_capacity(changes.len());
         for c in changes {
-            let found = index.get(c.file.as_str()).or_else(|| c.file.split_once('/').and_then(|(_, rest)| index.get(rest)));
-            let Some(&(train, i)) = found else {
+            let Some((_, (train, i))) = resolve(&c.file) else {
                 return Err(format!("{:?} from the changes is not in this dataset: were the changes made on another folder, or was the file removed already?", c.file));
             };
             if !seen.insert((train, i)) {

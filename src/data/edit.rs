@@ -23,12 +23,12 @@ impl Datasets {
     /// themselves with its validation fraction and seed (or by train/ and valid/ folders). A
     /// file whose name the dataset already holds is skipped as a duplicate.
     pub fn add_items(&mut self, items: Vec<Item>) -> Added {
-        let known: HashSet<String> = self.train.iter().chain(&self.valid).map(|s| s.item.name.clone()).collect();
+        // The dataset's names, then each new one as it comes.
+        let mut seen: HashSet<String> = self.train.iter().chain(&self.valid).map(|s| s.item.name.clone()).collect();
         let mut added = Added::default();
         let mut labelled = Vec::new();
-        let mut seen = HashSet::new();
         for item in items {
-            if known.contains(&item.name) || !seen.insert(item.name.clone()) {
+            if !seen.insert(item.name.clone()) {
                 added.skipped.push(Skipped { name: item.name, reason: SkipReason::Duplicate });
                 continue;
             }
@@ -37,10 +37,9 @@ impl Datasets {
                 Ok(label) => labelled.push((item, label)),
             }
         }
-        let before: HashSet<String> = self.classes.iter().cloned().collect();
-        let mut names: Vec<String> = self.classes.iter().cloned().chain(labelled.iter().map(|(_, l)| l.clone())).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        added.new_classes = names.iter().filter(|c| !before.contains(*c)).cloned().collect();
-        self.relabel_classes(std::mem::take(&mut names));
+        let names: Vec<String> = self.classes.iter().cloned().chain(labelled.iter().map(|(_, l)| l.clone())).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        added.new_classes = names.iter().filter(|c| self.classes.binary_search(c).is_err()).cloned().collect();
+        self.relabel_classes(names);
         let samples = labelled.into_iter().map(|(item, l)| super::Sample { label: self.classes.binary_search(&l).expect("class added above"), item }).collect();
         let (train, valid, unused, _) = self.config.splitter.split(samples);
         added.skipped.extend(unused.into_iter().map(|s| Skipped { name: s.item.name, reason: SkipReason::OutsideSplit }));
@@ -61,14 +60,10 @@ impl Datasets {
             return Err(format!("there is a class {to:?} already: move {from:?}'s photos into it instead, or pick another name"));
         }
         let i = self.class_index(from)?;
+        self.classes[i] = to.to_string();
         let mut names = self.classes.clone();
-        names[i] = to.to_string();
         names.sort();
-        let mut old = std::mem::replace(&mut self.classes, names);
-        old[i] = to.to_string();
-        for s in self.train.iter_mut().chain(self.valid.iter_mut()) {
-            s.label = self.classes.binary_search(&old[s.label]).expect("every name kept");
-        }
+        self.relabel_classes(names);
         Ok(())
     }
 
