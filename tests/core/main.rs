@@ -16,4 +16,5 @@ mod model;
 mod optimizer;
 mod pretrained;
 mod schedule;
+mod untrusted;
 mod wgpu;
