@@ -101,6 +101,8 @@ cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css no
 # client-zip (MIT) writes Predict's "Download sorted" zip as a stream.
 cp node_modules/client-zip/index.js www/vendor/client-zip.js
 cp node_modules/client-zip/LICENSE.txt www/vendor/client-zip-LICENSE.txt
+# Declarations are generated: stale ones would win over the .js they describe.
+for js in www/*.js; do rm -f "${js%.js}.d.ts"; done
 npx tsc -p www/tsconfig.json
 
 # What the service worker (www/sw.js) caches for offline use: every file the page can load,

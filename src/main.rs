@@ -35,8 +35,17 @@ fn run(cli: Cli) -> Result<(), String> {
             let report = train::fit(&mut learner, |l, cancel, on_event| pollster::block_on(l.fine_tune(&dls, epochs, &opts, cancel, on_event)))?;
             train::finish(&learner, report, &output)
         }
-        Command::LrFind { data, model, start_lr, end_lr, num_it, output } => {
-            let (dls, mut learner) = train::new_learner(&data, &model)?;
+        Command::Fit { model, data, epochs, lr_max, unfreeze, freeze, device, output } => {
+            let (dls, mut learner) = train::continue_learner(&model, &data, device, unfreeze, freeze, &output)?;
+            let sched = OneCycle::default();
+            let report = train::fit(&mut learner, |l, cancel, on_event| pollster::block_on(l.fit_one_cycle(&dls, epochs, lr_max, &sched, cancel, on_event)))?;
+            train::finish(&learner, report, &output)
+        }
+        Command::LrFind { data, model, saved, unfreeze, start_lr, end_lr, num_it, output } => {
+            let (dls, mut learner) = match saved {
+                Some(path) => train::continue_learner(&path, &data, model.device, unfreeze, false, &output)?,
+                None => train::new_learner(&data, &model)?,
+            };
             train::lr_find(&dls, &mut learner, &LrFindConfig { start_lr, end_lr, num_it, stop_div: true }, &output)
         }
         Command::Interpret { model, data, k, min_val, device, output } => model::interpret(&model, &data, k, min_val, device, &output),

@@ -85,6 +85,26 @@ impl Lr {
         }
     }
 
+    /// fastai's `slice(hi)` from `[hi]`, `slice(lo, hi)` from `[lo, hi]`.
+    pub fn from_slice(v: &[f64]) -> Result<Lr, String> {
+        match *v {
+            [hi] => Ok(Lr::Slice(hi)),
+            [lo, hi] => Ok(Lr::Range(lo, hi)),
+            _ => Err(format!("a learning-rate slice has one or two values (hi, or lo and hi), not {}", v.len())),
+        }
+    }
+
+    /// The CLI's spelling: `0.001` is one rate for every group, `1e-6,1e-4` is `slice(1e-6, 1e-4)`.
+    pub fn parse(text: &str) -> Result<Lr, String> {
+        let values: Vec<f64> = text
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().map_err(|_| format!("learning rate {v:?} is not a number (write e.g. 1e-3, or LO,HI such as 1e-6,1e-4)")))
+            .collect::<Result<_, _>>()?;
+        let lr = if let [one] = *values { Lr::Single(one) } else { Lr::from_slice(&values)? };
+        lr.validate()?;
+        Ok(lr)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let ok = |v: f64| v.is_finite() && v > 0.0;
         match *self {

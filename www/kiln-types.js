@@ -19,7 +19,8 @@
  * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
  * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
  * @typedef {{phase: Phase, epoch: number, iter: number, totalIters: number, loss: number, smoothLoss: number, lrs: number[], mom: number, elapsedS: number}} BatchEvent
- * @typedef {{phase: Phase, epoch: number, trainLoss: number, validLoss: number, errorRate: number, accuracy: number, seconds: number}} EpochEvent
+ * @typedef {{phase: Phase, epoch: number, number: number, trainLoss: number, validLoss: number, errorRate: number, accuracy: number, seconds: number}} EpochEvent
+ * @typedef {{lrMax?: number | [number] | [number, number], pctStart?: number, div?: number}} FitOneCycleOptions
  * @typedef {{baseLr?: number, freezeEpochs?: number, lrMult?: number, pctStart?: number, div?: number}} FineTuneOptions
  * @typedef {{startLr?: number, endLr?: number, numIt?: number, stopDiv?: boolean}} LrFindOptions
  * @typedef {{lr: number, point: [number, number]}} Suggestion

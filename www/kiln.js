@@ -1,16 +1,16 @@
 // Kiln's JavaScript API. Everything runs in a dedicated Web Worker (worker.js), so the page
 // stays responsive; every method is async and rejects with an Error whose message says what
 // went wrong. Types: kiln.d.ts (generated from these JSDoc comments and kiln-types.js by `tsc`).
-// The plumbing (calls, events, restarts) is in worker-link.js, which Kiln extends.
+// The plumbing (calls, events, restarts) is in worker-link.js; the dataset's methods are in
+// kiln-dataset.js; Kiln extends both with the learner's.
 
-import { pathOf } from './files.js';
+import { DatasetLink, toEntry } from './kiln-dataset.js';
 import { Queue } from './queue.js';
-import { WorkerLink } from './worker-link.js';
 
 export { pathOf, filesFromDrop } from './files.js';
 
 export * from './kiln-types.js';
-/** @import { AddResult, BackendInfo, Change, CleanerResult, DatasetFile, DatasetOptions, FineTuneOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, Summary } from './kiln-types.js' */
+/** @import { AddResult, BackendInfo, Change, CleanerResult, DatasetFile, DatasetOptions, EpochEvent, FineTuneOptions, FitOneCycleOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, Summary } from './kiln-types.js' */
 
 /**
  * The architectures Kiln builds: display names, and for ResNets the torchvision file a user
@@ -24,12 +24,6 @@ export const ARCHS = {
   tiny: { name: 'Tiny ResNet' },
 };
 
-// Files go to the worker as Blobs (handles, cheap to post) and are read there: reading and
-// posting 10,000 files' bytes from here blocked the page for seconds.
-function toEntry(/** @type {InputFile} */ f) {
-  return f instanceof Blob ? { name: pathOf(f), blob: f } : { name: f.name, blob: f.blob };
-}
-
 /** What `Kiln.create` accepts (the page's `?backend=` and `?simd=` say the same). */
 export const BACKENDS = ['auto', 'webgpu', 'cpu'];
 export const SIMD = ['auto', 'plain'];
@@ -42,7 +36,7 @@ function checkOption(name, known, value) {
   }
 }
 
-export class Kiln extends WorkerLink {
+export class Kiln extends DatasetLink {
   /** @private */
   constructor(/** @type {URL | string} */ workerUrl, /** @type {string} */ backend) {
     super();
@@ -68,149 +62,6 @@ export class Kiln extends WorkerLink {
     k.simd = opts.simd || 'auto';
     await k.start();
     return k;
-  }
-
-  /** The bundled sample set (scikit-learn's handwritten digits, BSD-3) as PNG Files. */
-  async sampleFiles() {
-    /** @type {{name: string, bytes: Uint8Array}[]} */
-    const entries = await this.call('sampleFiles');
-    return entries.map((e) => {
-      const f = new File([/** @type {BlobPart} */ (e.bytes)], e.name.split('/').pop() || e.name, { type: 'image/png' });
-      Object.defineProperty(f, 'kilnPath', { value: e.name });
-      return f;
-    });
-  }
-
-  /**
-   * Build the dataset from files: labels by folder (webkitRelativePath, or paths from dropped
-   * folders) or by `options.labelRegex` on the file name. Bad files are listed, not fatal.
-   * The same files again (other options) keep what was done to the dataset since, made again
-   * in order: the files added (split among themselves anew), the changes, the classes renamed
-   * and removed. Where one of these no longer applies, the dataset keeps only the added files
-   * and `summary.changesDropped` says why.
-   * @param {InputFile[]} files
-   * @param {DatasetOptions} [options]
-   * @returns {Promise<Summary>}
-   */
-  async loadDataset(files, options = {}) {
-    const entries = files.map(toEntry);
-    const last = this.lastDataset?.entries;
-    const same = !!last && last.length === entries.length && last.every((e, i) => e.blob === entries[i].blob && e.name === entries[i].name);
-    const edits = same ? this.lastEdits : [];
-    const summary = await this.sendDataset(entries, options, edits);
-    this.lastDataset = { entries, options };
-    this.lastEdits = summary.changesDropped ? edits.filter((e) => 'add' in e) : edits;
-    return summary;
-  }
-
-  /**
-   * Add files to the loaded dataset (a class more, or more photos of one): labelled by its
-   * rule and checked as at load time, then split among themselves with its validation fraction
-   * and seed. The files already in it keep their label and split and are not read again. A
-   * file whose name the dataset holds already is skipped (reason kind `duplicate`), as are bad
-   * files; `added` counts what went to each split and names the new classes.
-   * @param {InputFile[]} files
-   * @returns {Promise<AddResult>}
-   */
-  async addFiles(files) {
-    const entries = files.map(toEntry);
-    await this.stage(entries);
-    const result = await this.call('addFiles');
-    this.lastEdits = [...this.lastEdits, { add: entries }];
-    return result;
-  }
-
-  /**
-   * Rename a class of the loaded dataset. Rejects with an Error naming the class (and changes
-   * nothing) if `from` is unknown or `to` is taken, empty or holds a '/'.
-   * @param {string} from
-   * @param {string} to
-   * @returns {Promise<Summary>}
-   */
-  async renameClass(from, to) {
-    const summary = await this.call('renameClass', { from, to });
-    this.lastEdits = [...this.lastEdits, { rename: /** @type {[string, string]} */ ([from, to]) }];
-    return summary;
-  }
-
-  /**
-   * Take a class and its photos out of the loaded dataset (they are listed in
-   * `summary.skipped`, reason kind `removed`; the files stay). Rejects if fewer than two
-   * classes, or an empty split, would be left.
-   * @param {string} name
-   * @returns {Promise<Summary>}
-   */
-  async removeClass(name) {
-    const summary = await this.call('removeClass', { name });
-    this.lastEdits = [...this.lastEdits, { removeClass: name }];
-    return summary;
-  }
-
-  /**
-   * Every photo of the loaded dataset with its class and split, training photos first; `file`
-   * is the name the dataset gave it (`pathOf` of the file loaded).
-   * @returns {Promise<DatasetFile[]>}
-   */
-  datasetFiles() {
-    return this.call('files');
-  }
-
-  /** @returns {Promise<Summary>} */
-  summary() {
-    return this.call('summary');
-  }
-
-  /**
-   * fastai's ImageClassifierCleaner: every image of the training (`'train'`, the default) or
-   * validation (`'valid'`) set with the model's loss on it, highest loss first; filter `rows`
-   * by `label` for one class's, still in that order. `file` is the name the dataset gave it
-   * (`pathOf` of the file loaded). Needs a model whose classes are the dataset's.
-   * @param {{split?: 'train'|'valid'}} [opts]
-   * @returns {Promise<CleanerResult>}
-   */
-  cleaner({ split = 'train' } = {}) {
-    return this.call('cleaner', { split });
-  }
-
-  /**
-   * Relabel files (`newLabel` one of the dataset's classes) or take them out of the dataset
-   * (`newLabel: null`): the dataset changes, the files do not. All or none: a bad change
-   * rejects with an Error naming its file and nothing changes. Relabelled files keep their
-   * split, every other file stays where it was; changes add up over calls (`summary.changes`
-   * counts them) and are applied again when the same files are loaded with other options.
-   * The next learner (and fit) trains on the changed dataset.
-   * @param {Change[]} changes
-   * @returns {Promise<Summary>}
-   */
-  async applyChanges(changes) {
-    const summary = await this.call('applyChanges', { changes });
-    this.lastEdits = [...this.lastEdits, { changes: changes.map((c) => ({ file: c.file, oldLabel: c.oldLabel, newLabel: c.newLabel ?? null })) }];
-    return summary;
-  }
-
-  /** Every change applied to the loaded dataset so far, in order. @returns {Promise<Change[]>} */
-  changes() {
-    return this.call('changes');
-  }
-
-  /**
-   * The changes as CSV (`file,old_label,action,new_label`, action `relabel` or `delete`), which
-   * the CLI applies to the same folder: `kiln summary DIR --changes FILE`, `kiln fine-tune … --changes FILE`.
-   * @returns {Promise<string>}
-   */
-  changesCsv() {
-    return this.call('changesCsv');
-  }
-
-  /**
-   * Augmented training samples as one labelled grid, ready for a canvas; `labels` gives each
-   * image's class as text, in the grid's order (left to right, top to bottom).
-   * @param {{n?: number, size?: number, seed?: number, doFlip?: boolean}} [opts]
-   * @returns {Promise<ImageData & {labels: string[]}>}
-   */
-  async showBatch(opts = {}) {
-    const { width, height, rgba, labels } = await this.call('showBatch', opts);
-    return Object.assign(new ImageData(new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height), { labels });
   }
 
   /**
@@ -260,15 +111,38 @@ export class Kiln extends WorkerLink {
   }
 
   /**
-   * fastai's fit_one_cycle. Progress arrives through the callbacks; `cancel()` stops it between
-   * batches and keeps the model.
+   * fastai's fit_one_cycle on the model as it is (frozen or not: see `freeze`/`unfreeze`), as
+   * the book trains by hand after fine_tune. `lrMax` is one rate for every layer, `[hi]`
+   * (fastai's `slice(hi)`) or `[lo, hi]` (`slice(lo, hi)`: discriminative rates from the first
+   * layers to the head); a plain number is `{lrMax: number}`. Epochs are numbered on from the
+   * model's history (`EpochEvent.number`). `cancel()` stops it between batches and keeps the model.
    * @param {number} epochs
-   * @param {number} lr
+   * @param {number | FitOneCycleOptions} [options]
    * @param {FitCallbacks} [callbacks]
    * @returns {Promise<FitReport>}
    */
-  fitOneCycle(epochs, lr, callbacks = {}) {
-    return this.withCallbacks(callbacks, () => this.call('fitOneCycle', { epochs, lr }));
+  fitOneCycle(epochs, options = {}, callbacks = {}) {
+    const opts = typeof options === 'number' ? { lrMax: options } : options;
+    return this.withCallbacks(callbacks, () => this.call('fitOneCycle', { epochs, options: opts }));
+  }
+
+  /** fastai's freeze(): only the head (and BatchNorm) trains. @returns {Promise<boolean>} frozen */
+  freeze() {
+    return this.call('setFrozen', { frozen: true });
+  }
+
+  /** fastai's unfreeze(): every layer trains. @returns {Promise<boolean>} frozen (false) */
+  unfreeze() {
+    return this.call('setFrozen', { frozen: false });
+  }
+
+  /**
+   * The model's epoch table so far (every fit, across saves and reloads) and whether its body
+   * is frozen now.
+   * @returns {Promise<{history: EpochEvent[], frozen: boolean}>}
+   */
+  history() {
+    return this.call('history');
   }
 
   /**

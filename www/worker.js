@@ -315,8 +315,17 @@ const methods = {
     weights.user = null;
     return true;
   },
-  fitOneCycle({ epochs, lr }) {
-    return cancellable((emit, cancel) => need('learner').fitOneCycle(need('dataset'), epochs, lr, emit, cancel));
+  fitOneCycle({ epochs, options }) {
+    return cancellable((emit, cancel) => need('learner').fitOneCycle(need('dataset'), epochs, options, emit, cancel));
+  },
+  /** fastai's freeze() or unfreeze(); answers whether the body is frozen now. */
+  setFrozen({ frozen }) {
+    const l = need('learner');
+    if (frozen) l.freeze(); else l.unfreeze();
+    return l.frozen;
+  },
+  history() {
+    return { history: need('learner').history, frozen: state.learner.frozen };
   },
   fineTune({ epochs, options }) {
     return cancellable((emit, cancel) => need('learner').fineTune(need('dataset'), epochs, options, emit, cancel));

@@ -117,12 +117,45 @@ pub enum Command {
         #[arg(short, long, default_value = "model.kiln")]
         output: PathBuf,
     },
+    /// Keep training a saved model by hand, as the book does after fine_tune: fastai's
+    /// fit_one_cycle on the model as it is, or after --unfreeze/--freeze; the epoch table
+    /// continues the model's numbering.
+    Fit {
+        /// The model to continue (a `.kiln` file; it is not overwritten).
+        model: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+        /// Peak learning rate: one value for every layer, or LO,HI for fastai's slice(LO, HI)
+        /// (discriminative rates from the first layers to the head), e.g. 1e-6,1e-4.
+        #[arg(long, default_value = "1e-3", value_parser = kiln::schedule::Lr::parse)]
+        lr_max: kiln::schedule::Lr,
+        /// Train every layer (fastai's unfreeze) before fitting.
+        #[arg(long, conflicts_with = "freeze")]
+        unfreeze: bool,
+        /// Train only the head (fastai's freeze) before fitting.
+        #[arg(long)]
+        freeze: bool,
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// Where to save the model trained further (not the file it was read from).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// fastai's lr_find: plot loss against an exponentially growing LR and suggest LRs.
     LrFind {
         #[command(flatten)]
         data: DataArgs,
         #[command(flatten)]
         model: ModelArgs,
+        /// Run it on this saved model (its own architecture and settings) instead of a new one:
+        /// the book's lr_find after unfreezing.
+        #[arg(long = "model", value_name = "MODEL.kiln")]
+        saved: Option<PathBuf>,
+        /// With --model: unfreeze it first.
+        #[arg(long, requires = "saved")]
+        unfreeze: bool,
         #[arg(long, default_value_t = 1e-7)]
         start_lr: f64,
         #[arg(long, default_value_t = 10.0)]

@@ -6,13 +6,14 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use kiln::data::Datasets;
-use kiln::device::{is_cpu, select_native};
+use kiln::device::{DeviceChoice, is_cpu, select_native};
 use kiln::learner::{CancelToken, Event, FitReport, LearnError, Learner, LrFindConfig};
 use kiln::mixed_precision::{Precision, fp16_support};
 use kiln::model::Arch;
 
 use super::args::{DataArgs, ModelArgs};
 use super::data::load;
+use super::model::open;
 use super::write_atomic;
 use super::weights::{WeightsSource, default_weights, read_weights};
 
@@ -69,6 +70,39 @@ pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner)
     Ok((dls, learner))
 }
 
+/// A saved model and the dataset to train it further on, frozen or unfrozen as asked. `output`
+/// is refused when it is the model's own file: what the user gave is never overwritten.
+pub fn continue_learner(model: &Path, data: &DataArgs, device: DeviceChoice, unfreeze: bool, freeze: bool, output: &Path) -> Result<(Datasets, Learner), String> {
+    if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize())
+        && a == b
+    {
+        return Err(format!("-o {} is the model being read: choose another file (Kiln does not overwrite it)", output.display()));
+    }
+    let dev = select_native(device)?;
+    eprintln!("device: {}", dev.description);
+    let mut learner = open(model, &dev.device)?;
+    // The photos are presized as the model was trained (its recipe), whatever --presize says.
+    let dls = load(&DataArgs { presize: learner.presize, ..data.clone() })?;
+    print!("{}", dls.summary());
+    if learner.classes != dls.classes {
+        return Err(format!(
+            "{} was trained on the classes {}, but {} has {}: train a new model for these classes, or fix the folders",
+            model.display(),
+            learner.classes.join(", "),
+            data.dir.display(),
+            dls.classes.join(", ")
+        ));
+    }
+    if unfreeze {
+        learner.unfreeze();
+    } else if freeze {
+        learner.freeze();
+    }
+    let state = if learner.frozen_below > 0 { "frozen (only the head trains)" } else { "unfrozen (every layer trains)" };
+    eprintln!("model: {} after {} epoch(s), {state}", model.display(), learner.history.len());
+    Ok((dls, learner))
+}
+
 fn fmt_time(s: f64) -> String {
     format!("{:02}:{:02}", (s as u64) / 60, (s as u64) % 60)
 }
@@ -100,7 +134,7 @@ pub fn fit(
             bar.suspend(|| {
                 println!(
                     "{:<9} {:<6} {:>10.6} {:>10.6} {:>10.6} {:>9.6} {:>6}",
-                    s.phase, s.epoch, s.train_loss, m.valid_loss, m.error_rate, m.accuracy, fmt_time(s.seconds)
+                    s.phase, s.number, s.train_loss, m.valid_loss, m.error_rate, m.accuracy, fmt_time(s.seconds)
                 )
             });
         }

@@ -11,7 +11,7 @@ use burn::tensor::{Bytes, Device};
 
 use super::{ExportError, cpu_classifier, onnx_proto, to_cpu};
 use crate::augment::{IMAGENET_MEAN, IMAGENET_STD};
-use crate::learner::{Learner, LearnerConfig};
+use crate::learner::{EpochStats, Learner, LearnerConfig};
 use crate::model::{Arch, Classifier, Pretrained};
 use crate::pretrained::{Checkpoint, WeightsError, load_checkpoint};
 
@@ -46,17 +46,28 @@ pub struct ModelHeader {
     /// Normalisation applied to inputs, per RGB channel.
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// The epoch table so far, so training continues its numbering after a reload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<EpochStats>,
+    /// Parameter groups before this one were frozen when the model was saved.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub frozen_below: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl ModelHeader {
     /// A model's header: its classes, how it was trained, and ImageNet's normalisation.
     pub fn new(classes: Vec<String>, config: LearnerConfig, presize: u32) -> Self {
-        Self { classes, config, presize, mean: IMAGENET_MEAN, std: IMAGENET_STD }
+        Self { classes, config, presize, mean: IMAGENET_MEAN, std: IMAGENET_STD, history: Vec::new(), frozen_below: 0 }
     }
 
     /// What `learner` would be saved with.
     pub fn of(learner: &Learner) -> Self {
-        Self::new(learner.classes.clone(), learner.config.clone(), learner.presize)
+        let header = Self::new(learner.classes.clone(), learner.config.clone(), learner.presize);
+        Self { history: learner.history.clone(), frozen_below: learner.frozen_below, ..header }
     }
 }
 
@@ -160,7 +171,15 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Learner, ExportError>
     declared_fits(header.config.model.min_params(), weights)?;
     // Built on the training (autodiff) device, as `Learner::new` does, so it can train on.
     let model = load_record(header.config.model.init(&device.clone().autodiff()), weights)?;
-    Ok(Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize))
+    if header.frozen_below >= crate::model::NUM_GROUPS {
+        return Err(ExportError::Corrupt(format!("frozen_below {} is past the model's {} parameter groups", header.frozen_below, crate::model::NUM_GROUPS)));
+    }
+    let mut learner = Learner::from_parts(model, device.clone(), header.classes, header.config, header.presize);
+    learner.history = header.history;
+    if header.frozen_below > 0 {
+        learner.freeze_to(header.frozen_below);
+    }
+    Ok(learner)
 }
 
 /// Read a backbone file on `device`.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::data::Skipped;
 
 /// Which fit a batch or epoch belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// fit_one_cycle.
@@ -79,12 +79,20 @@ pub struct BatchStats {
 }
 
 /// fastai's validation metrics: the loss, accuracy and error rate over the validation set.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Metrics {
+    #[serde(deserialize_with = "nan_if_null")]
     pub valid_loss: f32,
+    #[serde(deserialize_with = "nan_if_null")]
     pub accuracy: f32,
+    #[serde(deserialize_with = "nan_if_null")]
     pub error_rate: f32,
+}
+
+/// JSON has no NaN (serde_json writes it as null): a saved history reads it back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    Ok(<Option<f32> as serde::Deserialize>::deserialize(d)?.unwrap_or(f32::NAN))
 }
 
 impl Metrics {
@@ -94,11 +102,17 @@ impl Metrics {
 }
 
 /// A row of fastai's epoch table.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EpochStats {
     pub phase: Phase,
+    /// The epoch within its fit, from 0.
     pub epoch: usize,
+    /// The epoch within the model's whole history (every fit it had, across saves), from 0:
+    /// training by hand after fine_tune continues the table's numbering.
+    #[serde(default)]
+    pub number: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f32,
     #[serde(flatten)]
     pub metrics: Metrics,

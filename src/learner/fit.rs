@@ -7,6 +7,8 @@ use web_time::Instant;
 use super::{BatchStats, CancelToken, EpochStats, Event, FitReport, Hypers, LearnError, Learner, Metrics, Phase};
 use crate::data::Datasets;
 use crate::model::NUM_GROUPS;
+use serde::Deserialize;
+
 use crate::schedule::{Lr, OneCycle};
 
 /// fine_tune's settings (fastai's defaults); the page's options object spells them in camelCase.
@@ -50,6 +52,56 @@ impl FineTune {
     pub fn with_freeze_epochs(mut self, n: usize) -> Self {
         self.freeze_epochs = n;
         self
+    }
+}
+
+/// fit_one_cycle's settings by hand, as the book trains after fine_tune: `lr_max` is one rate,
+/// `[hi]` (fastai's `slice(hi)`) or `[lo, hi]` (`slice(lo, hi)`: discriminative rates from
+/// the body's first group to the head). The page's options object spells them in camelCase.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FitOneCycle {
+    #[serde(deserialize_with = "lr_max")]
+    pub lr_max: Lr,
+    pub pct_start: f64,
+    pub div: f64,
+}
+
+impl Default for FitOneCycle {
+    fn default() -> Self {
+        let sched = OneCycle::default();
+        Self { lr_max: Lr::Single(1e-3), pct_start: sched.pct_start, div: sched.div }
+    }
+}
+
+impl FitOneCycle {
+    pub const KEYS: &'static [&'static str] = &["lrMax", "pctStart", "div"];
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.lr_max.validate()?;
+        if !(0.0..=1.0).contains(&self.pct_start) {
+            return Err(format!("pct_start {} must be between 0 and 1 (fastai's is 0.25)", self.pct_start));
+        }
+        if !(self.div > 0.0 && self.div.is_finite()) {
+            return Err(format!("div {} must be above 0 (fastai's is 25)", self.div));
+        }
+        Ok(())
+    }
+    pub fn schedule(&self) -> OneCycle {
+        OneCycle::default().with_pct_start(self.pct_start).with_div(self.div)
+    }
+}
+
+fn lr_max<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Lr, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum LrMax {
+        One(f64),
+        Slice(Vec<f64>),
+    }
+    match LrMax::deserialize(d)? {
+        LrMax::One(lr) => Ok(Lr::Single(lr)),
+        LrMax::Slice(v) => Lr::from_slice(&v).map_err(serde::de::Error::custom),
     }
 }
 
@@ -135,7 +187,9 @@ impl Learner {
                 iter += 1;
             }
             let metrics = self.validate(dls, on_event).await?;
-            let stats = EpochStats { phase: cycle.phase, epoch, train_loss: smooth.value(), metrics, seconds: t0.elapsed().as_secs_f64() };
+            let number = self.history.len();
+            let stats = EpochStats { phase: cycle.phase, epoch, number, train_loss: smooth.value(), metrics, seconds: t0.elapsed().as_secs_f64() };
+            self.history.push(stats.clone());
             on_event(&Event::Epoch(stats.clone()));
             report.epochs.push(stats);
             if let Some(save) = self.snapshot_each_epoch {

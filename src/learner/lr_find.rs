@@ -88,7 +88,8 @@ pub fn steep(lrs: &[f64], losses: &[f64]) -> Suggestion {
 /// subsequence ending at each point, as fastai computes it), and the point about halfway along.
 pub fn valley(lrs: &[f64], losses: &[f64]) -> Suggestion {
     let n = losses.len();
-    let (mut max_start, mut max_end) = (0usize, 0usize);
+    // Signed, as in fastai's Python: a stretch decreasing from the first point starts at -1.
+    let (mut max_start, mut max_end) = (0isize, 0usize);
     let mut lds = vec![1usize; n];
     for i in 1..n {
         for j in 0..i {
@@ -97,12 +98,14 @@ pub fn valley(lrs: &[f64], losses: &[f64]) -> Suggestion {
             }
             if lds[max_end] < lds[i] {
                 max_end = i;
-                max_start = max_end - lds[max_end];
+                max_start = max_end as isize - lds[max_end] as isize;
             }
         }
     }
-    let sections = (max_end - max_start) as f64 / 3.0;
-    let idx = max_start + sections as usize + (sections / 2.0) as usize;
+    let sections = (max_end as isize - max_start) as f64 / 3.0;
+    let idx = max_start + sections as isize + (sections / 2.0) as isize;
+    // A negative index counts from the end, as Python's does.
+    let idx = if idx < 0 { (n as isize + idx) as usize } else { idx as usize };
     Suggestion { lr: lrs[idx], point: (lrs[idx], losses[idx]) }
 }
 

@@ -19,7 +19,7 @@ pub mod step;
 
 pub use config::{LearnerConfig, LearnerOptions};
 pub use events::{BatchStats, CancelToken, EpochStats, Event, FitReport, Hypers, LearnError, Metrics, Phase};
-pub use fit::{Cycle, FineTune, Smoother};
+pub use fit::{Cycle, FineTune, FitOneCycle, Smoother};
 pub use lr_find::{LrFind, LrFindConfig};
 pub use predict::{Preds, Prediction};
 pub use step::{Pass, sync_running_stats};
@@ -65,6 +65,10 @@ pub struct Learner {
     pub precision: Precision,
     /// The dynamic loss scale of mixed precision (unused in f32).
     pub scaler: LossScaler,
+    /// Every epoch this model has trained, across fits and saves (fastai's recorder).
+    pub history: Vec<EpochStats>,
+    /// Parameter groups before this one are frozen (0: every group trains).
+    pub frozen_below: usize,
 }
 
 impl Learner {
@@ -119,6 +123,8 @@ impl Learner {
             snapshot_each_epoch: None,
             precision,
             scaler: LossScaler::default(),
+            history: Vec::new(),
+            frozen_below: 0,
         }
     }
 
@@ -155,6 +161,7 @@ impl Learner {
     pub fn freeze_to(&mut self, n: usize) {
         let mut mapper = Trainable { frozen_below: n, path: ParamPath::default() };
         self.model = self.model.clone().map(&mut mapper);
+        self.frozen_below = n;
     }
 }
 

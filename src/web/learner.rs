@@ -13,8 +13,7 @@ use wasm_bindgen_futures::future_to_promise;
 use super::{Backend, Dataset, emitter, from_js, js_err, rgba_to_js, to_js};
 use crate::export::{self, Format};
 use crate::interpret::{Confusion, TopLoss};
-use crate::learner::{self, CancelToken as CoreCancel, FineTune, LearnerOptions, LrFindConfig};
-use crate::schedule::{Lr, OneCycle};
+use crate::learner::{self, CancelToken as CoreCancel, FineTune, FitOneCycle, LearnerOptions, LrFindConfig};
 
 /// One file of `predictBatch`: its prediction, or why it could not be read.
 #[derive(Serialize)]
@@ -140,15 +139,50 @@ impl Learner {
         self.inner.borrow().loader.micro_batch
     }
 
-    /// fit_one_cycle(epochs, lr); `onEvent` gets every batch and epoch event.
+    /// fastai's fit_one_cycle(epochs, {lrMax, pctStart, div}) on the model as it is (frozen or
+    /// not): `lrMax` is one rate, `[hi]` or `[lo, hi]` (fastai's slices); `onEvent` gets every
+    /// batch and epoch event, numbered on from the model's history.
     #[wasm_bindgen(js_name = fitOneCycle, unchecked_return_type = "Promise<FitReport>")]
-    pub fn fit_one_cycle(&self, dataset: &Dataset, epochs: usize, lr: f64, on_event: Function, cancel: &CancelToken) -> Promise {
+    pub fn fit_one_cycle(
+        &self,
+        dataset: &Dataset,
+        epochs: usize,
+        #[wasm_bindgen(unchecked_param_type = "FitOneCycleOptions | undefined")] options: JsValue,
+        on_event: Function,
+        cancel: &CancelToken,
+    ) -> Result<Promise, JsValue> {
+        let opts: FitOneCycle = from_js(options, "fit_one_cycle option", FitOneCycle::KEYS)?;
+        opts.validate().map_err(js_err)?;
         let (inner, dls, cancel) = (self.inner.clone(), dataset.inner.clone(), cancel.inner.clone());
-        future_to_promise(async move {
+        Ok(future_to_promise(async move {
             let mut l = inner.try_borrow_mut().map_err(|_| busy())?;
             let mut emit = emitter(on_event);
-            to_js(&l.fit_one_cycle(&dls, epochs, Lr::Single(lr), &OneCycle::default(), &cancel, &mut emit).await.map_err(js_err)?)
-        })
+            to_js(&l.fit_one_cycle(&dls, epochs, opts.lr_max, &opts.schedule(), &cancel, &mut emit).await.map_err(js_err)?)
+        }))
+    }
+
+    /// fastai's freeze(): only the head trains (BatchNorm layers too).
+    pub fn freeze(&self) -> Result<(), JsValue> {
+        self.inner.try_borrow_mut().map_err(|_| busy())?.freeze();
+        Ok(())
+    }
+
+    /// fastai's unfreeze(): every layer trains.
+    pub fn unfreeze(&self) -> Result<(), JsValue> {
+        self.inner.try_borrow_mut().map_err(|_| busy())?.unfreeze();
+        Ok(())
+    }
+
+    /// Whether the body is frozen (only the head trains).
+    #[wasm_bindgen(getter)]
+    pub fn frozen(&self) -> Result<bool, JsValue> {
+        Ok(self.inner.try_borrow().map_err(|_| busy())?.frozen_below > 0)
+    }
+
+    /// Every epoch the model has trained, across fits and saves (the epoch table so far).
+    #[wasm_bindgen(getter, unchecked_return_type = "EpochEvent[]")]
+    pub fn history(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.try_borrow().map_err(|_| busy())?.history)
     }
 
     /// fastai's fine_tune(epochs, {baseLr, freezeEpochs, lrMult, pctStart, div}).

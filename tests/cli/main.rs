@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 mod data;
 mod predict;
+mod train;
 
 fn kiln(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().expect("kiln runs")

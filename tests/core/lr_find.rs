@@ -38,6 +38,19 @@ fn valley_is_about_halfway_down_the_longest_descent() {
     assert_eq!(valley(&lrs, &losses).lr, lrs[24]);
 }
 
+/// A curve that falls from its first point (a short lr_find on an already-trained model): fastai's
+/// start is then −1 and its index arithmetic is Python's, where this panicked before.
+#[test]
+fn valley_of_a_curve_falling_from_the_start_follows_pythons_arithmetic() {
+    let lrs = log_lrs(13);
+    let falling: Vec<f64> = (0..13).map(|i| 2.0 - 0.1 * i as f64).collect();
+    // start −1, end 12: sections = 13/3 ≈ 4.33, index −1 + 4 + 2 = 5.
+    assert_eq!(valley(&lrs, &falling).lr, lrs[5]);
+    // Falling over the first two points only: −1 + int(2/3) + int(1/3) = −1, Python's last point.
+    let dip = [1.0, 0.5, 0.9, 0.95];
+    assert_eq!(valley(&lrs[..4], &dip).lr, lrs[3]);
+}
+
 #[test]
 fn slide_walks_left_until_the_window_sees_one_slope() {
     let lrs = log_lrs(60);

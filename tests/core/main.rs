@@ -4,6 +4,7 @@ mod augment;
 mod changes;
 mod cleaner;
 mod export;
+mod fit;
 mod common;
 mod data;
 mod edit;

@@ -1,0 +1,56 @@
+//! Training by hand from the command line (src/cli/train.rs): `kiln fit` continues a saved
+//! model with fastai's slices, numbering on from its epoch table; `lr-find --model`.
+
+use crate::{kiln, text, tmp};
+
+/// The epoch numbers of the table `kiln` printed, for rows of `phase`.
+fn numbers(out: &str, phase: &str) -> Vec<usize> {
+    out.lines().filter_map(|l| l.strip_prefix(phase)?.split_whitespace().next()?.parse().ok()).collect()
+}
+
+#[test]
+fn fit_continues_a_saved_model_and_never_overwrites_it() {
+    let digits = tmp("fit-digits");
+    let _ = std::fs::remove_dir_all(&digits);
+    assert!(kiln(&["samples", "-o", &digits]).status.success());
+    let (first, more) = (tmp("fit-first.kiln"), tmp("fit-more.kiln"));
+    let tiny = ["--arch", "tiny", "--size", "16", "--presize", "16", "--bs", "32", "--device", "cpu"];
+    let o = kiln(&[&["fine-tune", &digits, "--epochs", "1", "-o", &first][..], &tiny[..]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!((numbers(&text(&o), "frozen"), numbers(&text(&o), "unfrozen")), (vec![0], vec![1]));
+
+    let o = kiln(&["fit", &first, &digits, "--epochs", "2", "--unfreeze", "--lr-max", "1e-4,1e-2", "--device", "cpu", "-o", &more]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("after 2 epoch(s), unfrozen"), "{out}");
+    assert_eq!(numbers(&out, "fit"), [2, 3], "the table numbers on: {out}");
+
+    // Saved with its history: the next fit goes on from 4, frozen as asked.
+    let again = tmp("fit-again.kiln");
+    let o = kiln(&["fit", &more, &digits, "--freeze", "--device", "cpu", "-o", &again]);
+    assert!(text(&o).contains("after 4 epoch(s), frozen"), "{}", text(&o));
+    assert_eq!(numbers(&text(&o), "fit"), [4]);
+
+    // lr_find on the saved model, unfrozen first (the book's step before fit_one_cycle(slice)).
+    let plot = tmp("fit-lr.png");
+    let o = kiln(&["lr-find", &digits, "--model", &more, "--unfreeze", "--num-it", "20", "-o", &plot]);
+    assert!(o.status.success() && std::path::Path::new(&plot).exists(), "{}", text(&o));
+
+    // The model read is never the one written; bad rates and other classes are named.
+    let before = std::fs::read(&more).unwrap();
+    let o = kiln(&["fit", &more, &digits, "--device", "cpu", "-o", &more]);
+    assert!(!o.status.success() && text(&o).contains("is the model being read"), "{}", text(&o));
+    assert_eq!(std::fs::read(&more).unwrap(), before);
+    let o = kiln(&["fit", &more, &digits, "--lr-max", "1e-2,1e-4", "-o", &again]);
+    assert!(!o.status.success() && text(&o).contains("lo ≤ hi"), "{}", text(&o));
+    let other = tmp("fit-other");
+    let _ = std::fs::remove_dir_all(&other);
+    for class in ["cat", "dog"] {
+        std::fs::create_dir_all(format!("{other}/{class}")).unwrap();
+        for i in 0..4 {
+            image::RgbImage::from_pixel(10, 10, image::Rgb([i * 40, 20, 20])).save(format!("{other}/{class}/{i}.png")).unwrap();
+        }
+    }
+    let o = kiln(&["fit", &more, &other, "--device", "cpu", "-o", &again]);
+    assert!(!o.status.success() && text(&o).contains("trained on the classes 0, 1"), "{}", text(&o));
+}
