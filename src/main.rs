@@ -31,6 +31,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::FineTune { data, model, epochs, base_lr, freeze_epochs, output } => {
             let (dls, mut learner) = train::new_learner(&data, &model)?;
+            if let Some(p) = kiln::learner::small_data::propose(dls.train.len()).filter(|p| model.bs > p.batch_size) {
+                eprintln!("note: {} Try --bs {} --epochs {}.", p.why, p.batch_size, p.epochs);
+            }
             let opts = FineTune::default().with_base_lr(base_lr).with_freeze_epochs(freeze_epochs);
             let report = train::fit(&mut learner, |l, cancel, on_event| pollster::block_on(l.fine_tune(&dls, epochs, &opts, cancel, on_event)))?;
             train::finish(&learner, report, &output)

@@ -22,6 +22,7 @@
  * @typedef {{phase: Phase, epoch: number, number: number, trainLoss: number, validLoss: number, errorRate: number, accuracy: number, seconds: number}} EpochEvent
  * @typedef {{lrMax?: number | [number] | [number, number], pctStart?: number, div?: number}} FitOneCycleOptions
  * @typedef {{baseLr?: number, freezeEpochs?: number, lrMult?: number, pctStart?: number, div?: number}} FineTuneOptions
+ * @typedef {{batchSize: number, freezeEpochs: number, epochs: number, steps: number, fastaiSteps: number, why: string}} SmallDataProposal
  * @typedef {{startLr?: number, endLr?: number, numIt?: number, stopDiv?: boolean}} LrFindOptions
  * @typedef {{lr: number, point: [number, number]}} Suggestion
  * @typedef {{lrs: number[], losses: number[], suggestions: {minimum: Suggestion, steep: Suggestion, valley: Suggestion, slide: Suggestion} | null, cancelled: boolean}} LrFindResult

@@ -10,7 +10,7 @@ import { Queue } from './queue.js';
 export { pathOf, filesFromDrop } from './files.js';
 
 export * from './kiln-types.js';
-/** @import { AddResult, BackendInfo, Change, CleanerResult, DatasetFile, DatasetOptions, EpochEvent, FineTuneOptions, FitOneCycleOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, Summary } from './kiln-types.js' */
+/** @import { AddResult, BackendInfo, Change, CleanerResult, DatasetFile, DatasetOptions, EpochEvent, FineTuneOptions, FitOneCycleOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, SmallDataProposal, Summary } from './kiln-types.js' */
 
 /**
  * The architectures Kiln builds: display names, and for ResNets the torchvision file a user
@@ -62,6 +62,17 @@ export class Kiln extends DatasetLink {
     k.simd = opts.simd || 'auto';
     await k.start();
     return k;
+  }
+
+  /**
+   * Settings for a small training set. fastai's defaults (batch 64, fine_tune(1)) assume
+   * thousands of photos; on a few hundred they take a handful of optimiser steps. This proposes a
+   * batch size and fine_tune epochs that take at least ~30, with a sentence saying why; null
+   * where fastai's defaults already take enough.
+   * @returns {Promise<SmallDataProposal | null>}
+   */
+  proposeSettings() {
+    return this.call('proposeSettings');
   }
 
   /**

@@ -13,6 +13,7 @@
 pub mod config;
 pub mod events;
 pub mod fit;
+pub mod small_data;
 pub mod lr_find;
 pub mod predict;
 pub mod step;

@@ -325,3 +325,13 @@ impl Learner {
         self.export_as(Format::PyTorch)
     }
 }
+
+/// Settings for a small training set of `n_train` photos (batch size, fine_tune's epochs, and
+/// why), or null where fastai's defaults already take enough optimiser steps.
+#[wasm_bindgen(js_name = proposeSettings, unchecked_return_type = "SmallDataProposal | null")]
+pub fn propose_settings(n_train: usize) -> Result<JsValue, JsValue> {
+    match learner::small_data::propose(n_train) {
+        Some(p) => to_js(&p),
+        None => Ok(JsValue::NULL),
+    }
+}

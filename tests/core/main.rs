@@ -17,5 +17,6 @@ mod model;
 mod optimizer;
 mod pretrained;
 mod schedule;
+mod small_data;
 mod untrusted;
 mod wgpu;
