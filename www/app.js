@@ -4,14 +4,15 @@
 import { Kiln, filesFromDrop, BACKENDS, SIMD } from './kiln.js';
 import { $, clearError, guard, showError } from './dom.js';
 import { page, isIdle, render, run, setPhase, update } from './state.js';
-import { loadFiles, loadSample, relabel } from './dataset.js';
-import { addPhotos, adding, wireSamples } from './samples.js';
+import { loadSample, relabel } from './dataset.js';
+import { addPhotos, adding, loadWithCamera, wireSamples } from './samples.js';
 import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSettings } from './settings.js';
 import { lrFind, resizeLrChart } from './lr-find.js';
 import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.js';
 import { interpret } from './interpret.js';
 import { applyChanges, downloadChanges, openCleaner, wireCleaner } from './cleaner.js';
 import { predictFiles } from './predict.js';
+import { wireLive } from './live.js';
 import { wireSorting } from './sort.js';
 import { downloadSorted } from './sort-zip.js';
 import { exportModel, importKiln, importModel } from './model.js';
@@ -32,9 +33,9 @@ const onPick = (id, phase, use, empty) => $(id).addEventListener('change', (e) =
 });
 
 /** Photos picked or dropped for the dataset: added to the loaded one, or a new one (the choice
- * beside the drop zone). */
+ * beside the drop zone) with any camera photos waiting for a second class. */
 const photoPhase = () => (adding() ? 'adding' : 'loading');
-const takePhotos = (files) => (adding() ? addPhotos(files) : loadFiles(files));
+const takePhotos = (files) => (adding() ? addPhotos(files) : loadWithCamera(files));
 
 function wire() {
   onPick('pick-folder', photoPhase, takePhotos, 'The folder you chose is empty (no files in it or its subfolders): choose a folder that holds one folder of photos per class, or photos named like Maine_Coon_157.jpg.');
@@ -73,6 +74,7 @@ function wire() {
   wireSorting();
   wireCleaner();
   wireSamples();
+  wireLive();
   $('error').addEventListener('click', clearError);
   wireDrop();
   // A drop zone's keyboard route: Enter or Space on the zone itself opens its photo picker.
