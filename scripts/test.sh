@@ -110,5 +110,7 @@ node tests/e2e/predict-many.test.mjs
 node tests/e2e/cleaner.test.mjs
 # Issue 29: samples you manage: photos added to a dataset, paged per class, moved, removed; classes renamed and deleted.
 node tests/e2e/samples.test.mjs
+# Issue 30: the camera (Chromium's fake one): hold to record samples, a dataset from the camera alone, Live, permission denied.
+node tests/e2e/camera.test.mjs
 # Everyone can use it: axe-core finds no serious issue; the keyboard alone loads, trains, predicts.
 node tests/e2e/accessibility.test.mjs
