@@ -1,9 +1,10 @@
 // 4. Predict, live: the camera's picture classified continuously (Teachable Machine's
 // preview). One loop grabs the newest frame, waits for the model's answer and draws it, then
 // grabs the next: frames that come meanwhile are dropped, never queued, so at most one
-// prediction is in flight and the answer is always about a recent picture. Live is work of its
-// own (state.js's 'live' phase): nothing else starts while it runs, and it starts only while
-// Kiln is idle with a model, so training and the rest never run beside it.
+// prediction is in flight and the answer is always about a recent picture; no frame is
+// classified twice (a fast model waits for the camera). Live is work of its own (state.js's
+// 'live' phase): nothing else starts while it runs, and it starts only while Kiln is idle
+// with a model, so training and the rest never run beside it.
 import { $, guard } from './dom.js';
 import { page, run } from './state.js';
 import { CameraView, FRAME_SIZE, captureFrame } from './camera.js';
@@ -55,8 +56,13 @@ async function loop(s) {
     n = 0;
     since = now;
   }, 1000);
+  const frames = frameCounter(video);
+  let seen = -1;
   try {
     while (s.on && view.stream) {
+      // A frame already classified is not classified again: wait for the camera's next one.
+      if (frames && frames.n === seen) await frames.next();
+      seen = frames ? frames.n : seen;
       let frame;
       try {
         frame = await captureFrame(video, size);
@@ -73,9 +79,30 @@ async function loop(s) {
       n += 1;
     }
   } finally {
+    frames?.stop();
     clearInterval(timer);
     $('live-rate').textContent = '';
   }
+}
+
+/** Counts the frames `video` shows (requestVideoFrameCallback; null where the browser lacks
+ * it). `next()` waits for the next one, or 250 ms at most. */
+function frameCounter(video) {
+  if (!('requestVideoFrameCallback' in video)) return null;
+  let n = 0;
+  let on = true;
+  let wake = null;
+  const tick = () => {
+    n += 1;
+    wake?.();
+    if (on) video.requestVideoFrameCallback(tick);
+  };
+  video.requestVideoFrameCallback(tick);
+  return {
+    get n() { return n; },
+    next: () => new Promise((r) => { wake = r; setTimeout(r, 250); }),
+    stop: () => { on = false; },
+  };
 }
 
 export function wireLive() {
