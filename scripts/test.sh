@@ -91,6 +91,8 @@ node tests/e2e/cleaner.test.mjs
 node tests/e2e/samples.test.mjs
 # Everyone can use it: axe-core finds no serious issue; the keyboard alone loads, trains, predicts.
 node tests/e2e/accessibility.test.mjs
+# Issue 30: Download as a web page: the zip served plainly (no COOP/COEP) predicts photos and the camera, nothing off its origin.
+node tests/e2e/share.test.mjs
 
 stage "fuzzing, briefly: every reader of untrusted bytes for 15 s (long runs: bash scripts/fuzz.sh 600)"
 bash scripts/fuzz.sh 15
