@@ -114,3 +114,5 @@ node tests/e2e/samples.test.mjs
 node tests/e2e/camera.test.mjs
 # Everyone can use it: axe-core finds no serious issue; the keyboard alone loads, trains, predicts.
 node tests/e2e/accessibility.test.mjs
+# Issue 30: Download as a web page: the zip served plainly (no COOP/COEP) predicts photos and the camera, nothing off its origin.
+node tests/e2e/share.test.mjs

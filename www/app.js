@@ -15,7 +15,7 @@ import { predictFiles } from './predict.js';
 import { wireLive } from './live.js';
 import { wireSorting } from './sort.js';
 import { downloadSorted } from './sort-zip.js';
-import { exportModel, importKiln, importModel } from './model.js';
+import { exportModel, exportPage, importKiln, importModel, trainNoted } from './model.js';
 
 // Offline after the first visit: www/sw.js caches the page, both builds and the bundled weights.
 if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch((e) => console.warn('no offline cache:', e.message));
@@ -48,7 +48,7 @@ function wire() {
   onClick('sample', 'loading', loadSample);
   onClick('show-batch', 'augmenting', showBatch);
   onClick('lr-find', 'finding-lr', lrFind);
-  onClick('train', 'training', train);
+  onClick('train', 'training', () => trainNoted(train));
   onClick('interpret', 'interpreting', interpret);
   onClick('clean', 'cleaning', openCleaner);
   onClick('clean-apply', 'cleaning', applyChanges);
@@ -56,6 +56,7 @@ function wire() {
   onClick('export', 'exporting', () => exportModel('kiln'));
   onClick('export-onnx', 'exporting', () => exportModel('onnx'));
   onClick('export-pytorch', 'exporting', () => exportModel('pytorch'));
+  onClick('export-page', 'exporting', exportPage);
   onClick('sort-download', 'saving', downloadSorted);
   // The labelling and split options re-label the files of the last load (loaded or refused);
   // a change that fails rolls its field back. Disabling the focused input as the load starts

@@ -130,7 +130,7 @@ export function render() {
   $('train-why').hidden = !(data && page.dataProblem);
   // Interpretation runs the model on the dataset: their classes must agree.
   enable(['interpret'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));
-  enable(['export', 'export-onnx', 'export-pytorch'], idle && model);
+  enable(['export', 'export-onnx', 'export-pytorch', 'export-page'], idle && model);
   // Clean: the model's losses on the dataset (classes must agree, as for Interpret); its view
   // only while it is of this dataset and model. Each image's choice, unless already applied.
   enable(['clean'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));
