@@ -33,3 +33,23 @@ pub fn wgpu() -> burn::tensor::Device {
     let mut d = INIT.lock().unwrap_or_else(|e| e.into_inner());
     d.get_or_insert_with(|| Device::wgpu_options().init().expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")).clone()
 }
+
+/// A checkpoint written by tests/fixtures/torch_checkpoint.py (stdlib Python) with `args`,
+/// made once per script version and shared by every test that asks for the same one (the
+/// pure-Python writer takes seconds per ResNet).
+pub fn torch_checkpoint(args: &[&str]) -> Vec<u8> {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_checkpoint.py");
+    let version = crc32fast::hash(&std::fs::read(&script).unwrap());
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("checkpoints-{version:08x}"));
+    let out = dir.join(args.join("_").replace("--", ""));
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    if !out.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = out.with_extension("partial");
+        let status = std::process::Command::new("python3").arg(&script).arg(&tmp).args(args).status().expect("python3 runs");
+        assert!(status.success(), "the fixture script failed for {args:?}");
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    std::fs::read(out).unwrap()
+}

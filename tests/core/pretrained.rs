@@ -32,15 +32,9 @@ fn efficientnet_lite0_from_the_legacy_pth_classifies_imagenet_photos() {
     assert!(coffee[0].1 > 0.5, "espresso with probability {}", coffee[0].1);
 }
 
-/// Writes a fixture checkpoint with tests/fixtures/torch_checkpoint.py (stdlib Python).
-fn fixture(name: &str, args: &[&str]) -> Vec<u8> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("checkpoints");
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(name);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_checkpoint.py");
-    let status = std::process::Command::new("python3").arg(&script).arg(&out).args(args).status().expect("python3 runs");
-    assert!(status.success(), "the fixture script failed for {name}");
-    std::fs::read(out).unwrap()
+/// The fixture checkpoint `torch_checkpoint.py` writes with `args` (`_name` only says which).
+fn fixture(_name: &str, args: &[&str]) -> Vec<u8> {
+    crate::common::torch_checkpoint(args)
 }
 
 /// The fixture's value at row-major index `i` of its `k`-th key `name`.

@@ -130,18 +130,7 @@ fn changes_files_are_read_or_refused_by_line() {
 /// tensor data intact behind them, so damage reaches the parsers rather than the first check.
 #[test]
 fn pretrained_checkpoints_load_or_name_what_is_wrong() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("untrusted");
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_checkpoint.py");
-    let seeds: Vec<Vec<u8>> = ["legacy", "safetensors", "zip"]
-        .iter()
-        .map(|format| {
-            let out = dir.join(format!("resnet18.{format}"));
-            let ok = std::process::Command::new("python3").arg(&script).arg(&out).args(["--format", format]).status().expect("python3 runs");
-            assert!(ok.success(), "the fixture script failed for {format}");
-            std::fs::read(out).unwrap()
-        })
-        .collect();
+    let seeds: Vec<Vec<u8>> = ["legacy", "safetensors", "zip"].iter().map(|format| crate::common::torch_checkpoint(&["--format", format])).collect();
     survive("checkpoint", &seeds, 16 << 10, iters(300), |bytes| {
         if let Ok(ckpt) = Checkpoint::from_bytes(bytes) {
             let _ = ckpt.infer_arch();
