@@ -47,6 +47,22 @@ export class DatasetLink extends WorkerLink {
   }
 
   /**
+   * Put the dataset back as it was (`before`: `lastDataset` and `lastEdits` then) after a
+   * change of several steps failed midway (openProject): built again from the same files and
+   * edits, or none when there was none.
+   * @protected
+   * @param {{dataset: {entries: {name: string, blob: Blob}[], options: DatasetOptions} | null, edits: import('./kiln-types.js').Edit[]}} before
+   */
+  async putBack({ dataset, edits }) {
+    // A worker that died on the way is restarted first (with the half-built dataset).
+    await this.restarting;
+    if (dataset) await this.sendDataset(dataset.entries, dataset.options, edits);
+    else await this.call('dropDataset');
+    this.lastDataset = dataset;
+    this.lastEdits = edits;
+  }
+
+  /**
    * Add files to the loaded dataset (a class more, or more photos of one): labelled by its
    * rule and checked as at load time, then split among themselves with its validation fraction
    * and seed. The files already in it keep their label and split and are not read again. A

@@ -40,6 +40,12 @@
  * @typedef {{onBatch?: (e: BatchEvent) => void, onEpoch?: (e: EpochEvent) => void, onSkipped?: (e: Skipped) => void}} FitCallbacks
  * @typedef {{backend: string, adapter: string, notices: string[], threads: number, simd: 'relaxed' | 'simd128' | null, fp16Unavailable: string | null}} BackendInfo
  * @typedef {File | {name: string, blob: Blob}} InputFile
+ * @typedef {{changes: Change[]} | {add: string[]} | {rename: [string, string]} | {removeClass: string}} ProjectEdit
+ * @typedef {{options: DatasetOptions & {labelRegex?: string | null}, files: string[], edits: ProjectEdit[]}} ProjectRecipe
+ * @typedef {{kind: 'kiln-project', format: number, dataset: ProjectRecipe, model: boolean, settings: Record<string, any>, charts: any, savedBy: string}} ProjectManifest
+ * @typedef {{settings?: Record<string, string | number | boolean>, charts?: unknown, model?: boolean | 'snapshot'}} SaveProjectOptions
+ * @typedef {{onProgress?: (p: {done: number, total: number}) => void}} OpenProjectOptions
+ * @typedef {{summary: Summary, settings: Record<string, any>, charts: any, model: {classes: string[], options: ModelOptions | null} | null, history: EpochEvent[], files: File[], added: File[], options: DatasetOptions, manifest: ProjectManifest}} OpenedProject
  */
 
 export {};

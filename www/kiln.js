@@ -10,7 +10,7 @@ import { Queue } from './queue.js';
 export { pathOf, filesFromDrop } from './files.js';
 
 export * from './kiln-types.js';
-/** @import { AddResult, BackendInfo, Change, CleanerResult, DatasetFile, DatasetOptions, EpochEvent, FineTuneOptions, FitOneCycleOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, PhotoResult, PredictManyOptions, Prediction, Preds, SmallDataProposal, Summary } from './kiln-types.js' */
+/** @import { AddResult, BackendInfo, Change, CleanerResult, DatasetFile, DatasetOptions, EpochEvent, FineTuneOptions, FitOneCycleOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, OpenedProject, OpenProjectOptions, PhotoResult, PredictManyOptions, Prediction, Preds, SaveProjectOptions, SmallDataProposal, Summary } from './kiln-types.js' */
 
 /**
  * The architectures Kiln builds: display names, and for ResNets the torchvision file a user
@@ -297,6 +297,53 @@ export class Kiln extends DatasetLink {
     // Kept only once it loaded: a refused file must not come back after a restart.
     this.lastModel = copy;
     return result;
+  }
+
+  /**
+   * The project (`.kilnproj`, the CLI reads it too): the dataset's recipe (the files as first
+   * given, the options, every edit since), `settings` and `charts` (the page's, kept as given),
+   * each photo, and the model (`model`: the model now, `'snapshot'` the one after the last
+   * finished epoch, which needs nothing of the worker, or false: none). A streaming Response:
+   * the photos are read from their Blobs as the zip is written, one at a time.
+   * @param {SaveProjectOptions} [options]
+   * @returns {Promise<Response>}
+   */
+  async saveProject({ settings = {}, charts = null, model = true } = {}) {
+    if (!this.lastDataset) throw new Error('saveProject: no dataset is loaded (a project is a dataset and its model): load photos first');
+    const { dataset, edits } = { dataset: this.lastDataset, edits: this.lastEdits };
+    /** @type {Uint8Array | Blob | null} */
+    let bytes = model === 'snapshot' ? this.lastModel : null;
+    if (model === true) bytes = await this.export().catch((e) => { if (/^no learner/.test(e.message)) return null; throw e; });
+    const { manifestOf, projectZip } = await import('./kiln-project.js');
+    const { manifest, photos } = manifestOf(dataset, edits, { settings, charts, model: !!bytes });
+    return projectZip({ manifest, photos, model: bytes });
+  }
+
+  /**
+   * Open a project: all of it is checked first (the manifest by the core, as the CLI checks
+   * it, and every photo's and the model's CRC-32), and a damaged, cut or foreign file is
+   * refused with the dataset and model unchanged. Then the dataset is built through
+   * loadDataset and each edit as it was made, and the model loaded; if that fails midway,
+   * the previous dataset is put back (and the model, which only a successful load replaces).
+   * `files`/`added` are the photos as Files named by the recipe (`pathOf`).
+   * @param {Blob} file
+   * @param {OpenProjectOptions} [options]
+   * @returns {Promise<OpenedProject>}
+   */
+  async openProject(file, options = {}) {
+    const { readProject, rebuild } = await import('./kiln-project.js');
+    const project = await readProject(file, (bytes) => this.call('checkProject', { bytes }, [bytes.buffer]), options);
+    const before = { dataset: this.lastDataset, edits: this.lastEdits };
+    try {
+      return await rebuild(this, project);
+    } catch (e) {
+      try {
+        await this.putBack(before);
+      } catch (e2) {
+        throw new Error(`${/** @type {Error} */ (e).message}; putting the previous dataset back failed too (${/** @type {Error} */ (e2).message})`);
+      }
+      throw new Error(`${/** @type {Error} */ (e).message}. The dataset and model you had are back as they were.`);
+    }
   }
 
   /** @private @returns {Promise<Blob>} a file the worker makes as bytes */
