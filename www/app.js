@@ -16,6 +16,7 @@ import { wireLive } from './live.js';
 import { wireSorting } from './sort.js';
 import { downloadSorted } from './sort-zip.js';
 import { exportModel, exportPage, importKiln, importModel, trainNoted } from './model.js';
+import { offerContinue, openProject, saveProject, wireProject } from './project.js';
 
 // Offline after the first visit: www/sw.js caches the page, both builds and the bundled weights.
 if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch((e) => console.warn('no offline cache:', e.message));
@@ -58,6 +59,8 @@ function wire() {
   onClick('export-pytorch', 'exporting', () => exportModel('pytorch'));
   onClick('export-page', 'exporting', exportPage);
   onClick('sort-download', 'saving', downloadSorted);
+  onClick('save-project', 'saving-project', saveProject);
+  onPick('open-project', 'opening', (f) => openProject(f[0]));
   // The labelling and split options re-label the files of the last load (loaded or refused);
   // a change that fails rolls its field back. Disabling the focused input as the load starts
   // fires its change event again: that one is the load already running.
@@ -76,6 +79,7 @@ function wire() {
   wireCleaner();
   wireSamples();
   wireLive();
+  wireProject();
   $('error').addEventListener('click', clearError);
   wireDrop();
   // A drop zone's keyboard route: Enter or Space on the zone itself opens its photo picker.
@@ -90,7 +94,7 @@ function wire() {
 }
 
 /** Drops anywhere load a dataset (or add to the loaded one), except on the predict area, which predicts (one photo) or
- * sorts (more, or folders); a single checkpoint or .kiln file is imported wherever it lands. */
+ * sorts (more, or folders); a single checkpoint or .kiln file is imported wherever it lands, a .kilnproj opened. */
 function wireDrop() {
   let depth = 0;
   const endDrag = () => { depth = 0; document.body.classList.remove('dragging'); };
@@ -109,6 +113,7 @@ function wireDrop() {
       const one = files.length === 1 ? files[0] : null;
       if (one && WEIGHT_FILE.test(one.name)) { setPhase('importing'); await importWeights(one); }
       else if (one && /\.(kiln|onnx)$/i.test(one.name)) { setPhase('importing'); await importKiln(one); }
+      else if (one && /\.kilnproj$/i.test(one.name)) { setPhase('opening'); await openProject(one); }
       else if (onPredict) { setPhase('predicting'); if (files.length) await predictFiles(files); }
       else { setPhase(photoPhase()); await takePhotos(files); }
     }));
@@ -164,6 +169,8 @@ async function main() {
   page.kiln.onRestart = (info, message) => { showBackend(info, message); render(); };
   setPhase('idle');
   document.body.dataset.ready = 'true';
+  // A project kept by an earlier visit: offered, never replaced before the user chooses.
+  offerContinue().catch((e) => console.warn('no kept project:', e.message));
 }
 
 main();

@@ -7,7 +7,7 @@ import { $ } from './dom.js';
 /** Phases in which Kiln works; Cancel stops these: training and lr_find between batches,
  * predicting many photos between chunks, saving the sorted zip at once. */
 const CANCELLABLE = ['training', 'finding-lr', 'predicting', 'saving'];
-const WORK = [...CANCELLABLE, 'reading', 'recording', 'live', 'loading', 'adding', 'editing', 'importing', 'augmenting', 'interpreting', 'cleaning', 'exporting'];
+const WORK = [...CANCELLABLE, 'reading', 'recording', 'live', 'loading', 'adding', 'editing', 'importing', 'augmenting', 'interpreting', 'cleaning', 'exporting', 'saving-project', 'opening'];
 /** How the phases that are not cancelled end (the busy message says it). */
 const ENDS = { live: 'turn Live off', recording: 'let go of Hold to record' };
 
@@ -18,7 +18,7 @@ const NEXT = {
   failed: [],
   idle: WORK,
   // A drop is read first; what it holds decides what happens next.
-  reading: ['loading', 'adding', 'importing', 'predicting', 'idle'],
+  reading: ['loading', 'adding', 'importing', 'predicting', 'opening', 'idle'],
   // Camera frames recorded while Hold to record is held then join the dataset as a drop's
   // photos do (or wait in the page for a second class: a classifier needs two).
   recording: ['adding', 'loading', 'idle'],
@@ -35,6 +35,7 @@ const DOING = {
   predicting: 'predicting', exporting: 'exporting the model', saving: 'writing the sorted photos',
   cleaning: 'cleaning the data (the losses per image, or your changes)',
   recording: 'recording photos from the camera', live: 'classifying the camera live',
+  'saving-project': 'saving the project', opening: 'opening a project',
 };
 
 export const page = {
@@ -94,7 +95,12 @@ export function setPhase(phase) {
   page.phase = phase;
   if (phase === 'idle') page.cancelling = false;
   render();
+  if (phase === 'idle') for (const fn of idleListeners) fn();
 }
+
+/** Called each time the page is idle again (project.js keeps the project after a change). */
+const idleListeners = [];
+export const onIdle = (fn) => { idleListeners.push(fn); };
 
 /** The one way to start work: refused unless idle; back to idle when `work` settles. */
 export async function run(phase, work) {
@@ -131,6 +137,9 @@ export function render() {
   // Interpretation runs the model on the dataset: their classes must agree.
   enable(['interpret'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));
   enable(['export', 'export-onnx', 'export-pytorch', 'export-page'], idle && model);
+  // A project is a dataset (and its model); Open, or Continue the one the browser kept.
+  enable(['save-project'], idle && data);
+  enable(['open-project', 'resume-continue', 'resume-dismiss'], idle);
   // Clean: the model's losses on the dataset (classes must agree, as for Interpret); its view
   // only while it is of this dataset and model. Each image's choice, unless already applied.
   enable(['clean'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));

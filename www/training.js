@@ -114,6 +114,27 @@ const callbacks = {
   onSkipped: addSkipped,
 };
 
+/** The charts' data and the epoch table's rows (cell texts), as a project keeps them (project.js). */
+export function trainingRecord() {
+  return { loss: lossData, metric: metricData, rows: [...$('epochs-table').tBodies[0].rows].map((tr) => [...tr.cells].map((td) => td.textContent)) };
+}
+
+/** Show a kept record again (`record` checked by the caller: arrays of numbers or null, rows
+ * of cell texts); `more`: epochs the model trained since (elsewhere: the CLI), drawn as
+ * training draws them. */
+export function restoreTraining(record, more = []) {
+  makeCharts(Math.max(1, record.metric[0].length + more.length));
+  lossData = record.loss.map((s) => s.slice());
+  metricData = record.metric.map((s) => s.slice());
+  step = lossData[0].reduce((n, x) => Math.max(n, Math.floor(x) + 1), 0);
+  epochCount = metricData[0].length;
+  charts.loss.setData(lossData);
+  charts.metric.setData(metricData);
+  $('epochs-table').tBodies[0].replaceChildren(...record.rows.map((r) => el('tr', {}, ...r.map((v) => el('td', { textContent: v })))));
+  for (const e of more) callbacks.onEpoch(e);
+  describeCharts();
+}
+
 /** Runs in the 'training' phase and ends by interpreting the validation set. */
 export async function train() {
   const epochs = Number($('epochs').value);
