@@ -112,6 +112,8 @@ node tests/e2e/cleaner.test.mjs
 node tests/e2e/samples.test.mjs
 # Issue 30: the camera (Chromium's fake one): hold to record samples, a dataset from the camera alone, Live, permission denied.
 node tests/e2e/camera.test.mjs
+# Issue 30: projects: Save/Open in a fresh browser, the CLI's kiln fit on one, damaged/cut/foreign refused, Continue after a reload.
+node tests/e2e/project.test.mjs
 # Everyone can use it: axe-core finds no serious issue; the keyboard alone loads, trains, predicts.
 node tests/e2e/accessibility.test.mjs
 # Issue 30: Download as a web page: the zip served plainly (no COOP/COEP) predicts photos and the camera, nothing off its origin.
