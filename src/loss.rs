@@ -1,7 +1,59 @@
-//! Cross-entropy: a stable log_softmax (row max subtracted, logsumexp) then the negative log
-//! likelihood of the target class, averaged over the batch.
+//! The loss functions fastai's vision learners use: cross-entropy (a stable log_softmax, then
+//! the negative log likelihood of the target class) for one label a photo, and binary
+//! cross-entropy with one sigmoid per class for "none of these" and several labels a photo.
 
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Int, Tensor, activation};
+
+/// What the learner minimises (fastai's `loss_func`), kept in `.kiln` headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LossFunc {
+    /// `CrossEntropyLossFlat`: a softmax over the classes, so every photo is one of them.
+    #[default]
+    CrossEntropy,
+    /// `BCEWithLogitsLossFlat(thresh)`: one sigmoid per class, and a class is predicted where
+    /// its probability exceeds `thresh`, so a photo can be none of them.
+    Bce { thresh: f32 },
+}
+
+impl LossFunc {
+    /// The threshold of a one-sigmoid-per-class model; None for softmax.
+    pub fn thresh(&self) -> Option<f32> {
+        match *self {
+            LossFunc::CrossEntropy => None,
+            LossFunc::Bce { thresh } => Some(thresh),
+        }
+    }
+
+    /// The batch's mean loss, shape [1].
+    pub fn mean(&self, logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+        match self {
+            LossFunc::CrossEntropy => cross_entropy(logits, targets),
+            // fastai's flat BCE averages over every (photo, class) pair: the mean of the
+            // per-photo means, as every photo has the same classes.
+            LossFunc::Bce { .. } => bce_per_item(logits, targets).mean(),
+        }
+    }
+
+    /// Each photo's probabilities ([N, classes]) and loss ([N]).
+    pub fn probs_and_losses(&self, logits: Tensor<2>, targets: Tensor<1, Int>) -> (Tensor<2>, Tensor<1>) {
+        match self {
+            LossFunc::CrossEntropy => {
+                let logp = log_softmax(logits);
+                (logp.clone().exp(), nll_per_item(logp, targets))
+            }
+            LossFunc::Bce { .. } => (activation::sigmoid(logits.clone()), bce_per_item(logits, targets)),
+        }
+    }
+
+    /// Probabilities per class: a softmax, or one sigmoid each.
+    pub fn probs(&self, logits: Tensor<2>) -> Tensor<2> {
+        match self {
+            LossFunc::CrossEntropy => activation::softmax(logits, 1),
+            LossFunc::Bce { .. } => activation::sigmoid(logits),
+        }
+    }
+}
 
 /// log(softmax(x)) along dim 1, computed without ever taking log of a softmax.
 pub fn log_softmax(logits: Tensor<2>) -> Tensor<2> {
@@ -20,4 +72,14 @@ pub fn nll_per_item(log_probs: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> 
 /// Mean cross-entropy over the batch, shape [1].
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     nll_per_item(log_softmax(logits), targets).mean()
+}
+
+/// Binary cross-entropy with logits against the one-hot targets, averaged over the classes:
+/// one value a photo, shape [N]. Written as max(x, 0) − x·y + log(1 + e^−|x|), which never
+/// takes the log of a sigmoid that rounded to 0 or 1.
+pub fn bce_per_item(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [n, k] = logits.dims();
+    let y = targets.one_hot::<2>(k).float();
+    let per_class = logits.clone().clamp_min(0.0) - logits.clone() * y + logits.abs().neg().exp().add_scalar(1.0).log();
+    per_class.mean_dim(1).reshape([n])
 }

@@ -77,6 +77,13 @@ pub struct ModelArgs {
     /// Like --fp16, but fail instead of training in f32 where half precision is missing.
     #[arg(long)]
     pub require_fp16: bool,
+    /// One sigmoid per class (fastai's BCEWithLogitsLossFlat and accuracy_multi) instead of a
+    /// softmax: a photo's classes are those above --thresh, so it can be "none of these".
+    #[arg(long)]
+    pub multi_label: bool,
+    /// With --multi-label: the probability a class needs to be predicted.
+    #[arg(long, default_value_t = 0.5, requires = "multi_label")]
+    pub thresh: f32,
 }
 
 #[derive(Subcommand)]
@@ -339,6 +346,8 @@ impl ModelArgs {
             seed,
             do_flip: !self.no_flip,
             fp16,
+            multi_label: self.multi_label,
+            thresh: self.thresh,
             ..LearnerOptions::default()
         }
     }

@@ -66,15 +66,23 @@ pub fn csv_header(classes: &[String]) -> String {
     cols.join(",")
 }
 
+/// `class` is the predicted class; for a one-sigmoid-per-class model, the classes above the
+/// threshold separated by spaces (fastai's multi-label CSV), empty for none of these.
 pub fn csv_row(name: &str, p: &Prediction) -> String {
-    let mut cols = vec![field(name), field(&p.label), format!("{:.6}", p.probs[p.index])];
+    let mut cols = vec![field(name), field(&p.labels.join(" ")), format!("{:.6}", p.probs[p.index])];
     cols.extend(p.probs.iter().map(|v| format!("{v:.6}")));
     cols.join(",")
 }
 
 /// The folder a prediction is sorted into.
+/// With one sigmoid per class, a photo of none of the classes goes to `none-of-these/`, one of
+/// several to `unsure/`.
 pub fn folder_for<'a>(p: &'a Prediction, threshold: f32) -> &'a str {
-    if p.probs[p.index] < threshold { UNSURE } else { &p.label }
+    match p.labels.as_slice() {
+        [] => "none-of-these",
+        [one] if p.probs[p.index] >= threshold => one,
+        _ => UNSURE,
+    }
 }
 
 /// Copy `from` into `dir` under its own name, or `name (2).ext`, `name (3).ext`, … when that
@@ -136,7 +144,7 @@ pub fn predict(a: &PredictArgs) -> Result<(), String> {
                         let mut ranked: Vec<(usize, f32)> = p.probs.iter().copied().enumerate().collect();
                         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
                         let top: Vec<String> = ranked.iter().take(3).map(|(i, pr)| format!("{} {:.3}", learner.classes[*i], pr)).collect();
-                        println!("{}: {} ({})", path.display(), p.label, top.join(", "));
+                        println!("{}: {} ({})", path.display(), p.shown(), top.join(", "));
                     }
                     csv.push(csv_row(name, &p));
                     if let Some(dir) = a.sort_into {

@@ -121,7 +121,9 @@ pub fn fit(
             cancel.cancel();
         });
     }
-    println!("{:<9} {:<6} {:>10} {:>10} {:>10} {:>9} {:>6}", "phase", "epoch", "train_loss", "valid_loss", "error_rate", "accuracy", "time");
+    // fastai names the metric after itself: accuracy_multi for a one-sigmoid-per-class model.
+    let metric = if learner.config.loss_func.thresh().is_some() { "accuracy_multi" } else { "accuracy" };
+    println!("{:<9} {:<6} {:>10} {:>10} {:>10} {:>9} {:>6}", "phase", "epoch", "train_loss", "valid_loss", "error_rate", metric, "time");
     let bar = ProgressBar::new(0)
         .with_style(ProgressStyle::with_template("{bar:30} {pos}/{len} batches  {msg}  [{elapsed} < {eta}]").expect("valid template"));
     let mut on_event = |e: &Event| match e {

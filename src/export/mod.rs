@@ -83,11 +83,16 @@ pub async fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
 
 /// What both foreign formats record about the model, as (key, value) metadata.
 pub(crate) fn metadata(header: &ModelHeader) -> Vec<(&'static str, String)> {
+    let loss_func = match header.config.loss_func.thresh() {
+        None => "CrossEntropyLossFlat()".to_string(),
+        Some(t) => format!("BCEWithLogitsLossFlat(thresh={t})"),
+    };
     vec![
         ("classes", serde_json::to_string(&header.classes).expect("strings serialise")),
         ("image_size", header.config.aug.size.to_string()),
         ("presize", header.presize.to_string()),
         ("architecture", header.config.model.arch.name()),
+        ("loss_func", loss_func),
         ("kiln_version", env!("CARGO_PKG_VERSION").into()),
     ]
 }

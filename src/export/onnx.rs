@@ -39,7 +39,11 @@ pub async fn to_onnx(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>
         Body::EfficientNet(m) => g.efficientnet(x, m),
     };
     let logits = g.head(features, &model.head);
-    g.op("Softmax", "softmax", vec![logits], vec![int("axis", 1)], Some(OUTPUT));
+    let thresh = header.config.loss_func.thresh();
+    match thresh {
+        None => g.op("Softmax", "softmax", vec![logits], vec![int("axis", 1)], Some(OUTPUT)),
+        Some(_) => g.op("Sigmoid", "sigmoid", vec![logits], vec![], Some(OUTPUT)),
+    };
 
     let k = header.classes.len();
     let input_doc = format!(
@@ -52,7 +56,10 @@ pub async fn to_onnx(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>
         initializer: g.initializers,
         doc_string: format!("{} classifier for {k} classes, trained with Kiln", header.config.model.arch.name()),
         input: vec![value_info(INPUT, &[Dim::Batch, Dim::Fixed(3), Dim::Fixed(size), Dim::Fixed(size)], &input_doc)],
-        output: vec![value_info(OUTPUT, &[Dim::Batch, Dim::Fixed(k)], "softmax over the classes, in the order of the `classes` metadata")],
+        output: vec![value_info(OUTPUT, &[Dim::Batch, Dim::Fixed(k)], &match thresh {
+            None => "softmax over the classes, in the order of the `classes` metadata".to_string(),
+            Some(t) => format!("one sigmoid per class, in the order of the `classes` metadata: the classes above {t} are predicted (none of them: none of these)"),
+        })],
     };
     let meta = |key: &str, value: String| pb::StringStringEntryProto { key: key.into(), value };
     let file = pb::ModelProto {

@@ -63,9 +63,13 @@ pub async fn to_safetensors(header: &ModelHeader, model: &Classifier) -> Result<
         (
             "fastai",
             format!(
-                "vision_learner(dls, '{arch}', n_out={}, pretrained=False, normalize=True, concat_pool=True, lin_ftrs=[{}]); images: Resize({}) then size {size}, imagenet_stats",
+                "vision_learner(dls, '{arch}', n_out={}, pretrained=False, normalize=True, concat_pool=True, lin_ftrs=[{}]{}); images: Resize({}) then size {size}, imagenet_stats",
                 header.classes.len(),
                 header.config.model.hidden,
+                match header.config.loss_func.thresh() {
+                    None => String::new(),
+                    Some(t) => format!(", loss_func=BCEWithLogitsLossFlat(thresh={t}), metrics=partial(accuracy_multi, thresh={t})"),
+                },
                 header.presize
             ),
         ),

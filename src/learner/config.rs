@@ -5,6 +5,7 @@ use crate::augment::AugConfig;
 use crate::device::MemoryBudget;
 use crate::data::DataLoader;
 use crate::model::{Arch, ClassifierConfig};
+use crate::loss::LossFunc;
 use crate::optimizer::AdamConfig;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -24,11 +25,14 @@ pub struct LearnerConfig {
     /// `.kiln` headers as a record of how the model was trained; exported weights are f32.
     #[serde(default)]
     pub fp16: bool,
+    /// fastai's `loss_func`: softmax cross-entropy, or a sigmoid per class ("none of these").
+    #[serde(default)]
+    pub loss_func: LossFunc,
 }
 
 impl LearnerConfig {
     pub fn new(model: ClassifierConfig, size: usize) -> Self {
-        Self { model, aug: AugConfig::new(size), batch_size: 64, micro_batch: None, adam: AdamConfig::default(), seed: 42, fp16: false }
+        Self { model, aug: AugConfig::new(size), batch_size: 64, micro_batch: None, adam: AdamConfig::default(), seed: 42, fp16: false, loss_func: LossFunc::CrossEntropy }
     }
     pub fn with_batch_size(mut self, bs: usize) -> Self {
         self.batch_size = bs;
@@ -48,6 +52,10 @@ impl LearnerConfig {
     }
     pub fn with_fp16(mut self, fp16: bool) -> Self {
         self.fp16 = fp16;
+        self
+    }
+    pub fn with_loss_func(mut self, loss_func: LossFunc) -> Self {
+        self.loss_func = loss_func;
         self
     }
     /// The DataLoader: the micro-batch asked for, or the largest that fits `budget`.
@@ -77,11 +85,16 @@ pub struct LearnerOptions {
     pub hidden: usize,
     /// Mixed precision (fastai's `to_fp16`); refused where the device has no half precision.
     pub fp16: bool,
+    /// One sigmoid per class (fastai's `BCEWithLogitsLossFlat`), so a photo can be "none of
+    /// these": its classes are those above `thresh`.
+    pub multi_label: bool,
+    /// The probability a class needs to be predicted with `multi_label` (fastai's 0.5).
+    pub thresh: f32,
 }
 
 impl Default for LearnerOptions {
     fn default() -> Self {
-        Self { arch: Arch::EfficientNetLite0, size: 224, batch_size: 64, micro_batch: None, seed: 42, do_flip: true, widths: None, hidden: 512, fp16: false }
+        Self { arch: Arch::EfficientNetLite0, size: 224, batch_size: 64, micro_batch: None, seed: 42, do_flip: true, widths: None, hidden: 512, fp16: false, multi_label: false, thresh: 0.5 }
     }
 }
 
@@ -119,11 +132,13 @@ impl LearnerOptions {
             },
             hidden: config.model.hidden,
             fp16: config.fp16,
+            multi_label: config.loss_func.thresh().is_some(),
+            thresh: config.loss_func.thresh().unwrap_or(0.5),
         }
     }
 
     /// The option names, as the page's options object spells them.
-    pub const KEYS: &'static [&'static str] = &["arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16"];
+    pub const KEYS: &'static [&'static str] = &["arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16", "multiLabel", "thresh"];
 
     /// The learner's configuration for `num_classes` classes, or a sentence naming the value
     /// that is out of range.
@@ -133,6 +148,9 @@ impl LearnerOptions {
         }
         if self.batch_size < 2 {
             return Err(format!("the batch size {} is too small: BatchNorm needs at least 2 images", self.batch_size));
+        }
+        if !(self.thresh > 0.0 && self.thresh < 1.0) {
+            return Err(format!("the threshold {} must be between 0 and 1 (fastai's is 0.5)", self.thresh));
         }
         if self.hidden == 0 {
             return Err("the head's hidden width must be at least 1 (fastai's is 512)".into());
@@ -149,6 +167,7 @@ impl LearnerOptions {
             .with_micro_batch(self.micro_batch)
             .with_seed(self.seed)
             .with_fp16(self.fp16)
+            .with_loss_func(if self.multi_label { LossFunc::Bce { thresh: self.thresh } } else { LossFunc::CrossEntropy })
             .with_aug(AugConfig::new(self.size).with_do_flip(self.do_flip)))
     }
 }

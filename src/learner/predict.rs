@@ -1,13 +1,12 @@
 //! Using the model: fastai's `get_preds` over a dataset, and `predict` on one photo.
 
 use burn::module::Module;
-use burn::tensor::{Tensor, activation};
+use burn::tensor::Tensor;
 
 use super::{Event, LearnError, Learner, read_f32};
 use crate::augment;
 use crate::data::{Crop, Datasets, Sample, decode_rgb8, presize};
 use crate::device::on_cpu_pool;
-use crate::loss;
 
 /// Predictions over a dataset (fastai's `get_preds`): probabilities, targets, per-item losses.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -16,13 +15,22 @@ pub struct Preds {
     pub probs: Vec<Vec<f32>>,
     pub targets: Vec<usize>,
     pub losses: Vec<f32>,
+    /// A one-sigmoid-per-class model's threshold (None: softmax).
+    pub thresh: Option<f32>,
 }
 
 impl Preds {
     pub fn predicted(&self) -> Vec<usize> {
         self.probs.iter().map(|p| argmax(p)).collect()
     }
+    /// fastai's `accuracy`, or `accuracy_multi(thresh)` for a one-sigmoid-per-class model: the
+    /// share of (photo, class) pairs where "above the threshold" matches the label.
     pub fn accuracy(&self) -> f32 {
+        if let Some(thresh) = self.thresh {
+            let pairs = self.probs.iter().map(Vec::len).sum::<usize>().max(1);
+            let right: usize = self.probs.iter().zip(&self.targets).map(|(p, &t)| p.iter().enumerate().filter(|&(c, &v)| (v > thresh) == (c == t)).count()).sum();
+            return right as f32 / pairs as f32;
+        }
         let correct = self.predicted().iter().zip(&self.targets).filter(|(p, t)| p == t).count();
         correct as f32 / self.targets.len().max(1) as f32
     }
@@ -31,10 +39,24 @@ impl Preds {
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Prediction {
+    /// The likeliest class (for a one-sigmoid-per-class model, even when below the threshold).
     pub label: String,
     pub index: usize,
     /// One probability per class, in `classes` order.
     pub probs: Vec<f32>,
+    /// The classes predicted: the likeliest, or with one sigmoid per class every class above
+    /// the threshold, which may be none ("none of these").
+    pub labels: Vec<String>,
+}
+
+/// What a prediction with no class above the threshold is called.
+pub const NONE_OF_THESE: &str = "none of these";
+
+impl Prediction {
+    /// The predicted classes as words: one class, several joined by ", ", or "none of these".
+    pub fn shown(&self) -> String {
+        if self.labels.is_empty() { NONE_OF_THESE.into() } else { self.labels.join(", ") }
+    }
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -51,7 +73,7 @@ impl Learner {
     pub async fn get_preds_on(&mut self, dls: &Datasets, samples: &[Sample], on_event: &mut dyn FnMut(&Event)) -> Result<Preds, LearnError> {
         let model = self.model.valid();
         let inner = self.device.clone().inner();
-        let mut out = Preds { probs: Vec::new(), targets: Vec::new(), losses: Vec::new() };
+        let mut out = Preds { probs: Vec::new(), targets: Vec::new(), losses: Vec::new(), thresh: self.config.loss_func.thresh() };
         let bs = self.config.batch_size;
         for chunk in samples.chunks(bs) {
             let refs: Vec<&Sample> = chunk.iter().collect();
@@ -59,9 +81,7 @@ impl Learner {
             let y = self.targets_tensor(&targets, &inner);
             let (probs, losses) = on_cpu_pool(&inner, || {
                 let logits = model.forward(augment::valid_batch(images.inner(), self.config.aug.size));
-                let logp = loss::log_softmax(logits);
-                let losses = loss::nll_per_item(logp.clone(), y);
-                (logp.exp(), losses)
+                self.config.loss_func.probs_and_losses(logits, y)
             });
             let probs = read_f32(probs).await?;
             out.losses.extend(read_f32(losses).await?);
@@ -114,7 +134,7 @@ impl Learner {
                 Ok(px) => {
                     pixels.push(px);
                     // Filled in below, in the same order.
-                    out.push(Ok(Prediction { label: String::new(), index: 0, probs: Vec::new() }));
+                    out.push(Ok(Prediction { label: String::new(), index: 0, probs: Vec::new(), labels: Vec::new() }));
                 }
                 Err(e) => out.push(Err(e)),
             }
@@ -125,7 +145,8 @@ impl Learner {
         let inner = self.device.clone().inner();
         let model = self.model.valid();
         let x = self.model_input(&pixels);
-        let probs = on_cpu_pool(&inner, || activation::softmax(model.forward(augment::normalize(x)), 1));
+        let loss_func = self.config.loss_func;
+        let probs = on_cpu_pool(&inner, || loss_func.probs(model.forward(augment::normalize(x))));
         let probs = read_f32(probs).await?;
         let mut rows = probs.chunks(self.classes.len());
         for p in out.iter_mut().filter_map(|r| r.as_mut().ok()) {
@@ -133,6 +154,10 @@ impl Learner {
             p.index = argmax(row);
             p.label = self.classes[p.index].clone();
             p.probs = row.to_vec();
+            p.labels = match loss_func.thresh() {
+                Some(thresh) => row.iter().enumerate().filter(|&(_, &v)| v > thresh).map(|(i, _)| self.classes[i].clone()).collect(),
+                None => vec![p.label.clone()],
+            };
         }
         Ok(out)
     }

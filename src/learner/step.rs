@@ -11,7 +11,6 @@ use super::{Event, Hypers, LearnError, Learner, read_f32};
 use crate::augment;
 use crate::data::{Crop, Datasets, Sample};
 use crate::device::on_cpu_pool;
-use crate::loss;
 use crate::mixed_precision::Precision;
 use crate::model::{Classifier, ParamPath};
 
@@ -170,7 +169,7 @@ impl Learner {
 
     fn model_loss(&self, x: Tensor<4>, targets: &[usize]) -> Tensor<1> {
         let y = self.targets_tensor(targets, &self.device);
-        loss::cross_entropy(self.model.forward_with(x, self.precision), y)
+        self.config.loss_func.mean(self.model.forward_with(x, self.precision), y)
     }
 
     /// What the loss is multiplied by before backward: the loss scale under mixed precision.

@@ -54,3 +54,36 @@ fn fit_continues_a_saved_model_and_never_overwrites_it() {
     let o = kiln(&["fit", &more, &other, "--device", "cpu", "-o", &again]);
     assert!(!o.status.success() && text(&o).contains("trained on the classes 0, 1"), "{}", text(&o));
 }
+
+/// `--multi-label`: one sigmoid per class, fastai's accuracy_multi in the table, and photos of
+/// none of the classes predicted (and sorted) as "none of these".
+#[test]
+fn multi_label_models_say_none_of_these_from_the_command_line() {
+    let digits = tmp("multi-digits");
+    let _ = std::fs::remove_dir_all(&digits);
+    assert!(kiln(&["samples", "-o", &digits]).status.success());
+    let others = tmp("multi-others");
+    let _ = std::fs::remove_dir_all(&others);
+    std::fs::create_dir_all(&others).unwrap();
+    for d in 5..10 {
+        std::fs::rename(format!("{digits}/{d}"), format!("{others}/{d}")).unwrap();
+    }
+    let model = tmp("multi.kiln");
+    let o = kiln(&["train", &digits, "--arch", "tiny", "--size", "16", "--presize", "16", "--bs", "32", "--epochs", "4", "--lr", "1e-2", "--no-flip", "--device", "cpu", "--multi-label", "-o", &model]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("accuracy_multi"), "{}", text(&o));
+    let sorted = tmp("multi-sorted");
+    let _ = std::fs::remove_dir_all(&sorted);
+    let o = kiln(&["predict", &model, &others, "--device", "cpu", "--sort-into", &sorted]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let none = std::fs::read_dir(format!("{sorted}/none-of-these")).map(|d| d.count()).unwrap_or(0);
+    assert!(none > 0 && none < 896, "{none} of the 896 photos of 5 to 9 sorted into none-of-these/: {out}");
+    let one = format!("{others}/7/{}", std::fs::read_dir(format!("{others}/7")).unwrap().next().unwrap().unwrap().file_name().to_string_lossy());
+    let o = kiln(&["predict", &model, &one, "--device", "cpu"]);
+    let line = String::from_utf8_lossy(&o.stdout).into_owned();
+    let shown = line.strip_prefix(&format!("{one}: ")).and_then(|r| r.split(" (").next()).unwrap_or_default().to_string();
+    assert!(shown == "none of these" || shown.split(", ").all(|c| ["0", "1", "2", "3", "4"].contains(&c)), "{line}");
+    let o = kiln(&["train", &digits, "--thresh", "0.7", "-o", &model]);
+    assert!(!o.status.success() && text(&o).contains("--multi-label"), "--thresh needs --multi-label: {}", text(&o));
+}

@@ -69,8 +69,12 @@ fn onnxruntime(model: &Path, input: &[f32], n: usize, size: usize) -> (Vec<usize
 }
 
 fn onnx_matches_predict(arch: Arch, size: usize) {
-    let name = arch.name().replace(['(', ')', '[', ']', ',', ' ', '='], "_");
-    let mut learner = learner(arch, size);
+    onnx_matches(learner(arch, size));
+}
+
+fn onnx_matches(mut learner: Learner) {
+    let (size, multi) = (learner.config.aug.size, learner.config.loss_func.thresh().is_some());
+    let name = learner.config.model.arch.name().replace(['(', ')', '[', ']', ',', ' ', '='], "_") + if multi { "-sigmoid" } else { "" };
     train_a_little(&mut learner);
     let bytes = pollster::block_on(export::write(&learner, export::Format::Onnx)).unwrap();
     let path = tmp_dir("onnx").join(format!("{name}.onnx"));
@@ -96,6 +100,19 @@ fn onnx_matches_predict(arch: Arch, size: usize) {
     eprintln!("{name}: onnxruntime vs Kiln predict on {} photos: max |Δp| {worst:.2e} (largest distance from uniform {spread:.2})", PHOTOS.len());
     assert!(spread > 0.05, "{name}: the model is too close to uniform ({spread}) for the comparison to mean anything");
     assert!(worst <= 1e-4, "{name}: onnxruntime's probabilities differ from Kiln's by {worst}");
+}
+
+/// One sigmoid per class ("none of these"): the graph ends in a Sigmoid, and says so.
+#[test]
+fn onnx_of_a_sigmoid_model_gives_kilns_probabilities_in_onnxruntime() {
+    let config = LearnerConfig::new(ClassifierConfig::new(Arch::Custom(ResNetConfig::tiny()), CLASSES.len()), 48)
+        .with_batch_size(4)
+        .with_loss_func(kiln::loss::LossFunc::Bce { thresh: 0.5 });
+    let learner = Learner::new(config, CLASSES.iter().map(|c| c.to_string()).collect(), 96, &cpu()).unwrap();
+    let bytes = pollster::block_on(export::write(&learner, export::Format::Onnx)).unwrap();
+    assert!(bytes.windows(7).any(|w| w == b"Sigmoid") && !bytes.windows(7).any(|w| w == b"Softmax"));
+    assert!(bytes.windows(33).any(|w| w == b"BCEWithLogitsLossFlat(thresh=0.5)"));
+    onnx_matches(learner);
 }
 
 #[test]

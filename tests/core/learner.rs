@@ -479,3 +479,37 @@ fn batchnorm_statistics_do_not_depend_on_the_thread_that_ran_a_pass() {
     assert!(!one.is_empty());
     assert_eq!(one, two, "running statistics differ when a pass ran on another thread");
 }
+
+/// "None of these": trained with one sigmoid per class on the digits 0 to 4, a clear share of
+/// the digits 5 to 9 get no class above the threshold, where the softmax model trained the same
+/// way names one of 0 to 4 for every photo.
+#[test]
+fn a_sigmoid_model_says_none_of_these_where_softmax_must_pick_a_class() {
+    let (known, unknown): (Vec<_>, Vec<_>) = kiln::samples::digits_items(16).into_iter().partition(|i| i.name.as_bytes()[0] < b'5');
+    let dls = Datasets::from_items(known, DataConfig::default().with_presize(16)).unwrap();
+    assert_eq!(dls.classes, ["0", "1", "2", "3", "4"]);
+    let others: Vec<&[u8]> = unknown.iter().step_by(4).map(|i| &i.bytes[..]).collect();
+    let train = |loss_func| {
+        let config = tiny_config(5, 16).with_batch_size(32).with_loss_func(loss_func).with_aug(AugConfig::new(16).with_do_flip(false));
+        let mut learner = Learner::new(config, dls.classes.clone(), 16, &cpu()).unwrap();
+        let report = pollster::block_on(learner.fit_one_cycle(&dls, 4, Lr::Single(1e-2), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap();
+        (learner, report)
+    };
+    let none_share = |l: &Learner| {
+        let preds = pollster::block_on(l.predict_batch(&others)).unwrap();
+        preds.iter().filter(|p| p.as_ref().unwrap().labels.is_empty()).count() as f32 / preds.len() as f32
+    };
+    let (sigmoid, report) = train(kiln::loss::LossFunc::Bce { thresh: 0.5 });
+    let accuracy_multi = report.epochs.last().unwrap().metrics.accuracy;
+    let sigmoid_none = none_share(&sigmoid);
+    let (softmax, _) = train(kiln::loss::LossFunc::CrossEntropy);
+    eprintln!("accuracy_multi {accuracy_multi}; none of these on other digits: sigmoid {sigmoid_none}, softmax {}", none_share(&softmax));
+    assert!(accuracy_multi > 0.95, "accuracy_multi {accuracy_multi}");
+    assert_eq!(none_share(&softmax), 0.0, "softmax names a class for anything");
+    assert!(sigmoid_none > 0.1, "the sigmoid model said none of these for {sigmoid_none} of the other digits");
+    // A known digit is still named, and the loss function survives a save.
+    let zero = dls.valid.iter().find(|s| s.label == 0).unwrap();
+    assert_eq!(pollster::block_on(sigmoid.predict(&zero.item.bytes)).unwrap().labels, ["0"]);
+    let again = kiln::export::from_bytes(&pollster::block_on(kiln::export::to_bytes(&sigmoid)).unwrap(), &cpu()).unwrap();
+    assert!((none_share(&again) - sigmoid_none).abs() < 1e-6);
+}

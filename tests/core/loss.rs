@@ -43,3 +43,43 @@ fn is_stable_for_huge_logits() {
     let naive = activation::softmax(x, 1).log().into_data().try_to_vec::<f32>().unwrap();
     assert!(naive[2].is_infinite(), "log(softmax) underflows where log_softmax does not");
 }
+
+/// fastai's BCEWithLogitsLossFlat against one-hot targets: −[y·log σ(x) + (1−y)·log(1−σ(x))]
+/// averaged over the classes, worked in f64; finite where σ rounds to 0 or 1 in f32.
+#[test]
+fn bce_matches_the_formula_and_stays_finite_at_large_logits() {
+    use kiln::loss::{LossFunc, bce_per_item};
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0], [2]), &cpu());
+    let got = bce_per_item(rows(), targets.clone()).into_data().try_to_vec::<f32>().unwrap();
+    let x = [[-2.24f64, 0.38, -0.67], [1.50, -2.30, 0.92]];
+    for (i, t) in [1usize, 0].into_iter().enumerate() {
+        let want: f64 = (0..3).map(|c| {
+            let s = 1.0 / (1.0 + (-x[i][c]).exp());
+            if c == t { -s.ln() } else { -(1.0 - s).ln() }
+        }).sum::<f64>() / 3.0;
+        assert!((got[i] as f64 - want).abs() < 1e-6, "row {i}: {} vs {want}", got[i]);
+    }
+    let mean = LossFunc::Bce { thresh: 0.5 }.mean(rows(), targets).into_scalar::<f32>();
+    assert!((mean - (got[0] + got[1]) / 2.0).abs() < 1e-6);
+    let big = Tensor::<2>::from_data(TensorData::new(vec![100f32, -100.0, -100.0, 100.0], [2, 2]), &cpu());
+    let t = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0], [2]), &cpu());
+    let l = bce_per_item(big, t).into_data().try_to_vec::<f32>().unwrap();
+    assert!(l.iter().all(|v| v.is_finite()) && (l[0] - 100.0).abs() < 1e-3, "{l:?}");
+}
+
+/// fastai's accuracy_multi(thresh): the share of (photo, class) pairs where "probability above
+/// the threshold" equals "is the photo's class".
+#[test]
+fn accuracy_multi_is_fastais_formula() {
+    let preds = kiln::learner::Preds {
+        probs: vec![vec![0.9, 0.2, 0.6], vec![0.1, 0.4, 0.3], vec![0.3, 0.8, 0.1]],
+        targets: vec![0, 2, 1],
+        losses: vec![0.0; 3],
+        thresh: Some(0.5),
+    };
+    // Row 0: right, right, wrong (0.6 > 0.5 but not its class); row 1: right, right, wrong
+    // (its class 2 at 0.3); row 2: all right. 7 of 9.
+    assert!((preds.accuracy() - 7.0 / 9.0).abs() < 1e-6);
+    let softmax = kiln::learner::Preds { thresh: None, ..preds.clone() };
+    assert!((softmax.accuracy() - 2.0 / 3.0).abs() < 1e-6, "plain accuracy: argmax right on rows 0 and 2");
+}

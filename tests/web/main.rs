@@ -103,8 +103,17 @@ async fn train_predict_export(kind: &str) {
             sink.borrow_mut().push(get(&e, "loss").as_f64().unwrap());
         }
     });
-    let report = JsFuture::from(learner.fit_one_cycle(&ds, 12, 1e-2, on_event.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new())).await.unwrap();
+    let fit = learner.fit_one_cycle(&ds, 12, options(r#"{"lrMax": 0.01}"#), on_event.as_ref().unchecked_ref::<js_sys::Function>().clone(), &CancelToken::new()).unwrap();
+    let report = JsFuture::from(fit).await.unwrap();
     assert_eq!(get(&report, "cancelled").as_bool(), Some(false));
+    // The model's history numbers its epochs across fits; freeze/unfreeze say where it stands.
+    let history: Array = learner.history().unwrap().unchecked_into();
+    assert_eq!(history.length(), 12);
+    assert_eq!(get(&history.get(11), "number").as_f64(), Some(11.0));
+    learner.freeze().unwrap();
+    assert_eq!(learner.frozen().unwrap(), true);
+    learner.unfreeze().unwrap();
+    assert_eq!(learner.frozen().unwrap(), false);
     let losses = losses.borrow().clone();
     assert_eq!(losses.len(), 72, "12 epochs × 6 batches of 8 from 48 training images");
     let (first, last) = (losses[..12].iter().sum::<f64>() / 12.0, losses[60..].iter().sum::<f64>() / 12.0);
