@@ -9,6 +9,7 @@ import { addPhotos, adding, wireSamples } from './samples.js';
 import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSettings } from './settings.js';
 import { lrFind, resizeLrChart } from './lr-find.js';
 import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.js';
+import { lrFindMore, trainMore } from './train-more.js';
 import { interpret } from './interpret.js';
 import { applyChanges, downloadChanges, openCleaner, wireCleaner } from './cleaner.js';
 import { predictFiles } from './predict.js';
@@ -48,6 +49,8 @@ function wire() {
   onClick('show-batch', 'augmenting', showBatch);
   onClick('lr-find', 'finding-lr', lrFind);
   onClick('train', 'training', train);
+  onClick('more-train', 'training', trainMore);
+  onClick('more-lr-find', 'finding-lr', lrFindMore);
   onClick('interpret', 'interpreting', interpret);
   onClick('clean', 'cleaning', openCleaner);
   onClick('clean-apply', 'cleaning', applyChanges);

@@ -76,6 +76,9 @@ export const page = {
   sorted: 0,
   /** Cancel was pressed; the run stops after its current batch. */
   cancelling: false,
+  /** The model's state from kiln.history(): epochs trained so far (every fit, across saves)
+   * and whether its body is frozen; null with no model. @type {{epochs: number, frozen: boolean} | null} */
+  modelState: null,
 };
 
 export const isIdle = () => page.phase === 'idle';
@@ -148,7 +151,13 @@ export function render() {
   $('pretrained').disabled = !idle || $('arch').value === 'tiny';
   // Half precision only where the GPU has it (kiln.info says why not).
   $('fp16').disabled = !!page.kiln?.info?.fp16Unavailable || page.kiln === null;
-  for (const b of document.querySelectorAll('#suggestions button')) b.disabled = !idle;
+  for (const b of document.querySelectorAll('#suggestions button, #more-suggestions button')) b.disabled = !idle;
+  // Train more: the model trained further as it is (trained here or imported), on a dataset of
+  // its classes; its fields start nothing but stay off during work, as every such control.
+  const more = data && model && sameClasses(page.modelClasses, page.datasetClasses) && !page.dataProblem;
+  enable(['more-train', 'more-lr-find'], idle && more);
+  enable(['more-unfreeze', 'more-epochs', 'more-from', 'more-to'], idle);
+  $('more-state').textContent = moreState(model, data, more);
   $('cancel').disabled = !CANCELLABLE.includes(page.phase) || page.cancelling;
   // Predict's own Cancel, for its runs; its table's view (sort, filter, threshold) starts no
   // work but stays off during other work, as every control outside the passive settings.
@@ -165,6 +174,17 @@ export function render() {
   $('size-hint').textContent = `Presize is ${presize} px (Labelling and split options), smaller than the image size of ${size} px: the photos are enlarged before training. Set Presize to ${size} px or more.`;
 }
 
+/** What Train more would train, or why it cannot. */
+function moreState(model, data, more) {
+  if (!model) return 'Train more goes on training a model: Train one first, or import a .kiln (Model).';
+  if (!data) return 'Load photos of the model\'s classes to train it more.';
+  if (!sameClasses(page.modelClasses, page.datasetClasses)) return `The model's classes (${page.modelClasses.join(', ')}) differ from this dataset's: Train more needs photos of its classes.`;
+  const st = page.modelState;
+  if (!st) return '';
+  const how = st.frozen ? 'The model is frozen: only the head trains' : 'The model is unfrozen: every layer trains';
+  return `${how}. It has trained ${st.epochs} epoch${st.epochs === 1 ? '' : 's'} so far.${more ? '' : ' (Train more is off: see above.)'}`;
+}
+
 /** Whether Clean's view is of the loaded dataset and the current model. */
 export const cleanerCurrent = () => !!page.cleaner && page.modelClasses !== null && page.cleaner.files === page.files && page.cleaner.modelVersion === page.modelVersion;
 
@@ -178,7 +198,8 @@ const MODEL_FIELDS = [['arch', 'arch', 'Architecture', String], ['size', 'size',
  */
 export function trainPlan() {
   if (page.modelOrigin !== 'imported' || page.modelClasses === null) {
-    const text = page.modelClasses !== null && !page.modelSaved ? 'Train starts a new model: the one trained here is replaced (export it first to keep it).' : '';
+    const further = sameClasses(page.modelClasses, page.datasetClasses) ? ' Train more (below) trains it further instead.' : '';
+    const text = page.modelClasses !== null && !page.modelSaved ? `Train starts a new model: the one trained here is replaced (export it first to keep it).${further}` : '';
     return { continues: false, text };
   }
   const name = page.modelName;
