@@ -100,7 +100,13 @@ mkdir -p www/vendor
 cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE www/vendor/
 # client-zip (MIT) writes Predict's "Download sorted" zip as a stream.
 cp node_modules/client-zip/index.js www/vendor/client-zip.js
+# Their own type declarations, so tsc checks Kiln's calls against them, not their minified code.
+cp node_modules/client-zip/index.d.ts www/vendor/client-zip.d.ts
 cp node_modules/client-zip/LICENSE.txt www/vendor/client-zip-LICENSE.txt
+# zip.js (BSD-3-Clause) reads projects: each entry's CRC-32 checked, large archives (Zip64) too.
+cp node_modules/@zip.js/zip.js/dist/zip-core-external.min.js www/vendor/zip.js
+cp node_modules/@zip.js/zip.js/index.d.ts www/vendor/zip.d.ts
+cp node_modules/@zip.js/zip.js/LICENSE www/vendor/zip-js-LICENSE
 # Declarations are generated: stale ones would win over the .js they describe.
 for js in www/*.js; do rm -f "${js%.js}.d.ts"; done
 npx tsc -p www/tsconfig.json

@@ -112,5 +112,9 @@ node tests/e2e/predict-many.test.mjs
 node tests/e2e/cleaner.test.mjs
 # Issue 29: samples you manage: photos added to a dataset, paged per class, moved, removed; classes renamed and deleted.
 node tests/e2e/samples.test.mjs
+# Issue 30: the camera (Chromium's fake one): hold to record samples, a dataset from the camera alone, Live, permission denied.
+node tests/e2e/camera.test.mjs
 # Everyone can use it: axe-core finds no serious issue; the keyboard alone loads, trains, predicts.
 node tests/e2e/accessibility.test.mjs
+# Issue 30: Download as a web page: the zip served plainly (no COOP/COEP) predicts photos and the camera, nothing off its origin.
+node tests/e2e/share.test.mjs

@@ -17,6 +17,7 @@ pub mod model;
 pub mod optimizer;
 pub mod plot;
 pub mod pretrained;
+pub mod project;
 pub mod samples;
 pub mod schedule;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]

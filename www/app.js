@@ -4,8 +4,8 @@
 import { Kiln, filesFromDrop, BACKENDS, SIMD } from './kiln.js';
 import { $, clearError, guard, showError } from './dom.js';
 import { page, isIdle, render, run, setPhase, update } from './state.js';
-import { loadFiles, loadSample, relabel } from './dataset.js';
-import { addPhotos, adding, wireSamples } from './samples.js';
+import { loadSample, relabel } from './dataset.js';
+import { addPhotos, adding, loadWithCamera, wireSamples } from './samples.js';
 import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSettings } from './settings.js';
 import { lrFind, resizeLrChart } from './lr-find.js';
 import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.js';
@@ -13,9 +13,10 @@ import { lrFindMore, trainMore } from './train-more.js';
 import { interpret } from './interpret.js';
 import { applyChanges, downloadChanges, openCleaner, wireCleaner } from './cleaner.js';
 import { predictFiles } from './predict.js';
+import { wireLive } from './live.js';
 import { wireSorting } from './sort.js';
 import { downloadSorted } from './sort-zip.js';
-import { exportModel, importKiln, importModel } from './model.js';
+import { exportModel, exportPage, importKiln, importModel, trainNoted } from './model.js';
 
 // Offline after the first visit: www/sw.js caches the page, both builds and the bundled weights.
 if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch((e) => console.warn('no offline cache:', e.message));
@@ -33,9 +34,9 @@ const onPick = (id, phase, use, empty) => $(id).addEventListener('change', (e) =
 });
 
 /** Photos picked or dropped for the dataset: added to the loaded one, or a new one (the choice
- * beside the drop zone). */
+ * beside the drop zone) with any camera photos waiting for a second class. */
 const photoPhase = () => (adding() ? 'adding' : 'loading');
-const takePhotos = (files) => (adding() ? addPhotos(files) : loadFiles(files));
+const takePhotos = (files) => (adding() ? addPhotos(files) : loadWithCamera(files));
 
 function wire() {
   onPick('pick-folder', photoPhase, takePhotos, 'The folder you chose is empty (no files in it or its subfolders): choose a folder that holds one folder of photos per class, or photos named like Maine_Coon_157.jpg.');
@@ -48,8 +49,8 @@ function wire() {
   onClick('sample', 'loading', loadSample);
   onClick('show-batch', 'augmenting', showBatch);
   onClick('lr-find', 'finding-lr', lrFind);
-  onClick('train', 'training', train);
-  onClick('more-train', 'training', trainMore);
+  onClick('train', 'training', () => trainNoted(train));
+  onClick('more-train', 'training', () => trainNoted(trainMore));
   onClick('more-lr-find', 'finding-lr', lrFindMore);
   onClick('interpret', 'interpreting', interpret);
   onClick('clean', 'cleaning', openCleaner);
@@ -58,6 +59,7 @@ function wire() {
   onClick('export', 'exporting', () => exportModel('kiln'));
   onClick('export-onnx', 'exporting', () => exportModel('onnx'));
   onClick('export-pytorch', 'exporting', () => exportModel('pytorch'));
+  onClick('export-page', 'exporting', exportPage);
   onClick('sort-download', 'saving', downloadSorted);
   // The labelling and split options re-label the files of the last load (loaded or refused);
   // a change that fails rolls its field back. Disabling the focused input as the load starts
@@ -76,6 +78,7 @@ function wire() {
   wireSorting();
   wireCleaner();
   wireSamples();
+  wireLive();
   $('error').addEventListener('click', clearError);
   wireDrop();
   // A drop zone's keyboard route: Enter or Space on the zone itself opens its photo picker.

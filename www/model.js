@@ -1,9 +1,11 @@
-// 7. Model: export in one of Kiln's formats (.kiln, ONNX, fastai/PyTorch) and import a .kiln.
+// 7. Model: export in one of Kiln's formats (.kiln, ONNX, fastai/PyTorch) or as a web page
+// (share-page.js), and import a .kiln.
 import { $, download, setStatus } from './dom.js';
 import { page, update } from './state.js';
 import { importWeights, showWeights, syncMethod } from './settings.js';
 import { loadFiles } from './dataset.js';
 import { modelState, showHistory } from './training.js';
+import { sharePageZip } from './share-page.js';
 
 const FORMATS = {
   kiln: { method: 'export', ext: 'kiln' },
@@ -11,15 +13,15 @@ const FORMATS = {
   pytorch: { method: 'exportPyTorch', ext: 'safetensors' },
 };
 
-/** A download's name: the model's classes (or its file's name) and today's date,
- * e.g. cat-dog-2025-06-01.kiln. */
-export function fileName(ext) {
+/** A download's name: the model's classes (or its file's name), today's date and `suffix`,
+ * e.g. cat-dog-2025-06-01.kiln, cat-dog-2025-06-01-page.zip. */
+export function fileName(ext, suffix = '') {
   const day = new Date().toISOString().slice(0, 10);
   const classes = page.modelClasses || [];
   const slug = (s) => s.normalize('NFKD').replace(/[^\w-]+/g, '-').replace(/^-+|-+$/g, '').toLowerCase();
   const named = classes.length <= 4 ? classes.map(slug).join('-') : `${classes.slice(0, 3).map(slug).join('-')}-and-${classes.length - 3}-more`;
   const base = (named || slug(page.modelName.replace(/\.kiln$/i, '')) || 'model').slice(0, 80);
-  return `${base}-${day}.${ext}`;
+  return `${base}-${day}${suffix}.${ext}`;
 }
 
 /** Runs in the 'exporting' phase: the file is made in the worker, then downloaded. */
@@ -31,6 +33,45 @@ export async function exportModel(format) {
   // The model is in a file now: leaving the page no longer loses it.
   update({ modelSaved: true });
   $('model-status').textContent = `exported ${file}, ${(blob.size / 1024).toFixed(0)} KiB`;
+}
+
+/** The model trained here last: its `page.modelVersion`, the day and how many training images. */
+let trained = null;
+
+/** Train (training.js's `train`), then note when and on how many images, for the web page's note. */
+export async function trainNoted(train) {
+  const before = page.modelVersion;
+  try {
+    await train();
+  } finally {
+    if (page.modelVersion !== before && page.modelOrigin === 'trained') {
+      const images = await page.kiln.summary().then((s) => s.nTrain, () => null);
+      trained = { version: page.modelVersion, day: new Date().toISOString().slice(0, 10), images };
+    }
+  }
+}
+
+/** Runs in the 'exporting' phase: "Download as a web page", a zip of a folder with a page that
+ * predicts photos and the live camera with the model (share-page.js). */
+export async function exportPage() {
+  const file = fileName('zip', '-page');
+  $('model-status').textContent = `writing ${file}…`;
+  const model = await page.kiln.export();
+  const here = trained && trained.version === page.modelVersion;
+  const about = here
+    ? { trained: trained.day, trainImages: trained.images, from: null }
+    : { trained: null, trainImages: null, from: page.modelOrigin === 'imported' ? page.modelName : null };
+  let zip;
+  try {
+    zip = await sharePageZip({ model, about, folder: file.replace(/\.zip$/, '') });
+  } catch (e) {
+    $('model-status').textContent = '';
+    throw new Error(`${file} could not be written: ${e.message}`);
+  }
+  download(zip, file);
+  // The zip holds the model's .kiln file: leaving the page no longer loses it.
+  update({ modelSaved: true });
+  $('model-status').textContent = `saved ${file}, ${(zip.size / 2 ** 20).toFixed(1)} MiB: unzip it and serve the folder (python3 -m http.server, or any static host)`;
 }
 
 /** Runs in the 'importing' phase: a trained model to predict with or train on. The Settings

@@ -1,5 +1,5 @@
 // 4. Predict: a new photo's class, with probability bars for the five likeliest; many photos
-// (or folders) are sorted into a table instead (sort.js).
+// (or folders) are sorted into a table instead (sort.js); Live classifies the camera (live.js).
 import { $, el } from './dom.js';
 import { page } from './state.js';
 import { sortPhotos } from './sort.js';
@@ -23,10 +23,16 @@ export async function predict(file) {
   img.src = URL.createObjectURL(file);
   img.alt = `${file.name}, predicted ${p.label}`;
   $('prediction').hidden = false;
-  $('predict-label').textContent = `${p.label} (${(p.probs[p.index] * 100).toFixed(1)}%)`;
+  showProbs(p, $('predict-label'), $('bars'));
+}
+
+/** A prediction as its label (class and probability) and bars for the five likeliest classes;
+ * Live (live.js) draws each frame's with it. */
+export function showProbs(p, label, bars) {
+  label.textContent = `${p.label} (${(p.probs[p.index] * 100).toFixed(1)}%)`;
   const ranked = p.probs.map((pr, i) => [pr, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
   const pct = (pr) => `${(pr * 100).toFixed(1)}%`;
-  $('bars').replaceChildren(...ranked.map(([pr, i]) => el('div', { className: 'bar' },
+  bars.replaceChildren(...ranked.map(([pr, i]) => el('div', { className: 'bar' },
     el('span', { textContent: page.modelClasses[i] }),
     el('div', { className: 'track' }, el('div', { className: 'fill', style: { width: pct(pr) } })),
     el('span', { textContent: pct(pr) }))));

@@ -3,11 +3,12 @@
 // photo can be moved to another class or removed, a class renamed or deleted. Only the
 // worker's dataset changes, never the user's files; kiln.js makes the same edits again when the
 // labelling options re-label the photos. The functions that change the dataset run in a phase
-// (state.js's run()).
+// (state.js's run()). Photos from the camera (camera.js) are added the same way.
 import { pathOf } from './kiln.js';
 import { $, el, guard, setStatus } from './dom.js';
-import { page, render, run, update } from './state.js';
-import { images, onClasses, reasonText, showSummary, visibleFiles } from './dataset.js';
+import { page, render, run, setPhase, update } from './state.js';
+import { images, loadFiles, onClasses, reasonText, showSummary, visibleFiles } from './dataset.js';
+import { openRecorder, wireCamera } from './camera.js';
 
 const PER_PAGE = 12;
 const SPLIT = { train: 'training', valid: 'validation' };
@@ -19,6 +20,9 @@ const pageOf = new Map();
 const urlsOf = new Map();
 /** The card being renamed or asked to confirm a deletion: {kind: 'rename'|'delete', name}. */
 let editing = null;
+/** Camera photos recorded before any dataset, of one class: they wait for a second class (a
+ * classifier needs two), recorded or dropped, and then make the dataset with it. @type {File[]} */
+let waiting = [];
 
 /** Whether photos dropped or chosen now are added to the loaded dataset (the default) rather
  * than starting a new one. */
@@ -117,6 +121,7 @@ function card(c, files) {
   pageOf.set(c.name, p);
   const node = el('div', { className: 'class-card' },
     el('div', { className: 'class-head' }, el('h4', { textContent: c.name }),
+      button('Camera', `Camera photos of ${c.name}`, () => openRecorder(c.name), 'cam'),
       button('Rename', `Rename class ${c.name}`, () => edit({ kind: 'rename', name: c.name }, 'input'), 'rename'),
       button('Delete', `Delete class ${c.name}`, () => edit({ kind: 'delete', name: c.name }, '.confirm button'), 'delete')),
     el('div', { className: 'muted', textContent: `${images(c.train + c.valid)} (${c.train} train, ${c.valid} valid)` }));
@@ -240,7 +245,50 @@ async function edited(summary, text) {
   say(text);
 }
 
-/** The class cards follow each summary. */
+/** Runs in the 'recording' phase: frames from the camera become photos of class `name`,
+ * named `name/camera-0001.jpg`, … (numbered on from the class's camera photos), and join the
+ * dataset as dropped photos do; with no dataset yet, the first class's wait for a second. */
+async function saveFrames(name, frames) {
+  const folder = `${name}/`;
+  const theirs = [...(byClass.get(name) || []).map((r) => r.file), ...[...page.files, ...waiting].map(pathOf).filter((p) => p.startsWith(folder))];
+  let n = Math.max(0, ...theirs.map((p) => Number(p.match(/(?:^|\/)camera-(\d+)\.jpg$/)?.[1] || 0)));
+  const files = frames.map((b) => {
+    const file = new File([b], `camera-${String(++n).padStart(4, '0')}.jpg`, { type: 'image/jpeg' });
+    Object.defineProperty(file, 'kilnPath', { value: folder + file.name });
+    return file;
+  });
+  const all = [...waiting, ...files];
+  // The camera adds to the loaded dataset, whichever way the drop choice is set: its box
+  // records for one of the dataset's classes, or a new one beside them.
+  if (page.files.length) {
+    setPhase('adding');
+    await addPhotos(all);
+    waiting = [];
+    return;
+  }
+  if (new Set(all.map((f) => pathOf(f).split('/')[0])).size < 2) {
+    waiting = all;
+    return say(`${images(all.length)} of ${name} from the camera, waiting for a second class (a classifier needs two): record another class (a new name in Class) or drop a folder of photos, and Kiln makes the dataset from both.`);
+  }
+  setPhase('loading');
+  await loadWithCamera([], files);
+}
+
+/** Build a new dataset from `files` (dataset.js's loadFiles) with the camera photos waiting
+ * for one and those just `recorded`; if it fails, they go on waiting. */
+export async function loadWithCamera(files, recorded = []) {
+  const held = [...waiting, ...recorded];
+  waiting = [];
+  try {
+    await loadFiles([...held, ...files]);
+  } catch (e) {
+    waiting = held;
+    throw e;
+  }
+}
+
+/** The class cards follow each summary; the camera box's frames become photos. */
 export function wireSamples() {
   onClasses(classCards);
+  wireCamera(saveFrames);
 }

@@ -7,7 +7,9 @@ import { $ } from './dom.js';
 /** Phases in which Kiln works; Cancel stops these: training and lr_find between batches,
  * predicting many photos between chunks, saving the sorted zip at once. */
 const CANCELLABLE = ['training', 'finding-lr', 'predicting', 'saving'];
-const WORK = [...CANCELLABLE, 'reading', 'loading', 'adding', 'editing', 'importing', 'augmenting', 'interpreting', 'cleaning', 'exporting'];
+const WORK = [...CANCELLABLE, 'reading', 'recording', 'live', 'loading', 'adding', 'editing', 'importing', 'augmenting', 'interpreting', 'cleaning', 'exporting'];
+/** How the phases that are not cancelled end (the busy message says it). */
+const ENDS = { live: 'turn Live off', recording: 'let go of Hold to record' };
 
 /** The transitions allowed: idle starts any work, work returns to idle (or goes on to a
  * related step), nothing else. A transition outside this table is a bug in the page. */
@@ -17,6 +19,9 @@ const NEXT = {
   idle: WORK,
   // A drop is read first; what it holds decides what happens next.
   reading: ['loading', 'adding', 'importing', 'predicting', 'idle'],
+  // Camera frames recorded while Hold to record is held then join the dataset as a drop's
+  // photos do (or wait in the page for a second class: a classifier needs two).
+  recording: ['adding', 'loading', 'idle'],
   // Training ends by interpreting the validation set.
   training: ['interpreting', 'idle'],
 };
@@ -29,6 +34,7 @@ const DOING = {
   'finding-lr': 'finding a learning rate', training: 'training', interpreting: 'interpreting the validation set',
   predicting: 'predicting', exporting: 'exporting the model', saving: 'writing the sorted photos',
   cleaning: 'cleaning the data (the losses per image, or your changes)',
+  recording: 'recording photos from the camera', live: 'classifying the camera live',
 };
 
 export const page = {
@@ -74,6 +80,8 @@ export const page = {
   changeCount: 0,
   /** Photos sorted by the model (Predict's table): Download sorted needs some. */
   sorted: 0,
+  /** The Photos camera preview (camera.js) shows a picture: Hold to record can use it. */
+  cameraReady: false,
   /** Cancel was pressed; the run stops after its current batch. */
   cancelling: false,
   /** The model's state from kiln.history(): epochs trained so far (every fit, across saves)
@@ -98,7 +106,7 @@ export function setPhase(phase) {
 
 /** The one way to start work: refused unless idle; back to idle when `work` settles. */
 export async function run(phase, work) {
-  if (!isIdle()) throw new Error(`Kiln is ${DOING[page.phase] || page.phase}: wait for it${CANCELLABLE.includes(page.phase) ? ' or press Cancel' : ''}, then try again.`);
+  if (!isIdle()) throw new Error(`Kiln is ${DOING[page.phase] || page.phase}: ${ENDS[page.phase] || `wait for it${CANCELLABLE.includes(page.phase) ? ' or press Cancel' : ''}`}, then try again.`);
   setPhase(phase);
   try {
     return await work();
@@ -130,7 +138,7 @@ export function render() {
   $('train-why').hidden = !(data && page.dataProblem);
   // Interpretation runs the model on the dataset: their classes must agree.
   enable(['interpret'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));
-  enable(['export', 'export-onnx', 'export-pytorch'], idle && model);
+  enable(['export', 'export-onnx', 'export-pytorch', 'export-page'], idle && model);
   // Clean: the model's losses on the dataset (classes must agree, as for Interpret); its view
   // only while it is of this dataset and model. Each image's choice, unless already applied.
   enable(['clean'], idle && data && model && sameClasses(page.modelClasses, page.datasetClasses));
@@ -169,6 +177,19 @@ export function render() {
   // work but stays off during other work, as every control outside the passive settings.
   $('sort-cancel').disabled = !['predicting', 'saving'].includes(page.phase) || page.cancelling;
   enable(['sort-filter', 'sort-threshold', 'sort-by-file', 'sort-by-class', 'sort-by-p', 'sort-by-second'], idle || page.phase === 'predicting');
+  // The Photos camera (camera.js): Hold to record stays usable while it records (letting go
+  // ends the recording there). The open preview's own controls start no work: it can be
+  // closed while Kiln trains, say, but not mid-recording. Live (live.js) is work of its own:
+  // it starts while idle with a model, and its toggle (and its camera picker) stops or steers
+  // it; nothing else can start while it runs.
+  const recording = page.phase === 'recording';
+  enable(['camera-record'], page.cameraReady && (idle || recording));
+  enable(['camera-new'], idle);
+  enable(['camera-class', 'camera-device', 'camera-close'], idle || (page.cameraReady && !recording));
+  const live = page.phase === 'live';
+  enable(['live'], (idle && model) || live);
+  enable(['live-camera'], live);
+  $('live').setAttribute('aria-pressed', String(live));
   // For CSS (drop zones and picker labels look disabled) and for tests.
   document.body.dataset.phase = page.phase;
   const plan = trainPlan();

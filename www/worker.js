@@ -166,6 +166,11 @@ const methods = {
     state.datasetOptions = { ...options };
     return { ...state.dataset.summary(), changesDropped };
   },
+  /** No dataset, as before the first load (a project that failed to open is undone so). */
+  dropDataset() {
+    replace('dataset', null);
+    state.datasetOptions = null;
+  },
   /** The staged files added to the dataset: `{added: {train, valid, newClasses, skipped}, summary}`. */
   async addFiles() {
     const files = staged.splice(0);
@@ -198,6 +203,10 @@ const methods = {
   },
   showBatch({ n = 16, size = 224, seed = 0, doFlip = true } = {}) {
     return need('dataset').showBatch(need('backend'), n, size, BigInt(seed), doFlip);
+  },
+  /** A project's manifest, checked by the core (see kiln-project.js). */
+  checkProject({ bytes }) {
+    return wasm.checkProjectManifest(bytes);
   },
   proposeSettings() {
     return wasm.proposeSettings(need('dataset').summary().nTrain);

@@ -18,7 +18,8 @@ pub struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub struct DataArgs {
-    /// Folder of images: one sub-folder per class, or files named like `Maine_Coon_157.jpg`.
+    /// Folder of images: one sub-folder per class, or files named like `Maine_Coon_157.jpg`;
+    /// or a Kiln project (.kilnproj): its photos, labels, split and edits.
     pub dir: PathBuf,
     /// Label by this regex (one capture group) on the file name instead of by folder.
     #[arg(long)]
@@ -96,6 +97,10 @@ pub enum Command {
         /// Peak learning rate of the one-cycle schedule.
         #[arg(long, default_value_t = 1e-3)]
         lr: f64,
+        /// Also save a project (.kilnproj): the photos, how they were labelled and split, the
+        /// settings and the trained model, to open in the page or continue here.
+        #[arg(long, value_name = "FILE.kilnproj")]
+        save_project: Option<PathBuf>,
         /// Where to save the model.
         #[arg(short, long, default_value = "model.kiln")]
         output: PathBuf,
@@ -114,6 +119,10 @@ pub enum Command {
         /// Epochs of the frozen (head-only) phase.
         #[arg(long, default_value_t = 1)]
         freeze_epochs: usize,
+        /// Also save a project (.kilnproj): the photos, how they were labelled and split, the
+        /// settings and the trained model, to open in the page or continue here.
+        #[arg(long, value_name = "FILE.kilnproj")]
+        save_project: Option<PathBuf>,
         #[arg(short, long, default_value = "model.kiln")]
         output: PathBuf,
     },
@@ -121,7 +130,8 @@ pub enum Command {
     /// fit_one_cycle on the model as it is, or after --unfreeze/--freeze; the epoch table
     /// continues the model's numbering.
     Fit {
-        /// The model to continue (a `.kiln` file; it is not overwritten).
+        /// The model to continue: a `.kiln` file, or a project (.kilnproj) with a trained model;
+        /// it is not overwritten.
         model: PathBuf,
         #[command(flatten)]
         data: DataArgs,
@@ -139,6 +149,10 @@ pub enum Command {
         freeze: bool,
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
+        /// Also save a project (.kilnproj): the photos, how they were labelled and split, the
+        /// settings and the trained model, to open in the page or continue here.
+        #[arg(long, value_name = "FILE.kilnproj")]
+        save_project: Option<PathBuf>,
         /// Where to save the model trained further (not the file it was read from).
         #[arg(short, long)]
         output: PathBuf,

@@ -8,18 +8,37 @@ use kiln::data::{Datasets, Item, augmented_samples, show_batch};
 use kiln::device::{DeviceChoice, select_native};
 
 use super::args::DataArgs;
+use super::project::{self, Source};
 
-/// The labelled, split dataset in `data.dir`.
+/// The labelled, split dataset in `data.dir` (a folder, or a project's recipe).
 /// With `--changes`, the cleaner's relabels and deletions applied (all or none).
 pub fn load(data: &DataArgs) -> Result<Datasets, String> {
-    let config = data.options().config()?;
-    let mut dls = Datasets::from_items(read_items(&data.dir)?, config).map_err(|e| format!("{}: {e}", data.dir.display()))?;
+    Ok(load_source(data)?.0)
+}
+
+/// The dataset, and where its photos came from (for `--save-project`).
+pub fn load_source(data: &DataArgs) -> Result<(Datasets, Source), String> {
+    let changes = match &data.changes {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            kiln::data::changes_from_csv(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let (mut dls, source) = if project::is_project(&data.dir) {
+        // The project's own labelling and split options: it builds the dataset it saved.
+        let (dls, manifest) = project::datasets(&data.dir)?;
+        (dls, Source::Project { path: data.dir.clone(), manifest, changes: changes.clone() })
+    } else {
+        let options = data.options();
+        let items = read_items(&data.dir)?;
+        let dls = Datasets::from_items(items.clone(), options.config()?).map_err(|e| format!("{}: {e}", data.dir.display()))?;
+        (dls, Source::Folder { items, options, changes: changes.clone() })
+    };
     if let Some(path) = &data.changes {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let changes = kiln::data::changes_from_csv(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         dls.apply_changes(&changes).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    Ok(dls)
+    Ok((dls, source))
 }
 
 /// Photos in a folder as (class named after the file, bytes), skipping non-images.
@@ -44,7 +63,7 @@ pub fn read_photos(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
 
 fn read_items(dir: &Path) -> Result<Vec<Item>, String> {
     if !dir.is_dir() {
-        return Err(format!("{} is not a folder: give a folder of images (one sub-folder per class, or pets-style file names)", dir.display()));
+        return Err(format!("{} is not a folder: give a folder of images (one sub-folder per class, or pets-style file names), or a Kiln project (.kilnproj)", dir.display()));
     }
     let mut items = Vec::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {

@@ -6,6 +6,7 @@ pub mod args;
 pub mod data;
 pub mod model;
 pub mod predict;
+pub mod project;
 pub mod train;
 pub mod weights;
 

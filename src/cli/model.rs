@@ -14,7 +14,12 @@ use super::write_atomic;
 
 /// A `.kiln` model file rebuilt on `device`; errors name the file.
 pub(super) fn open(model: &Path, device: &Device) -> Result<Learner, String> {
-    let bytes = std::fs::read(model).map_err(|e| format!("reading model {}: {e}", model.display()))?;
+    // A project holds its trained model.
+    let bytes = if super::project::is_project(model) {
+        super::project::model_bytes(model)?
+    } else {
+        std::fs::read(model).map_err(|e| format!("reading model {}: {e}", model.display()))?
+    };
     export::from_bytes(&bytes, device).map_err(|e| format!("{}: {e}", model.display()))
 }
 

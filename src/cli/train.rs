@@ -12,14 +12,15 @@ use kiln::mixed_precision::{Precision, fp16_support};
 use kiln::model::Arch;
 
 use super::args::{DataArgs, ModelArgs};
-use super::data::load;
+use super::data::load_source;
+use super::project::Source;
 use super::model::open;
 use super::write_atomic;
 use super::weights::{WeightsSource, default_weights, read_weights};
 
 /// The dataset and a learner set up from the flags: device, precision, pretrained body.
-pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner), String> {
-    let dls = load(data)?;
+pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner, Source), String> {
+    let (dls, source) = load_source(data)?;
     print!("{}", dls.summary());
     let dev = select_native(m.device)?;
     eprintln!("device: {}", dev.description);
@@ -67,12 +68,12 @@ pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner)
     } else {
         eprintln!("pretrained: none ({} from random weights)", m.arch.name());
     }
-    Ok((dls, learner))
+    Ok((dls, learner, source))
 }
 
 /// A saved model and the dataset to train it further on, frozen or unfrozen as asked. `output`
 /// is refused when it is the model's own file: what the user gave is never overwritten.
-pub fn continue_learner(model: &Path, data: &DataArgs, device: DeviceChoice, unfreeze: bool, freeze: bool, output: &Path) -> Result<(Datasets, Learner), String> {
+pub fn continue_learner(model: &Path, data: &DataArgs, device: DeviceChoice, unfreeze: bool, freeze: bool, output: &Path) -> Result<(Datasets, Learner, Source), String> {
     if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize())
         && a == b
     {
@@ -82,7 +83,7 @@ pub fn continue_learner(model: &Path, data: &DataArgs, device: DeviceChoice, unf
     eprintln!("device: {}", dev.description);
     let mut learner = open(model, &dev.device)?;
     // The photos are presized as the model was trained (its recipe), whatever --presize says.
-    let dls = load(&DataArgs { presize: learner.presize, ..data.clone() })?;
+    let (dls, source) = load_source(&DataArgs { presize: learner.presize, ..data.clone() })?;
     print!("{}", dls.summary());
     if learner.classes != dls.classes {
         return Err(format!(
@@ -100,7 +101,7 @@ pub fn continue_learner(model: &Path, data: &DataArgs, device: DeviceChoice, unf
     }
     let state = if learner.frozen_below > 0 { "frozen (only the head trains)" } else { "unfrozen (every layer trains)" };
     eprintln!("model: {} after {} epoch(s), {state}", model.display(), learner.history.len());
-    Ok((dls, learner))
+    Ok((dls, learner, source))
 }
 
 fn fmt_time(s: f64) -> String {

@@ -3,7 +3,7 @@
 
 use super::{DataConfig, LabelRule, Splitter};
 
-#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DataOptions {
     /// Label by this regex (one capture group) on the file name instead of by folder.

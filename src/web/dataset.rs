@@ -157,3 +157,11 @@ pub fn sample_digits() -> Result<js_sys::Array, JsValue> {
     }
     Ok(out)
 }
+
+/// A project's `kiln-project.json`, checked as the CLI checks it (a Kiln project, a format
+/// this Kiln reads, options in range, each photo named once): the manifest, or an error
+/// saying what is wrong.
+#[wasm_bindgen(js_name = checkProjectManifest, unchecked_return_type = "ProjectManifest")]
+pub fn check_project_manifest(bytes: &[u8]) -> Result<JsValue, JsValue> {
+    to_js(&crate::project::Manifest::from_json(bytes).map_err(js_err)?)
+}

@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 mod data;
 mod predict;
+mod project;
 mod train;
 
 fn kiln(args: &[&str]) -> Output {

@@ -16,6 +16,7 @@ mod mixed_precision;
 mod model;
 mod optimizer;
 mod pretrained;
+mod project;
 mod schedule;
 mod small_data;
 mod untrusted;

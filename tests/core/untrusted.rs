@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use image::{DynamicImage, ImageFormat};
-use kiln::LabelRule;
+use kiln::{Item, LabelRule};
 use kiln::data::{Crop, decode_rgb8, presize, verify};
 use kiln::learner::{Learner, LearnerConfig};
 use kiln::model::{Arch, ClassifierConfig, ResNetConfig};
@@ -167,6 +167,21 @@ fn kiln_files_load_or_are_refused() {
         if kiln::export::read_header(&bytes).is_ok() {
             let _ = kiln::export::from_bytes(&bytes, &device);
             let _ = kiln::export::backbone_from_bytes(&bytes, &device);
+        }
+    });
+}
+
+/// Projects (`.kilnproj`): the zip directory, the manifest and the photos behind it.
+#[test]
+fn projects_open_or_are_refused() {
+    let photos: Vec<Item> = (0..4).map(|i| crate::common::png_item(&format!("{}/{i}.png", ["cat", "dog"][i % 2]), [60 * i as u8, 20, 20])).collect();
+    let recipe = kiln::project::Recipe { options: Default::default(), files: photos.iter().map(|i| i.name.clone()).collect(), edits: vec![kiln::project::Edit::Rename("cat".into(), "kitten".into())] };
+    let manifest = kiln::project::Manifest::new(recipe, false, "test");
+    let seed = kiln::project::write(std::io::Cursor::new(Vec::new()), &manifest, &mut |n| Ok(photos.iter().find(|i| i.name == n).unwrap().bytes.to_vec()), None).unwrap().into_inner();
+    survive("project", &[seed], 1 << 20, iters(1500), |bytes| {
+        if let Ok(mut p) = kiln::project::ProjectFile::open(std::io::Cursor::new(bytes.to_vec())) {
+            let _ = p.datasets();
+            let _ = p.model();
         }
     });
 }
