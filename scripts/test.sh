@@ -97,6 +97,8 @@ node tests/e2e/determinism.test.mjs
 node tests/e2e/data-state.test.mjs
 # Issue 28: Cancel acknowledged and honoured between phases, an imported model continued, lr_find cancelled.
 node tests/e2e/model-state.test.mjs
+# Issue 30: Train more continues the epoch table (and a loaded .kiln's); Kiln's proposal for small data beats fastai's defaults.
+node tests/e2e/train-more.test.mjs
 # Issue 28: messages in the page's words, top losses as captioned images, beforeunload, download names.
 node tests/e2e/messages.test.mjs
 # Issue 28's afternoon: one page through every step; the Settings, status and worker agree after each.

@@ -9,6 +9,7 @@ import { addPhotos, adding, loadWithCamera, wireSamples } from './samples.js';
 import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSettings } from './settings.js';
 import { lrFind, resizeLrChart } from './lr-find.js';
 import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.js';
+import { lrFindMore, trainMore } from './train-more.js';
 import { interpret } from './interpret.js';
 import { applyChanges, downloadChanges, openCleaner, wireCleaner } from './cleaner.js';
 import { predictFiles } from './predict.js';
@@ -50,6 +51,8 @@ function wire() {
   onClick('show-batch', 'augmenting', showBatch);
   onClick('lr-find', 'finding-lr', lrFind);
   onClick('train', 'training', () => trainNoted(train));
+  onClick('more-train', 'training', () => trainNoted(trainMore));
+  onClick('more-lr-find', 'finding-lr', lrFindMore);
   onClick('interpret', 'interpreting', interpret);
   onClick('clean', 'cleaning', openCleaner);
   onClick('clean-apply', 'cleaning', applyChanges);

@@ -2,7 +2,7 @@
 // The functions here do the work; the caller runs them in a phase (state.js's run()).
 import { pathOf } from './kiln.js';
 import { $, el, setStatus } from './dom.js';
-import { page, update } from './state.js';
+import { followData, page, update } from './state.js';
 import { showWeights, syncMethod } from './settings.js';
 
 /** The class cards (samples.js, which imports this module, hands it in): given a summary, it
@@ -74,8 +74,10 @@ export async function loadFiles(files, { restore = true } = {}) {
     update({ files: [...visible, ...page.added], datasetClasses: summary.classes.map((c) => c.name), datasetOptions: options });
     // A new dataset: the next photos are added to it unless the user says otherwise.
     if (!same) $('mode-add').checked = true;
-    await showSummary(summary);
+    await showSummary(summary, { follow: false });
     if (restore && page.preset) restoreDefaults(back);
+    // Then Kiln's proposal for the photos' size, on top of the photo defaults.
+    await fitToData(summary, !same);
     setStatus(summary.changesDropped ? 'loaded without your changes from Clean (see Photos)' : '');
   } catch (e) {
     if (back.includes('presize')) setField('presize', SAMPLE.presize);
@@ -133,6 +135,18 @@ function note(text) {
   $('settings-note').hidden = !text;
 }
 
+/** Settings that follow the data: after photos load (`fresh`: a new dataset) or change size,
+ * Kiln's proposal for their size (kiln.proposeSettings) goes through state.js's followData.
+ * The sample keeps its preset. */
+async function fitToData(s, fresh) {
+  if (page.preset) return update({ sizing: null });
+  if (!fresh && page.sizing?.nTrain === s.nTrain) return;
+  const offer = await page.kiln.proposeSettings();
+  if (followData(s.nTrain, offer, { fresh }) && !$('settings-note').hidden && page.modelOrigin !== 'imported') {
+    note(`${$('settings-note').textContent} Then Kiln's proposal for the dataset's size applied (below).`);
+  }
+}
+
 /** The bundled digits, with settings that suit them. */
 export async function loadSample() {
   // Digits are 32 px scans: small settings train in seconds; flips would mirror the digits.
@@ -148,8 +162,9 @@ export async function loadSample() {
 }
 
 /** The loaded dataset's summary (after a load, Clean's changes or an edit of the samples) in
- * the page, and what follows from it: its classes, whether it can train, how many changes it has. */
-export async function showSummary(s) {
+ * the page, and what follows from it: its classes, whether it can train, how many changes it
+ * has, and (`follow`; a load does it itself, after its presets) Settings that fit its size. */
+export async function showSummary(s, { follow = true } = {}) {
   // The cards' photos are fetched first: the split line and the cards change together.
   const drawCards = await classCards(s);
   update({ dataProblem: problem(s), changeCount: s.changes || 0, datasetClasses: s.classes.map((c) => c.name) });
@@ -160,6 +175,7 @@ export async function showSummary(s) {
   $('changes-box').hidden = changes.length === 0;
   $('changes-title').textContent = `${changes.length} change(s) of yours from Clean or Photos (your files are untouched)`;
   $('changes').tBodies[0].replaceChildren(...changes.map((c) => el('tr', {}, ...[c.file, c.oldLabel, to(c)].map((t) => el('td', { textContent: t })))));
+  if (follow) await fitToData(s, false);
 }
 
 function renderSummary(s) {

@@ -4,6 +4,7 @@ import { $, download, setStatus } from './dom.js';
 import { page, update } from './state.js';
 import { importWeights, showWeights, syncMethod } from './settings.js';
 import { loadFiles } from './dataset.js';
+import { modelState, showHistory } from './training.js';
 import { sharePageZip } from './share-page.js';
 
 const FORMATS = {
@@ -84,7 +85,11 @@ export async function importModel(file) {
   }
   const { classes, options } = loaded;
   if (options) showModelSettings(options);
-  update({ modelClasses: classes, modelOrigin: 'imported', modelName: file.name, modelOptions: options, modelSaved: true, preset: null, modelVersion: page.modelVersion + 1 });
+  // The model's own epochs (every fit it had, saved in the file) start the table: Train more
+  // and a continuing Train go on from them.
+  const { epochs, frozen, history } = await modelState();
+  showHistory(history);
+  update({ modelClasses: classes, modelOrigin: 'imported', modelName: file.name, modelOptions: options, modelSaved: true, preset: null, modelVersion: page.modelVersion + 1, modelState: { epochs, frozen } });
   $('model-status').textContent = `loaded ${file.name}: ${classes.length} classes (${classes.slice(0, 5).join(', ')}${classes.length > 5 ? ', …' : ''})`;
   if (options && page.files.length && page.datasetOptions && page.datasetOptions.presize !== options.presize) {
     await loadFiles(page.files, { restore: false });

@@ -2,7 +2,7 @@
 // augmented-batch preview (show_batch).
 import { ARCHS } from './kiln.js';
 import { $, clearError, paint } from './dom.js';
-import { page, update } from './state.js';
+import { page, update, useSizing } from './state.js';
 
 export function learnerOptions() {
   const arch = $('arch').value;
@@ -94,8 +94,15 @@ export function wireSettings() {
     syncMethod();
     $('lr').value = $('method').value === 'fine_tune' ? 0.002 : 0.001;
   });
-  // What Train will do with an imported model, and the Presize hint, follow these.
-  for (const id of ['size', 'bs', 'flip', 'pretrained']) $(id).addEventListener('input', () => update({}));
+  // What Train will do with an imported model, the Presize hint and the small-data notice
+  // (Kiln's proposal or fastai's defaults, state.js) follow these.
+  for (const id of ['size', 'bs', 'flip', 'pretrained', 'epochs', 'freeze-epochs']) $(id).addEventListener('input', () => update({}));
+  $('method').addEventListener('change', () => update({}));
+  // The notice's one button puts Kiln's proposal, or fastai's defaults, in the Settings.
+  $('proposal-use').addEventListener('click', () => {
+    $('settings-note').hidden = true;
+    useSizing($('proposal-use').dataset.use);
+  });
   // The notice of where the Settings came from (the sample, the photo defaults, an imported
   // model) no longer holds once the user changes one.
   for (const id of ['arch', 'size', 'bs', 'method', 'epochs', 'freeze-epochs', 'lr', 'flip', 'pretrained', 'presize']) {

@@ -85,6 +85,14 @@ export const page = {
   cameraReady: false,
   /** Cancel was pressed; the run stops after its current batch. */
   cancelling: false,
+  /** The model's state from kiln.history(): epochs trained so far (every fit, across saves)
+   * and whether its body is frozen; null with no model. @type {{epochs: number, frozen: boolean} | null} */
+  modelState: null,
+  /** Kiln's settings for the loaded photos' size (kiln.proposeSettings; null for the sample or
+   * no dataset): `offer` is null where fastai's defaults suit the data; `declined` when the user
+   * chose fastai's defaults over it (kept while the dataset only changes size). See followData.
+   * @type {{nTrain: number, offer: import('./kiln.js').SmallDataProposal | null, declined: boolean} | null} */
+  sizing: null,
 };
 
 export const isIdle = () => page.phase === 'idle';
@@ -165,7 +173,14 @@ export function render() {
   $('pretrained').disabled = !idle || $('arch').value === 'tiny';
   // Half precision only where the GPU has it (kiln.info says why not).
   $('fp16').disabled = !!page.kiln?.info?.fp16Unavailable || page.kiln === null;
-  for (const b of document.querySelectorAll('#suggestions button')) b.disabled = !idle;
+  for (const b of document.querySelectorAll('#suggestions button, #more-suggestions button')) b.disabled = !idle;
+  // Train more: the model trained further as it is (trained here or imported), on a dataset of
+  // its classes; its fields start nothing but stay off during work, as every such control.
+  const more = data && model && sameClasses(page.modelClasses, page.datasetClasses) && !page.dataProblem;
+  enable(['more-train', 'more-lr-find'], idle && more);
+  enable(['more-unfreeze', 'more-epochs', 'more-from', 'more-to'], idle);
+  $('more-state').textContent = moreState(model, data, more);
+  renderProposal(idle);
   $('cancel').disabled = !CANCELLABLE.includes(page.phase) || page.cancelling;
   // Predict's own Cancel, for its runs; its table's view (sort, filter, threshold) starts no
   // work but stays off during other work, as every control outside the passive settings.
@@ -195,6 +210,73 @@ export function render() {
   $('size-hint').textContent = `Presize is ${presize} px (Labelling and split options), smaller than the image size of ${size} px: the photos are enlarged before training. Set Presize to ${size} px or more.`;
 }
 
+/** What Train more would train, or why it cannot. */
+function moreState(model, data, more) {
+  if (!model) return 'Train more goes on training a model: Train one first, or import a .kiln (Model).';
+  if (!data) return 'Load photos of the model\'s classes to train it more.';
+  if (!sameClasses(page.modelClasses, page.datasetClasses)) return `The model's classes (${page.modelClasses.join(', ')}) differ from this dataset's: Train more needs photos of its classes.`;
+  const st = page.modelState;
+  if (!st) return '';
+  const how = st.frozen ? 'The model is frozen: only the head trains' : 'The model is unfrozen: every layer trains';
+  return `${how}. It has trained ${st.epochs} epoch${st.epochs === 1 ? '' : 's'} so far.${more ? '' : ' (Train more is off: see above.)'}`;
+}
+
+/** fastai's defaults for the Settings a small-data proposal changes (index.html ships them). */
+export const FASTAI = { bs: 64, method: 'fine_tune', epochs: 1, 'freeze-epochs': 1 };
+const offerFields = (o) => ({ bs: o.batchSize, method: 'fine_tune', epochs: o.epochs, 'freeze-epochs': o.freezeEpochs });
+const settingsAre = (f) => Object.entries(f).every(([id, v]) => (typeof v === 'number' ? Number($(id).value) === v : $(id).value === v));
+/** Set those Settings; a change of Method goes through its own handler (settings.js). */
+function setSettings(f) {
+  const method = $('method').value;
+  for (const [id, v] of Object.entries(f)) $(id).value = String(v);
+  if ($('method').value !== method) $('method').dispatchEvent(new Event('change'));
+}
+
+/**
+ * The one transition of "settings follow the data": the loaded photos have `nTrain` training
+ * images (a new dataset when `fresh`, else the same one grown or shrunk) and Kiln offers `offer`
+ * (null: fastai's defaults suit them). Settings Kiln chose (fastai's defaults, unless the user
+ * chose them over an offer for this dataset, or the last offer) follow; the user's own, and an
+ * imported model's that Train continues, stay, and the notice offers the proposal instead.
+ * @returns {boolean} whether the Settings changed
+ */
+export function followData(nTrain, offer, { fresh }) {
+  const was = page.sizing;
+  const declined = !fresh && !!was?.declined;
+  const kilnSet = (settingsAre(FASTAI) && !declined) || (!!was?.offer && settingsAre(offerFields(was.offer)));
+  const keepModel = page.modelOrigin === 'imported' && sameClasses(page.modelClasses, page.datasetClasses);
+  const to = offer ? offerFields(offer) : FASTAI;
+  const change = kilnSet && !keepModel && !settingsAre(to);
+  if (change) setSettings(to);
+  update({ sizing: { nTrain, offer, declined } });
+  return change;
+}
+
+/** The notice's button: Kiln's proposal, or fastai's defaults (kept while the dataset grows). */
+export function useSizing(which) {
+  const s = page.sizing;
+  if (!s?.offer) return;
+  setSettings(which === 'fastai' ? FASTAI : offerFields(s.offer));
+  update({ sizing: { ...s, declined: which === 'fastai' } });
+}
+
+/** The proposal's notice in the Settings, from the offer and the Settings as they are now. */
+function renderProposal(idle) {
+  const offer = page.sizing?.offer;
+  $('proposal').hidden = !offer;
+  $('proposal-use').disabled = !idle || !offer;
+  if (!offer) return;
+  const applied = settingsAre(offerFields(offer));
+  const fastai = !applied && settingsAre(FASTAI);
+  const ep = (n) => `${n} epoch${n === 1 ? '' : 's'}`;
+  const mine = `batch ${offer.batchSize} and fine_tune(${offer.epochs}) (${ep(offer.freezeEpochs)} frozen, then ${ep(offer.epochs)} unfrozen)`;
+  $('proposal-text').textContent = applied ? `For this small dataset Kiln set ${mine}. ${offer.why}`
+    : fastai ? `The Settings are fastai's defaults (batch 64, fine_tune(1)). ${offer.why}`
+      : `Kiln proposes ${mine} for this small dataset. ${offer.why}`;
+  $('proposal-use').textContent = applied ? 'Use fastai\'s defaults (batch 64, fine_tune(1))' : fastai ? 'Use Kiln\'s proposal' : 'Use these';
+  $('proposal-use').dataset.use = applied ? 'fastai' : 'offer';
+}
+
 /** Whether Clean's view is of the loaded dataset and the current model. */
 export const cleanerCurrent = () => !!page.cleaner && page.modelClasses !== null && page.cleaner.files === page.files && page.cleaner.modelVersion === page.modelVersion;
 
@@ -208,7 +290,8 @@ const MODEL_FIELDS = [['arch', 'arch', 'Architecture', String], ['size', 'size',
  */
 export function trainPlan() {
   if (page.modelOrigin !== 'imported' || page.modelClasses === null) {
-    const text = page.modelClasses !== null && !page.modelSaved ? 'Train starts a new model: the one trained here is replaced (export it first to keep it).' : '';
+    const further = sameClasses(page.modelClasses, page.datasetClasses) ? ' Train more (below) trains it further instead.' : '';
+    const text = page.modelClasses !== null && !page.modelSaved ? `Train starts a new model: the one trained here is replaced (export it first to keep it).${further}` : '';
     return { continues: false, text };
   }
   const name = page.modelName;

@@ -14,11 +14,14 @@ const charts = { loss: null, metric: null };
 let lossData;
 let metricData;
 let step = 0;
-let epochCount = 0;
+/** The last epoch (the model's running number) the metric chart's x axis reaches. */
+let lastEpoch = 1;
 /** The run's epochs in each phase: fine_tune's frozen and unfrozen ones share one progress bar. */
 let phases = { frozen: 0, unfrozen: 0, fit: 0 };
+/** Whether a one-cycle fit trains every layer (Train more after unfreeze): its loss is drawn as unfrozen. */
+let fitUnfrozen = false;
 
-export function makeCharts(epochs = 1) {
+export function makeCharts() {
   charts.loss?.destroy();
   charts.metric?.destroy();
   const lossEl = $('loss-chart');
@@ -28,7 +31,7 @@ export function makeCharts(epochs = 1) {
   lossData = [[], [], [], [], []];
   metricData = [[], [], []];
   step = 0;
-  epochCount = 0;
+  lastEpoch = 1;
   charts.loss = new uPlot({
     width: chartWidth(lossEl), height: 220,
     scales: { x: { time: false } },
@@ -41,7 +44,8 @@ export function makeCharts(epochs = 1) {
   }, lossData, lossEl);
   charts.metric = new uPlot({
     width: chartWidth(metricEl), height: 220,
-    scales: { x: { time: false, range: [0, Math.max(1, epochs - 1)] }, y: { range: [0, 1] } },
+    // x is the model's epoch number: a model trained more goes on where it was.
+    scales: { x: { time: false, range: () => [0, Math.max(1, lastEpoch)] }, y: { range: [0, 1] } },
     axes: [{ label: 'epoch' }, {}],
     series: [{ label: 'epoch' },
       { label: 'accuracy', stroke: '#15803d', width: 2, points: { show: true, size: 6 } },
@@ -61,7 +65,7 @@ function describeCharts() {
     : 'Loss per batch: no training yet.');
   const n = metricData[0].length;
   $('metric-chart').setAttribute('aria-label', n
-    ? `Validation per epoch: after epoch ${n}, accuracy ${f(metricData[1][n - 1])} and error_rate ${f(metricData[2][n - 1])} (every epoch's values are in the table below).`
+    ? `Validation per epoch: after epoch ${metricData[0][n - 1] + 1}, accuracy ${f(metricData[1][n - 1])} and error_rate ${f(metricData[2][n - 1])} (every epoch's values are in the table below).`
     : 'Validation per epoch: no training yet.');
 }
 
@@ -70,20 +74,58 @@ export function resizeTrainingCharts() {
   charts.metric?.setSize({ width: chartWidth($('metric-chart')), height: 220 });
 }
 
-/** fastai's epoch table row: phase, epoch, train_loss, valid_loss, error_rate, accuracy, time. */
+/** fastai's epoch table row: phase, epoch, train_loss, valid_loss, error_rate, accuracy, time.
+ * The epoch is the model's running number (`number`): Train more goes on from the last one. */
 function epochRow(e) {
-  const cells = [e.phase, e.epoch, e.trainLoss.toFixed(6), e.validLoss.toFixed(6), e.errorRate.toFixed(6), e.accuracy.toFixed(6), fmtTime(e.seconds)];
+  const f = (v) => (v ?? NaN).toFixed(6);
+  const cells = [e.phase, e.number, f(e.trainLoss), f(e.validLoss), f(e.errorRate), f(e.accuracy), fmtTime(e.seconds)];
   return el('tr', {}, ...cells.map((v) => el('td', { textContent: v })));
 }
 
-function totalEpochs() {
-  const epochs = Number($('epochs').value);
-  return $('method').value === 'fine_tune' ? epochs + Number($('freeze-epochs').value) : epochs;
+/** An epoch's validation metrics on the metric chart, at its running number. */
+function plotEpoch(e) {
+  metricData[0].push(e.number);
+  metricData[1].push(e.accuracy);
+  metricData[2].push(e.errorRate);
 }
 
-const callbacks = {
+/**
+ * The charts, table and progress bar for a run with `phases`' epochs: a new model's start
+ * over; the same model trained further (`continues`) goes on after its `page.modelState.epochs`.
+ * `unfrozen`: a one-cycle fit of every layer.
+ */
+export function startRun(runPhases, continues, { unfrozen = false } = {}) {
+  fitUnfrozen = unfrozen;
+  if (!continues) {
+    makeCharts();
+    $('epochs-table').tBodies[0].replaceChildren();
+  }
+  phases = { frozen: 0, unfrozen: 0, fit: 0, ...runPhases };
+  const first = continues ? page.modelState?.epochs ?? $('epochs-table').tBodies[0].rows.length : 0;
+  lastEpoch = first + phases.frozen + phases.unfrozen + phases.fit - 1;
+  charts.metric.setData(metricData);
+  $('progress').value = 0;
+}
+
+/** The model's saved epochs (a loaded .kiln's history) in the table and the metric chart. */
+export function showHistory(history) {
+  makeCharts();
+  for (const e of history) plotEpoch(e);
+  lastEpoch = history.length ? history[history.length - 1].number : 1;
+  charts.metric.setData(metricData);
+  $('epochs-table').tBodies[0].replaceChildren(...history.map(epochRow));
+  describeCharts();
+}
+
+/** The model's epochs so far and whether it is frozen (state.js's modelState). */
+export async function modelState() {
+  const h = await page.kiln.history();
+  return { epochs: h.history.length, frozen: h.frozen, history: h.history };
+}
+
+export const callbacks = {
   onBatch: (b) => {
-    const unfrozen = b.phase === 'unfrozen';
+    const unfrozen = b.phase === 'unfrozen' || (b.phase === 'fit' && fitUnfrozen);
     lossData[0].push(step++);
     lossData[1].push(b.loss);
     lossData[2].push(unfrozen ? null : b.smoothLoss);
@@ -104,9 +146,7 @@ const callbacks = {
     lossData[0].push(step - 0.5); lossData[1].push(null); lossData[2].push(null); lossData[3].push(null);
     lossData[4].push(Number.isFinite(e.validLoss) ? e.validLoss : null);
     charts.loss.setData(lossData);
-    metricData[0].push(epochCount++);
-    metricData[1].push(e.accuracy);
-    metricData[2].push(e.errorRate);
+    plotEpoch(e);
     charts.metric.setData(metricData);
     $('epochs-table').tBodies[0].append(epochRow(e));
     describeCharts();
@@ -157,20 +197,19 @@ export async function train() {
       ? `continued ${page.modelName}`
       : `${ARCHS[$('arch').value].name} ${created.pretrained ? `started from pretrained weights: ${created.pretrained}` : 'started from random weights'}`;
     // A new model: until it has trained, nothing can be predicted or exported from it.
-    if (!plan.continues) update({ modelClasses: null, modelOrigin: null, modelOptions: null });
+    if (!plan.continues) update({ modelClasses: null, modelOrigin: null, modelOptions: null, modelState: null });
     if (created.microBatch) showCompute(created.microBatch);
     if (page.cancelling) return setStatus('cancelled before training started');
-    // A failed start (e.g. missing weights) leaves the last run's charts and table in place.
-    makeCharts(totalEpochs());
-    $('epochs-table').tBodies[0].replaceChildren();
-    $('progress').value = 0;
-    phases = fine ? { frozen: freeze, unfrozen: epochs, fit: 0 } : { frozen: 0, unfrozen: 0, fit: epochs };
+    // A failed start (e.g. missing weights) leaves the last run's charts and table in place; a
+    // continued model's go on.
+    startRun(fine ? { frozen: freeze, unfrozen: epochs } : { fit: epochs }, plan.continues);
     setStatus(origin);
     const report = fine
       ? await page.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: freeze }, callbacks)
       : await page.kiln.fitOneCycle(epochs, lr, callbacks);
     // Cancelled or not, the model keeps what it learned; it is not in a file until exported.
-    update({ modelClasses: created.classes, modelOrigin: 'trained', modelSaved: false, modelVersion: page.modelVersion + 1 });
+    const { epochs: n, frozen } = await modelState();
+    update({ modelClasses: created.classes, modelOrigin: 'trained', modelSaved: false, modelVersion: page.modelVersion + 1, modelState: { epochs: n, frozen } });
     setStatus(`${report.cancelled ? 'cancelled — the model keeps what it learned so far' : 'done'} · ${origin}`);
     $('model-status').textContent = `model ready (${created.classes.length} classes): export it to keep it`;
   } catch (e) {

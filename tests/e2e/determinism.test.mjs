@@ -35,6 +35,9 @@ async function trainOnce(browser, base, busy) {
     await page.waitForSelector('body[data-ready=true]', { timeout: 60_000 });
     await page.setInputFiles('#pick-folder', set);
     await page.waitForFunction(() => /^\d+ classes · \d+ training/.test(document.querySelector('#split').textContent), null, { timeout: 120_000 });
+    // fastai's batch of 64 (split into passes), not Kiln's proposal for these 72 photos.
+    await page.click('#proposal-use');
+    assert.equal(await page.inputValue('#bs'), '64');
     if (!defaults) await page.fill('#size', '160');
     const stop = busy ? loadMachine() : () => {};
     const t = Date.now();
