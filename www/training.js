@@ -163,11 +163,12 @@ export function trainingRecord() {
  * of cell texts); `more`: epochs the model trained since (elsewhere: the CLI), drawn as
  * training draws them. */
 export function restoreTraining(record, more = []) {
-  makeCharts(Math.max(1, record.metric[0].length + more.length));
+  makeCharts();
   lossData = record.loss.map((s) => s.slice());
   metricData = record.metric.map((s) => s.slice());
   step = lossData[0].reduce((n, x) => Math.max(n, Math.floor(x) + 1), 0);
-  epochCount = metricData[0].length;
+  // The metric chart's x axis runs to the model's last epoch (its running number).
+  lastEpoch = Math.max(1, metricData[0].at(-1) ?? 0, ...more.map((e) => e.number));
   charts.loss.setData(lossData);
   charts.metric.setData(metricData);
   $('epochs-table').tBodies[0].replaceChildren(...record.rows.map((r) => el('tr', {}, ...r.map((v) => el('td', { textContent: v })))));

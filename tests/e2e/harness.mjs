@@ -157,7 +157,7 @@ export function checklist(tag) {
         console.log(`[${tag}] ok   ${name}`);
       } catch (e) {
         failed.push(name);
-        console.log(`[${tag}] FAIL ${name}: ${String(e.message).split('\n').slice(0, 3).join(' ')}`);
+        console.log(`[${tag}] FAIL ${name}: ${String(e.message).split('\n').slice(0, Number(process.env.KILN_E2E_LINES || 3)).join(' ')}`);
       }
     },
     done() { if (failed.length) throw new Error(`${failed.length} check(s) failed: ${failed.join('; ')}`); },

@@ -198,6 +198,22 @@ await e2e([], async ({ browser, base: url }) => {
     assert.match(after.charts.metricLabel, /after epoch 3/);
   });
 
+  // The book's next step on the reopened project: unfreeze, fit_one_cycle with a slice (the
+  // checks below then keep a model of 4 epochs).
+  await c.check('Train more on the reopened project numbers on from its epochs', async () => {
+    const rows = (await shown(b)).table.length;
+    await b.setChecked('#more-unfreeze', true);
+    await b.fill('#more-epochs', '1');
+    await b.fill('#more-from', '1e-5');
+    await b.fill('#more-to', '1e-3');
+    await b.click('#more-train');
+    await b.waitForFunction((n) => document.querySelectorAll('#epochs-table tbody tr').length === n + 1 && !document.querySelector('#train').disabled, rows, { timeout: 120_000 });
+    const table = (await shown(b)).table;
+    assert.deepEqual(table.map((r) => r[1]), table.map((_, i) => String(i)), 'epochs 0, 1, … in order');
+    assert.equal(table.at(-1)[0], 'fit');
+    assert.match(await b.textContent('#more-state'), /unfrozen/);
+  });
+
   // Refused files: the page keeps the project it has (Q's).
   const kept = await shown(b);
   const keptPreds = await predictions(b);
@@ -237,7 +253,7 @@ await e2e([], async ({ browser, base: url }) => {
     await b.waitForSelector('#resume:not([hidden])', { timeout: 30_000 });
     const text = await b.textContent('#resume-text');
     log(text);
-    assert.match(text, new RegExp(`^Continue where you left off \\(${(4 * PER_CLASS + 1 + 40).toLocaleString('en')} photos, model after 3 epochs, saved .+\\)\\?$`));
+    assert.match(text, new RegExp(`^Continue where you left off \\(${(4 * PER_CLASS + 1 + 40).toLocaleString('en')} photos, model after 4 epochs, saved .+\\)\\?$`));
     await b.click('#resume-continue');
     await b.waitForTimeout(100);
     await waitIdle(b, 300_000);
