@@ -14,7 +14,7 @@
  * @typedef {{file: string, label: string, predicted: string, probLabel: number, loss: number}} CleanerRow
  * @typedef {{split: 'train'|'valid', classes: string[], rows: CleanerRow[]}} CleanerResult
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
- * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean}} LearnerOptions
+ * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean, multiLabel?: boolean, thresh?: number}} LearnerOptions
  * @typedef {LearnerOptions & {presize: number}} ModelOptions
  * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
  * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase
@@ -30,7 +30,7 @@
  * @typedef {{index: number, name: string, predicted: string, actual: string, loss: number, probActual: number}} TopLoss
  * @typedef {{classes: string[], confusion: number[][], mostConfused: Confusion[], topLosses: TopLoss[], nValid: number, topLossImages: ImageData[]}} InterpretResult
  * @typedef {{epochs: EpochEvent[], cancelled: boolean}} FitReport
- * @typedef {{label: string, index: number, probs: number[]}} Prediction
+ * @typedef {{label: string, index: number, probs: number[], labels: string[]}} Prediction
  * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
  * @typedef {{name: string, file: Blob, label: string, index: number, probs: number[]}} PhotoPrediction
  * @typedef {{name: string, file: Blob, error: string}} PhotoError

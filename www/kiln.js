@@ -51,7 +51,9 @@ export class Kiln extends DatasetLink {
    * cross-origin isolated page, else one thread is used and `info.notices` says why).
    * `simd: 'plain'` keeps the threaded CPU build off relaxed SIMD's fused multiply-add (whose
    * rounding depends on the hardware), for results that are the same on every machine.
-   * @param {{backend?: 'auto'|'webgpu'|'cpu', threads?: number, simd?: 'auto'|'plain', workerUrl?: URL | string}} [opts]
+   * `prefetchWeights: false` does not fetch the bundled EfficientNet-Lite0 weights while the
+   * wasm compiles (a page that only predicts with its own model has no use for them).
+   * @param {{backend?: 'auto'|'webgpu'|'cpu', threads?: number, simd?: 'auto'|'plain', prefetchWeights?: boolean, workerUrl?: URL | string}} [opts]
    * @returns {Promise<Kiln>}
    */
   static async create(opts = {}) {
@@ -60,6 +62,7 @@ export class Kiln extends DatasetLink {
     const k = new Kiln(opts.workerUrl || new URL('./worker.js', import.meta.url), opts.backend || 'auto');
     k.threads = opts.threads;
     k.simd = opts.simd || 'auto';
+    k.prefetchWeights = opts.prefetchWeights ?? true;
     await k.start();
     return k;
   }

@@ -25,6 +25,7 @@ export class WorkerLink {
     /** @protected @type {{blob: Blob, name: string} | null} */ this.lastWeights = null;
     /** @protected @type {number | undefined} */ this.threads = undefined;
     /** @protected @type {'auto' | 'plain'} */ this.simd = 'auto';
+    /** @protected whether the worker fetches the bundled weights as it starts */ this.prefetchWeights = true;
     /** @type {Promise<void> | null} set while the worker restarts (after a crash or a lost GPU) */
     this.restarting = null;
     /** @type {((info: BackendInfo, message: string) => void) | null} called after the worker moved to another backend */
@@ -38,7 +39,7 @@ export class WorkerLink {
     this.worker = new Worker(this.workerUrl, { type: 'module' });
     this.worker.onmessage = ({ data }) => this.receive(data);
     this.worker.onerror = (e) => this.crash(new Error(`the Kiln worker failed: ${e.message || 'could not load (is the page served over http?)'}`));
-    this.info = await this.call('init', { backend: this.backendPref, threads: this.threads, simd: this.simd });
+    this.info = await this.call('init', { backend: this.backendPref, threads: this.threads, simd: this.simd, prefetch: this.prefetchWeights });
   }
 
   /** @private */

@@ -116,9 +116,9 @@ async function predictChunk(learner, chunk) {
 }
 
 const methods = {
-  async init({ backend = 'auto', threads, simd = 'auto' } = {}) {
+  async init({ backend = 'auto', threads, simd = 'auto', prefetch = true } = {}) {
     // The default model's weights download while the wasm compiles.
-    weights.prefetch = fetch(BUNDLED.url).catch(() => null);
+    if (prefetch) weights.prefetch = fetch(BUNDLED.url).catch(() => null);
     const picked = await pickBackend(backend, threads, simd);
     wasm = picked.module;
     replace('backend', picked.backend);

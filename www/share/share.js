@@ -213,7 +213,7 @@ async function main() {
   ]);
   // One thread and plain SIMD: the build in pkg/, the one that runs without cross-origin
   // isolation (WebGPU, where the browser has a real GPU, is in the same build).
-  const k = await Kiln.create({ backend: 'auto', threads: 1, simd: 'plain' });
+  const k = await Kiln.create({ backend: 'auto', threads: 1, simd: 'plain', prefetchWeights: false });
   const info = /** @type {import('../kiln-types.js').BackendInfo} */ (k.info);
   const loaded = await k.load(model);
   classes = loaded.classes;
