@@ -8,7 +8,7 @@ import { isIdle, onIdle, page, run, update } from './state.js';
 import { showSummary } from './dataset.js';
 import { showWeights, syncMethod } from './settings.js';
 import { restoreTraining, trainingRecord } from './training.js';
-import { fileName } from './model.js';
+import { fileName } from './download-name.js';
 import { peekManifest, photoCount } from './kiln-project.js';
 
 /** Every Settings field by id, the labelling and split options too: a project keeps them. */

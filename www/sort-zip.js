@@ -6,7 +6,7 @@
 import { makeZip } from './vendor/client-zip.js';
 import { $, download } from './dom.js';
 import { page } from './state.js';
-import { fileName } from './model.js';
+import { fileName } from './download-name.js';
 import { sorting } from './sort.js';
 
 /** Where `kiln predict --sort-into` puts photos below `--threshold`. */
