@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { colourFolders, e2e, epochTable, readyPage, takeError, waitIdle, workerState } from './harness.mjs';
+import { cancelAt, colourFolders, e2e, epochTable, readyPage, takeError, waitIdle, workerState } from './harness.mjs';
 
 const log = (...a) => console.log('[e2e afternoon]', ...a);
 const dir = mkdtempSync(join(tmpdir(), 'kiln-afternoon-'));
@@ -44,21 +44,6 @@ async function agree(page, step, { status, error = null, model = false }) {
   }
   log(`${step}: ok · ${s.status}`);
   return s;
-}
-
-/** Press Cancel as soon as the status matches `pattern` (batches take milliseconds here, too
- * short to catch by polling); resolves to the status and Cancel's state right after the click. */
-function cancelAt(page, pattern) {
-  return page.evaluate((source) => new Promise((resolve) => {
-    const status = document.querySelector('#status');
-    const observer = new MutationObserver(() => {
-      if (!new RegExp(source).test(status.textContent)) return;
-      observer.disconnect();
-      document.querySelector('#cancel').click();
-      resolve({ status: status.textContent, cancelDisabled: document.querySelector('#cancel').disabled });
-    });
-    observer.observe(status, { childList: true, characterData: true, subtree: true });
-  }), pattern.source);
 }
 
 await e2e([], async ({ browser, base }) => {

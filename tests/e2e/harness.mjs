@@ -214,3 +214,18 @@ export async function takeError(page) {
 
 /** What the worker holds: the dataset's classes, split sizes and options, and the model's classes and options. */
 export const workerState = (page) => page.evaluate(async () => (await import('./kiln-testing.js')).trainingState(window.kiln));
+
+/** Press Cancel as soon as the status matches `pattern` (batches take milliseconds here, too
+ * short to catch by polling); resolves to the status and Cancel's state right after the click. */
+export function cancelAt(page, pattern) {
+  return page.evaluate((source) => new Promise((resolve) => {
+    const status = document.querySelector('#status');
+    const observer = new MutationObserver(() => {
+      if (!new RegExp(source).test(status.textContent)) return;
+      observer.disconnect();
+      document.querySelector('#cancel').click();
+      resolve({ status: status.textContent, cancelDisabled: document.querySelector('#cancel').disabled });
+    });
+    observer.observe(status, { childList: true, characterData: true, subtree: true });
+  }), pattern.source);
+}

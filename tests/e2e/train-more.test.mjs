@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checklist, colourFolders, e2e, epochTable, photoCrops, readyPage, takeError, waitIdle } from './harness.mjs';
+import { cancelAt, checklist, colourFolders, e2e, epochTable, photoCrops, readyPage, takeError, waitIdle } from './harness.mjs';
 
 const log = (...a) => console.log('[e2e train-more]', ...a);
 const dir = mkdtempSync(join(tmpdir(), 'kiln-train-more-'));
@@ -58,20 +58,6 @@ async function trainMore(page, { epochs, from, to, unfreeze = true }) {
   await page.fill('#more-from', from);
   await page.fill('#more-to', to);
   await page.click('#more-train');
-}
-
-/** Press Cancel as soon as the status matches `pattern` (batches take milliseconds here). */
-function cancelAt(page, pattern) {
-  return page.evaluate((source) => new Promise((resolve) => {
-    const status = document.querySelector('#status');
-    const observer = new MutationObserver(() => {
-      if (!new RegExp(source).test(status.textContent)) return;
-      observer.disconnect();
-      document.querySelector('#cancel').click();
-      resolve(status.textContent);
-    });
-    observer.observe(status, { childList: true, characterData: true, subtree: true });
-  }), pattern.source);
 }
 
 const numbers = (rows) => rows.map((r) => r[1]);
@@ -176,7 +162,7 @@ await e2e([], async ({ browser, base }) => {
   const ack = cancelAt(page, /^epoch 1 · batch 2\//);
   await trainMore(page, { epochs: 50, from: '1e-6', to: '1e-4' });
   await c.check('1: Cancel during Train more stops it; the model is kept', async () => {
-    assert.match(await ack, /^cancelling…/);
+    assert.match((await ack).status, /^cancelling…/);
     await waitIdle(page);
     assert.equal(await takeError(page), '');
     assert.match(await page.textContent('#status'), /^cancelled — the model keeps what it learned so far · trained more/);
