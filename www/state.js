@@ -143,11 +143,11 @@ export function classThresh() {
   return modelThresh() === null ? null : Number($('predict-thresh').value);
 }
 
-/** The classes a prediction shows: those above `t` (in order of probability; none is "none of
- * these"), or with a softmax model (`t` null) its one class. */
+/** The classes a prediction shows: those above `t` in the model's order, as the core's
+ * `labels` (none is "none of these"), or with a softmax model (`t` null) its one class. */
 export function shownClasses(p, classes, t) {
   if (t === null) return [classes[p.index]];
-  return [...p.probs.keys()].filter((i) => p.probs[i] > t).sort((a, b) => p.probs[b] - p.probs[a]).map((i) => classes[i]);
+  return classes.filter((_, i) => p.probs[i] > t);
 }
 export const NONE_OF_THESE = 'none of these';
 
@@ -209,6 +209,8 @@ export function render() {
   // architecture picks which weights the next model gets).
   enable(['sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'predict-folder', 'predict-camera', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'seed', 'presize'], idle);
   $('pretrained').disabled = !idle || $('arch').value === 'tiny';
+  // The next model's loss (softmax, or one sigmoid per class): off during work, as Architecture.
+  enable(['multi-label'], idle);
   // Half precision only where the GPU has it (kiln.info says why not).
   $('fp16').disabled = !!page.kiln?.info?.fp16Unavailable || page.kiln === null;
   for (const b of document.querySelectorAll('#suggestions button, #more-suggestions button')) b.disabled = !idle;
