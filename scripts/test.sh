@@ -120,3 +120,5 @@ node tests/e2e/project.test.mjs
 node tests/e2e/accessibility.test.mjs
 # Issue 30: Download as a web page: the zip served plainly (no COOP/COEP) predicts photos and the camera, nothing off its origin.
 node tests/e2e/share.test.mjs
+# Issue 32: Allow “none of these” (one sigmoid per class): digits it never saw get none of these; the threshold slider re-derives without re-running.
+node tests/e2e/none-of-these.test.mjs

@@ -12,7 +12,7 @@ import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.
 import { lrFindMore, trainMore } from './train-more.js';
 import { interpret } from './interpret.js';
 import { applyChanges, downloadChanges, openCleaner, wireCleaner } from './cleaner.js';
-import { predictFiles } from './predict.js';
+import { predictFiles, wireThreshold } from './predict.js';
 import { wireLive } from './live.js';
 import { wireSorting } from './sort.js';
 import { downloadSorted } from './sort-zip.js';
@@ -82,6 +82,7 @@ function wire() {
   wireCleaner();
   wireSamples();
   wireLive();
+  wireThreshold();
   wireProject();
   $('error').addEventListener('click', clearError);
   wireDrop();

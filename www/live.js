@@ -8,7 +8,7 @@
 import { $, guard } from './dom.js';
 import { page, run } from './state.js';
 import { CameraView, FRAME_SIZE, captureFrame } from './camera.js';
-import { showProbs } from './predict.js';
+import { forgetShown, predictedClasses, showProbs } from './predict.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** @type {CameraView} */
@@ -22,6 +22,7 @@ const note = (text) => { $('live-note').textContent = text; $('live-note').hidde
 async function live() {
   note('');
   // The last session's answer is not about this picture.
+  forgetShown($('live-label'));
   $('live-label').textContent = '';
   $('live-bars').replaceChildren();
   const s = { on: true };
@@ -73,9 +74,11 @@ async function loop(s) {
       }
       const p = await page.kiln.predict(frame);
       if (!s.on) break;
-      showProbs(p, $('live-label'), $('live-bars'));
-      // Screen readers hear the class when it changes, not every frame.
-      if (p.label !== said) $('live-said').textContent = said = p.label;
+      // Screen readers hear the class when it changes (a frame, or the threshold), not every frame.
+      showProbs(p, $('live-label'), $('live-bars'), (q) => {
+        const now = predictedClasses(q);
+        if (now !== said) $('live-said').textContent = said = now;
+      });
       n += 1;
     }
   } finally {

@@ -4,9 +4,12 @@ import { ARCHS } from './kiln.js';
 import { $, clearError, paint } from './dom.js';
 import { page, update, useSizing } from './state.js';
 
+/** The next model's options. "Allow none of these" is fastai's multi-label recipe: one sigmoid
+ * per class (BCEWithLogitsLossFlat, threshold 0.5) instead of a softmax over the classes. */
 export function learnerOptions() {
   const arch = $('arch').value;
-  return { arch, pretrained: $('pretrained').checked && arch !== 'tiny', size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, hidden: arch === 'tiny' ? 64 : 512, fp16: $('fp16').checked };
+  const multi = $('multi-label').checked ? { multiLabel: true, thresh: 0.5 } : {};
+  return { arch, pretrained: $('pretrained').checked && arch !== 'tiny', size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, hidden: arch === 'tiny' ? 64 : 512, fp16: $('fp16').checked, ...multi };
 }
 
 /** Says which weights the next model starts from. */
@@ -96,7 +99,7 @@ export function wireSettings() {
   });
   // What Train will do with an imported model, the Presize hint and the small-data notice
   // (Kiln's proposal or fastai's defaults, state.js) follow these.
-  for (const id of ['size', 'bs', 'flip', 'pretrained', 'epochs', 'freeze-epochs']) $(id).addEventListener('input', () => update({}));
+  for (const id of ['size', 'bs', 'flip', 'multi-label', 'pretrained', 'epochs', 'freeze-epochs']) $(id).addEventListener('input', () => update({}));
   $('method').addEventListener('change', () => update({}));
   // The notice's one button puts Kiln's proposal, or fastai's defaults, in the Settings.
   $('proposal-use').addEventListener('click', () => {
@@ -105,7 +108,7 @@ export function wireSettings() {
   });
   // The notice of where the Settings came from (the sample, the photo defaults, an imported
   // model) no longer holds once the user changes one.
-  for (const id of ['arch', 'size', 'bs', 'method', 'epochs', 'freeze-epochs', 'lr', 'flip', 'pretrained', 'presize']) {
+  for (const id of ['arch', 'size', 'bs', 'method', 'epochs', 'freeze-epochs', 'lr', 'flip', 'multi-label', 'pretrained', 'presize']) {
     $(id).addEventListener('input', () => { $('settings-note').hidden = true; });
   }
   // The box's enabled state follows the architecture (state.js's render).

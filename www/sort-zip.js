@@ -1,5 +1,5 @@
 // Download sorted: one .zip with a folder per predicted class (and unsure/ for photos below the
-// threshold) holding each original file byte for byte, plus predictions.csv with the columns
+// threshold or, with one sigmoid per class, of several classes; none-of-these/ for none) holding each original file byte for byte, plus predictions.csv with the columns
 // of `kiln predict --csv`. client-zip (vendor/, from npm) writes it as a stream that pulls one
 // file at a time from its File handle: straight to disk where the browser can save a stream
 // (the File System Access API), else into a Blob, which Chromium pages to disk.
@@ -7,24 +7,36 @@ import { makeZip } from './vendor/client-zip.js';
 import { $, download } from './dom.js';
 import { page } from './state.js';
 import { fileName } from './download-name.js';
-import { sorting } from './sort.js';
+import { classThreshold, rowClasses, sorting } from './sort.js';
 
 /** Where `kiln predict --sort-into` puts photos below `--threshold`. */
 export const UNSURE = 'unsure';
+/** Where it puts photos of no class (a model with one sigmoid per class). */
+export const NONE = 'none-of-these';
+
+/** A photo's folder, as `kiln predict --sort-into` picks it: its class; unsure/ below the
+ * unsure threshold or when of several classes; none-of-these/ when of none (`t`: the class
+ * threshold of a one-sigmoid-per-class model, null for softmax). */
+export function folderOf(r, threshold, t) {
+  const c = rowClasses(r, t);
+  if (!c.length) return NONE;
+  return c.length === 1 && r.p >= threshold ? c[0] : UNSURE;
+}
 
 /** One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180), as the CLI does. */
 const field = (s) => (/[,"\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
 
 /** predictions.csv, as text made a piece at a time: `file,class,probability`, then each
  * class's probability in the model's order, six decimals; a row per photo in the order
- * predicted. Same as `kiln predict --csv`. */
-export async function* predictionsCsv(rows, classes) {
+ * predicted. Same as `kiln predict --csv`: with one sigmoid per class (`t`, the class
+ * threshold), `class` lists the classes above it separated by spaces (empty: none of these). */
+export async function* predictionsCsv(rows, classes, t = null) {
   yield `${['file', 'class', 'probability', ...classes].map(field).join(',')}\n`;
   for (let i = 0; i < rows.length; i += 500) {
     // 500 rows at a time, each in its own task: 10,000 at once held the page too long.
     if (i) await yieldToPage();
     let text = '';
-    for (const r of rows.slice(i, i + 500)) text += `${[field(r.path), field(r.label), r.p.toFixed(6), ...Array.from(r.probs, (v) => v.toFixed(6))].join(',')}\n`;
+    for (const r of rows.slice(i, i + 500)) text += `${[field(r.path), field(rowClasses(r, t).join(' ')), r.p.toFixed(6), ...Array.from(r.probs, (v) => v.toFixed(6))].join(',')}\n`;
     yield text;
   }
 }
@@ -36,10 +48,10 @@ const folderName = (s) => (/^\.*$/.test(s) ? `_${s}` : s.replace(/[/\\]/g, '_'))
  * The zip's entries, made as the zip asks for them: a name taken in a folder gets
  * `name (2).ext`, `name (3).ext`, … as `kiln predict --sort-into` does.
  */
-function* entries(rows, classes, threshold, onFile) {
+function* entries(rows, classes, threshold, t, onFile) {
   const taken = new Set();
   for (const r of rows) {
-    const folder = folderName(r.p < threshold ? UNSURE : r.label);
+    const folder = folderName(folderOf(r, threshold, t));
     const base = r.path.split('/').pop();
     const dot = base.lastIndexOf('.');
     const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
@@ -49,7 +61,7 @@ function* entries(rows, classes, threshold, onFile) {
     onFile();
     yield { name, input: r.file, lastModified: r.file.lastModified ? new Date(r.file.lastModified) : undefined };
   }
-  yield { name: 'predictions.csv', input: predictionsCsv(rows, classes) };
+  yield { name: 'predictions.csv', input: predictionsCsv(rows, classes, t) };
 }
 
 /** Set while a zip is being written: Cancel stops it. */
@@ -63,6 +75,7 @@ export async function downloadSorted() {
   const threshold = raw === '' ? 0 : Number(raw);
   if (!(threshold >= 0 && threshold <= 1)) throw new Error(`The unsure threshold must be a probability from 0 to 1, such as 0.6 (it is ${raw}).`);
   const rows = sorting.rows.slice();
+  const t = classThreshold();
   if (!rows.length) throw new Error('No photos have been sorted yet: drop photos or folders on Predict first.');
   const suggestedName = `sorted-${fileName('zip')}`;
   const picked = window.showSaveFilePicker
@@ -81,7 +94,7 @@ export async function downloadSorted() {
   stop = new AbortController();
   say(`writing ${suggestedName}…`);
   try {
-    const zip = makeZip(entries(rows, sorting.classes, threshold, onFile)).pipeThrough(breather(), { signal: stop.signal });
+    const zip = makeZip(entries(rows, sorting.classes, threshold, t, onFile)).pipeThrough(breather(), { signal: stop.signal });
     if (handle) {
       await zip.pipeTo(await handle.createWritable(), { signal: stop.signal });
     } else {
@@ -95,9 +108,11 @@ export async function downloadSorted() {
   } finally {
     stop = null;
   }
-  const unsure = rows.filter((r) => r.p < threshold).length;
-  const folders = new Set(rows.filter((r) => r.p >= threshold).map((r) => r.label)).size;
-  const where = [folders && `${folders} class folder${folders === 1 ? '' : 's'}`, unsure && `${unsure.toLocaleString('en')} in ${UNSURE}/`].filter(Boolean).join(', ');
+  const at = rows.map((r) => folderOf(r, threshold, t));
+  const unsure = at.filter((f) => f === UNSURE).length;
+  const none = at.filter((f) => f === NONE).length;
+  const folders = new Set(at.filter((f) => f !== UNSURE && f !== NONE)).size;
+  const where = [folders && `${folders} class folder${folders === 1 ? '' : 's'}`, unsure && `${unsure.toLocaleString('en')} in ${UNSURE}/`, none && `${none.toLocaleString('en')} in ${NONE}/`].filter(Boolean).join(', ');
   say(`saved ${suggestedName}: ${rows.length.toLocaleString('en')} photo${rows.length === 1 ? '' : 's'} (${where}) and predictions.csv${sorting.cancelled ? ', the photos predicted before Cancel' : ''}`);
 }
 

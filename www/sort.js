@@ -5,11 +5,11 @@
 // Files are handles; Download sorted reads them again, sort-zip.js).
 import { pathOf } from './kiln.js';
 import { $, el } from './dom.js';
-import { page, update } from './state.js';
+import { NONE_OF_THESE, modelThresh, page, shownClasses, update } from './state.js';
 
 /** Each row is one photo: `n` its place in the order predicted, `p` and `p2` the top and
  * runner-up probabilities, `probs` every class's (in `sorting.classes` order). */
-export const sorting = { classes: [], rank: [], rows: [], bad: [], total: 0, done: 0, cancelled: false };
+export const sorting = { classes: [], rank: [], rows: [], bad: [], total: 0, done: 0, cancelled: false, multi: false };
 /** The rows shown: filtered and sorted. */
 let view = [];
 let order = { key: 'n', dir: 1 };
@@ -21,7 +21,17 @@ export const threshold = () => {
   const t = Number($('sort-threshold').value);
   return t >= 0 && t <= 1 ? t : 0;
 };
-export const isUnsure = (r) => r.p < threshold();
+
+/** With one sigmoid per class (the table's model, `sorting.multi`): Predict's class threshold
+ * slider, which the rows' classes follow; null for a softmax model. */
+export const classThreshold = () => (sorting.multi ? Number($('predict-thresh').value) : null);
+/** A row's classes: its one class, or with one sigmoid per class those above `t` (none: none of these). */
+export const rowClasses = (r, t = classThreshold()) => (t === null ? [r.label] : !(r.p > t) ? [] : shownClasses(r, sorting.classes, t));
+/** As `kiln predict --sort-into`: unsure when below the unsure threshold, or of several classes. */
+export const isUnsure = (r) => {
+  const c = rowClasses(r);
+  return c.length > 1 || (c.length === 1 && r.p < threshold());
+};
 
 /**
  * Files in the order `kiln predict` takes a folder: by path, folder by folder, each name
@@ -49,7 +59,7 @@ export async function sortPhotos(files) {
   if (page.modelClasses === null) throw new Error('Train a model (or import one) before predicting.');
   const photos = photoOrder(files);
   if (!photos.length) throw new Error(`Only hidden files were found (${files.slice(0, 3).map(pathOf).join(', ')}): drop photos or folders of photos.`);
-  reset(page.modelClasses, photos.length);
+  reset(page.modelClasses, photos.length, modelThresh() !== null);
   const t0 = performance.now();
   status(`predicting 0 of ${count(photos.length)}…`);
   try {
@@ -81,19 +91,20 @@ const status = (text) => { $('sort-status').textContent = text; };
 const pct = (p) => `${(p * 100).toFixed(1)}%`;
 
 /** A new run: the old table goes (its thumbnails closed), the filter lists the model's classes. */
-function reset(classes, total) {
+function reset(classes, total, multi) {
   // Each class's place in alphabetical order, for sorting by class.
   const rank = classes.map((c) => classes.filter((d) => collator.compare(d, c) < 0).length);
-  Object.assign(sorting, { classes: [...classes], rank, rows: [], bad: [], total, done: 0, cancelled: false });
+  Object.assign(sorting, { classes: [...classes], rank, rows: [], bad: [], total, done: 0, cancelled: false, multi });
   view = [];
   rowEls.clear();
   wanted.clear();
-  drawn = { first: -1, rows: [], threshold: -1 };
+  drawn = { first: -1, rows: [], threshold: '' };
   update({ sorted: 0 });
   const filter = $('sort-filter');
   const keep = filter.value;
   filter.replaceChildren(el('option', { value: '', textContent: 'every class' }),
     ...classes.map((c) => el('option', { value: `class:${c}`, textContent: c })),
+    ...(multi ? [el('option', { value: 'none', textContent: NONE_OF_THESE })] : []),
     el('option', { value: 'unsure', textContent: 'unsure (below the threshold)' }));
   filter.value = [...filter.options].some((o) => o.value === keep) ? keep : '';
   $('sort-bad').tBodies[0].replaceChildren();
@@ -137,9 +148,11 @@ function addResults(batch) {
 function matcher() {
   const f = $('sort-filter').value;
   if (f === 'unsure') return isUnsure;
+  const t = classThreshold();
+  if (f === 'none') return (r) => rowClasses(r, t).length === 0;
   if (f.startsWith('class:')) {
     const c = f.slice(6);
-    return (r) => r.label === c;
+    return (r) => rowClasses(r, t).includes(c);
   }
   return () => true;
 }
@@ -148,10 +161,16 @@ function matcher() {
 const KEYS = {
   n: (a, b) => a.n - b.n,
   file: (a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.n - b.n),
-  class: (a, b) => sorting.rank[a.index] - sorting.rank[b.index] || b.p - a.p || a.n - b.n,
+  class: (a, b) => classRank(a) - classRank(b) || b.p - a.p || a.n - b.n,
   p: (a, b) => a.p - b.p || a.n - b.n,
   second: (a, b) => a.p2 - b.p2 || a.n - b.n,
 };
+
+/** A row's place by class: its likeliest class's, after every class when it is none of them. */
+function classRank(r) {
+  const t = classThreshold();
+  return t !== null && !(r.p > t) ? sorting.classes.length : sorting.rank[r.index];
+}
 
 /** Filter and sort every row again (10,000 rows: a few ms), then draw. */
 let refreshing = 0;
@@ -169,16 +188,18 @@ function refresh() {
 
 /** The counts line: per class, unsure, unreadable. */
 function counts() {
-  const per = new Map(sorting.classes.map((c) => [c, 0]));
+  const per = new Map([...sorting.classes, NONE_OF_THESE].map((c) => [c, 0]));
   let unsure = 0;
   const t = threshold();
+  const ct = classThreshold();
   for (const r of sorting.rows) {
-    per.set(r.label, per.get(r.label) + 1);
-    if (r.p < t) unsure += 1;
+    const cs = rowClasses(r, ct);
+    for (const c of cs.length ? cs : [NONE_OF_THESE]) per.set(c, per.get(c) + 1);
+    if (cs.length > 1 || (cs.length === 1 && r.p < t)) unsure += 1;
   }
   const classes = [...per].filter(([, n]) => n).map(([c, n]) => `${c} ${n.toLocaleString('en')}`).join(', ');
   const parts = [`${count(sorting.rows.length)}${classes ? `: ${classes}` : ''}`];
-  if (t > 0) parts.push(`${unsure.toLocaleString('en')} unsure (below ${pct(t)})`);
+  if (t > 0 || ct !== null) parts.push(`${unsure.toLocaleString('en')} unsure (${ct === null ? '' : 'several classes, or '}below ${pct(t)})`);
   if (sorting.bad.length) parts.push(`${sorting.bad.length.toLocaleString('en')} could not be read`);
   if (view.length !== sorting.rows.length) parts.push(`showing ${view.length.toLocaleString('en')}`);
   $('sort-counts').textContent = parts.join(' · ');
@@ -188,7 +209,7 @@ let drawing = 0;
 const schedule = () => { drawing ||= requestAnimationFrame(() => { drawing = 0; draw(); }); };
 
 /** What draw() last put in the table: the same rows at the same threshold are left alone. */
-let drawn = { first: -1, rows: [], threshold: -1 };
+let drawn = { first: -1, rows: [], threshold: '' };
 
 /** The rows in view (and a few around them) between two spacers as tall as the rest. */
 function draw() {
@@ -196,7 +217,7 @@ function draw() {
   const body = $('sort-table').tBodies[0];
   const first = Math.max(0, Math.floor(wrap.scrollTop / ROW) - 4);
   const shown = view.slice(first, first + Math.ceil((wrap.clientHeight || 400) / ROW) + 8);
-  const t = threshold();
+  const t = `${threshold()} ${classThreshold()}`;
   const below = (view.length - first - shown.length) * ROW;
   if (first === drawn.first && t === drawn.threshold && shown.length === drawn.rows.length && shown.every((r, i) => r === drawn.rows[i]) && body.rows.length) {
     // Rows streaming in below the view change only the lower spacer.
@@ -236,11 +257,15 @@ function rowElement(r) {
   }
   if (tr.thumb === 'none') wanted.add(r);
   const unsure = isUnsure(r);
-  if (tr.unsure !== unsure) {
+  const cs = rowClasses(r);
+  const text = cs.join(', ') || NONE_OF_THESE;
+  if (tr.unsure !== unsure || tr.shown !== text) {
     tr.unsure = unsure;
+    tr.shown = text;
     tr.classList.toggle('unsure', unsure);
-    const flag = unsure ? [' ', el('span', { className: 'flag', textContent: 'unsure', title: `below the threshold of ${pct(threshold())}` })] : [];
-    tr.children[2].replaceChildren(r.label, ...flag);
+    const why = cs.length > 1 ? 'several classes' : `below the threshold of ${pct(threshold())}`;
+    const flag = unsure ? [' ', el('span', { className: 'flag', textContent: 'unsure', title: why })] : [];
+    tr.children[2].replaceChildren(text, ...flag);
   }
   return tr;
 }
@@ -280,5 +305,7 @@ export function wireSorting() {
   // Flags follow the threshold as it is typed (a value outside 0–1 flags nothing; Download
   // sorted refuses it, sort-zip.js).
   $('sort-threshold').addEventListener('input', refresh);
+  // The classes of a one-sigmoid-per-class model's rows follow Predict's class threshold.
+  $('predict-thresh').addEventListener('input', () => { if (sorting.multi) refresh(); });
   $('sort-wrap').addEventListener('scroll', schedule, { passive: true });
 }

@@ -66,6 +66,9 @@ export const page = {
   modelName: '',
   /** @type {Record<string, any> | null} */
   modelOptions: null,
+  /** A model trained here: whether it has one sigmoid per class, and its threshold (the
+   * Settings' checkbox when it was made); an imported model's are in modelOptions. @type {{multiLabel: boolean, thresh: number} | null} */
+  trainedOptions: null,
   /** Whether the model is in a file (exported, or imported from one): leaving the page asks otherwise. */
   modelSaved: true,
   /** Pretrained weights the user brought: {arch, name}. */
@@ -127,6 +130,41 @@ export function update(changes) {
   render();
 }
 
+/** The model's threshold when it has one sigmoid per class (fastai's multi-label: a photo may
+ * be of none of its classes), else null (softmax, or no model). */
+export function modelThresh() {
+  if (page.modelClasses === null) return null;
+  const o = page.modelOrigin === 'imported' || page.modelOptions ? page.modelOptions : page.trainedOptions;
+  return o?.multiLabel ? Number(o.thresh ?? 0.5) : null;
+}
+
+/** Predict's threshold slider (shown for a one-sigmoid-per-class model), else null. */
+export function classThresh() {
+  return modelThresh() === null ? null : Number($('predict-thresh').value);
+}
+
+/** The classes a prediction shows: those above `t` in the model's order, as the core's
+ * `labels` (none is "none of these"), or with a softmax model (`t` null) its one class. */
+export function shownClasses(p, classes, t) {
+  if (t === null) return [classes[p.index]];
+  return classes.filter((_, i) => p.probs[i] > t);
+}
+export const NONE_OF_THESE = 'none of these';
+
+/** Which model the slider was last set for: a new one sets it to the model's own threshold
+ * (and an imported one's kind to the Settings' checkbox). */
+let followed = -1;
+function followModel() {
+  if (page.modelVersion === followed || page.modelClasses === null) return;
+  followed = page.modelVersion;
+  const t = modelThresh();
+  if (t !== null) {
+    $('predict-thresh').value = String(t);
+    $('predict-thresh-value').textContent = Number($('predict-thresh').value).toFixed(2);
+  }
+  if (page.modelOrigin === 'imported' && page.modelOptions) $('multi-label').checked = !!page.modelOptions.multiLabel;
+}
+
 const sorted = (names) => JSON.stringify([...names].sort());
 const sameClasses = (a, b) => !!a && !!b && sorted(a) === sorted(b);
 
@@ -171,6 +209,8 @@ export function render() {
   // architecture picks which weights the next model gets).
   enable(['sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'predict-folder', 'predict-camera', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'seed', 'presize'], idle);
   $('pretrained').disabled = !idle || $('arch').value === 'tiny';
+  // The next model's loss (softmax, or one sigmoid per class): off during work, as Architecture.
+  enable(['multi-label'], idle);
   // Half precision only where the GPU has it (kiln.info says why not).
   $('fp16').disabled = !!page.kiln?.info?.fp16Unavailable || page.kiln === null;
   for (const b of document.querySelectorAll('#suggestions button, #more-suggestions button')) b.disabled = !idle;
@@ -186,6 +226,11 @@ export function render() {
   // work but stays off during other work, as every control outside the passive settings.
   $('sort-cancel').disabled = !['predicting', 'saving'].includes(page.phase) || page.cancelling;
   enable(['sort-filter', 'sort-threshold', 'sort-by-file', 'sort-by-class', 'sort-by-p', 'sort-by-second'], idle || page.phase === 'predicting');
+  // The class threshold of a one-sigmoid-per-class model re-derives what is shown (the single
+  // prediction, Live's, the table's) from the probabilities kept: no work, so Live too.
+  followModel();
+  $('thresh-box').hidden = modelThresh() === null;
+  enable(['predict-thresh'], modelThresh() !== null && (idle || ['predicting', 'live'].includes(page.phase)));
   // The Photos camera (camera.js): Hold to record stays usable while it records (letting go
   // ends the recording there). The open preview's own controls start no work: it can be
   // closed while Kiln trains, say, but not mid-recording. Live (live.js) is work of its own:
@@ -281,7 +326,7 @@ function renderProposal(idle) {
 export const cleanerCurrent = () => !!page.cleaner && page.modelClasses !== null && page.cleaner.files === page.files && page.cleaner.modelVersion === page.modelVersion;
 
 /** The Settings that must match an imported model for Train to continue it. */
-const MODEL_FIELDS = [['arch', 'arch', 'Architecture', String], ['size', 'size', 'Image size', Number], ['bs', 'batchSize', 'Batch size', Number], ['flip', 'doFlip', 'Random horizontal flips', Boolean]];
+const MODEL_FIELDS = [['arch', 'arch', 'Architecture', String], ['size', 'size', 'Image size', Number], ['bs', 'batchSize', 'Batch size', Number], ['flip', 'doFlip', 'Random horizontal flips', Boolean], ['multi-label', 'multiLabel', '“None of these”', Boolean]];
 
 /**
  * What Train will do, said before it is pressed: continue the imported model when the dataset
@@ -301,7 +346,7 @@ export function trainPlan() {
     return { continues: false, text: `Train starts a new model ${fresh}, not ${name}: its classes (${page.modelClasses.join(', ')}) differ from this dataset's (${page.datasetClasses.join(', ')}).` };
   }
   const o = page.modelOptions || {};
-  const changed = MODEL_FIELDS.filter(([id, key, , as]) => key in o && as(id === 'flip' ? $(id).checked : $(id).value) !== as(o[key])).map(([, , label]) => label);
+  const changed = MODEL_FIELDS.filter(([id, key, , as]) => key in o && as($(id).type === 'checkbox' ? $(id).checked : $(id).value) !== as(o[key])).map(([, , label]) => label);
   if (changed.length) return { continues: false, text: `Train starts a new model ${fresh}, not ${name}: ${changed.join(', ')} differ${changed.length === 1 ? 's' : ''} from the model's.` };
   return { continues: true, text: `Train continues ${name} (the imported model) on this dataset.` };
 }

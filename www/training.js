@@ -191,9 +191,12 @@ export async function train() {
     // An imported model with this dataset's classes and its own Settings is trained on (the
     // Train section says so before); anything else starts a new model.
     const plan = trainPlan();
+    const options = learnerOptions();
     const created = plan.continues
       ? { classes: page.modelClasses, pretrained: null, microBatch: null }
-      : await page.kiln.createLearner(learnerOptions());
+      : await page.kiln.createLearner(options);
+    // One sigmoid per class: fastai names the metric accuracy_multi (the run's model's kind).
+    const multi = plan.continues ? !!page.modelOptions?.multiLabel : !!options.multiLabel;
     const origin = plan.continues
       ? `continued ${page.modelName}`
       : `${ARCHS[$('arch').value].name} ${created.pretrained ? `started from pretrained weights: ${created.pretrained}` : 'started from random weights'}`;
@@ -204,13 +207,14 @@ export async function train() {
     // A failed start (e.g. missing weights) leaves the last run's charts and table in place; a
     // continued model's go on.
     startRun(fine ? { frozen: freeze, unfrozen: epochs } : { fit: epochs }, plan.continues);
+    $('metric-head').textContent = multi ? 'accuracy_multi' : 'accuracy';
     setStatus(origin);
     const report = fine
       ? await page.kiln.fineTune(epochs, { baseLr: lr, freezeEpochs: freeze }, callbacks)
       : await page.kiln.fitOneCycle(epochs, lr, callbacks);
     // Cancelled or not, the model keeps what it learned; it is not in a file until exported.
     const { epochs: n, frozen } = await modelState();
-    update({ modelClasses: created.classes, modelOrigin: 'trained', modelSaved: false, modelVersion: page.modelVersion + 1, modelState: { epochs: n, frozen } });
+    update({ modelClasses: created.classes, modelOrigin: 'trained', trainedOptions: plan.continues ? null : { multiLabel: multi, thresh: options.thresh ?? 0.5 }, modelSaved: false, modelVersion: page.modelVersion + 1, modelState: { epochs: n, frozen } });
     setStatus(`${report.cancelled ? 'cancelled — the model keeps what it learned so far' : 'done'} · ${origin}`);
     $('model-status').textContent = `model ready (${created.classes.length} classes): export it to keep it`;
   } catch (e) {
