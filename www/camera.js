@@ -39,7 +39,10 @@ export function cameraError(/** @type {any} */ e) {
     : name === 'NotFoundError' || name === 'OverconstrainedError' ? 'no camera was found'
     : name === 'NotReadableError' || name === 'AbortError' ? 'it is in use by another app, or the system refused it'
     : e?.message || String(e);
-  return new Error(`Kiln could not use the camera: ${why}. Allow camera access in the browser's site settings, or drop photos instead.`);
+  const todo = name === 'NotFoundError' || name === 'OverconstrainedError' ? 'Connect a camera, or drop photos instead.'
+    : name === 'NotReadableError' || name === 'AbortError' ? 'Close the other app that uses it, or drop photos instead.'
+    : "Allow camera access in the browser's site settings, or drop photos instead.";
+  return new Error(`Kiln could not use the camera: ${why}. ${todo}`);
 }
 
 /** Whether a stream's camera faces the user (its preview is then mirrored, as a mirror is):

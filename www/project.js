@@ -51,6 +51,9 @@ function showSettings(settings, options) {
     const same = key === 'labelRegex' ? $(id).value.trim() === v : Number($(id).value) === Number(v) && $(id).value.trim() !== '';
     if (!same) $(id).value = String(v);
   }
+  // A tiny model's project says 'not pretrained' (it has no such weights): a later switch to
+  // an architecture that has them ticks the box again, as the photo defaults do.
+  if ($('arch').value === 'tiny') update({ pretrainedBeforeTiny: $('pretrained').defaultChecked });
   syncMethod();
   showWeights();
 }
@@ -121,7 +124,8 @@ export async function openProject(file, label = file.name) {
   await showSummary(summary);
   const kept = chartsOf(charts);
   if (model) {
-    update({ modelClasses: model.classes, modelOrigin: 'imported', modelName: label, modelOptions: model.options, modelSaved: true, modelVersion: page.modelVersion + 1 });
+    const { frozen } = await page.kiln.history();
+    update({ modelClasses: model.classes, modelOrigin: 'imported', modelName: label, modelOptions: model.options, modelSaved: true, modelVersion: page.modelVersion + 1, modelState: { epochs: history.length, frozen } });
     $('model-status').textContent = `loaded the model of ${label}: ${model.classes.length} classes, ${plural(history.length, 'epoch')} trained`;
   }
   // Epochs the model trained past the charts (the CLI went on with it) are added to them.

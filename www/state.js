@@ -244,6 +244,7 @@ export function render() {
   enable(['live'], (idle && model) || live);
   enable(['live-camera'], live);
   $('live').setAttribute('aria-pressed', String(live));
+  $('live-hint').textContent = live ? 'Live is on: press Live camera again to stop it and release the camera.' : 'Classifies the camera\'s picture continuously, once a model is trained or imported.';
   // For CSS (drop zones and picker labels look disabled) and for tests.
   document.body.dataset.phase = page.phase;
   const plan = trainPlan();

@@ -173,6 +173,12 @@ await e2e([], async ({ browser, base: url }) => {
     for (const k of Object.keys(before)) if (k !== 'charts') assert.deepEqual(after[k], before[k], k);
     for (const k of Object.keys(before.charts)) assert.deepEqual(after.charts[k], before.charts[k], `charts.${k}`);
     samePredictions(await predictions(b), predsA);
+    // Train more knows the opened model: its epochs so far.
+    assert.match(await b.textContent('#more-state'), new RegExp(`trained ${before.table.length} epochs so far`));
+    // The tiny model's project unticks "pretrained"; an architecture that has weights ticks it again.
+    await b.selectOption('#arch', 'efficientnet_lite0');
+    assert.equal(await b.isChecked('#pretrained'), true, 'pretrained again after a tiny project');
+    await b.selectOption('#arch', 'tiny');
     assert.equal(await b.isEnabled('#train'), true);
     assert.match(await b.textContent('#train-plan'), /Train continues P\.kilnproj/);
   });

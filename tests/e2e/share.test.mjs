@@ -139,6 +139,17 @@ await e2e(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream
       const info = await shared.evaluate(() => window.kiln.info);
       assert.equal(info.threads, 1);
       assert.notEqual(info.simd, 'relaxed');
+      assert.equal(await shared.$('#needs-server'), null, 'served: no word about file://');
+    });
+    await c.check('opened from the disk (file://), it says to serve it instead of hanging', async () => {
+      // A context of its own: its file:// requests are not the served page's.
+      const ctx = await shared.context().browser().newContext();
+      const disk = await ctx.newPage();
+      await disk.goto(`file://${join(dir, 'unzipped', folder, 'index.html')}`);
+      await disk.waitForSelector('#needs-server', { state: 'visible' });
+      await disk.waitForFunction(() => getComputedStyle(document.querySelector('#needs-server')).opacity === '1', null, { timeout: 10_000 });
+      assert.match(await disk.textContent('#needs-server'), /web server, not as a file: .*python3 -m http\.server/s);
+      await ctx.close();
     });
     await c.check('it names the classes and where the model came from', async () => {
       assert.equal(await shared.textContent('#classes'), '0, 1, 2, 3, 4, 5, 6, 7, 8, 9');

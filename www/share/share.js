@@ -206,6 +206,8 @@ function wire() {
 }
 
 async function main() {
+  // Served: say nothing about file:// (see index.html's #needs-server).
+  document.getElementById('needs-server')?.remove();
   wire();
   const [model, about] = await Promise.all([
     sibling('model.kiln').then((r) => r.blob()),
