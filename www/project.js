@@ -178,6 +178,8 @@ async function keep() {
   const key = stateKey();
   if (sameKey(keeper.kept, key)) return;
   keeper.writing = true;
+  // Said, so nobody reloads thinking it is kept when it is not yet.
+  $('project-kept').textContent = 'keeping a copy in this browser…';
   // About what the project takes: its photos (the model and manifest are small beside them).
   const size = page.files.reduce((n, f) => n + f.size, 0);
   // The history is asked now, before any await, while nothing runs (the worker answers at
@@ -189,15 +191,17 @@ async function keep() {
     const epochs = (await history)?.history.length ?? 0;
     const zip = await page.kiln.saveProject({ settings: readSettings(), charts: chartsNow(epochs), model: model && 'snapshot' });
     const dir = await storage();
-    if (!dir) return;
+    if (!dir) { $('project-kept').textContent = ''; return; }
     const file = await dir.getFileHandle(KEPT, { create: true });
     await zip.body.pipeTo(await file.createWritable());
     keeper.kept = key;
     note('');
     document.body.dataset.projectKept = String(Date.now());
+    $('project-kept').textContent = `kept in this browser at ${new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}`;
   } catch (e) {
     // Not retried for the same state; the next change tries again.
     keeper.kept = key;
+    $('project-kept').textContent = '';
     note(await keepFailed(e, size));
   } finally {
     keeper.writing = false;
