@@ -76,13 +76,7 @@ pub fn page_settings(o: &LearnerOptions, data: &DataOptions, method: &str, epoch
 /// Write `learner` and the photos of `source` as a project at `out` (never over a file this
 /// run read); the page's Settings are `settings` over those of a project read.
 pub fn save(out: &Path, source: &Source, learner: &Learner, settings: serde_json::Map<String, serde_json::Value>, inputs: &[&Path]) -> Result<(), String> {
-    for input in inputs {
-        if let (Ok(a), Ok(b)) = (input.canonicalize(), out.canonicalize())
-            && a == b
-        {
-            return Err(format!("--save-project {} is a file this run read: choose another name (Kiln does not overwrite it)", out.display()));
-        }
-    }
+    super::refuse_overwrite(out, inputs, "--save-project", "a file this run read")?;
     let model = pollster::block_on(kiln::export::to_bytes(learner)).map_err(|e| e.to_string())?;
     let saved_by = format!("kiln {} (cli)", env!("CARGO_PKG_VERSION"));
     let (mut manifest, mut reader) = match source {
@@ -114,18 +108,10 @@ pub fn save(out: &Path, source: &Source, learner: &Learner, settings: serde_json
             (None, None) => Err(format!("{name} is not among the photos read")),
         }
     };
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = out.file_name().ok_or_else(|| format!("{} is not a file name", out.display()))?;
-    let tmp = dir.join(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
-    let written = File::create(&tmp)
-        .map_err(|e| format!("writing {}: {e}", out.display()))
-        .and_then(|f| kiln::project::write(std::io::BufWriter::new(f), &manifest, &mut photo, Some(&model)))
-        .and_then(|w| w.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(|e| e.to_string()))
-        .and_then(|()| std::fs::rename(&tmp, out).map_err(|e| format!("writing {}: {e}", out.display())));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written?;
+    super::write_atomic_with(out, |f| {
+        let w = kiln::project::write(std::io::BufWriter::new(f), &manifest, &mut photo, Some(&model))?;
+        w.into_inner().map(drop).map_err(|e| format!("writing {}: {e}", out.display()))
+    })?;
     println!("saved the project to {} ({} photos, the model after {} epoch(s))", out.display(), manifest.photo_names().count(), learner.history.len());
     Ok(())
 }

@@ -74,11 +74,7 @@ pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner,
 /// A saved model and the dataset to train it further on, frozen or unfrozen as asked. `output`
 /// is refused when it is the model's own file: what the user gave is never overwritten.
 pub fn continue_learner(model: &Path, data: &DataArgs, device: DeviceChoice, unfreeze: bool, freeze: bool, output: &Path) -> Result<(Datasets, Learner, Source), String> {
-    if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize())
-        && a == b
-    {
-        return Err(format!("-o {} is the model being read: choose another file (Kiln does not overwrite it)", output.display()));
-    }
+    super::refuse_overwrite(output, &[model], "-o", "the model being read")?;
     let dev = select_native(device)?;
     eprintln!("device: {}", dev.description);
     let mut learner = open(model, &dev.device)?;

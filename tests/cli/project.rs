@@ -49,6 +49,12 @@ fn a_saved_project_summarises_predicts_and_trains_on_like_its_folder() {
     assert_eq!(manifest["settings"]["bs"], "8");
     assert_eq!(manifest["settings"]["method"], "fine_tune");
     assert_eq!(manifest["model"], true);
+
+    // --save-project never writes over a file the run read.
+    let before = std::fs::read(&proj).unwrap();
+    let o = kiln(&["fit", &proj, &proj, "--device", "cpu", "-o", &tmp("proj-c.kiln"), "--save-project", &proj]);
+    assert!(!o.status.success() && text(&o).contains("is a file this run read"), "{}", text(&o));
+    assert_eq!(std::fs::read(&proj).unwrap(), before);
 }
 
 #[test]
