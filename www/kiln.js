@@ -21,6 +21,9 @@ export const ARCHS = {
   efficientnet_lite0: { name: 'EfficientNet-Lite0' },
   resnet34: { name: 'ResNet-34', torchvision: 'resnet34-b627a593.pth' },
   resnet18: { name: 'ResNet-18', torchvision: 'resnet18-f37072fd.pth' },
+  resnet50: { name: 'ResNet-50', torchvision: 'resnet50-11ad3fa6.pth' },
+  resnet101: { name: 'ResNet-101', torchvision: 'resnet101-cd907fc2.pth' },
+  resnet152: { name: 'ResNet-152', torchvision: 'resnet152-f82ba261.pth' },
   tiny: { name: 'Tiny ResNet' },
 };
 

@@ -44,8 +44,9 @@ pub struct DataArgs {
 
 #[derive(clap::Args, Clone)]
 pub struct ModelArgs {
-    /// efficientnet_lite0 (pretrained weights bundled), resnet18 or resnet34 (bring torchvision
-    /// weights with --weights), or tiny (a cut-down ResNet for quick runs, random init).
+    /// efficientnet_lite0 (pretrained weights bundled), resnet18/34/50/101/152 (bring
+    /// torchvision weights with --weights), or tiny (a cut-down ResNet for quick runs, random
+    /// init).
     #[arg(long, default_value = "efficientnet_lite0")]
     pub arch: Arch,
     /// Pretrained weights: a torchvision/timm checkpoint (.pth, .pt, .safetensors) or a Kiln

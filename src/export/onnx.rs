@@ -18,7 +18,7 @@ use crate::augment::{IMAGENET_MEAN, IMAGENET_STD};
 use super::ModelHeader;
 use crate::model::Classifier;
 use crate::model::efficientnet::{EfficientNet, MBConvBlock};
-use crate::model::resnet::{BasicBlock, ResNet};
+use crate::model::resnet::{Block, ResNet};
 use crate::model::{Body, Head};
 
 /// The operator set the graph is written for (onnxruntime ≥ 1.13, opset 17 = ONNX 1.12).
@@ -254,13 +254,13 @@ impl Graph {
         let mut x = self.maxpool(x, &m.maxpool, "body.maxpool");
         for (i, layer) in [&m.layer1, &m.layer2, &m.layer3, &m.layer4].into_iter().enumerate() {
             for (j, block) in layer.iter().enumerate() {
-                x = self.basic_block(x, block, &format!("body.layer{}.{j}", i + 1));
+                x = self.block(x, block, &format!("body.layer{}.{j}", i + 1));
             }
         }
         x
     }
 
-    fn basic_block(&mut self, x: String, b: &BasicBlock, name: &str) -> String {
+    fn block(&mut self, x: String, b: &Block, name: &str) -> String {
         let hw = self.hw;
         let identity = match &b.downsample {
             Some(d) => {
@@ -274,7 +274,12 @@ impl Graph {
         let y = self.batchnorm(y, &b.bn1, &format!("{name}.bn1"));
         let y = self.relu(y, &format!("{name}.relu1"));
         let y = self.conv(y, &b.conv2, &format!("{name}.conv2"));
-        let y = self.batchnorm(y, &b.bn2, &format!("{name}.bn2"));
+        let mut y = self.batchnorm(y, &b.bn2, &format!("{name}.bn2"));
+        if let (Some(c), Some(bn)) = (&b.conv3, &b.bn3) {
+            y = self.relu(y, &format!("{name}.relu3"));
+            y = self.conv(y, c, &format!("{name}.conv3"));
+            y = self.batchnorm(y, bn, &format!("{name}.bn3"));
+        }
         let y = self.op("Add", name, vec![y, identity], vec![], None);
         self.relu(y, &format!("{name}.relu2"))
     }

@@ -37,9 +37,12 @@ pub fn fastai_arch(arch: &Arch) -> Result<&'static str, ExportError> {
     match arch {
         Arch::ResNet18 => Ok("resnet18"),
         Arch::ResNet34 => Ok("resnet34"),
+        Arch::ResNet50 => Ok("resnet50"),
+        Arch::ResNet101 => Ok("resnet101"),
+        Arch::ResNet152 => Ok("resnet152"),
         Arch::EfficientNetLite0 => Ok("tf_efficientnet_lite0"),
         Arch::Custom(_) => Err(ExportError::Unsupported(format!(
-            "{} is Kiln's own cut-down ResNet, which fastai has no model for: export it as ONNX instead, or train resnet18/resnet34/efficientnet_lite0 to continue in fastai",
+            "{} is Kiln's own cut-down ResNet, which fastai has no model for: export it as ONNX instead, or train resnet18/34/50/101/152 or efficientnet_lite0 to continue in fastai",
             arch.name()
         ))),
     }
@@ -131,6 +134,10 @@ impl StateDict {
                 self.batchnorm(&b.bn1, &format!("{k}.bn1"));
                 self.conv(&b.conv2, &format!("{k}.conv2"));
                 self.batchnorm(&b.bn2, &format!("{k}.bn2"));
+                if let (Some(c), Some(bn)) = (&b.conv3, &b.bn3) {
+                    self.conv(c, &format!("{k}.conv3"));
+                    self.batchnorm(bn, &format!("{k}.bn3"));
+                }
                 if let Some(d) = &b.downsample {
                     self.conv(&d.conv, &format!("{k}.downsample.0"));
                     self.batchnorm(&d.bn, &format!("{k}.downsample.1"));

@@ -22,6 +22,9 @@ use crate::mixed_precision::Precision;
 pub enum Arch {
     ResNet18,
     ResNet34,
+    ResNet50,
+    ResNet101,
+    ResNet152,
     #[serde(rename = "efficientnet_lite0")]
     EfficientNetLite0,
     /// A cut-down ResNet for tests and quick experiments.
@@ -29,20 +32,29 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub fn init_body(&self, device: &Device) -> Body {
+    /// The ResNet's configuration, or `None` for EfficientNet.
+    pub fn resnet(&self) -> Option<ResNetConfig> {
         match self {
-            Arch::ResNet18 => Body::ResNet(ResNetConfig::resnet18().init(device)),
-            Arch::ResNet34 => Body::ResNet(ResNetConfig::resnet34().init(device)),
-            Arch::EfficientNetLite0 => Body::EfficientNet(EfficientNet::lite0(device)),
-            Arch::Custom(c) => Body::ResNet(c.init(device)),
+            Arch::ResNet18 => Some(ResNetConfig::resnet18()),
+            Arch::ResNet34 => Some(ResNetConfig::resnet34()),
+            Arch::ResNet50 => Some(ResNetConfig::resnet50()),
+            Arch::ResNet101 => Some(ResNetConfig::resnet101()),
+            Arch::ResNet152 => Some(ResNetConfig::resnet152()),
+            Arch::EfficientNetLite0 => None,
+            Arch::Custom(c) => Some(c.clone()),
+        }
+    }
+    pub fn init_body(&self, device: &Device) -> Body {
+        match self.resnet() {
+            Some(c) => Body::ResNet(c.init(device)),
+            None => Body::EfficientNet(EfficientNet::lite0(device)),
         }
     }
     /// Channels of the body's last feature map.
     pub fn num_features(&self) -> usize {
-        match self {
-            Arch::ResNet18 | Arch::ResNet34 => 512,
-            Arch::EfficientNetLite0 => efficientnet::NUM_FEATURES,
-            Arch::Custom(c) => c.num_features(),
+        match self.resnet() {
+            Some(c) => c.num_features(),
+            None => efficientnet::NUM_FEATURES,
         }
     }
     /// Bytes one training pass (forward kept for backward, then backward) holds per image at
@@ -53,9 +65,16 @@ impl Arch {
         let per_px: u64 = match self {
             Arch::ResNet18 => TRAIN_BYTES_PER_PX_RESNET18,
             Arch::ResNet34 => TRAIN_BYTES_PER_PX_RESNET34,
+            Arch::ResNet50 => TRAIN_BYTES_PER_PX_RESNET50,
+            Arch::ResNet101 => TRAIN_BYTES_PER_PX_RESNET101,
+            Arch::ResNet152 => TRAIN_BYTES_PER_PX_RESNET152,
             Arch::EfficientNetLite0 => TRAIN_BYTES_PER_PX_EFFNET,
-            // Activations scale with the stem's width (ResNet-18: 64).
-            Arch::Custom(c) => (TRAIN_BYTES_PER_PX_RESNET18 * c.widths[0] as u64).div_ceil(64),
+            // Activations scale with the stem's width (ResNet-18: 64); a bottleneck's with its
+            // fourfold outputs and extra convolution (ResNet-50 against ResNet-34).
+            Arch::Custom(c) => {
+                let basic = (TRAIN_BYTES_PER_PX_RESNET18 * c.widths[0] as u64).div_ceil(64);
+                if c.bottleneck { basic * TRAIN_BYTES_PER_PX_RESNET50.div_ceil(TRAIN_BYTES_PER_PX_RESNET34) } else { basic }
+            }
         };
         per_px * (size * size) as u64
     }
@@ -66,8 +85,11 @@ impl Arch {
         match self {
             Arch::ResNet18 => 11_000_000,
             Arch::ResNet34 => 21_000_000,
+            Arch::ResNet50 => 23_000_000,
+            Arch::ResNet101 => 42_000_000,
+            Arch::ResNet152 => 58_000_000,
             Arch::EfficientNetLite0 => 3_000_000,
-            // Each block's second 3×3 convolution alone: widths[i]² × 9 weights.
+            // Each block's 3×3 convolution alone: widths[i]² × 9 weights.
             Arch::Custom(c) => c.layers.iter().zip(c.widths).fold(0u64, |sum, (&l, w)| sum.saturating_add((l as u64).saturating_mul((w as u64).saturating_pow(2)).saturating_mul(9))),
         }
     }
@@ -77,6 +99,9 @@ impl Arch {
         let params: u64 = match self {
             Arch::ResNet18 => 11_700_000,
             Arch::ResNet34 => 21_800_000,
+            Arch::ResNet50 => 25_600_000,
+            Arch::ResNet101 => 44_600_000,
+            Arch::ResNet152 => 60_300_000,
             Arch::EfficientNetLite0 => 4_700_000,
             Arch::Custom(c) => (c.widths.iter().map(|&w| 9 * w * w * 2).sum::<usize>() + 1_000_000) as u64,
         };
@@ -94,8 +119,11 @@ impl Arch {
         match self {
             Arch::ResNet18 => "resnet18".into(),
             Arch::ResNet34 => "resnet34".into(),
+            Arch::ResNet50 => "resnet50".into(),
+            Arch::ResNet101 => "resnet101".into(),
+            Arch::ResNet152 => "resnet152".into(),
             Arch::EfficientNetLite0 => "efficientnet_lite0".into(),
-            Arch::Custom(c) => format!("resnet(layers={:?}, widths={:?})", c.layers, c.widths),
+            Arch::Custom(c) => format!("resnet(layers={:?}, widths={:?}{})", c.layers, c.widths, if c.bottleneck { ", bottleneck" } else { "" }),
         }
     }
 }
@@ -106,9 +134,12 @@ impl std::str::FromStr for Arch {
         match s.to_ascii_lowercase().replace('-', "_").as_str() {
             "resnet18" => Ok(Arch::ResNet18),
             "resnet34" => Ok(Arch::ResNet34),
+            "resnet50" => Ok(Arch::ResNet50),
+            "resnet101" => Ok(Arch::ResNet101),
+            "resnet152" => Ok(Arch::ResNet152),
             "efficientnet_lite0" => Ok(Arch::EfficientNetLite0),
             "tiny" => Ok(Arch::Custom(ResNetConfig::tiny())),
-            _ => Err(format!("unknown architecture {s:?}: use efficientnet_lite0, resnet18, resnet34 or tiny")),
+            _ => Err(format!("unknown architecture {s:?}: use efficientnet_lite0, resnet18, resnet34, resnet50, resnet101, resnet152 or tiny")),
         }
     }
 }
@@ -117,6 +148,9 @@ impl std::str::FromStr for Arch {
 // EfficientNet-Lite0's keeps a larger margin on purpose (docs/BENCHMARKS.md, "Training memory").
 const TRAIN_BYTES_PER_PX_RESNET18: u64 = 640;
 const TRAIN_BYTES_PER_PX_RESNET34: u64 = 960;
+const TRAIN_BYTES_PER_PX_RESNET50: u64 = 2400;
+const TRAIN_BYTES_PER_PX_RESNET101: u64 = 3600;
+const TRAIN_BYTES_PER_PX_RESNET152: u64 = 5000;
 const TRAIN_BYTES_PER_PX_EFFNET: u64 = 1400;
 
 /// The feature extractor: everything before the pooling and classifier.

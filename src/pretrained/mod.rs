@@ -1,7 +1,7 @@
 //! Pretrained weights (fastai's `pretrained=True`): read a checkpoint a user brings — PyTorch
 //! zip or legacy `.pth`, or `.safetensors` — from bytes (the browser has no file paths), map
 //! its names onto Kiln's body, and apply it with burn-store's applier and PyTorch adapter
-//! (Linear transposes, BatchNorm weight/bias → gamma/beta). torchvision ResNet-18/34 and
+//! (Linear transposes, BatchNorm weight/bias → gamma/beta). torchvision ResNet-18/34/50/101/152 and
 //! lukemelas-style EfficientNet-Lite0 state dicts are recognised from their keys.
 
 pub mod pickle;
@@ -35,7 +35,7 @@ pub enum WeightsError {
     Format(String),
     #[error("not a weights file Kiln can read: expected a PyTorch checkpoint (.pth/.pt), a .safetensors file, or a Kiln backbone (.kiln)")]
     Unknown,
-    #[error("cannot tell the architecture from the checkpoint's keys (first keys: {0}); Kiln imports torchvision ResNet-18/34 and EfficientNet-Lite0 state dicts")]
+    #[error("cannot tell the architecture from the checkpoint's keys (first keys: {0}); Kiln imports torchvision ResNet-18/34/50/101/152 and EfficientNet-Lite0 state dicts")]
     UnknownArch(String),
     #[error("the checkpoint is a {found} but {expected} was asked for")]
     ArchMismatch { expected: String, found: String },
@@ -74,12 +74,19 @@ impl Checkpoint {
         if has("_conv_stem.weight") && has("_blocks.15._project_conv.weight") && !has("_blocks.16._project_conv.weight") {
             return Ok(Arch::EfficientNetLite0);
         }
-        if has("conv1.weight") && has("layer1.0.conv2.weight") && !has("layer1.0.conv3.weight") {
-            if has("layer3.5.conv1.weight") {
-                return Ok(Arch::ResNet34);
-            }
-            if has("layer4.1.conv1.weight") {
-                return Ok(Arch::ResNet18);
+        if has("conv1.weight") && has("layer1.0.conv2.weight") {
+            // Blocks in layer3 tell the depths apart: 2/6 basic (18/34), 6/23/36 bottleneck.
+            let layer3 = (0..).take_while(|b| has(&format!("layer3.{b}.conv1.weight"))).count();
+            let arch = match (has("layer1.0.conv3.weight"), layer3) {
+                (false, 2) => Some(Arch::ResNet18),
+                (false, 6) => Some(Arch::ResNet34),
+                (true, 6) => Some(Arch::ResNet50),
+                (true, 23) => Some(Arch::ResNet101),
+                (true, 36) => Some(Arch::ResNet152),
+                _ => None,
+            };
+            if let Some(arch) = arch {
+                return Ok(arch);
             }
         }
         if has("1.8.weight") && (has("0.0.weight") || has("0.model.conv_stem.weight")) {

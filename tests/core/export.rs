@@ -131,6 +131,11 @@ fn onnx_resnet34_gives_kilns_probabilities_in_onnxruntime() {
 }
 
 #[test]
+fn onnx_resnet50_gives_kilns_probabilities_in_onnxruntime() {
+    onnx_matches_predict(Arch::ResNet50, 64);
+}
+
+#[test]
 fn onnx_efficientnet_lite0_gives_kilns_probabilities_in_onnxruntime() {
     // An odd size: TF "same" padding is asymmetric at every stride-2 convolution.
     onnx_matches_predict(Arch::EfficientNetLite0, 70);
@@ -158,7 +163,14 @@ fn manifest(arch: &str) -> BTreeMap<String, (Vec<usize>, String)> {
 
 #[test]
 fn pytorch_export_has_fastais_keys_and_shapes_for_every_architecture() {
-    for (arch, file) in [(Arch::ResNet18, "resnet18"), (Arch::ResNet34, "resnet34"), (Arch::EfficientNetLite0, "efficientnet_lite0")] {
+    for (arch, file) in [
+        (Arch::ResNet18, "resnet18"),
+        (Arch::ResNet34, "resnet34"),
+        (Arch::ResNet50, "resnet50"),
+        (Arch::ResNet101, "resnet101"),
+        (Arch::ResNet152, "resnet152"),
+        (Arch::EfficientNetLite0, "efficientnet_lite0"),
+    ] {
         let learner = learner(arch, 32);
         let bytes = pollster::block_on(export::write(&learner, export::Format::PyTorch)).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();

@@ -65,8 +65,8 @@ fn assert_loaded(model: &kiln::model::Pretrained, ckpt: &Checkpoint) {
             Some(rest) => format!("fc.{rest}"),
             None => format!("body.{}", t.name.replace("downsample.0", "downsample.conv").replace("downsample.1", "downsample.bn")),
         };
-        let path = path.replace("bn1.weight", "bn1.gamma").replace("bn2.weight", "bn2.gamma").replace("bn.weight", "bn.gamma");
-        let path = path.replace("bn1.bias", "bn1.beta").replace("bn2.bias", "bn2.beta").replace("bn.bias", "bn.beta");
+        let path = path.replace("bn1.weight", "bn1.gamma").replace("bn2.weight", "bn2.gamma").replace("bn3.weight", "bn3.gamma").replace("bn.weight", "bn.gamma");
+        let path = path.replace("bn1.bias", "bn1.beta").replace("bn2.bias", "bn2.beta").replace("bn3.bias", "bn3.beta").replace("bn.bias", "bn.beta");
         let values = got.get(&path).unwrap_or_else(|| panic!("{path} not in the model"));
         for (i, &v) in t.values.iter().enumerate() {
             assert_eq!(v, value(k, i, &t.name), "{}[{i}] as read from the file", t.name);
@@ -100,6 +100,50 @@ fn torchvision_resnet34_legacy_checkpoint_honours_strides_and_offsets() {
     let (arch, model) = kiln::export::load_weights(&bytes, None, &cpu()).unwrap();
     assert_eq!(arch, Arch::ResNet34);
     assert_loaded(&model, &Checkpoint::from_bytes(&bytes).unwrap());
+}
+
+#[test]
+fn torchvision_resnet50_checkpoint_loads_every_tensor_and_names_what_does_not_fit() {
+    let bytes = fixture("resnet50.pth", &["--format", "zip", "--arch", "resnet50"]);
+    let (arch, model) = kiln::export::load_weights(&bytes, None, &cpu()).unwrap();
+    assert_eq!(arch, Arch::ResNet50);
+    let ckpt = Checkpoint::from_bytes(&bytes).unwrap();
+    assert_eq!(ckpt.classifier_size(&Arch::ResNet50), Some(1000));
+    assert_loaded(&model, &ckpt);
+    drop((model, ckpt));
+    let e = kiln::export::load_weights(&bytes, Some(&Arch::ResNet34), &cpu()).err().unwrap().to_string();
+    assert!(e.contains("resnet50") && e.contains("resnet34"), "{e}");
+
+    let bytes = fixture("resnet50-missing.pth", &["--format", "zip", "--arch", "resnet50", "--break", "missing"]);
+    let e = kiln::export::load_weights(&bytes, Some(&Arch::ResNet50), &cpu()).err().expect("must not load").to_string();
+    assert!(e.contains("layer2.1.bn3.running_var") && e.contains("missing") && e.contains("[512]"), "{e}");
+    let bytes = fixture("resnet50-extra.pth", &["--format", "zip", "--arch", "resnet50", "--break", "extra"]);
+    let e = kiln::export::load_weights(&bytes, Some(&Arch::ResNet50), &cpu()).err().expect("must not load").to_string();
+    assert!(e.contains("layer5.0.conv1.weight") && e.contains("not in resnet50"), "{e}");
+}
+
+/// ResNet-101 and -152 differ from ResNet-50 only in how many blocks layer2/layer3 hold.
+#[test]
+fn deeper_resnets_are_recognised_from_their_keys() {
+    let names = |layers: [usize; 4], bottleneck: bool| {
+        let mut names = vec!["conv1.weight".to_string(), "fc.weight".to_string()];
+        for (l, &n) in layers.iter().enumerate() {
+            for b in 0..n {
+                names.extend(["conv1", "conv2"].map(|c| format!("layer{}.{b}.{c}.weight", l + 1)));
+                if bottleneck {
+                    names.push(format!("layer{}.{b}.conv3.weight", l + 1));
+                }
+            }
+        }
+        Checkpoint { tensors: names.into_iter().map(|name| pretrained::NamedTensor { name, shape: vec![1], values: vec![0.0] }).collect() }
+    };
+    assert_eq!(names([2, 2, 2, 2], false).infer_arch().unwrap(), Arch::ResNet18);
+    assert_eq!(names([3, 4, 6, 3], false).infer_arch().unwrap(), Arch::ResNet34);
+    assert_eq!(names([3, 4, 6, 3], true).infer_arch().unwrap(), Arch::ResNet50);
+    assert_eq!(names([3, 4, 23, 3], true).infer_arch().unwrap(), Arch::ResNet101);
+    assert_eq!(names([3, 8, 36, 3], true).infer_arch().unwrap(), Arch::ResNet152);
+    // torchvision has no 4-block bottleneck layer3 (a ResNeXt or a cut model): say so.
+    assert!(names([3, 4, 4, 3], true).infer_arch().is_err());
 }
 
 #[test]
