@@ -1,6 +1,6 @@
 """PyTorch's side of `scripts/bench-cpu.sh`: the same model steps Kiln's `steps` bench times.
 
-ResNet-18 (torchvision) and EfficientNet-Lite0 (timm's tf_efficientnet_lite0, the variant that
+ResNet-18/50 (torchvision; KILN_BENCH_ARCHS picks others) and EfficientNet-Lite0 (timm's tf_efficientnet_lite0, the variant that
 computes what Kiln's does) under fastai's head, 10 classes, batch 16 at 224 px, random weights;
 forward + cross-entropy + backward + AdamW (fastai's defaults: betas 0.9/0.99, eps 1e-5, wd 0.01).
 Frozen = fastai's phase 1: body weights without gradients, BatchNorm still training (train_bn).
@@ -9,6 +9,7 @@ Usage: torch_step.py THREADS [STEPS [DEVICE [BATCH]]]  (DEVICE cpu or cuda, BATC
 """
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -38,9 +39,10 @@ def head(nf, n):
 
 
 def model(arch):
-    if arch == "resnet18":
-        body = nn.Sequential(*list(torchvision.models.resnet18().children())[:-2])
-        nf = 512
+    if arch.startswith("resnet"):
+        net = getattr(torchvision.models, arch)()
+        body = nn.Sequential(*list(net.children())[:-2])
+        nf = net.fc.in_features
     else:
         net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         body = nn.Sequential(net.conv_stem, net.bn1, net.blocks, net.conv_head, net.bn2)
@@ -60,7 +62,7 @@ def timed(fn, n):
 
 x = torch.rand(bs, 3, 224, 224, device=device)
 y = (torch.arange(bs) % 10).to(device)
-for arch in ["resnet18", "efficientnet_lite0"]:
+for arch in os.environ.get("KILN_BENCH_ARCHS", "resnet18,resnet50,efficientnet_lite0").split(","):
     for frozen in [False, True]:
         m = model(arch).to(device).train()
         if frozen:

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Kiln's CPU training step against PyTorch's, side by side in one run (issue 13's table):
-# ResNet-18 and EfficientNet-Lite0 at 224 px, batch 16, unfrozen and frozen, with 1 thread and
+# ResNet-18, ResNet-50 and EfficientNet-Lite0 at 224 px, batch 16, unfrozen and frozen, with 1 thread and
 # all threads; augmentation and data loading on lines of their own. Medians after warm-up.
 #   bash scripts/bench-cpu.sh               Kiln's figures (PyTorch too if its venv exists)
 #   bash scripts/bench-cpu.sh --with-torch  first creates the venv out/venv-bench
 #                                           (pip: torch torchvision timm, CPU; ~3 GB)
-# KILN_BENCH_STEPS (default 5) sets the timed steps per line.
+# KILN_BENCH_STEPS (default 5) sets the timed steps per line; KILN_BENCH_ARCHS (comma-separated,
+# default resnet18,resnet50,efficientnet_lite0) the architectures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=out/venv-bench

@@ -2,7 +2,7 @@
 //! the negative log likelihood of the target class) for one label a photo, and binary
 //! cross-entropy with one sigmoid per class for "none of these" and several labels a photo.
 
-use burn::tensor::{Int, Tensor, activation};
+use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 
 /// What the learner minimises (fastai's `loss_func`), kept in `.kiln` headers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -25,24 +25,33 @@ impl LossFunc {
         }
     }
 
-    /// The batch's mean loss, shape [1].
-    pub fn mean(&self, logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    /// The batch's mean loss, shape [1]; `targets` are each photo's classes (one for
+    /// cross-entropy, any number for BCE).
+    pub fn mean(&self, logits: Tensor<2>, targets: &[Vec<usize>]) -> Tensor<1> {
+        let device = logits.device();
         match self {
-            LossFunc::CrossEntropy => cross_entropy(logits, targets),
+            LossFunc::CrossEntropy => cross_entropy(logits, class_tensor(targets, &device)),
             // fastai's flat BCE averages over every (photo, class) pair: the mean of the
             // per-photo means, as every photo has the same classes.
-            LossFunc::Bce { .. } => bce_per_item(logits, targets).mean(),
+            LossFunc::Bce { .. } => {
+                let k = logits.dims()[1];
+                bce_hot_per_item(logits, hot_tensor(targets, k, &device)).mean()
+            }
         }
     }
 
     /// Each photo's probabilities ([N, classes]) and loss ([N]).
-    pub fn probs_and_losses(&self, logits: Tensor<2>, targets: Tensor<1, Int>) -> (Tensor<2>, Tensor<1>) {
+    pub fn probs_and_losses(&self, logits: Tensor<2>, targets: &[Vec<usize>]) -> (Tensor<2>, Tensor<1>) {
+        let device = logits.device();
         match self {
             LossFunc::CrossEntropy => {
                 let logp = log_softmax(logits);
-                (logp.clone().exp(), nll_per_item(logp, targets))
+                (logp.clone().exp(), nll_per_item(logp, class_tensor(targets, &device)))
             }
-            LossFunc::Bce { .. } => (activation::sigmoid(logits.clone()), bce_per_item(logits, targets)),
+            LossFunc::Bce { .. } => {
+                let k = logits.dims()[1];
+                (activation::sigmoid(logits.clone()), bce_hot_per_item(logits, hot_tensor(targets, k, &device)))
+            }
         }
     }
 
@@ -75,11 +84,35 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
 }
 
 /// Binary cross-entropy with logits against the one-hot targets, averaged over the classes:
-/// one value a photo, shape [N]. Written as max(x, 0) − x·y + log(1 + e^−|x|), which never
-/// takes the log of a sigmoid that rounded to 0 or 1.
+/// one value a photo, shape [N].
 pub fn bce_per_item(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-    let [n, k] = logits.dims();
-    let y = targets.one_hot::<2>(k).float();
+    let k = logits.dims()[1];
+    bce_hot_per_item(logits, targets.one_hot::<2>(k).float())
+}
+
+/// Binary cross-entropy with logits against multi-hot targets `y` ([N, classes] of 0/1),
+/// averaged over the classes: one value a photo, shape [N]. Written as
+/// max(x, 0) − x·y + log(1 + e^−|x|), which never takes the log of a sigmoid that rounded to
+/// 0 or 1.
+pub fn bce_hot_per_item(logits: Tensor<2>, y: Tensor<2>) -> Tensor<1> {
+    let n = logits.dims()[0];
     let per_class = logits.clone().clamp_min(0.0) - logits.clone() * y + logits.abs().neg().exp().add_scalar(1.0).log();
     per_class.mean_dim(1).reshape([n])
+}
+
+/// Each photo's (first) class, shape [N]: cross-entropy's targets.
+pub fn class_tensor(targets: &[Vec<usize>], device: &Device) -> Tensor<1, Int> {
+    let t: Vec<i64> = targets.iter().map(|t| t.first().copied().unwrap_or(0) as i64).collect();
+    Tensor::from_data(TensorData::new(t, [targets.len()]), device)
+}
+
+/// Each photo's classes as a row of 0/1, shape [N, k]: BCE's targets.
+pub fn hot_tensor(targets: &[Vec<usize>], k: usize, device: &Device) -> Tensor<2> {
+    let mut y = vec![0f32; targets.len() * k];
+    for (i, t) in targets.iter().enumerate() {
+        for &c in t {
+            y[i * k + c] = 1.0;
+        }
+    }
+    Tensor::from_data(TensorData::new(y, [targets.len(), k]), device)
 }

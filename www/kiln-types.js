@@ -5,7 +5,7 @@
 /**
  * @typedef {{name: string, train: number, valid: number, examples: string[]}} ClassCount
  * @typedef {{name: string, reason: {kind: string, detail?: string}}} Skipped
- * @typedef {{classes: ClassCount[], nTrain: number, nValid: number, labelRule: string, split: string, skipped: Skipped[], warnings?: string[], changes?: number, changesDropped?: string | null}} Summary
+ * @typedef {{classes: ClassCount[], nTrain: number, nValid: number, labelRule: string, split: string, skipped: Skipped[], warnings?: string[], changes?: number, changesDropped?: string | null, multiLabel?: boolean, unlabelled?: number}} Summary
  * @typedef {{file: string, oldLabel: string, newLabel: string | null}} Change
  * @typedef {{train: number, valid: number, newClasses: string[], skipped: Skipped[]}} Added
  * @typedef {{added: Added, summary: Summary}} AddResult
@@ -13,7 +13,7 @@
  * @typedef {{changes: Change[]} | {add: {name: string, blob: Blob}[]} | {rename: [string, string]} | {removeClass: string}} Edit
  * @typedef {{file: string, label: string, predicted: string, probLabel: number, loss: number}} CleanerRow
  * @typedef {{split: 'train'|'valid', classes: string[], rows: CleanerRow[]}} CleanerResult
- * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number}} DatasetOptions
+ * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number, multiLabel?: boolean, labelsCsv?: string | null}} DatasetOptions
  * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'resnet50'|'resnet101'|'resnet152'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean, multiLabel?: boolean, thresh?: number}} LearnerOptions
  * @typedef {LearnerOptions & {presize: number}} ModelOptions
  * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
@@ -27,11 +27,12 @@
  * @typedef {{lr: number, point: [number, number]}} Suggestion
  * @typedef {{lrs: number[], losses: number[], suggestions: {minimum: Suggestion, steep: Suggestion, valley: Suggestion, slide: Suggestion} | null, cancelled: boolean}} LrFindResult
  * @typedef {{actual: string, predicted: string, count: number}} Confusion
+ * @typedef {{class: string, tp: number, fp: number, fn: number, tn: number}} ClassScore
  * @typedef {{index: number, name: string, predicted: string, actual: string, loss: number, probActual: number}} TopLoss
- * @typedef {{classes: string[], confusion: number[][], mostConfused: Confusion[], topLosses: TopLoss[], nValid: number, topLossImages: ImageData[]}} InterpretResult
+ * @typedef {{classes: string[], confusion: number[][], mostConfused: Confusion[], topLosses: TopLoss[], nValid: number, topLossImages: ImageData[], perClass: ClassScore[], thresh: number | null, multiLabel: boolean}} InterpretResult
  * @typedef {{epochs: EpochEvent[], cancelled: boolean}} FitReport
  * @typedef {{label: string, index: number, probs: number[], labels: string[]}} Prediction
- * @typedef {{probs: number[][], targets: number[], losses: number[]}} Preds
+ * @typedef {{probs: number[][], targets: number[] | number[][], losses: number[], thresh: number | null}} Preds
  * @typedef {{name: string, file: Blob, label: string, index: number, probs: number[]}} PhotoPrediction
  * @typedef {{name: string, file: Blob, error: string}} PhotoError
  * @typedef {PhotoPrediction | PhotoError} PhotoResult

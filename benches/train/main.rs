@@ -42,9 +42,9 @@ pub fn bench_steps() -> usize {
 }
 
 /// Deterministic presized "photos" and their labels for a batch.
-pub fn fake_batch(bs: usize, presize: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+pub fn fake_batch(bs: usize, presize: usize) -> (Vec<Vec<u8>>, Vec<Vec<usize>>) {
     let pixels = (0..bs).map(|i| (0..presize * presize * 3).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()).collect();
-    (pixels, (0..bs).map(|i| i % 10).collect())
+    (pixels, (0..bs).map(|i| vec![i % 10]).collect())
 }
 
 fn main() {

@@ -97,6 +97,13 @@ pub fn fp16_step(fp16: bool) {
     );
 }
 
+/// The step table's architectures: `KILN_BENCH_ARCHS` (comma-separated names), by default
+/// ResNet-18, ResNet-50 and EfficientNet-Lite0.
+pub fn bench_archs() -> Vec<Arch> {
+    let names = std::env::var("KILN_BENCH_ARCHS").unwrap_or_else(|_| "resnet18,resnet50,efficientnet_lite0".into());
+    names.split(',').map(|n| n.trim().parse().unwrap_or_else(|e| panic!("KILN_BENCH_ARCHS: {e}"))).collect()
+}
+
 /// One JSON line per (architecture, frozen) step on `device`: forward + backward + Adam at 224 px
 /// on an augmented batch, `warmup` steps untimed (a GPU's autotune and shader compiles).
 fn step_lines(device: &Device, tag: &str, bs: usize, fp16: bool, warmup: usize) {
@@ -104,7 +111,7 @@ fn step_lines(device: &Device, tag: &str, bs: usize, fp16: bool, warmup: usize) 
     let threads = rayon::current_num_threads();
     let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
     let (pixels, targets) = fake_batch(bs, presize);
-    for arch in [Arch::ResNet18, Arch::EfficientNetLite0] {
+    for arch in bench_archs() {
         for frozen in [false, true] {
             let config = LearnerConfig::new(ClassifierConfig::new(arch.clone(), 10), size).with_batch_size(bs).with_fp16(fp16);
             let mut learner = Learner::new(config, classes.clone(), presize as u32, device).unwrap();

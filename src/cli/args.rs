@@ -22,8 +22,13 @@ pub struct DataArgs {
     /// or a Kiln project (.kilnproj): its photos, labels, split and edits.
     pub dir: PathBuf,
     /// Label by this regex (one capture group) on the file name instead of by folder.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "labels_csv")]
     pub label_regex: Option<String>,
+    /// Several labels a photo from a CSV (fastai's from_csv): a header, a file-name column
+    /// (fname), a column of space-separated labels (labels), optionally is_valid for the
+    /// split. Trains one sigmoid per class (--multi-label).
+    #[arg(long, value_name = "FILE")]
+    pub labels_csv: Option<PathBuf>,
     /// Fraction of images held out for validation (ignored when train/ and valid/ folders exist).
     #[arg(long, default_value_t = DataOptions::default().valid_pct)]
     pub valid_pct: f64,
@@ -331,8 +336,21 @@ pub enum WeightsCommand {
 
 
 impl DataArgs {
-    pub fn options(&self) -> DataOptions {
-        DataOptions { label_regex: self.label_regex.clone(), valid_pct: self.valid_pct, seed: self.seed, presize: self.presize, max_pixels: self.max_pixels }
+    /// The dataset options, with the labels CSV read.
+    pub fn options(&self) -> Result<DataOptions, String> {
+        let labels_csv = match &self.labels_csv {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("reading the labels CSV {}: {e}", path.display()))?),
+            None => None,
+        };
+        Ok(DataOptions {
+            label_regex: self.label_regex.clone(),
+            valid_pct: self.valid_pct,
+            seed: self.seed,
+            presize: self.presize,
+            max_pixels: self.max_pixels,
+            multi_label: labels_csv.is_some(),
+            labels_csv,
+        })
     }
 }
 

@@ -30,9 +30,13 @@ pub fn load_source(data: &DataArgs) -> Result<(Datasets, Source), String> {
         let (dls, manifest) = project::datasets(&data.dir)?;
         (dls, Source::Project { path: data.dir.clone(), manifest, changes: changes.clone() })
     } else {
-        let options = data.options();
+        let options = data.options()?;
         let items = read_items(&data.dir)?;
-        let dls = Datasets::from_items(items.clone(), options.config()?).map_err(|e| format!("{}: {e}", data.dir.display()))?;
+        let config = match (&data.labels_csv, options.config()) {
+            (Some(csv), Err(e)) => return Err(format!("{}: {e}", csv.display())),
+            (_, config) => config?,
+        };
+        let dls = Datasets::from_items(items.clone(), config).map_err(|e| format!("{}: {e}", data.dir.display()))?;
         (dls, Source::Folder { items, options, changes: changes.clone() })
     };
     if let Some(path) = &data.changes {
@@ -105,7 +109,6 @@ pub fn show(data: &DataArgs, output: &Path, size: usize, n: usize, no_flip: bool
     let dev = select_native(device)?;
     let aug = AugConfig::new(size).with_do_flip(!no_flip);
     let (images, labels) = pollster::block_on(augmented_samples(&dls, &aug, n, data.seed, &dev.device)).map_err(|e| e.to_string())?;
-    let labels: Vec<String> = labels.iter().map(|&l| dls.classes[l].clone()).collect();
     show_batch(&images, &labels, (n as f64).sqrt().ceil() as usize)
         .save(output)
         .map_err(|e| format!("writing {}: {e}", output.display()))?;

@@ -39,7 +39,13 @@ pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner,
                 false
             }
         };
-    let config = m.options(data.seed, fp16).config(dls.classes.len())?;
+    let mut options = m.options(data.seed, fp16);
+    // Sets of labels need one sigmoid per class, as fastai picks for a MultiCategoryBlock.
+    if dls.multi_label() && !options.multi_label {
+        eprintln!("loss: one sigmoid per class (BCEWithLogitsLossFlat, threshold {}), as photos have sets of labels", options.thresh);
+        options.multi_label = true;
+    }
+    let config = options.config(dls.classes.len())?;
     let mut learner = Learner::new(config, dls.classes.clone(), data.presize, &dev.device).map_err(|e| e.to_string())?;
     let loader = learner.loader;
     if loader.accumulation_steps() > 1 {

@@ -91,7 +91,7 @@ impl Datasets {
             if !seen.insert((train, i)) {
                 return Err(format!("{:?} is changed twice: keep one row for it", c.file));
             }
-            let current = &self.classes[if train { &self.train } else { &self.valid }[i].label];
+            let current = &self.label_text(&if train { &self.train } else { &self.valid }[i]);
             if *current != c.old_label {
                 return Err(format!("{:?} is labelled {current:?} here, but the changes say {:?}: were they made with another labelling?", c.file, c.old_label));
             }
@@ -109,7 +109,7 @@ impl Datasets {
         let mut deleted = HashSet::new();
         for (train, i, label) in planned {
             match label {
-                Some(l) => (if train { &mut self.train } else { &mut self.valid })[i].label = l,
+                Some(l) => (if train { &mut self.train } else { &mut self.valid })[i].labels = vec![l],
                 None => _ = deleted.insert((train, i)),
             }
         }

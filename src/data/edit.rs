@@ -37,10 +37,10 @@ impl Datasets {
                 Ok(label) => labelled.push((item, label)),
             }
         }
-        let names: Vec<String> = self.classes.iter().cloned().chain(labelled.iter().map(|(_, l)| l.clone())).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let names: Vec<String> = self.classes.iter().cloned().chain(labelled.iter().flat_map(|(_, l)| l.iter().cloned())).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         added.new_classes = names.iter().filter(|c| self.classes.binary_search(c).is_err()).cloned().collect();
         self.relabel_classes(names);
-        let samples = labelled.into_iter().map(|(item, l)| super::Sample { label: self.classes.binary_search(&l).expect("class added above"), item }).collect();
+        let samples = labelled.into_iter().map(|(item, l)| super::Sample { labels: l.iter().map(|l| self.classes.binary_search(l).expect("class added above")).collect(), item }).collect();
         let (train, valid, unused, _) = self.config.splitter.split(samples);
         added.skipped.extend(unused.into_iter().map(|s| Skipped { name: s.item.name, reason: SkipReason::OutsideSplit }));
         (added.train, added.valid) = (train.len(), valid.len());
@@ -73,13 +73,18 @@ impl Datasets {
         if self.classes.len() <= 2 {
             return Err(format!("cannot remove {name:?}: a classifier needs at least two classes"));
         }
-        let (train_left, valid_left) = (self.train.iter().any(|s| s.label != i), self.valid.iter().any(|s| s.label != i));
+        // A photo stays if it has another label (multi-label) or keeps counting as "none".
+        let stays = |s: &super::Sample| s.labels != [i];
+        let (train_left, valid_left) = (self.train.iter().any(stays), self.valid.iter().any(stays));
         if !train_left || !valid_left {
             return Err(format!("cannot remove {name:?}: no {} images would be left", if train_left { "validation" } else { "training" }));
         }
         for split in [&mut self.train, &mut self.valid] {
-            for s in split.extract_if(.., |s| s.label == i) {
+            for s in split.extract_if(.., |s| s.labels == [i]) {
                 self.skipped.push(Skipped { name: s.item.name, reason: SkipReason::Removed });
+            }
+            for s in split.iter_mut() {
+                s.labels.retain(|&l| l != i);
             }
         }
         let mut names = self.classes.clone();
@@ -97,7 +102,10 @@ impl Datasets {
     fn relabel_classes(&mut self, names: Vec<String>) {
         let old = std::mem::replace(&mut self.classes, names);
         for s in self.train.iter_mut().chain(self.valid.iter_mut()) {
-            s.label = self.classes.binary_search(&old[s.label]).expect("names in use are kept");
+            for l in &mut s.labels {
+                *l = self.classes.binary_search(&old[*l]).expect("names in use are kept");
+            }
+            s.labels.sort();
         }
     }
 }

@@ -17,7 +17,7 @@ mod verify;
 pub use changes::{Change, from_csv as changes_from_csv, to_csv as changes_to_csv};
 pub use decode::{DecodeError, decode_rgb8};
 pub use edit::Added;
-pub use label::LabelRule;
+pub use label::{LabelRule, LabelsCsv};
 pub use loader::DataLoader;
 pub use options::DataOptions;
 pub use presize::{Crop, presize};
@@ -93,6 +93,9 @@ pub struct DataConfig {
     pub presize: u32,
     /// Images with more pixels than this are refused before decoding (decompression bombs).
     pub max_pixels: u64,
+    /// Several labels a photo (fastai's MultiCategoryBlock): the same photo in two class
+    /// folders is one sample with both labels, and a labels CSV may give any number.
+    pub multi_label: bool,
 }
 
 impl Default for DataConfig {
@@ -102,6 +105,7 @@ impl Default for DataConfig {
             splitter: Splitter::default(),
             presize: 460,
             max_pixels: 64_000_000,
+            multi_label: false,
         }
     }
 }
@@ -123,6 +127,20 @@ impl DataConfig {
         self.max_pixels = max_pixels;
         self
     }
+    pub fn with_multi_label(mut self, multi_label: bool) -> Self {
+        self.multi_label = multi_label;
+        self
+    }
+    /// Labels from a CSV: several a photo, and the split from its `is_valid` column if any.
+    pub fn with_labels_csv(mut self, csv: LabelsCsv) -> Self {
+        let csv = Arc::new(csv);
+        if csv.has_split {
+            self.splitter = Splitter::Csv(csv.clone());
+        }
+        self.label_rule = LabelRule::Csv(csv);
+        self.multi_label = true;
+        self
+    }
 }
 
 /// A labelled sample: the compressed bytes are kept and decoded lazily per batch, so memory
@@ -130,7 +148,19 @@ impl DataConfig {
 #[derive(Clone, Debug)]
 pub struct Sample {
     pub item: Item,
-    pub label: usize,
+    /// Its classes, sorted: exactly one in a single-label dataset, any number (none
+    /// included) in a multi-label one.
+    pub labels: Vec<usize>,
+}
+
+impl Sample {
+    pub fn new(item: Item, label: usize) -> Self {
+        Self { item, labels: vec![label] }
+    }
+    /// The class of a single-label dataset's sample (a multi-label one's first, or 0).
+    pub fn label(&self) -> usize {
+        self.labels.first().copied().unwrap_or(0)
+    }
 }
 
 /// The labelled, split dataset (fastai's `Datasets`/`DataLoaders` pair, minus batching).
@@ -162,17 +192,31 @@ pub enum DataError {
 }
 
 impl Datasets {
+    /// Whether photos have sets of labels (any number) rather than one class each.
+    pub fn multi_label(&self) -> bool {
+        self.config.multi_label
+    }
+
+    /// A sample's labels as words: its class, or a multi-label set separated by spaces
+    /// (fastai's label_delim), "" for none.
+    pub fn label_text(&self, s: &Sample) -> String {
+        s.labels.iter().map(|&l| self.classes[l].as_str()).collect::<Vec<_>>().join(" ")
+    }
+
     /// Label, check and split `items`. Every file ends up either in a split or in `skipped`
     /// with its reason; a bad file never stops the others from loading.
     pub fn from_items(items: Vec<Item>, mut config: DataConfig) -> Result<Self, DataError> {
         let total = items.len();
         let mut skipped = Vec::new();
-        let mut labelled: Vec<(Item, String)> = Vec::new();
+        let mut labelled: Vec<(Item, Vec<String>)> = Vec::new();
         for item in items {
             match check_item(&item, &config) {
-                Ok(label) => labelled.push((item, label)),
+                Ok(labels) => labelled.push((item, labels)),
                 Err(reason) => skipped.push(Skipped { name: item.name, reason }),
             }
+        }
+        if config.multi_label {
+            labelled = merge_copies(labelled);
         }
         if labelled.is_empty() {
             let mut detail: BTreeMap<String, usize> = BTreeMap::new();
@@ -199,17 +243,17 @@ impl Datasets {
             return Err(DataError::NoImages { total, detail });
         }
         let mut label_rule_used = config.label_rule.describe();
-        let distinct = |labelled: &[(Item, String)]| -> Vec<String> {
-            let set: std::collections::BTreeSet<&str> = labelled.iter().map(|(_, l)| l.as_str()).collect();
+        let distinct = |labelled: &[(Item, Vec<String>)]| -> Vec<String> {
+            let set: std::collections::BTreeSet<&str> = labelled.iter().flat_map(|(_, l)| l.iter().map(String::as_str)).collect();
             set.into_iter().map(str::to_string).collect()
         };
         let mut classes = distinct(&labelled);
         // One folder of files named like Maine_Coon_157.jpg: the folder is where they were
         // kept, not their class, so the automatic rule reads the names as it does for loose files.
-        if let (1, LabelRule::Auto(re)) = (classes.len(), &config.label_rule) {
+        if let (1, LabelRule::Auto(re), false) = (classes.len(), &config.label_rule, config.multi_label) {
             let by_name = LabelRule::FileNameRegex(re.clone());
-            if let Ok(names) = labelled.iter().map(|(item, _)| by_name.label(&item.name)).collect::<Result<Vec<_>, _>>() {
-                let relabelled: Vec<(Item, String)> = labelled.iter().map(|(item, _)| item.clone()).zip(names).collect();
+            if let Ok(names) = labelled.iter().map(|(item, _)| by_name.labels(&item.name)).collect::<Result<Vec<_>, _>>() {
+                let relabelled: Vec<(Item, Vec<String>)> = labelled.iter().map(|(item, _)| item.clone()).zip(names).collect();
                 let by_name_classes = distinct(&relabelled);
                 if by_name_classes.len() >= 2 {
                     label_rule_used = format!("{} (the files share one folder, {:?})", by_name.describe(), classes[0]);
@@ -220,11 +264,11 @@ impl Datasets {
             }
         }
         if classes.len() < 2 {
-            return Err(DataError::OneClass(classes[0].clone()));
+            return Err(DataError::OneClass(classes.first().cloned().unwrap_or_default()));
         }
         let samples: Vec<Sample> = labelled
             .into_iter()
-            .map(|(item, l)| Sample { label: classes.binary_search(&l).expect("class list built from labels"), item })
+            .map(|(item, l)| Sample { labels: l.iter().map(|l| classes.binary_search(l).expect("class list built from labels")).collect(), item })
             .collect();
         let (train, valid, unused, split_used) = config.splitter.split(samples);
         skipped.extend(unused.into_iter().map(|s| Skipped { name: s.item.name, reason: SkipReason::OutsideSplit }));
@@ -250,16 +294,18 @@ impl Datasets {
     pub fn summary(&self) -> Summary {
         let count = |samples: &[Sample]| {
             let mut c = vec![0usize; self.classes.len()];
-            for s in samples {
-                c[s.label] += 1;
+            for &l in samples.iter().flat_map(|s| &s.labels) {
+                c[l] += 1;
             }
             c
         };
         let (train, valid) = (count(&self.train), count(&self.valid));
         let mut examples = vec![Vec::new(); self.classes.len()];
         for s in self.train.iter().chain(&self.valid) {
-            if examples[s.label].len() < 4 {
-                examples[s.label].push(s.item.name.clone());
+            for &l in &s.labels {
+                if examples[l].len() < 4 {
+                    examples[l].push(s.item.name.clone());
+                }
             }
         }
         Summary {
@@ -276,6 +322,8 @@ impl Datasets {
             skipped: self.skipped.clone(),
             warnings: self.warnings(&train, &valid),
             changes: self.changes.len(),
+            multi_label: self.multi_label(),
+            unlabelled: self.train.iter().chain(&self.valid).filter(|s| s.labels.is_empty()).count(),
         }
     }
 
@@ -303,8 +351,8 @@ impl Datasets {
     /// Refuses training when a class has no training image, naming the classes.
     pub fn check_learnable(&self) -> Result<(), String> {
         let mut counts = vec![0usize; self.classes.len()];
-        for s in &self.train {
-            counts[s.label] += 1;
+        for &l in self.train.iter().flat_map(|s| &s.labels) {
+            counts[l] += 1;
         }
         let missing: Vec<String> = self.classes.iter().zip(&counts).filter(|(_, n)| **n == 0).map(|(c, _)| format!("{c:?}")).collect();
         if missing.is_empty() {
@@ -342,14 +390,37 @@ impl Datasets {
     }
 }
 
-/// A file's label, or why it cannot be in the dataset: the header checks only (cheap), as
+/// A file's labels, or why it cannot be in the dataset: the header checks only (cheap), as
 /// full decoding happens per batch.
-fn check_item(item: &Item, config: &DataConfig) -> Result<String, SkipReason> {
+fn check_item(item: &Item, config: &DataConfig) -> Result<Vec<String>, SkipReason> {
     if item.bytes.is_empty() {
         return Err(SkipReason::Empty);
     }
     decode::check_header(&item.bytes, config.max_pixels)?;
-    config.label_rule.label(&item.name).map_err(SkipReason::NoLabel)
+    config.label_rule.labels(&item.name).map_err(SkipReason::NoLabel)
+}
+
+/// The same photo (file name and bytes) in several class folders, as one sample with every
+/// folder's label: how a multi-label dataset is made by dragging folders.
+fn merge_copies(labelled: Vec<(Item, Vec<String>)>) -> Vec<(Item, Vec<String>)> {
+    let mut at: std::collections::HashMap<(String, u32, usize), usize> = Default::default();
+    let mut out: Vec<(Item, Vec<String>)> = Vec::with_capacity(labelled.len());
+    for (item, labels) in labelled {
+        let base = item.name.rsplit('/').next().unwrap_or("").to_string();
+        let key = (base, crc32fast::hash(&item.bytes), item.bytes.len());
+        match at.get(&key) {
+            Some(&i) if out[i].0.bytes == item.bytes => out[i].1.extend(labels),
+            _ => {
+                at.insert(key, out.len());
+                out.push((item, labels));
+            }
+        }
+    }
+    for (_, labels) in &mut out {
+        labels.sort();
+        labels.dedup();
+    }
+    out
 }
 
 /// Shuffle indices with the given RNG (fastai shuffles the training set every epoch).
@@ -383,6 +454,10 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// How many of the user's changes (relabels and deletions) are applied.
     pub changes: usize,
+    /// Photos have sets of labels (a labels CSV, or one photo in several class folders).
+    pub multi_label: bool,
+    /// Photos with no label at all (multi-label datasets only): examples of "none of these".
+    pub unlabelled: usize,
 }
 
 /// "1 image", "2 images".
@@ -395,6 +470,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "Labels: {}", self.label_rule)?;
         writeln!(f, "Split:  {}", self.split)?;
         writeln!(f, "{} classes, {} training and {} validation images", self.classes.len(), self.n_train, self.n_valid)?;
+        if self.multi_label {
+            writeln!(f, "Several labels a photo ({} with none); the counts below are of labels", self.unlabelled)?;
+        }
         if self.changes > 0 {
             writeln!(f, "Changes: {} of yours applied (relabelled or removed files)", self.changes)?;
         }

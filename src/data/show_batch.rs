@@ -50,14 +50,14 @@ pub(crate) fn draw_text_colored(img: &mut RgbImage, text: &str, x0: u32, y0: u32
 }
 
 /// The first `n` training samples after presizing and the full GPU augmentation, back as RGB8
-/// images with their class indices (what show_batch draws).
+/// images with their labels as words (what show_batch draws).
 pub async fn augmented_samples(
     dls: &super::Datasets,
     aug: &crate::augment::AugConfig,
     n: usize,
     seed: u64,
     device: &burn::tensor::Device,
-) -> Result<(Vec<RgbImage>, Vec<usize>), String> {
+) -> Result<(Vec<RgbImage>, Vec<String>), String> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let order = super::shuffled(dls.train.len(), &mut rng);
@@ -68,7 +68,7 @@ pub async fn augmented_samples(
     for (r, s) in results.into_iter().zip(&samples) {
         if let Ok(px) = r {
             pixels.push(px);
-            labels.push(s.label);
+            labels.push(dls.label_text(s));
         }
     }
     if pixels.is_empty() {

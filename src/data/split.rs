@@ -4,7 +4,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use super::Sample;
+use std::sync::Arc;
+
+use super::{LabelsCsv, Sample};
 
 #[derive(Clone, Debug)]
 pub enum Splitter {
@@ -12,6 +14,8 @@ pub enum Splitter {
     Auto { valid_pct: f64, seed: u64 },
     /// fastai's `RandomSplitter(valid_pct, seed)`: shuffle, the first `valid_pct` are valid.
     Random { valid_pct: f64, seed: u64 },
+    /// fastai's `ColSplitter()`: a labels CSV's `is_valid` column.
+    Csv(Arc<LabelsCsv>),
 }
 
 impl Default for Splitter {
@@ -49,6 +53,17 @@ impl Splitter {
                 (valid_pct, seed)
             }
             Splitter::Random { valid_pct, seed } => (valid_pct, seed),
+            Splitter::Csv(ref csv) => {
+                let (mut train, mut valid, mut unused) = (Vec::new(), Vec::new(), Vec::new());
+                for s in samples {
+                    match csv.is_valid(&s.item.name) {
+                        Some(false) => train.push(s),
+                        Some(true) => valid.push(s),
+                        None => unused.push(s),
+                    }
+                }
+                return (train, valid, unused, "by the labels CSV's is_valid column".to_string());
+            }
         };
         let mut idx: Vec<usize> = (0..samples.len()).collect();
         idx.shuffle(&mut StdRng::seed_from_u64(seed));

@@ -152,10 +152,7 @@ impl Learner {
     /// One one-cycle fit, validated after every epoch.
     pub async fn fit_cycle(&mut self, cycle: &Cycle, dls: &Datasets, cancel: &CancelToken, on_event: &mut dyn FnMut(&Event)) -> Result<FitReport, LearnError> {
         cycle.lr.validate().map_err(LearnError::Config)?;
-        if dls.classes != self.classes {
-            return Err(LearnError::ClassMismatch { expected: self.classes.len(), found: dls.classes.len() });
-        }
-        dls.check_learnable().map_err(LearnError::Data)?;
+        self.check_data(dls)?;
         if cycle.epochs == 0 {
             return Err(LearnError::Config("epochs must be at least 1".into()));
         }

@@ -175,7 +175,7 @@ impl Learner {
                 config.start_lr, config.end_lr, config.num_it
             )));
         }
-        dls.check_learnable().map_err(LearnError::Data)?;
+        self.check_data(dls)?;
         // `valid()` syncs BatchNorm's running statistics into a copy that the steps below cannot
         // touch (a plain clone shares them); `train()` turns it back into the training model.
         let (model, opt, scaler) = (self.model.valid(), self.opt.clone(), self.scaler.clone());

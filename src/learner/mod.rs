@@ -22,7 +22,7 @@ pub use config::{LearnerConfig, LearnerOptions};
 pub use events::{BatchStats, CancelToken, EpochStats, Event, FitReport, Hypers, LearnError, Metrics, Phase};
 pub use fit::{Cycle, FineTune, FitOneCycle, Smoother};
 pub use lr_find::{LrFind, LrFindConfig};
-pub use predict::{Preds, Prediction};
+pub use predict::{NONE_OF_THESE, Preds, Prediction};
 pub use step::{Pass, sync_running_stats};
 
 use std::future::Future;
@@ -33,7 +33,7 @@ use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::data::DataLoader;
+use crate::data::{DataLoader, Datasets};
 use crate::device::MemoryBudget;
 use crate::mixed_precision::{LossScaler, Precision};
 use crate::model::{Arch, Classifier, NUM_GROUPS, ParamPath, Pretrained};
@@ -73,6 +73,21 @@ pub struct Learner {
 }
 
 impl Learner {
+    /// Refuses a dataset this learner cannot train on: other classes, a class without training
+    /// images, or sets of labels for a softmax model.
+    pub fn check_data(&self, dls: &Datasets) -> Result<(), LearnError> {
+        if dls.classes != self.classes {
+            return Err(LearnError::ClassMismatch { expected: self.classes.len(), found: dls.classes.len() });
+        }
+        dls.check_learnable().map_err(LearnError::Data)?;
+        if dls.multi_label() && self.config.loss_func.thresh().is_none() {
+            return Err(LearnError::Data(
+                "these photos have sets of labels (several, or none), which a softmax model cannot learn: train with one sigmoid per class (\"allow 'none of these'\", multiLabel: true, --multi-label)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// A fresh model for `classes` on `device` (autodiff is enabled here).
     pub fn new(config: LearnerConfig, classes: Vec<String>, presize: u32, device: &Device) -> Result<Self, LearnError> {
         if config.model.num_classes != classes.len() {
@@ -99,9 +114,15 @@ impl Learner {
                 budget.bytes >> 20
             )));
         }
-        // Seeds burn's own RNG too (initial weights, dropout masks), for repeatable runs.
-        device.seed(config.seed);
-        let model = config.model.init(&device);
+        // Seeds burn's own RNG too (initial weights, dropout masks), for repeatable runs. The
+        // RNG is one per process: the lock keeps learners made at the same time (tests, a
+        // worker pool) from drawing from each other's seeded stream.
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let model = {
+            let _one_at_a_time = INIT.lock().unwrap_or_else(|e| e.into_inner());
+            device.seed(config.seed);
+            config.model.init(&device)
+        };
         Ok(Self::from_parts(model, device, classes, config, presize))
     }
 

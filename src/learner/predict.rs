@@ -13,25 +13,45 @@ use crate::device::on_cpu_pool;
 #[serde(rename_all = "camelCase")]
 pub struct Preds {
     pub probs: Vec<Vec<f32>>,
-    pub targets: Vec<usize>,
+    /// Each photo's classes: one a photo (serialised as a number each), or multi-label sets
+    /// (serialised as arrays) when any photo has other than one.
+    #[serde(serialize_with = "targets_as_given")]
+    pub targets: Vec<Vec<usize>>,
     pub losses: Vec<f32>,
     /// A one-sigmoid-per-class model's threshold (None: softmax).
     pub thresh: Option<f32>,
+}
+
+fn targets_as_given<S: serde::Serializer>(targets: &[Vec<usize>], s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    if targets.iter().all(|t| t.len() == 1) { targets.iter().map(|t| t[0]).collect::<Vec<_>>().serialize(s) } else { targets.serialize(s) }
 }
 
 impl Preds {
     pub fn predicted(&self) -> Vec<usize> {
         self.probs.iter().map(|p| argmax(p)).collect()
     }
+    /// Each photo's predicted set: every class above the threshold (one sigmoid per class),
+    /// or the likeliest.
+    pub fn predicted_sets(&self) -> Vec<Vec<usize>> {
+        match self.thresh {
+            Some(thresh) => self.probs.iter().map(|p| p.iter().enumerate().filter(|&(_, &v)| v > thresh).map(|(c, _)| c).collect()).collect(),
+            None => self.predicted().into_iter().map(|c| vec![c]).collect(),
+        }
+    }
+    /// Whether any photo has other than one label (a multi-label dataset).
+    pub fn multi_label(&self) -> bool {
+        self.targets.iter().any(|t| t.len() != 1)
+    }
     /// fastai's `accuracy`, or `accuracy_multi(thresh)` for a one-sigmoid-per-class model: the
-    /// share of (photo, class) pairs where "above the threshold" matches the label.
+    /// share of (photo, class) pairs where "above the threshold" matches the labels.
     pub fn accuracy(&self) -> f32 {
         if let Some(thresh) = self.thresh {
             let pairs = self.probs.iter().map(Vec::len).sum::<usize>().max(1);
-            let right: usize = self.probs.iter().zip(&self.targets).map(|(p, &t)| p.iter().enumerate().filter(|&(c, &v)| (v > thresh) == (c == t)).count()).sum();
+            let right: usize = self.probs.iter().zip(&self.targets).map(|(p, t)| p.iter().enumerate().filter(|&(c, &v)| (v > thresh) == t.contains(&c)).count()).sum();
             return right as f32 / pairs as f32;
         }
-        let correct = self.predicted().iter().zip(&self.targets).filter(|(p, t)| p == t).count();
+        let correct = self.predicted().iter().zip(&self.targets).filter(|(p, t)| t.contains(p)).count();
         correct as f32 / self.targets.len().max(1) as f32
     }
 }
@@ -78,10 +98,9 @@ impl Learner {
         for chunk in samples.chunks(bs) {
             let refs: Vec<&Sample> = chunk.iter().collect();
             let Some((images, targets)) = self.load_batch(dls, &refs, false, on_event) else { continue };
-            let y = self.targets_tensor(&targets, &inner);
             let (probs, losses) = on_cpu_pool(&inner, || {
                 let logits = model.forward(augment::valid_batch(images.inner(), self.config.aug.size));
-                self.config.loss_func.probs_and_losses(logits, y)
+                self.config.loss_func.probs_and_losses(logits, &targets)
             });
             let probs = read_f32(probs).await?;
             out.losses.extend(read_f32(losses).await?);

@@ -5,7 +5,7 @@
 
 use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use super::{Event, Hypers, LearnError, Learner, read_f32};
 use crate::augment;
@@ -14,21 +14,21 @@ use crate::device::on_cpu_pool;
 use crate::mixed_precision::Precision;
 use crate::model::{Classifier, ParamPath};
 
-/// One forward/backward pass's images and their classes.
+/// One forward/backward pass's images and their classes (one each, or a multi-label set).
 pub struct Pass {
     pub images: Tensor<4>,
-    pub targets: Vec<usize>,
+    pub targets: Vec<Vec<usize>>,
     /// Whether `images` are presized photos still to augment (training), or already augmented.
     pub augment: bool,
 }
 
 impl Pass {
     /// Presized images: the step augments them (one random warp and lighting change each).
-    pub fn presized(images: Tensor<4>, targets: Vec<usize>) -> Self {
+    pub fn presized(images: Tensor<4>, targets: Vec<Vec<usize>>) -> Self {
         Self { images, targets, augment: true }
     }
     /// Images already augmented to the training size (benches time the model's part alone).
-    pub fn augmented(images: Tensor<4>, targets: Vec<usize>) -> Self {
+    pub fn augmented(images: Tensor<4>, targets: Vec<Vec<usize>>) -> Self {
         Self { images, targets, augment: false }
     }
 }
@@ -63,7 +63,7 @@ impl Learner {
 
     /// One step on a presized batch already on the device, cut into micro-batches as
     /// `train_batch` cuts a batch of files.
-    pub async fn train_step(&mut self, images: Tensor<4>, targets: &[usize], hypers: &Hypers) -> Result<f32, LearnError> {
+    pub async fn train_step(&mut self, images: Tensor<4>, targets: &[Vec<usize>], hypers: &Hypers) -> Result<f32, LearnError> {
         let index: Vec<usize> = (0..targets.len()).collect();
         let passes = self
             .loader
@@ -134,7 +134,7 @@ impl Learner {
     }
 
     /// Decode, presize and upload one batch; files that fail to decode are reported and left out.
-    pub(super) fn load_batch(&mut self, dls: &Datasets, samples: &[&Sample], train: bool, on_event: &mut dyn FnMut(&Event)) -> Option<(Tensor<4>, Vec<usize>)> {
+    pub(super) fn load_batch(&mut self, dls: &Datasets, samples: &[&Sample], train: bool, on_event: &mut dyn FnMut(&Event)) -> Option<(Tensor<4>, Vec<Vec<usize>>)> {
         use rand::Rng;
         let rng = &mut self.rng;
         let mut crop = || if train { Crop::At(rng.random()) } else { Crop::Centre };
@@ -145,7 +145,7 @@ impl Learner {
             match r {
                 Ok(px) => {
                     pixels.push(px);
-                    targets.push(s.label);
+                    targets.push(s.labels.clone());
                 }
                 Err(skip) => on_event(&Event::Skipped(skip)),
             }
@@ -156,20 +156,14 @@ impl Learner {
         Some((augment::to_tensor(&pixels, dls.config.presize as usize, &self.device), targets))
     }
 
-    pub(super) fn targets_tensor(&self, targets: &[usize], device: &Device) -> Tensor<1, Int> {
-        let t: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
-        Tensor::from_data(TensorData::new(t, [targets.len()]), device)
-    }
-
     /// The training batch transform: one random affine warp and lighting change per image.
     pub fn augment(&mut self, images: Tensor<4>) -> Tensor<4> {
         let augs: Vec<_> = (0..images.dims()[0]).map(|_| self.config.aug.draw(&mut self.rng)).collect();
         augment::augment_batch(images, &augs, self.config.aug.size)
     }
 
-    fn model_loss(&self, x: Tensor<4>, targets: &[usize]) -> Tensor<1> {
-        let y = self.targets_tensor(targets, &self.device);
-        self.config.loss_func.mean(self.model.forward_with(x, self.precision), y)
+    fn model_loss(&self, x: Tensor<4>, targets: &[Vec<usize>]) -> Tensor<1> {
+        self.config.loss_func.mean(self.model.forward_with(x, self.precision), targets)
     }
 
     /// What the loss is multiplied by before backward: the loss scale under mixed precision.

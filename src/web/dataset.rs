@@ -80,11 +80,12 @@ impl Dataset {
         to_js(&self.inner.summary())
     }
 
-    /// Every file in the dataset: `{file, label, split}` ("train" or "valid"), training files first.
+    /// Every file in the dataset: `{file, label, split}` ("train" or "valid"), training files
+    /// first; a multi-label photo's labels separated by spaces ("" for none).
     #[wasm_bindgen(unchecked_return_type = "Array<{file: string, label: string, split: 'train' | 'valid'}>")]
     pub fn files(&self) -> Result<JsValue, JsValue> {
         let d = &self.inner;
-        let row = |s: &data::Sample, split: &str| serde_json::json!({ "file": s.item.name, "label": d.classes[s.label], "split": split });
+        let row = |s: &data::Sample, split: &str| serde_json::json!({ "file": s.item.name, "label": d.label_text(s), "split": split });
         to_js(&d.train.iter().map(|s| row(s, "train")).chain(d.valid.iter().map(|s| row(s, "valid"))).collect::<Vec<_>>())
     }
 
@@ -118,7 +119,6 @@ impl Dataset {
         future_to_promise(async move {
             let aug = AugConfig::new(size).with_do_flip(do_flip);
             let (images, labels) = data::augmented_samples(&dls, &aug, n, seed, &device).await.map_err(js_err)?;
-            let labels: Vec<String> = labels.iter().map(|&l| dls.classes[l].clone()).collect();
             let grid = data::show_batch(&images, &labels, (images.len() as f64).sqrt().ceil() as usize);
             // The titles as text too, in the grid's order (the picture's only words are pixels).
             let out = rgba_to_js(grid)?;

@@ -12,7 +12,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use super::{Backend, Dataset, emitter, from_js, js_err, rgba_to_js, to_js};
 use crate::export::{self, Format};
-use crate::interpret::{Confusion, TopLoss};
+use crate::interpret::{ClassScore, Confusion, TopLoss};
 use crate::learner::{self, CancelToken as CoreCancel, FineTune, FitOneCycle, LearnerOptions, LrFindConfig};
 
 /// One file of `predictBatch`: its prediction, or why it could not be read.
@@ -70,6 +70,12 @@ struct InterpretResult {
     most_confused: Vec<Confusion>,
     top_losses: Vec<TopLoss>,
     n_valid: usize,
+    /// Each class's hits and misses (what to show for one sigmoid per class).
+    per_class: Vec<ClassScore>,
+    /// One sigmoid per class's threshold; null for softmax.
+    thresh: Option<f32>,
+    /// Photos have sets of labels (the confusion matrix then counts label/prediction pairs).
+    multi_label: bool,
 }
 
 impl Learner {
@@ -295,6 +301,9 @@ impl Learner {
                 most_confused: interp.most_confused(min_val),
                 top_losses: interp.top_losses(k),
                 n_valid: interp.preds.targets.len(),
+                per_class: interp.per_class(),
+                thresh: interp.preds.thresh,
+                multi_label: interp.preds.multi_label(),
             };
             let out = to_js(&result)?;
             let images = js_sys::Array::new();

@@ -87,3 +87,39 @@ fn multi_label_models_say_none_of_these_from_the_command_line() {
     let o = kiln(&["train", &digits, "--thresh", "0.7", "-o", &model]);
     assert!(!o.status.success() && text(&o).contains("--multi-label"), "--thresh needs --multi-label: {}", text(&o));
 }
+
+/// `--labels-csv`: fastai's from_csv layout, several labels a photo (and none), trained with one
+/// sigmoid per class without asking; predict names both classes of a photo of both.
+#[test]
+fn a_labels_csv_trains_a_multi_label_model_from_the_command_line() {
+    let dir = tmp("labels-csv");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(format!("{dir}/photos")).unwrap();
+    let mut csv = String::from("fname,labels\n");
+    let png = |path: String, c: [u8; 3]| image::RgbImage::from_pixel(12, 10, image::Rgb(c)).save(path).unwrap();
+    for i in 0..16u8 {
+        let v = 180 + i * 4;
+        for (kind, colour, labels) in [("r", [v, 20, 20], "red"), ("b", [20, 20, v], "blue"), ("m", [v, 20, v], "blue red"), ("g", [20, v, 20], "")] {
+            png(format!("{dir}/photos/{kind}{i}.png"), colour);
+            csv.push_str(&format!("{kind}{i}.png,{labels}\n"));
+        }
+    }
+    let labels = format!("{dir}/labels.csv");
+    std::fs::write(&labels, csv).unwrap();
+    let model = format!("{dir}/model.kiln");
+    let photos = format!("{dir}/photos");
+    let o = kiln(&["train", &photos, "--labels-csv", &labels, "--arch", "tiny", "--size", "16", "--presize", "16", "--bs", "16", "--epochs", "12", "--lr", "2e-2", "--no-flip", "--device", "cpu", "-o", &model]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("Several labels a photo (16 with none)") && out.contains("one sigmoid per class") && out.contains("accuracy_multi"), "{out}");
+    let both = format!("{dir}/both.png");
+    png(both.clone(), [230, 20, 230]);
+    let o = kiln(&["predict", &model, &both, "--device", "cpu"]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(&format!("{both}: blue, red")), "{}", text(&o));
+    let o = kiln(&["interpret", &model, &photos, "--labels-csv", &labels, "--device", "cpu", "-o", &dir]);
+    assert!(o.status.success() && text(&o).contains("per class"), "{}", text(&o));
+    // A CSV that does not parse is named with what is wrong.
+    std::fs::write(&labels, "file\nr0.png\n").unwrap();
+    let o = kiln(&["train", &photos, "--labels-csv", &labels, "-o", &model]);
+    assert!(!o.status.success() && text(&o).contains("labels.csv") && text(&o).contains("first line"), "{}", text(&o));
+}

@@ -44,7 +44,7 @@ fn a_relabel_keeps_the_split_a_delete_is_listed_and_nothing_else_moves() {
     let mut d = dataset();
     let before = counts(&d);
     let (relabelled, deleted) = (d.train[0].clone(), d.valid[0].clone());
-    let class = |s: &kiln::data::Sample| d.classes[s.label].clone();
+    let class = |s: &kiln::data::Sample| d.classes[s.label()].clone();
     let (from, gone_class) = (class(&relabelled), class(&deleted));
     let to = if from == "dog" { "fox" } else { "dog" };
     let untouched: Vec<String> = d.train[1..].iter().map(|s| s.item.name.clone()).collect();
@@ -60,7 +60,7 @@ fn a_relabel_keeps_the_split_a_delete_is_listed_and_nothing_else_moves() {
         assert_eq!((*t1 as i64 - *t0 as i64, *v1 as i64 - *v0 as i64), (dt, dv), "{name}: {before:?} -> {after:?}");
     }
     let moved = d.train.iter().find(|s| s.item.name == relabelled.item.name).expect("still in train");
-    assert_eq!(d.classes[moved.label], to);
+    assert_eq!(d.classes[moved.label()], to);
     assert_eq!(d.train[1..].iter().map(|s| s.item.name.clone()).collect::<Vec<_>>(), untouched);
     assert!(d.skipped.iter().any(|s| s.name == deleted.item.name && s.reason == SkipReason::Removed));
     assert_eq!(d.summary().changes, 2);
@@ -81,12 +81,12 @@ fn a_relabel_keeps_the_split_a_delete_is_listed_and_nothing_else_moves() {
 fn a_bad_change_names_the_file_and_changes_nothing() {
     let d = dataset();
     let first = d.train[0].item.name.clone();
-    let label = d.classes[d.train[0].label].clone();
+    let label = d.classes[d.train[0].label()].clone();
     let fine = change(&first, &label, None);
     let cases = [
         (change("pets/cat/missing.png", "cat", None), "missing.png"),
         (change(&d.valid[0].item.name, "not-its-label", None), "not-its-label"),
-        (change(&d.valid[0].item.name, &d.classes[d.valid[0].label], Some("wolf")), "wolf"),
+        (change(&d.valid[0].item.name, &d.classes[d.valid[0].label()], Some("wolf")), "wolf"),
         (fine.clone(), "twice"),
     ];
     for (bad, says) in cases {
@@ -99,7 +99,7 @@ fn a_bad_change_names_the_file_and_changes_nothing() {
     }
     // Deleting every validation image is refused too.
     let mut edited = d.clone();
-    let all: Vec<Change> = d.valid.iter().map(|s| change(&s.item.name, &d.classes[s.label], None)).collect();
+    let all: Vec<Change> = d.valid.iter().map(|s| change(&s.item.name, &d.classes[s.label()], None)).collect();
     let err = edited.apply_changes(&all).unwrap_err();
     assert!(err.contains("every validation image"), "{err}");
     assert_eq!(counts(&edited), counts(&d));

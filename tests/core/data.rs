@@ -321,3 +321,75 @@ fn a_class_without_training_or_validation_images_is_named_with_what_to_do() {
     let err = dls.check_learnable().unwrap_err();
     assert!(err.contains("\"kite\" has no training images") && !err.contains("gull"), "{err}");
 }
+
+/// fastai's from_csv layout (PASCAL's train.csv): fname, space-separated labels, is_valid.
+#[test]
+fn a_labels_csv_gives_sets_of_labels_and_the_split() {
+    use kiln::data::LabelsCsv;
+    let csv = "fname,labels,is_valid\n\
+               a.png,cat dog,False\n\
+               b.png,dog,False\n\
+               pics/c.png,,True\n\
+               d.png,cat,True\n\
+               e.png,dog cat cat,False\n";
+    let items = vec![
+        crate::common::png_item("photos/a.png", [200, 0, 0]),
+        crate::common::png_item("photos/b.png", [0, 200, 0]),
+        crate::common::png_item("photos/pics/c.png", [0, 0, 200]),
+        crate::common::png_item("photos/d.png", [200, 200, 0]),
+        crate::common::png_item("photos/e.png", [0, 200, 200]),
+        crate::common::png_item("photos/f.png", [9, 9, 9]),
+    ];
+    let dls = Datasets::from_items(items, DataConfig::default().with_labels_csv(LabelsCsv::parse(csv).unwrap())).unwrap();
+    assert!(dls.multi_label());
+    assert_eq!(dls.classes, ["cat", "dog"]);
+    let labels = |name: &str| dls.train.iter().chain(&dls.valid).find(|s| s.item.name.ends_with(name)).map(|s| dls.label_text(s)).unwrap();
+    assert_eq!(labels("/a.png"), "cat dog");
+    assert_eq!(labels("/e.png"), "cat dog", "repeated labels count once");
+    assert_eq!(labels("/c.png"), "", "a row without labels is a photo of none of the classes");
+    let names = |split: &[kiln::data::Sample]| split.iter().map(|s| s.item.name.rsplit('/').next().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&dls.train), ["a.png", "b.png", "e.png"]);
+    assert_eq!(names(&dls.valid), ["c.png", "d.png"]);
+    let f = dls.skipped.iter().find(|s| s.name == "photos/f.png").expect("a photo the CSV does not list is skipped");
+    assert!(f.reason.to_string().contains("not in the labels CSV"), "{}", f.reason);
+    let summary = dls.summary();
+    assert!(summary.multi_label && summary.unlabelled == 1);
+    assert_eq!((summary.classes[0].train, summary.classes[1].train), (2, 3), "labels are counted, not photos");
+    assert!(summary.to_string().contains("Several labels a photo (1 with none)"), "{summary}");
+
+    // Problems name the line and what to do.
+    let e = LabelsCsv::parse("file\na.png\n").unwrap_err();
+    assert!(e.contains("first line") && e.contains("labels"), "{e}");
+    let e = LabelsCsv::parse("fname,labels\na.png,cat\na.png,dog\n").unwrap_err();
+    assert!(e.contains("\"a.png\" appears twice") && e.contains("line 3"), "{e}");
+    let e = LabelsCsv::parse("fname,labels,is_valid\na.png,cat,maybe\n").unwrap_err();
+    assert!(e.contains("line 2") && e.contains("True or False"), "{e}");
+    // Without is_valid the usual random split applies.
+    let no_split = LabelsCsv::parse("fname,labels\na.png,cat\n").unwrap();
+    assert!(!no_split.has_split);
+}
+
+/// Dragging the same photo into two class folders gives it both labels when several labels a
+/// photo are allowed; otherwise it stays two photos of one class each.
+#[test]
+fn the_same_photo_in_two_class_folders_is_one_multi_label_photo() {
+    let mut items = Vec::new();
+    for i in 0..6 {
+        items.push(crate::common::png_item(&format!("cat/{i}.png"), [200, i as u8, 0]));
+        items.push(crate::common::png_item(&format!("dog/{}.png", i + 10), [0, i as u8, 200]));
+    }
+    items.push(crate::common::png_item("cat/both.png", [90, 90, 90]));
+    items.push(crate::common::png_item("dog/both.png", [90, 90, 90]));
+    // Same name, other bytes: two photos.
+    items.push(crate::common::png_item("cat/same-name.png", [1, 2, 3]));
+    items.push(crate::common::png_item("dog/same-name.png", [3, 2, 1]));
+    let config = DataConfig::default().with_splitter(kiln::Splitter::Random { valid_pct: 0.25, seed: 1 });
+    let single = Datasets::from_items(items.clone(), config.clone()).unwrap();
+    assert_eq!(single.train.len() + single.valid.len(), 16);
+    assert!(!single.multi_label());
+    let multi = Datasets::from_items(items, config.with_multi_label(true)).unwrap();
+    assert_eq!(multi.train.len() + multi.valid.len(), 15);
+    let both = multi.train.iter().chain(&multi.valid).find(|s| s.item.name.ends_with("both.png")).unwrap();
+    assert_eq!(both.labels, [0, 1]);
+    assert_eq!(multi.train.iter().chain(&multi.valid).filter(|s| s.item.name.ends_with("same-name.png")).count(), 2);
+}

@@ -16,7 +16,7 @@ fn dataset() -> Datasets {
 
 /// (file, class, split) of every file, sorted.
 fn layout(d: &Datasets) -> Vec<(String, String, bool)> {
-    let mut v: Vec<_> = d.train.iter().map(|s| (s.item.name.clone(), d.classes[s.label].clone(), true)).chain(d.valid.iter().map(|s| (s.item.name.clone(), d.classes[s.label].clone(), false))).collect();
+    let mut v: Vec<_> = d.train.iter().map(|s| (s.item.name.clone(), d.classes[s.label()].clone(), true)).chain(d.valid.iter().map(|s| (s.item.name.clone(), d.classes[s.label()].clone(), false))).collect();
     v.sort();
     v
 }

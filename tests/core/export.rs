@@ -32,7 +32,7 @@ fn train_a_little(learner: &mut Learner) {
     let inputs: Vec<_> = PHOTOS.iter().map(|p| learner.predict_input(&photo(p)).unwrap()).collect();
     let batch = burn::tensor::Tensor::cat(inputs, 0);
     for _ in 0..2 {
-        pollster::block_on(learner.train_step(batch.clone(), &[0, 1, 2, 0], &kiln::learner::Hypers { lrs: vec![1e-3, 1e-3, 1e-2], mom: 0.9 })).unwrap();
+        pollster::block_on(learner.train_step(batch.clone(), &[vec![0], vec![1], vec![2], vec![0]], &kiln::learner::Hypers { lrs: vec![1e-3, 1e-3, 1e-2], mom: 0.9 })).unwrap();
     }
 }
 

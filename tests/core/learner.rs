@@ -246,7 +246,7 @@ fn weights(learner: &Learner) -> Vec<(String, Vec<f32>)> {
 
 fn one_step(learner: &mut Learner, dls: &Datasets) {
     let px: Vec<Vec<u8>> = dls.train.iter().take(8).map(|s| kiln::data::presize(&kiln::data::decode_rgb8(&s.item.bytes, u64::MAX).unwrap(), 20, kiln::data::Crop::Centre).into_raw()).collect();
-    let targets: Vec<usize> = dls.train.iter().take(8).map(|s| s.label).collect();
+    let targets: Vec<Vec<usize>> = dls.train.iter().take(8).map(|s| s.labels.clone()).collect();
     let images = kiln::augment::to_tensor(&px, 20, &learner.device);
     pollster::block_on(learner.train_step(images, &targets, &kiln::learner::Hypers { lrs: vec![1e-2; 3], mom: 0.9 })).unwrap();
 }
@@ -322,7 +322,7 @@ fn gradient_accumulation_over_micro_batches_matches_the_whole_batch() {
         items.push(kiln::Item::new(format!("b/{i}.png"), y.clone()));
     }
     let dls = Datasets::from_items(items, DataConfig::default().with_presize(20).with_splitter(kiln::Splitter::Auto { valid_pct: 0.2, seed: 1 })).unwrap();
-    let of = |label: usize| dls.train.iter().enumerate().filter(|(_, s)| s.label == label).map(|(i, _)| i).collect::<Vec<_>>();
+    let of = |label: usize| dls.train.iter().enumerate().filter(|(_, s)| s.label() == label).map(|(i, _)| i).collect::<Vec<_>>();
     let (a, b) = (of(0), of(1));
     // a b a b a b a b: any split into passes of 2 or 4 has one of each label per pair.
     let batch: Vec<usize> = (0..4).flat_map(|k| [a[k], b[k]]).collect();
@@ -508,8 +508,59 @@ fn a_sigmoid_model_says_none_of_these_where_softmax_must_pick_a_class() {
     assert_eq!(none_share(&softmax), 0.0, "softmax names a class for anything");
     assert!(sigmoid_none > 0.05, "the sigmoid model said none of these for {sigmoid_none} of the other digits");
     // A known digit is still named, and the loss function survives a save.
-    let zero = dls.valid.iter().find(|s| s.label == 0).unwrap();
+    let zero = dls.valid.iter().find(|s| s.label() == 0).unwrap();
     assert_eq!(pollster::block_on(sigmoid.predict(&zero.item.bytes)).unwrap().labels, ["0"]);
     let again = kiln::export::from_bytes(&pollster::block_on(kiln::export::to_bytes(&sigmoid)).unwrap(), &cpu()).unwrap();
     assert!((none_share(&again) - sigmoid_none).abs() < 1e-6);
+}
+
+/// Several labels a photo from a CSV: red, blue, both (magenta) and neither (green). One
+/// sigmoid per class learns the sets: an unseen magenta photo is both, a green one neither,
+/// and a softmax model refuses such data.
+#[test]
+fn a_multi_label_model_learns_sets_of_labels_from_a_csv() {
+    let mut items = Vec::new();
+    let mut csv = String::from("fname,labels\n");
+    for i in 0..16u8 {
+        let v = 180 + i * 4;
+        for (kind, colour, labels) in [("r", [v, 20, 20], "red"), ("b", [20, 20, v], "blue"), ("m", [v, 20, v], "red blue"), ("g", [20, v, 20], "")] {
+            items.push(png_item(&format!("{kind}{i}.png"), colour));
+            csv.push_str(&format!("{kind}{i}.png,{labels}\n"));
+        }
+    }
+    let config = DataConfig::default().with_presize(16).with_labels_csv(kiln::data::LabelsCsv::parse(&csv).unwrap());
+    let dls = Datasets::from_items(items, config).unwrap();
+    assert_eq!(dls.classes, ["blue", "red"]);
+
+    let softmax = Learner::new(tiny_config(2, 16), dls.classes.clone(), 16, &cpu()).unwrap();
+    let mut softmax = softmax;
+    let e = pollster::block_on(softmax.fit_one_cycle(&dls, 1, Lr::Single(1e-2), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap_err().to_string();
+    assert!(e.contains("sets of labels") && e.contains("sigmoid"), "{e}");
+
+    let config = tiny_config(2, 16).with_batch_size(16).with_loss_func(kiln::loss::LossFunc::Bce { thresh: 0.5 }).with_aug(AugConfig::new(16).with_do_flip(false));
+    let mut learner = Learner::new(config, dls.classes.clone(), 16, &cpu()).unwrap();
+    let report = pollster::block_on(learner.fit_one_cycle(&dls, 12, Lr::Single(2e-2), &OneCycle::default(), &CancelToken::new(), &mut |_| {})).unwrap();
+    let accuracy_multi = report.epochs.last().unwrap().metrics.accuracy;
+    let photo = |c: [u8; 3]| png_item("x.png", c).bytes.to_vec();
+    let predict = |c: [u8; 3]| pollster::block_on(learner.predict(&photo(c))).unwrap();
+    let (both, neither, red) = (predict([230, 20, 230]), predict([20, 230, 20]), predict([230, 20, 20]));
+    eprintln!("accuracy_multi {accuracy_multi}; magenta {:?}, green {:?}, red {:?}", both.probs, neither.probs, red.probs);
+    assert!(accuracy_multi > 0.9, "accuracy_multi {accuracy_multi}");
+    assert_eq!(both.labels, ["blue", "red"]);
+    assert_eq!(both.shown(), "blue, red");
+    assert!(neither.labels.is_empty() && neither.shown() == "none of these", "{:?}", neither.probs);
+    assert_eq!(red.labels, ["red"]);
+
+    // Interpretation counts each class's hits and misses, and reads sets of labels.
+    let interp = pollster::block_on(learner.interpret(&dls, &mut |_| {})).unwrap();
+    let per_class = interp.per_class();
+    assert_eq!(per_class.len(), 2);
+    for s in &per_class {
+        assert_eq!(s.tp + s.fp + s.fn_ + s.tn, dls.valid.len(), "{s:?}");
+    }
+    let labelled_red = dls.valid.iter().filter(|s| s.labels.contains(&1)).count();
+    assert_eq!(per_class[1].tp + per_class[1].fn_, labelled_red);
+    assert!(interp.to_string().contains("per class"), "{interp}");
+    let top = interp.top_losses(3);
+    assert!(top.iter().all(|t| t.loss >= 0.0 && !t.actual.is_empty()), "{top:?}");
 }

@@ -59,8 +59,19 @@ fn bce_matches_the_formula_and_stays_finite_at_large_logits() {
         }).sum::<f64>() / 3.0;
         assert!((got[i] as f64 - want).abs() < 1e-6, "row {i}: {} vs {want}", got[i]);
     }
-    let mean = LossFunc::Bce { thresh: 0.5 }.mean(rows(), targets).into_scalar::<f32>();
+    let mean = LossFunc::Bce { thresh: 0.5 }.mean(rows(), &[vec![1], vec![0]]).into_scalar::<f32>();
     assert!((mean - (got[0] + got[1]) / 2.0).abs() < 1e-6);
+    // Sets of labels: row 0 is classes 0 and 2, row 1 none of them.
+    let (probs, losses) = LossFunc::Bce { thresh: 0.5 }.probs_and_losses(rows(), &[vec![0, 2], vec![]]);
+    let losses = losses.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(probs.dims(), [2, 3]);
+    for (i, t) in [[true, false, true], [false, false, false]].into_iter().enumerate() {
+        let want: f64 = (0..3).map(|c| {
+            let s = 1.0 / (1.0 + (-x[i][c]).exp());
+            if t[c] { -s.ln() } else { -(1.0 - s).ln() }
+        }).sum::<f64>() / 3.0;
+        assert!((losses[i] as f64 - want).abs() < 1e-6, "multi-hot row {i}: {} vs {want}", losses[i]);
+    }
     let big = Tensor::<2>::from_data(TensorData::new(vec![100f32, -100.0, -100.0, 100.0], [2, 2]), &cpu());
     let t = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64, 0], [2]), &cpu());
     let l = bce_per_item(big, t).into_data().try_to_vec::<f32>().unwrap();
@@ -73,7 +84,7 @@ fn bce_matches_the_formula_and_stays_finite_at_large_logits() {
 fn accuracy_multi_is_fastais_formula() {
     let preds = kiln::learner::Preds {
         probs: vec![vec![0.9, 0.2, 0.6], vec![0.1, 0.4, 0.3], vec![0.3, 0.8, 0.1]],
-        targets: vec![0, 2, 1],
+        targets: vec![vec![0], vec![2], vec![1]],
         losses: vec![0.0; 3],
         thresh: Some(0.5),
     };
@@ -82,4 +93,13 @@ fn accuracy_multi_is_fastais_formula() {
     assert!((preds.accuracy() - 7.0 / 9.0).abs() < 1e-6);
     let softmax = kiln::learner::Preds { thresh: None, ..preds.clone() };
     assert!((softmax.accuracy() - 2.0 / 3.0).abs() < 1e-6, "plain accuracy: argmax right on rows 0 and 2");
+    // Sets of labels: row 0 {0, 2}, row 1 none (all three below 0.5), row 2 {1}: 9 of 9 right;
+    // with row 1 labelled {2} (at 0.3), 8 of 9.
+    let multi = kiln::learner::Preds { targets: vec![vec![0, 2], vec![], vec![1]], ..preds.clone() };
+    assert!((multi.accuracy() - 1.0).abs() < 1e-6, "{}", multi.accuracy());
+    let multi = kiln::learner::Preds { targets: vec![vec![0, 2], vec![2], vec![1]], ..preds.clone() };
+    assert!((multi.accuracy() - 8.0 / 9.0).abs() < 1e-6, "{}", multi.accuracy());
+    // JS sees one number a photo when every photo has one label, else arrays.
+    assert_eq!(serde_json::to_value(&preds).unwrap()["targets"], serde_json::json!([0, 2, 1]));
+    assert_eq!(serde_json::to_value(&multi).unwrap()["targets"], serde_json::json!([[0, 2], [2], [1]]));
 }
