@@ -65,7 +65,12 @@ fn step_peak(arch: &Arch, size: usize, bs: usize, frozen: bool) -> usize {
 pub fn memory() {
     let size = 224;
     let mib = |b: usize| b as f64 / 1048576.0;
-    for arch in [Arch::ResNet18, Arch::ResNet34, Arch::ResNet50, Arch::EfficientNetLite0] {
+    // KILN_BENCH_ARCHS picks others (resnet101, resnet152).
+    let archs = match std::env::var("KILN_BENCH_ARCHS") {
+        Ok(_) => crate::steps::bench_archs(),
+        Err(_) => vec![Arch::ResNet18, Arch::ResNet34, Arch::ResNet50, Arch::EfficientNetLite0],
+    };
+    for arch in archs {
         for frozen in [false, true] {
             let (p4, p8) = (step_peak(&arch, size, 4, frozen), step_peak(&arch, size, 8, frozen));
             let per_image = (p8.saturating_sub(p4)) / 4;

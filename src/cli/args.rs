@@ -304,7 +304,8 @@ pub enum Command {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// ONNX (opset 17): RGB float32 in [0, 1], NCHW at the trained size; class probabilities out.
+    /// ONNX (opset 18): the photo's centre square, RGB float32 in [0, 1], NCHW at any size (the
+    /// graph resizes it as Kiln does); class probabilities out.
     Onnx,
     /// fastai's vision_learner state dict as .safetensors (ResNet-18/34, EfficientNet-Lite0).
     Pytorch,

@@ -76,10 +76,11 @@ pub fn export(model: &Path, format: ExportFormat, output: Option<PathBuf>) -> Re
     let (size, arch, n) = (learner.config.aug.size, &learner.config.model.arch, learner.classes.len());
     match format {
         ExportFormat::Onnx => println!(
-            "saved {} ({}, {n} classes, opset {}): input `image` RGB float32 in [0, 1], [N, 3, {size}, {size}]; output `probabilities`",
+            "saved {} ({}, {n} classes, opset {}): input `image` RGB float32 in [0, 1], [N, 3, H, W], the photo's centre square at any size (the graph resizes it to {} px, then {size}); output `probabilities`",
             output.display(),
             arch.name(),
-            export::onnx::OPSET
+            export::onnx::OPSET,
+            learner.presize,
         ),
         ExportFormat::Pytorch => println!(
             "saved {}: load it into fastai's vision_learner(dls, '{}', n_out={n}) with learn.model.load_state_dict(safetensors.torch.load_file(...)) (see the README)",

@@ -1,9 +1,12 @@
 //! ONNX export: a trained classifier as an inference graph that onnxruntime (or any runtime at
-//! opset 17) runs. BatchNorm is in eval form (running statistics), dropout is gone.
+//! opset 18) runs. BatchNorm is in eval form (running statistics), dropout is gone.
 //!
 //! The input contract, also written into the file's metadata: `image`, float32 RGB in [0, 1],
-//! NCHW `[N, 3, S, S]` at the trained size S (Kiln centre-crops a photo to a square, resizes it
-//! to the presize, then to S); ImageNet normalisation happens inside the graph. The output,
+//! NCHW `[N, 3, H, W]`: a photo centre-cropped to a square, at any size. The graph resizes it as
+//! Kiln does, so an app needs no resizing of its own: to the presize with antialiasing (the
+//! presize's triangle filter), then bilinearly to the trained size S (the validation
+//! transform's align-corners sampling, which a plain resize by PIL or a canvas does not
+//! reproduce at small sizes). ImageNet normalisation happens inside the graph too. The output,
 //! `probabilities` `[N, classes]`, is the softmax of the logits, as Kiln's `predict` gives.
 
 use burn::nn::conv::Conv2d;
@@ -21,9 +24,10 @@ use crate::model::efficientnet::{EfficientNet, MBConvBlock};
 use crate::model::resnet::{Block, ResNet};
 use crate::model::{Body, Head};
 
-/// The operator set the graph is written for (onnxruntime ≥ 1.13, opset 17 = ONNX 1.12).
-pub const OPSET: i64 = 17;
-/// ONNX IR version 8 goes with opset 17.
+/// The operator set the graph is written for (opset 18 = ONNX 1.13, onnxruntime ≥ 1.14): the
+/// first with Resize's `antialias` and `axes`.
+pub const OPSET: i64 = 18;
+/// ONNX IR version 8 goes with opset 18.
 const IR_VERSION: i64 = 8;
 pub const INPUT: &str = "image";
 pub const OUTPUT: &str = "probabilities";
@@ -33,7 +37,9 @@ pub async fn to_onnx(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>
     let model = cpu_classifier(header, model).await?;
     let size = header.config.aug.size;
     let mut g = Graph { hw: [size, size], ..Graph::default() };
-    let x = g.normalise(INPUT);
+    let x = g.resize(INPUT.into(), header.presize as usize, true, "resize_presize");
+    let x = g.resize(x, size, false, "resize_size");
+    let x = g.normalise(&x);
     let features = match &model.body {
         Body::ResNet(m) => g.resnet(x, m),
         Body::EfficientNet(m) => g.efficientnet(x, m),
@@ -47,7 +53,7 @@ pub async fn to_onnx(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>
 
     let k = header.classes.len();
     let input_doc = format!(
-        "RGB float32 in [0, 1], NCHW [N, 3, {size}, {size}]: a photo centre-cropped to a square and resized (Kiln resizes to {} px, then to {size}); ImageNet normalisation is inside the graph",
+        "RGB float32 in [0, 1], NCHW [N, 3, H, W]: a photo centre-cropped to a square, at any size; the graph resizes it as Kiln does (to {} px with antialiasing, then bilinearly to {size}) and applies ImageNet normalisation",
         header.presize
     );
     let graph = pb::GraphProto {
@@ -55,7 +61,7 @@ pub async fn to_onnx(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>
         name: "kiln".into(),
         initializer: g.initializers,
         doc_string: format!("{} classifier for {k} classes, trained with Kiln", header.config.model.arch.name()),
-        input: vec![value_info(INPUT, &[Dim::Batch, Dim::Fixed(3), Dim::Fixed(size), Dim::Fixed(size)], &input_doc)],
+        input: vec![value_info(INPUT, &[Dim::Batch, Dim::Fixed(3), Dim::Named("H"), Dim::Named("W")], &input_doc)],
         output: vec![value_info(OUTPUT, &[Dim::Batch, Dim::Fixed(k)], &match thresh {
             None => "softmax over the classes, in the order of the `classes` metadata".to_string(),
             Some(t) => format!("one sigmoid per class, in the order of the `classes` metadata: the classes above {t} are predicted (none of them: none of these)"),
@@ -86,6 +92,7 @@ pub async fn to_onnx(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>
 enum Dim {
     Batch,
     Fixed(usize),
+    Named(&'static str),
 }
 
 fn value_info(name: &str, dims: &[Dim], doc: &str) -> pb::ValueInfoProto {
@@ -94,6 +101,7 @@ fn value_info(name: &str, dims: &[Dim], doc: &str) -> pb::ValueInfoProto {
         .map(|d| match d {
             Dim::Batch => pb::Dimension { dim_value: None, dim_param: Some("N".into()) },
             Dim::Fixed(n) => pb::Dimension { dim_value: Some(*n as i64), dim_param: None },
+            Dim::Named(name) => pb::Dimension { dim_value: None, dim_param: Some((*name).into()) },
         })
         .collect();
     pb::ValueInfoProto {
@@ -110,6 +118,9 @@ fn int(name: &str, i: i64) -> pb::AttributeProto {
 }
 fn float(name: &str, f: f32) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), f, r#type: pb::attribute_type::FLOAT, ..Default::default() }
+}
+fn string(name: &str, s: &str) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), s: s.as_bytes().to_vec(), r#type: pb::attribute_type::STRING, ..Default::default() }
 }
 fn ints(name: &str, v: &[usize]) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), ints: v.iter().map(|&x| x as i64).collect(), r#type: pb::attribute_type::INTS, ..Default::default() }
@@ -160,6 +171,26 @@ impl Graph {
         let out = output.map(str::to_string).unwrap_or_else(|| format!("{name}:{}", op_type.to_lowercase()));
         self.nodes.push(pb::NodeProto { input, output: vec![out.clone()], name: format!("{name}:{op_type}"), op_type: op_type.into(), attribute });
         out
+    }
+
+    /// Resize the image to `side`² (bilinear). `presize`: the presize's resize (antialiased
+    /// triangle filter on pixel centres, as the image crate's and PIL's); else the validation
+    /// transform's (align-corners sampling, no antialiasing, as its grid sample).
+    fn resize(&mut self, x: String, side: usize, presize: bool, name: &str) -> String {
+        let sizes = format!("{name}.sizes");
+        self.initializers.push(pb::TensorProto {
+            dims: vec![2],
+            data_type: pb::data_type::INT64,
+            name: sizes.clone(),
+            raw_data: [side as i64; 2].iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+        let attrs = vec![
+            string("mode", "linear"),
+            string("coordinate_transformation_mode", if presize { "half_pixel" } else { "align_corners" }),
+            int("antialias", presize as i64),
+            ints("axes", &[2, 3]),
+        ];
+        self.op("Resize", name, vec![x, String::new(), String::new(), sizes], attrs, None)
     }
 
     fn normalise(&mut self, x: &str) -> String {

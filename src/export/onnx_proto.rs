@@ -78,6 +78,7 @@ pub struct NodeProto {
 pub mod attribute_type {
     pub const FLOAT: i32 = 1;
     pub const INT: i32 = 2;
+    pub const STRING: i32 = 3;
     pub const INTS: i32 = 7;
 }
 
@@ -89,6 +90,8 @@ pub struct AttributeProto {
     pub f: f32,
     #[prost(int64, tag = "3")]
     pub i: i64,
+    #[prost(bytes = "vec", tag = "4")]
+    pub s: Vec<u8>,
     #[prost(int64, repeated, packed = "false", tag = "8")]
     pub ints: Vec<i64>,
     #[prost(int32, tag = "20")]
@@ -98,6 +101,7 @@ pub struct AttributeProto {
 /// TensorProto.DataType values used here.
 pub mod data_type {
     pub const FLOAT: i32 = 1;
+    pub const INT64: i32 = 7;
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -111,11 +111,12 @@ impl Learner {
         Ok(out)
     }
 
-    /// What the model sees of a photo before normalisation: the centre crop at the presize,
-    /// resized to the training size, RGB in [0, 1], [1, 3, size, size] (an exported ONNX
-    /// model's input).
+    /// A photo as Kiln presizes it: the centre crop at the presize, RGB in [0, 1],
+    /// [1, 3, presize, presize] (what training batches start from; an exported ONNX model,
+    /// which resizes to the training size itself, gives Kiln's prediction for it).
     pub fn predict_input(&self, bytes: &[u8]) -> Result<Tensor<4>, LearnError> {
-        Ok(self.model_input(&[self.presized(bytes).map_err(LearnError::Image)?]))
+        let px = self.presized(bytes).map_err(LearnError::Image)?;
+        Ok(augment::to_tensor(&[px], self.presize as usize, &self.device.clone().inner()))
     }
 
     /// A photo's centre crop at the presize, RGB8, or why it could not be decoded.

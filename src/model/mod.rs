@@ -148,9 +148,9 @@ impl std::str::FromStr for Arch {
 // EfficientNet-Lite0's keeps a larger margin on purpose (docs/BENCHMARKS.md, "Training memory").
 const TRAIN_BYTES_PER_PX_RESNET18: u64 = 640;
 const TRAIN_BYTES_PER_PX_RESNET34: u64 = 960;
-const TRAIN_BYTES_PER_PX_RESNET50: u64 = 2400;
-const TRAIN_BYTES_PER_PX_RESNET101: u64 = 3600;
-const TRAIN_BYTES_PER_PX_RESNET152: u64 = 5000;
+const TRAIN_BYTES_PER_PX_RESNET50: u64 = 2600;
+const TRAIN_BYTES_PER_PX_RESNET101: u64 = 3900;
+const TRAIN_BYTES_PER_PX_RESNET152: u64 = 5500;
 const TRAIN_BYTES_PER_PX_EFFNET: u64 = 1400;
 
 /// The feature extractor: everything before the pooling and classifier.

@@ -321,8 +321,9 @@ impl Learner {
         self.export_as(Format::Kiln)
     }
 
-    /// The model as an ONNX file (opset 17): input `image`, RGB float32 in [0, 1], NCHW at the
-    /// trained size; output `probabilities`. Classes and sizes are in its metadata.
+    /// The model as an ONNX file (opset 18): input `image`, RGB float32 in [0, 1], NCHW, the
+    /// photo's centre square at any size (the graph resizes it as Kiln does); output
+    /// `probabilities`. Classes and sizes are in its metadata.
     #[wasm_bindgen(js_name = exportOnnx, unchecked_return_type = "Promise<Uint8Array>")]
     pub fn export_onnx(&self) -> Promise {
         self.export_as(Format::Onnx)

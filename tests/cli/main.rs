@@ -130,7 +130,7 @@ fn export_writes_onnx_and_refuses_damaged_or_foreign_files_without_writing() {
     let onnx = tmp("digits-export.onnx");
     let o = kiln(&["export", &model, "--format", "onnx", "-o", &onnx]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("opset 17") && text(&o).contains("[N, 3, 16, 16]"), "{}", text(&o));
+    assert!(text(&o).contains("opset 18") && text(&o).contains("[N, 3, H, W]") && text(&o).contains("to 16 px, then 16"), "{}", text(&o));
     assert!(std::fs::metadata(&onnx).unwrap().len() > 10_000);
 
     // The tiny ResNet has no fastai counterpart: a clear refusal, and no file.
