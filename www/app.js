@@ -4,7 +4,7 @@
 import { Kiln, filesFromDrop, BACKENDS, SIMD } from './kiln.js';
 import { $, clearError, guard, showError } from './dom.js';
 import { page, isIdle, render, run, setPhase, update } from './state.js';
-import { loadSample, relabel } from './dataset.js';
+import { loadSample, multiLabelChanges, relabel } from './dataset.js';
 import { addPhotos, adding, loadWithCamera, wireSamples } from './samples.js';
 import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSettings } from './settings.js';
 import { lrFind, resizeLrChart } from './lr-find.js';
@@ -70,6 +70,9 @@ function wire() {
   for (const id of ['label-regex', 'valid-pct', 'seed', 'presize']) {
     $(id).addEventListener('change', () => isIdle() && page.lastFiles.length && guard(() => run('loading', () => relabel(id))));
   }
+  // "Allow none of these" labels too: copies of a photo in several class folders are one photo
+  // with each label while it is on, apart again when it is off (only where there are copies).
+  $('multi-label').addEventListener('change', () => isIdle() && page.lastFiles.length && multiLabelChanges() && guard(() => run('loading', () => relabel('multi-label'))));
   // A model trained here and not yet exported is lost with the page: ask first.
   window.addEventListener('beforeunload', (e) => {
     if (page.modelClasses === null || page.modelSaved) return;

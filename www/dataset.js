@@ -14,7 +14,7 @@ export const onClasses = (fn) => { classCards = fn; };
 const SAMPLE = { arch: 'tiny', size: '32', presize: '36', bs: '32', method: 'fit_one_cycle', epochs: '6', lr: '0.01', flip: false };
 const LABELS = { arch: 'Architecture', size: 'Image size', presize: 'Presize', bs: 'Batch size', method: 'Method', epochs: 'Epochs', lr: 'Learning rate', flip: 'Random horizontal flips' };
 /** The dataset options' fields, with the names the page shows. */
-const OPTION_FIELDS = { 'label-regex': ['labelRegex', 'Label regex'], 'valid-pct': ['validPct', 'Validation fraction'], seed: ['seed', 'Split seed'], presize: ['presize', 'Presize'] };
+const OPTION_FIELDS = { 'label-regex': ['labelRegex', 'Label regex'], 'valid-pct': ['validPct', 'Validation fraction'], seed: ['seed', 'Split seed'], presize: ['presize', 'Presize'], 'multi-label': ['multiLabel', 'Allow “none of these”'] };
 
 const fieldValue = (id) => ($(id).type === 'checkbox' ? $(id).checked : $(id).value);
 function setField(id, v) { if ($(id).type === 'checkbox') $(id).checked = v; else $(id).value = v; }
@@ -27,8 +27,9 @@ function shipped(id) {
 }
 const shown = (id, v) => (typeof v === 'boolean' ? (v ? 'on' : 'off') : $(id).tagName === 'SELECT' ? $(id).selectedOptions[0]?.text ?? v : v);
 
-/** The dataset options from their fields, checked in the page's words. */
-function datasetOptions() {
+/** The dataset options from their fields, checked in the page's words, for `photos` and
+ * their labels CSV (`csv`, or null). */
+function datasetOptions(photos, csv) {
   const text = (id) => $(id).value.trim();
   const validPct = Number(text('valid-pct'));
   if (text('valid-pct') === '' || !(validPct >= 0 && validPct < 1)) {
@@ -40,8 +41,92 @@ function datasetOptions() {
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`Split seed must be a whole number, 0 or more, such as 42 (it is ${text('seed') || 'empty'}).`);
   const opts = { validPct, presize, seed };
   const re = text('label-regex');
+  if (re && csv) throw new Error(`${csv.name} gives the photos' labels, and so would Label by regex (${re}): clear the regex (Labelling and split options) to label them by the CSV, or choose the photos without it.`);
   if (re) opts.labelRegex = re;
+  // A labels CSV gives sets of labels (it implies multiLabel). Without one, "Allow none of
+  // these" makes copies of a photo in several class folders one photo with each label: the
+  // option is given only where such copies may be (same name and size), so the box changes
+  // nothing, and reloads nothing, for other photos.
+  if (csv) opts.labelsCsv = csv.text;
+  else if (multiLabelChoice() && hasCopies(photos)) opts.multiLabel = true;
   return opts;
+}
+
+/** The user's "Allow none of these": the box, or what it was before a labels CSV held it on. */
+const multiLabelChoice = () => page.csvLock ?? $('multi-label').checked;
+
+/** Whether two of `files` may be copies of one photo (the same name and size in two folders). */
+function hasCopies(files) {
+  const seen = new Set();
+  for (const f of files) {
+    const key = `${pathOf(f).split('/').pop()}\0${f.size}`;
+    if (seen.has(key)) return true;
+    seen.add(key);
+  }
+  return false;
+}
+
+/** A labels CSV (fastai's from_csv: a file-name column, a column of labels separated by spaces,
+ * optionally is_valid), never a photo. */
+export const isCsv = (f) => /\.csv$/i.test(pathOf(f));
+
+/**
+ * `files` as photos and their labels CSV: the one nearest the top of what was dropped or
+ * chosen (read as text), or for the files of the last load again the one read then (or the
+ * project's). An error if CSVs sit side by side there, or there are no photos beside it.
+ * @returns {Promise<{photos: File[], csv: {name: string, text: string} | null}>}
+ */
+async function withLabels(files) {
+  const csvs = files.filter(isCsv);
+  const photos = files.filter((f) => !isCsv(f));
+  const kept = page.labelsCsv?.of === files ? page.labelsCsv : null;
+  if (!csvs.length || kept) return { photos, csv: kept && { name: kept.name, text: kept.text } };
+  const depth = (f) => pathOf(f).split('/').length;
+  const top = Math.min(...csvs.map(depth));
+  const first = csvs.filter((f) => depth(f) === top);
+  if (first.length > 1) {
+    throw new Error(`${first.length} CSV files sit side by side (${first.slice(0, 3).map(pathOf).join(', ')}): keep the one labels CSV (a file-name column, fname, and a labels column, labels) beside the photos and move the others away.`);
+  }
+  const name = pathOf(first[0]);
+  if (!photos.length) throw new Error(`Only the CSV ${name} was found: choose or drop it together with the photos it names (the folder that holds both).`);
+  let text;
+  try {
+    text = await first[0].text();
+  } catch (e) {
+    throw new Error(`${name} could not be read (${e.message || e.name}): it may have changed since it was chosen; choose or drop the folder again.`);
+  }
+  update({ labelsCsv: { name, text, of: files } });
+  return { photos, csv: { name, text } };
+}
+
+/** The core's error about a labels CSV, naming the file (`name`) instead of "the labels CSV". */
+function csvError(e, name) {
+  const msg = String(e?.message ?? e);
+  if (/the labels CSV/i.test(msg)) return new Error(msg.replace(/the labels CSV/i, name));
+  return /labels CSV/i.test(msg) ? new Error(`${name}: ${msg}`) : e;
+}
+
+/** While a labels CSV gives the loaded photos sets of labels, "Allow none of these" is on and
+ * fixed (a softmax cannot learn them; state.js disables it and shows why); other data gives the
+ * user's own choice back. */
+function holdMultiLabel(s) {
+  const hold = !!s.multiLabel && !!page.datasetOptions?.labelsCsv;
+  if (hold && page.csvLock === null) {
+    update({ csvLock: $('multi-label').checked });
+    $('multi-label').checked = true;
+  } else if (!hold && page.csvLock !== null) {
+    $('multi-label').checked = page.csvLock;
+    update({ csvLock: null });
+  }
+}
+
+/** Whether "Allow none of these" as it is now would build the loaded photos otherwise: copies
+ * of a photo merged into one, or apart again (app.js re-labels them then). */
+export function multiLabelChanges() {
+  const o = page.datasetOptions;
+  if (!o || o.labelsCsv || page.csvLock !== null) return false;
+  const photos = page.lastFiles.filter((f) => !isCsv(f));
+  return !!o.multiLabel !== ($('multi-label').checked && hasCopies(photos));
 }
 
 /** `files` without hidden files and folders (.DS_Store, .git/), which are never photos; an
@@ -61,17 +146,18 @@ export function visibleFiles(files) {
  * The files of the last load again (a re-label) keep the files added since, and the edits. */
 export async function loadFiles(files, { restore = true } = {}) {
   const same = files === page.lastFiles;
-  const visible = visibleFiles(files);
+  const visible = same ? files : visibleFiles(files);
   const back = restore && page.preset ? Object.keys(SAMPLE).filter((id) => fieldValue(id) === page.preset[id]) : [];
   if (back.includes('presize')) setField('presize', shipped('presize'));
   let options;
   try {
-    options = datasetOptions();
     // Other files: what was added belongs to the dataset they replace.
     if (!same) update({ lastFiles: visible, added: [] });
-    setStatus(`reading ${visible.length} file${visible.length === 1 ? '' : 's'}…`);
-    const summary = await page.kiln.loadDataset(visible, options);
-    update({ files: [...visible, ...page.added], datasetClasses: summary.classes.map((c) => c.name), datasetOptions: options });
+    const { photos, csv } = await withLabels(visible);
+    options = datasetOptions(photos, csv);
+    setStatus(`reading ${photos.length} file${photos.length === 1 ? '' : 's'}…`);
+    const summary = await page.kiln.loadDataset(photos, options).catch((e) => { throw csv ? csvError(e, csv.name) : e; });
+    update({ files: [...photos, ...page.added], datasetClasses: summary.classes.map((c) => c.name), datasetOptions: options });
     // A new dataset: the next photos are added to it unless the user says otherwise.
     if (!same) $('mode-add').checked = true;
     await showSummary(summary, { follow: false });
@@ -96,16 +182,18 @@ const describe = () => `${page.datasetClasses.length} classes, ${$('split').text
  */
 export async function relabel(id) {
   const [key, label] = OPTION_FIELDS[id];
-  const value = $(id).value;
+  const value = fieldValue(id);
+  const said = (v) => (typeof v === 'boolean' ? (v ? 'on' : 'off') : v || '(empty)');
   try {
     await loadFiles(page.lastFiles, { restore: false });
   } catch (e) {
     const old = page.datasetOptions;
     if (!old) throw e;
-    const was = String(old[key] ?? '');
+    // The box goes back as it was; a field to the value that built the dataset.
+    const was = typeof value === 'boolean' ? !value : String(old[key] ?? '');
     setField(id, was);
-    setStatus(`${label} ${value || '(empty)'} not applied: the dataset is unchanged (${describe()})`);
-    throw new Error(`${label} ${value || '(empty)'} could not be used, so it is back to ${was || '(empty)'}: ${e.message}`);
+    setStatus(`${label} ${said(value)} not applied: the dataset is unchanged (${describe()})`);
+    throw new Error(`${label} ${said(value)} could not be used, so it is back to ${said(was)}: ${e.message}`);
   }
 }
 
@@ -167,8 +255,10 @@ export async function loadSample() {
 export async function showSummary(s, { follow = true } = {}) {
   // The cards' photos are fetched first: the split line and the cards change together.
   const drawCards = await classCards(s);
+  const rows = s.multiLabel ? await page.kiln.datasetFiles() : null;
   update({ dataProblem: problem(s), changeCount: s.changes || 0, datasetClasses: s.classes.map((c) => c.name) });
-  renderSummary(s);
+  holdMultiLabel(s);
+  renderSummary(s, rows);
   drawCards();
   const changes = s.changes ? await page.kiln.changes() : [];
   const to = (c) => (c.newLabel === null ? 'deleted' : `relabelled ${c.newLabel}`);
@@ -178,16 +268,30 @@ export async function showSummary(s, { follow = true } = {}) {
   if (follow) await fitToData(s, false);
 }
 
-function renderSummary(s) {
+function renderSummary(s, rows) {
   $('dataset').hidden = false;
   const changed = s.changes ? ` · ${s.changes} change${s.changes === 1 ? '' : 's'} of yours` : '';
   $('split').textContent = `${s.classes.length} classes · ${s.nTrain} training and ${s.nValid} validation images · labels: ${s.labelRule} · split: ${s.split}${changed}`;
+  $('label-sets').hidden = !s.multiLabel;
+  $('label-sets').textContent = s.multiLabel ? labelSets(s, rows) : '';
   const warnings = [s.changesDropped, ...(s.warnings || [])].filter(Boolean);
   $('data-warnings').replaceChildren(...warnings.map((w) => el('li', { textContent: w })));
   $('data-warnings').hidden = warnings.length === 0;
   $('skipped-box').hidden = s.skipped.length === 0;
   $('skipped-title').textContent = `${s.skipped.length} file(s) skipped`;
   $('skipped').tBodies[0].replaceChildren(...s.skipped.map(skipRow));
+}
+
+/** A multi-label dataset in words: how many photos have several labels, and how many none. */
+function labelSets(s, rows) {
+  const n = s.nTrain + s.nValid;
+  const several = rows.filter((r) => r.label.includes(' ')).length;
+  const none = s.unlabelled ?? rows.filter((r) => r.label === '').length;
+  const from = page.datasetOptions?.labelsCsv
+    ? `labels from ${page.labelsCsv?.name || 'a labels CSV'}`
+    : 'a photo in several class folders is one photo with each folder\'s label';
+  const has = (k) => (k === 1 ? 'has' : 'have');
+  return `Several labels a photo (${from}): ${several} of the ${n} photos ${has(several)} two or more labels, ${none} ${has(none)} none of the classes (“none of these”). Each class is a yes or no of its own, so the class counts count labels, not photos.`;
 }
 
 export function reasonText(r) {

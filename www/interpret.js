@@ -1,5 +1,7 @@
 // 5. Interpret: fastai's ClassificationInterpretation on the validation set: the confusion
-// matrix as a heat map, the most confused pairs, the top losses.
+// matrix as a heat map, the most confused pairs, the top losses; with one sigmoid per class,
+// each class's hits, misses and wrong calls (for photos of several labels, or none, instead of
+// the matrix).
 import { $, el, paint } from './dom.js';
 import { page } from './state.js';
 
@@ -23,15 +25,35 @@ export async function interpret() {
         });
       })));
     $('confusion').replaceChildren(head, ...rows);
+    // A photo of several labels (or none) has no one cell: the matrix is for one label a photo.
+    $('confusion-box').hidden = !!r.multiLabel;
+    perClass(r);
     const confused = r.mostConfused.slice(0, 10).map((c) => el('li', { textContent: `${c.actual} taken for ${c.predicted}: ${c.count}×` }));
     $('most-confused').replaceChildren(...(confused.length ? confused : [el('li', { textContent: 'nothing confused: every validation image is right' })]));
     $('top-losses').replaceChildren(...r.topLosses.map((t, i) => topLoss(t, r.topLossImages?.[i])));
     const correct = r.confusion.reduce((s, row, i) => s + row[i], 0);
-    $('interpret-status').textContent = `${correct} of ${r.nValid} validation images right`;
+    const sum = (k) => (r.perClass || []).reduce((n, c) => n + c[k], 0);
+    $('interpret-status').textContent = r.multiLabel
+      ? `${r.nValid} validation images: ${sum('tp')} of ${sum('tp') + sum('fn')} labels found, ${sum('fp')} given wrongly (threshold ${r.thresh.toFixed(2)})`
+      : `${correct} of ${r.nValid} validation images right`;
   } catch (e) {
     $('interpret-status').textContent = '';
     throw e;
   }
+}
+
+/** A sigmoid model's table: each class's hits (tp), misses (fn), wrong calls (fp), precision
+ * and recall at its threshold; hidden for a softmax (`thresh` null). */
+function perClass(r) {
+  const sigmoid = r.thresh !== null && r.thresh !== undefined && Array.isArray(r.perClass);
+  $('per-class-box').hidden = !sigmoid;
+  if (!sigmoid) return $('per-class').tBodies[0].replaceChildren();
+  $('per-class-note').textContent = `(one sigmoid each, threshold ${r.thresh.toFixed(2)}, ${r.nValid} validation images)`;
+  // Precision and recall of nothing (no photo given, or of, the class) are not numbers: a dash.
+  const ratio = (n, d) => (d ? (n / d).toFixed(2) : '—');
+  $('per-class').tBodies[0].replaceChildren(...r.perClass.map((c) => el('tr', {},
+    el('th', { scope: 'row', textContent: c.class, title: c.class }),
+    ...[c.tp, c.fn, c.fp, ratio(c.tp, c.tp + c.fp), ratio(c.tp, c.tp + c.fn)].map((v) => el('td', { textContent: String(v) })))));
 }
 
 /** Black or white text, whichever contrasts more with `rgb` (WCAG: at least 4.58:1 either way). */

@@ -270,9 +270,10 @@ export class Kiln extends DatasetLink {
   }
 
   /**
-   * The model as ONNX (opset 17), to run in an app with onnxruntime or any ONNX runtime.
-   * Input `image`: RGB float32 in [0, 1], NCHW `[N, 3, size, size]` (a photo centre-cropped to
-   * a square and resized); ImageNet normalisation is inside the graph. Output `probabilities`
+   * The model as ONNX (opset 18), to run in an app with onnxruntime or any ONNX runtime.
+   * Input `image`: RGB float32 in [0, 1], NCHW `[N, 3, H, W]`: a photo centre-cropped to a
+   * square, at any size (the graph resizes it as Kiln does, then applies ImageNet
+   * normalisation). Output `probabilities`
    * `[N, classes]`; the class names are in the model's metadata (`classes`).
    * @returns {Promise<Blob>}
    */

@@ -4,7 +4,7 @@
 // training run) the project is kept in the browser's own storage (the origin private file
 // system), written in the background, and offered again on the next visit.
 import { $, download, guard, setStatus } from './dom.js';
-import { isIdle, onIdle, page, run, update } from './state.js';
+import { isIdle, modelThresh, onIdle, page, run, update } from './state.js';
 import { showSummary } from './dataset.js';
 import { showWeights, syncMethod } from './settings.js';
 import { restoreTraining, trainingRecord } from './training.js';
@@ -12,7 +12,7 @@ import { fileName } from './download-name.js';
 import { peekManifest, photoCount } from './kiln-project.js';
 
 /** Every Settings field by id, the labelling and split options too: a project keeps them. */
-export const SETTINGS = ['arch', 'pretrained', 'size', 'bs', 'method', 'epochs', 'freeze-epochs', 'lr', 'flip', 'fp16', 'presize', 'label-regex', 'valid-pct', 'seed'];
+export const SETTINGS = ['arch', 'pretrained', 'size', 'bs', 'method', 'epochs', 'freeze-epochs', 'lr', 'flip', 'multi-label', 'fp16', 'presize', 'label-regex', 'valid-pct', 'seed'];
 /** The dataset options' fields and their keys: the dataset the project builds has the last word. */
 const OPTION_FIELDS = { presize: 'presize', 'valid-pct': 'validPct', seed: 'seed', 'label-regex': 'labelRegex' };
 /** The file the browser keeps the project in, and how long after a change it is written. */
@@ -29,7 +29,9 @@ const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const plural = (n, one) => `${n.toLocaleString('en')} ${one}${n === 1 ? '' : 's'}`;
 
 function readSettings() {
-  return Object.fromEntries(SETTINGS.map((id) => [id, $(id).type === 'checkbox' ? $(id).checked : $(id).value]));
+  const fields = Object.fromEntries(SETTINGS.map((id) => [id, $(id).type === 'checkbox' ? $(id).checked : $(id).value]));
+  // A model with one sigmoid per class: Predict's class threshold as the user left it.
+  return modelThresh() === null ? fields : { ...fields, 'predict-thresh': Number($('predict-thresh').value) };
 }
 
 /** A project's Settings in their fields (values a field cannot take are left out), then the
@@ -38,6 +40,8 @@ function showSettings(settings, options) {
   update({ pretrainedBeforeTiny: null });
   for (const id of SETTINGS) {
     const v = settings?.[id];
+    // A labels CSV holds "Allow none of these" on (dataset.js): the user's own choice stays.
+    if (id === 'multi-label' && options.labelsCsv) continue;
     const e = $(id);
     if (v === undefined || v === null) continue;
     if (e.type === 'checkbox') {
@@ -119,7 +123,9 @@ export async function openProject(file, label = file.name) {
   }
   const { summary, settings, charts, model, history, files, added, options } = opened;
   showSettings(settings, options);
-  update({ lastFiles: files, added, files: [...files, ...added], datasetOptions: options, preset: null });
+  // The labels CSV the dataset was built with, kept for a re-label of the same photos.
+  const labelsCsv = options.labelsCsv ? { name: `the labels CSV of ${label}`, text: options.labelsCsv, of: files } : null;
+  update({ lastFiles: files, added, files: [...files, ...added], datasetOptions: options, preset: null, labelsCsv });
   $('mode-add').checked = true;
   await showSummary(summary);
   const kept = chartsOf(charts);
@@ -127,6 +133,15 @@ export async function openProject(file, label = file.name) {
     const { frozen } = await page.kiln.history();
     update({ modelClasses: model.classes, modelOrigin: 'imported', modelName: label, modelOptions: model.options, modelSaved: true, modelVersion: page.modelVersion + 1, modelState: { epochs: history.length, frozen } });
     $('model-status').textContent = `loaded the model of ${label}: ${model.classes.length} classes, ${plural(history.length, 'epoch')} trained`;
+    // The Settings as saved have the last word on "Allow none of these" (state.js set it from
+    // the model; a project the CLI wrote says nothing of it), unless a labels CSV holds it on.
+    if (typeof settings?.['multi-label'] === 'boolean' && page.csvLock === null) $('multi-label').checked = settings['multi-label'];
+    // Predict's class threshold as it was saved (the model's own otherwise, state.js).
+    const t = Number(settings?.['predict-thresh']);
+    if (modelThresh() !== null && settings?.['predict-thresh'] !== undefined && t >= 0 && t <= 1) {
+      $('predict-thresh').value = String(t);
+      $('predict-thresh').dispatchEvent(new Event('input'));
+    }
   }
   // Epochs the model trained past the charts (the CLI went on with it) are added to them.
   if (model || kept.rows.length) restoreTraining(kept, history.slice(Math.min(Number.isInteger(kept.epochs) ? kept.epochs : 0, history.length)));

@@ -7,7 +7,7 @@
 import { pathOf } from './kiln.js';
 import { $, el, guard, setStatus } from './dom.js';
 import { page, render, run, setPhase, update } from './state.js';
-import { images, loadFiles, onClasses, reasonText, showSummary, visibleFiles } from './dataset.js';
+import { images, isCsv, loadFiles, onClasses, reasonText, showSummary, visibleFiles } from './dataset.js';
 import { openRecorder, wireCamera } from './camera.js';
 
 const PER_PAGE = 12;
@@ -32,6 +32,9 @@ export const adding = () => page.files.length > 0 && $('mode-add').checked;
  * others keep their split and are not read again. Says what was added and what was skipped. */
 export async function addPhotos(files) {
   const visible = visibleFiles(files);
+  // A labels CSV labels a whole dataset as it is built: it cannot relabel one loaded already.
+  const csv = visible.find(isCsv);
+  if (csv) throw new Error(`${pathOf(csv)} is a labels CSV: it labels a dataset as it is made, not photos added to one. Choose “Start a new dataset” (Photos you drop or choose next), then drop or choose the folder with it again.`);
   setStatus(`adding ${visible.length} file${visible.length === 1 ? '' : 's'}…`);
   try {
     const { added, summary } = await page.kiln.addFiles(visible);
@@ -76,7 +79,8 @@ function drawCards(s, rows) {
   // What the last add or edit did is said after this; a load (or re-label) says nothing here.
   say('');
   byClass = new Map(s.classes.map((c) => [c.name, []]));
-  for (const r of rows) byClass.get(r.label)?.push(r);
+  // A photo of several classes (labels separated by spaces) shows in each one's card.
+  for (const r of rows) for (const l of labelsOf(r, s)) byClass.get(l)?.push(r);
   if (editing && !byClass.has(editing.name)) editing = null;
   for (const urls of urlsOf.values()) for (const u of urls) URL.revokeObjectURL(u);
   urlsOf.clear();
@@ -84,6 +88,10 @@ function drawCards(s, rows) {
   $('gallery').replaceChildren(...s.classes.map((c) => card(c, files)));
   render();
 }
+
+/** A photo's classes: its label, or in a multi-label dataset each of its labels (none for a
+ * photo of none of the classes). */
+const labelsOf = (r, s) => (s.multiLabel && !byClass.has(r.label) ? r.label.split(' ').filter(Boolean) : [r.label]);
 
 /** The page's File for each name the dataset gives (the first of a name). */
 function filesByPath() {
@@ -155,12 +163,14 @@ function button(text, label, onClick, className = '') {
 
 /** A photo: the image, its name and split, and moving it to another class or removing it. */
 function thumb(r, file, name) {
-  const img = el('img', { alt: `${r.file}, class ${r.label} (${SPLIT[r.split]})`, loading: 'lazy' });
+  const labels = labelsOf(r, shown);
+  const img = el('img', { alt: `${r.file}, ${labels.length === 1 ? 'class' : 'classes'} ${labels.join(', ')} (${SPLIT[r.split]})`, loading: 'lazy' });
   if (file) {
     img.src = URL.createObjectURL(file);
     urlsOf.get(name).push(img.src);
   }
-  const others = shown.classes.map((c) => c.name).filter((k) => k !== r.label);
+  // (A photo of several classes moved to one has that class alone.)
+  const others = shown.classes.map((c) => c.name).filter((k) => k !== name);
   const to = el('select', { className: 'to' }, el('option', { value: '', textContent: 'another class…' }));
   // The classes are filled in when the select is first used: a page of photos in each of many
   // classes would otherwise hold thousands of options.

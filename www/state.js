@@ -50,10 +50,17 @@ export const page = {
   added: [],
   /** @type {string[]} */
   datasetClasses: [],
-  /** The options that built the loaded dataset (a failed change rolls its field back to them). @type {{validPct: number, presize: number, seed: number, labelRegex?: string} | null} */
+  /** The options that built the loaded dataset (a failed change rolls its field back to them). @type {{validPct: number, presize: number, seed: number, labelRegex?: string, multiLabel?: boolean, labelsCsv?: string | null} | null} */
   datasetOptions: null,
-  /** The files of the last load, loaded or not: the labelling options re-label these. @type {File[]} */
+  /** The files of the last load, loaded or not: the labelling options re-label these (a
+   * labels CSV among them too). @type {File[]} */
   lastFiles: [],
+  /** The labels CSV of the last load (fastai's from_csv: file names and their labels,
+   * several a photo): its name and text, and the files of the load it came with (`of`); or null (labels from folders or names). @type {{name: string, text: string, of: File[]} | null} */
+  labelsCsv: null,
+  /** While a labels CSV gives the photos sets of labels, "Allow none of these" is on and fixed
+   * (a softmax cannot learn sets): the user's own choice before, given back after; else null. @type {boolean | null} */
+  csvLock: null,
   /** Why the loaded dataset cannot train (a class without training images); null when it can. @type {string | null} */
   dataProblem: null,
   /** The sample's preset while it is in the Settings (new photos bring the photo defaults back). @type {Record<string, string | boolean> | null} */
@@ -162,7 +169,11 @@ function followModel() {
     $('predict-thresh').value = String(t);
     $('predict-thresh-value').textContent = Number($('predict-thresh').value).toFixed(2);
   }
-  if (page.modelOrigin === 'imported' && page.modelOptions) $('multi-label').checked = !!page.modelOptions.multiLabel;
+  // (While a labels CSV holds the box on, the model's kind is what it goes back to after.)
+  if (page.modelOrigin === 'imported' && page.modelOptions) {
+    if (page.csvLock !== null) page.csvLock = !!page.modelOptions.multiLabel;
+    else $('multi-label').checked = !!page.modelOptions.multiLabel;
+  }
 }
 
 const sorted = (names) => JSON.stringify([...names].sort());
@@ -209,8 +220,10 @@ export function render() {
   // architecture picks which weights the next model gets).
   enable(['sample', 'pick-folder', 'pick-files', 'import', 'predict-file', 'predict-folder', 'predict-camera', 'weights-file', 'arch', 'label-regex', 'valid-pct', 'seed', 'presize'], idle);
   $('pretrained').disabled = !idle || $('arch').value === 'tiny';
-  // The next model's loss (softmax, or one sigmoid per class): off during work, as Architecture.
-  enable(['multi-label'], idle);
+  // The next model's loss (softmax, or one sigmoid per class): off during work, as Architecture,
+  // and fixed on while a labels CSV gives the photos sets of labels (the note says why).
+  enable(['multi-label'], idle && page.csvLock === null);
+  $('multi-label-why').hidden = page.csvLock === null;
   // Half precision only where the GPU has it (kiln.info says why not).
   $('fp16').disabled = !!page.kiln?.info?.fp16Unavailable || page.kiln === null;
   for (const b of document.querySelectorAll('#suggestions button, #more-suggestions button')) b.disabled = !idle;

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checklist, colourFolders, e2e, readyPage, takeError, waitIdle } from './harness.mjs';
+import { checklist, colourFolders, e2e, readyPage, root, takeError, waitIdle } from './harness.mjs';
 import { png } from './png.mjs';
 
 const log = (...a) => console.log('[e2e multi-label]', ...a);
@@ -56,6 +56,13 @@ for (const [folder, colour] of [['red', [200, 20, 20]], ['blue', [20, 20, 200]]]
   mkdirSync(join(dir, 'copies', folder), { recursive: true });
   for (let i = 0; i < 8; i++) writeFileSync(join(dir, 'copies', folder, `${folder}${i}.png`), png(12, 10, (x, y) => colour.map((v) => v - ((x + y + i) % 5))));
   for (let i = 0; i < 4; i++) writeFileSync(join(dir, 'copies', folder, `m${i}.png`), solid([180 + i * 10, 20, 180 + i * 10]));
+}
+
+/** axe-core (injected by the test, as accessibility.test.mjs does): serious and critical violations. */
+async function axe(page) {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ path: join(root, 'node_modules/axe-core/axe.min.js') });
+  return page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .filter((v) => ['serious', 'critical'].includes(v.impact)).map((v) => `${v.impact} ${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`));
 }
 
 /** What the page says of its dataset and the "none of these" box. */
@@ -118,7 +125,7 @@ async function openProject(page, path) {
 
 await e2e([], async ({ browser, base }) => {
   const c = checklist('e2e multi-label');
-  const page = await readyPage(browser, base);
+  const page = await readyPage(browser, base, { bypassCSP: true });
   await page.evaluate(() => { delete Window.prototype.showSaveFilePicker; delete window.showSaveFilePicker; });
   // Photos of 12 × 10 px: presize 16 before they load.
   await page.click('details.options summary');
@@ -201,6 +208,10 @@ await e2e([], async ({ browser, base }) => {
     const captions = await page.$$eval('#top-losses figcaption', (fs) => fs.map((f) => f.textContent));
     log(`top losses: ${captions.slice(0, 3).join(' | ')}`);
     assert.ok(captions.length > 0, 'top losses shown');
+  });
+
+  await c.check('axe: the several-labels note, the fixed box and the per-class table', async () => {
+    assert.deepEqual(await axe(page), []);
   });
 
   // Predict's threshold, kept by the project.
