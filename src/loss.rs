@@ -14,14 +14,26 @@ pub enum LossFunc {
     /// `BCEWithLogitsLossFlat(thresh)`: one sigmoid per class, and a class is predicted where
     /// its probability exceeds `thresh`, so a photo can be none of them.
     Bce { thresh: f32 },
+    /// `LabelSmoothingCrossEntropy(eps)`: cross-entropy against targets that give `eps` of the
+    /// probability to the classes evenly, so the model is not pushed to certainty.
+    LabelSmoothing { eps: f32 },
 }
 
 impl LossFunc {
     /// The threshold of a one-sigmoid-per-class model; None for softmax.
     pub fn thresh(&self) -> Option<f32> {
         match *self {
-            LossFunc::CrossEntropy => None,
+            LossFunc::CrossEntropy | LossFunc::LabelSmoothing { .. } => None,
             LossFunc::Bce { thresh } => Some(thresh),
+        }
+    }
+
+    /// fastai's name for it, as a notebook writes it.
+    pub fn fastai(&self) -> String {
+        match *self {
+            LossFunc::CrossEntropy => "CrossEntropyLossFlat()".into(),
+            LossFunc::Bce { thresh } => format!("BCEWithLogitsLossFlat(thresh={thresh})"),
+            LossFunc::LabelSmoothing { eps } => format!("LabelSmoothingCrossEntropy(eps={eps})"),
         }
     }
 
@@ -29,8 +41,9 @@ impl LossFunc {
     /// cross-entropy, any number for BCE).
     pub fn mean(&self, logits: Tensor<2>, targets: &[Vec<usize>]) -> Tensor<1> {
         let device = logits.device();
-        match self {
+        match *self {
             LossFunc::CrossEntropy => cross_entropy(logits, class_tensor(targets, &device)),
+            LossFunc::LabelSmoothing { eps } => label_smoothing_per_item(log_softmax(logits), class_tensor(targets, &device), eps).mean(),
             // fastai's flat BCE averages over every (photo, class) pair: the mean of the
             // per-photo means, as every photo has the same classes.
             LossFunc::Bce { .. } => {
@@ -43,10 +56,14 @@ impl LossFunc {
     /// Each photo's probabilities ([N, classes]) and loss ([N]).
     pub fn probs_and_losses(&self, logits: Tensor<2>, targets: &[Vec<usize>]) -> (Tensor<2>, Tensor<1>) {
         let device = logits.device();
-        match self {
+        match *self {
             LossFunc::CrossEntropy => {
                 let logp = log_softmax(logits);
                 (logp.clone().exp(), nll_per_item(logp, class_tensor(targets, &device)))
+            }
+            LossFunc::LabelSmoothing { eps } => {
+                let logp = log_softmax(logits);
+                (logp.clone().exp(), label_smoothing_per_item(logp, class_tensor(targets, &device), eps))
             }
             LossFunc::Bce { .. } => {
                 let k = logits.dims()[1];
@@ -58,7 +75,7 @@ impl LossFunc {
     /// Probabilities per class: a softmax, or one sigmoid each.
     pub fn probs(&self, logits: Tensor<2>) -> Tensor<2> {
         match self {
-            LossFunc::CrossEntropy => activation::softmax(logits, 1),
+            LossFunc::CrossEntropy | LossFunc::LabelSmoothing { .. } => activation::softmax(logits, 1),
             LossFunc::Bce { .. } => activation::sigmoid(logits),
         }
     }
@@ -76,6 +93,14 @@ pub fn log_softmax(logits: Tensor<2>) -> Tensor<2> {
 pub fn nll_per_item(log_probs: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     let n = targets.dims()[0];
     log_probs.gather(1, targets.reshape([n, 1])).reshape([n]).neg()
+}
+
+/// fastai's LabelSmoothingCrossEntropy per item, shape [N]: eps · mean over the classes of
+/// −log p, plus (1 − eps) · −log p(target).
+pub fn label_smoothing_per_item(log_probs: Tensor<2>, targets: Tensor<1, Int>, eps: f32) -> Tensor<1> {
+    let [n, k] = log_probs.dims();
+    let smooth = log_probs.clone().sum_dim(1).reshape([n]).neg().div_scalar(k as f32);
+    smooth.mul_scalar(eps) + nll_per_item(log_probs, targets).mul_scalar(1.0 - eps)
 }
 
 /// Mean cross-entropy over the batch, shape [1].

@@ -16,11 +16,14 @@ pub struct AdamConfig {
     pub sqr_mom: f64,
     pub eps: f64,
     pub wd: f64,
+    /// fastai's `wd_bn_bias`: weight decay on BatchNorm and bias parameters too.
+    #[serde(default)]
+    pub wd_bn_bias: bool,
 }
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self { sqr_mom: 0.99, eps: 1e-5, wd: 0.01 }
+        Self { sqr_mom: 0.99, eps: 1e-5, wd: 0.01, wd_bn_bias: false }
     }
 }
 
@@ -109,7 +112,7 @@ impl ModuleMapper for AdamMapper<'_> {
 
         let cfg = &self.adam.config;
         let lr = self.lrs[self.path.group().min(self.lrs.len() - 1)];
-        let wd = if self.path.in_batchnorm() || self.path.name() == "bias" { 0.0 } else { cfg.wd };
+        let wd = if !cfg.wd_bn_bias && (self.path.in_batchnorm() || self.path.name() == "bias") { 0.0 } else { cfg.wd };
 
         let state = match self.adam.states.remove(&id) {
             Some(s) => s,

@@ -90,6 +90,51 @@ pub struct ModelArgs {
     /// With --multi-label: the probability a class needs to be predicted.
     #[arg(long, default_value_t = 0.5, requires = "multi_label")]
     pub thresh: f32,
+    /// fastai's loss_func: CrossEntropyLossFlat (default), LabelSmoothingCrossEntropy (eps 0.1)
+    /// or BCEWithLogitsLossFlat (the same as --multi-label).
+    #[arg(long, value_name = "NAME")]
+    pub loss_func: Option<String>,
+    /// The head's width (vision_learner's lin_ftrs: one hidden layer).
+    #[arg(long, value_name = "N", default_value_t = LearnerOptions::default().hidden)]
+    pub lin_ftrs: usize,
+    /// The head's dropout: the last layer's probability, half of it before the first.
+    #[arg(long, default_value_t = LearnerOptions::default().ps)]
+    pub ps: f64,
+    /// Pool the body's features by their average alone (fastai's concat_pool=False), not
+    /// [max ‖ average].
+    #[arg(long)]
+    pub no_concat_pool: bool,
+    /// No BatchNorm before the head's first linear layer (first_bn=False).
+    #[arg(long)]
+    pub no_first_bn: bool,
+    /// A BatchNorm after the head's last layer (bn_final=True).
+    #[arg(long)]
+    pub bn_final: bool,
+    /// Weight decay (decoupled, AdamW's).
+    #[arg(long, default_value_t = LearnerOptions::default().wd)]
+    pub wd: f64,
+    /// Weight decay on BatchNorm and bias parameters too.
+    #[arg(long)]
+    pub wd_bn_bias: bool,
+    /// Frozen BatchNorm layers stay frozen (train_bn=False; fastai trains them).
+    #[arg(long)]
+    pub no_train_bn: bool,
+    /// One-cycle's momentums: at the start, the peak learning rate and the end.
+    #[arg(long, value_name = "A,B,C", default_value = "0.95,0.85,0.95")]
+    pub moms: Moms,
+}
+
+/// Three momentums written `a,b,c`.
+#[derive(Clone, Copy, Debug)]
+pub struct Moms(pub [f64; 3]);
+
+impl std::str::FromStr for Moms {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let v: Vec<f64> = s.split(',').map(|m| m.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| format!("{s:?}: {e}"))?;
+        let v: [f64; 3] = v.try_into().map_err(|_| format!("{s:?}: give three momentums, like 0.95,0.85,0.95"))?;
+        Ok(Moms(v))
+    }
 }
 
 #[derive(Subcommand)]
@@ -368,6 +413,16 @@ impl ModelArgs {
             fp16,
             multi_label: self.multi_label,
             thresh: self.thresh,
+            loss_func: self.loss_func.clone(),
+            hidden: self.lin_ftrs,
+            ps: self.ps,
+            concat_pool: !self.no_concat_pool,
+            first_bn: !self.no_first_bn,
+            bn_final: self.bn_final,
+            wd: self.wd,
+            wd_bn_bias: self.wd_bn_bias,
+            train_bn: !self.no_train_bn,
+            moms: self.moms.0,
             ..LearnerOptions::default()
         }
     }

@@ -83,9 +83,10 @@ pub fn export(model: &Path, format: ExportFormat, output: Option<PathBuf>) -> Re
             learner.presize,
         ),
         ExportFormat::Pytorch => println!(
-            "saved {}: load it into fastai's vision_learner(dls, '{}', n_out={n}) with learn.model.load_state_dict(safetensors.torch.load_file(...)) (see the README)",
+            "saved {}: load it into fastai's vision_learner(dls, '{}', n_out={n}, {}) with learn.model.load_state_dict(safetensors.torch.load_file(...)) (see docs/EXPORT.md)",
             output.display(),
             export::pytorch::fastai_arch(arch).map_err(|e| e.to_string())?,
+            learner.config.fastai_args(),
         ),
     }
     Ok(())

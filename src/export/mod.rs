@@ -83,10 +83,7 @@ pub async fn to_bytes(learner: &Learner) -> Result<Vec<u8>, ExportError> {
 
 /// What both foreign formats record about the model, as (key, value) metadata.
 pub(crate) fn metadata(header: &ModelHeader) -> Vec<(&'static str, String)> {
-    let loss_func = match header.config.loss_func.thresh() {
-        None => "CrossEntropyLossFlat()".to_string(),
-        Some(t) => format!("BCEWithLogitsLossFlat(thresh={t})"),
-    };
+    let loss_func = header.config.loss_func.fastai();
     vec![
         ("classes", serde_json::to_string(&header.classes).expect("strings serialise")),
         ("image_size", header.config.aug.size.to_string()),

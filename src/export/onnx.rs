@@ -44,7 +44,7 @@ pub async fn to_onnx(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>
         Body::ResNet(m) => g.resnet(x, m),
         Body::EfficientNet(m) => g.efficientnet(x, m),
     };
-    let logits = g.head(features, &model.head);
+    let logits = g.head(features, &model.head, header.config.model.concat_pool);
     let thresh = header.config.loss_func.thresh();
     match thresh {
         None => g.op("Softmax", "softmax", vec![logits], vec![int("axis", 1)], Some(OUTPUT)),
@@ -342,16 +342,27 @@ impl Graph {
         if b.skip { self.op("Add", name, vec![x, input], vec![], None) } else { x }
     }
 
-    /// fastai's head in eval form: [max ‖ avg] pool, flatten, BN, linear, ReLU, BN, linear.
-    fn head(&mut self, x: String, h: &Head) -> String {
-        let max = self.op("GlobalMaxPool", "head.pool", vec![x.clone()], vec![], None);
-        let avg = self.op("GlobalAveragePool", "head.pool", vec![x], vec![], None);
-        let x = self.op("Concat", "head.pool", vec![max, avg], vec![int("axis", 1)], None);
-        let x = self.op("Flatten", "head.flatten", vec![x], vec![int("axis", 1)], None);
-        let x = self.batchnorm_2d(x, &h.bn1, "head.bn1");
+    /// fastai's head in eval form: [max ‖ avg] pool (or avg alone), flatten, BN (first_bn),
+    /// linear, ReLU, BN, linear, BN (bn_final).
+    fn head(&mut self, x: String, h: &Head, concat_pool: bool) -> String {
+        let avg = self.op("GlobalAveragePool", "head.pool", vec![x.clone()], vec![], None);
+        let x = if concat_pool {
+            let max = self.op("GlobalMaxPool", "head.pool", vec![x], vec![], None);
+            self.op("Concat", "head.pool", vec![max, avg], vec![int("axis", 1)], None)
+        } else {
+            avg
+        };
+        let mut x = self.op("Flatten", "head.flatten", vec![x], vec![int("axis", 1)], None);
+        if let Some(bn) = &h.bn1 {
+            x = self.batchnorm_2d(x, bn, "head.bn1");
+        }
         let x = self.linear(x, &h.lin1, "head.lin1");
         let x = self.relu(x, "head.relu");
         let x = self.batchnorm_2d(x, &h.bn2, "head.bn2");
-        self.linear(x, &h.lin2, "head.lin2")
+        let x = self.linear(x, &h.lin2, "head.lin2");
+        match &h.bn_final {
+            Some(bn) => self.batchnorm_2d(x, bn, "head.bn_final"),
+            None => x,
+        }
     }
 }

@@ -66,13 +66,9 @@ pub async fn to_safetensors(header: &ModelHeader, model: &Classifier) -> Result<
         (
             "fastai",
             format!(
-                "vision_learner(dls, '{arch}', n_out={}, pretrained=False, normalize=True, concat_pool=True, lin_ftrs=[{}]{}); images: Resize({}) then size {size}, imagenet_stats",
+                "vision_learner(dls, '{arch}', n_out={}, pretrained=False, normalize=True, {}); images: Resize({}) then size {size}, imagenet_stats",
                 header.classes.len(),
-                header.config.model.hidden,
-                match header.config.loss_func.thresh() {
-                    None => String::new(),
-                    Some(t) => format!(", loss_func=BCEWithLogitsLossFlat(thresh={t}), metrics=partial(accuracy_multi, thresh={t})"),
-                },
+                header.config.fastai_args(),
                 header.presize
             ),
         ),
@@ -177,12 +173,30 @@ impl StateDict {
         Ok(())
     }
 
-    /// create_head's Sequential: 0 pool, 1 flatten, 2 BN, 3 dropout, 4 linear, 5 ReLU, 6 BN,
-    /// 7 dropout, 8 linear.
+    /// create_head's Sequential, numbered as fastai numbers it: pool, flatten, then per
+    /// LinBnDrop [BN] [dropout, when p > 0] linear [ReLU], then [BN] for bn_final. With the
+    /// defaults: 2 BN, 4 linear, 6 BN, 8 linear.
     fn head(&mut self, h: &Head, p: &str) {
-        self.batchnorm(&h.bn1, &format!("{p}2"));
-        self.linear(&h.lin1, &format!("{p}4"));
-        self.batchnorm(&h.bn2, &format!("{p}6"));
-        self.linear(&h.lin2, &format!("{p}8"));
+        let mut i = 2;
+        let mut at = || {
+            i += 1;
+            format!("{p}{}", i - 1)
+        };
+        if let Some(bn) = &h.bn1 {
+            self.batchnorm(bn, &at());
+        }
+        if h.drop1.prob > 0.0 {
+            at();
+        }
+        self.linear(&h.lin1, &at());
+        at(); // ReLU
+        self.batchnorm(&h.bn2, &at());
+        if h.drop2.prob > 0.0 {
+            at();
+        }
+        self.linear(&h.lin2, &at());
+        if let Some(bn) = &h.bn_final {
+            self.batchnorm(bn, &at());
+        }
     }
 }

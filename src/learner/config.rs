@@ -25,14 +25,87 @@ pub struct LearnerConfig {
     /// `.kiln` headers as a record of how the model was trained; exported weights are f32.
     #[serde(default)]
     pub fp16: bool,
-    /// fastai's `loss_func`: softmax cross-entropy, or a sigmoid per class ("none of these").
+    /// fastai's `loss_func`: softmax cross-entropy (plain or label-smoothed), or a sigmoid per
+    /// class ("none of these").
     #[serde(default)]
     pub loss_func: LossFunc,
+    /// fastai's `train_bn`: BatchNorm layers train while their group is frozen.
+    #[serde(default = "yes")]
+    pub train_bn: bool,
+    /// fastai's `moms`: one-cycle's momentum at the start, the peak learning rate, and the end.
+    #[serde(default = "default_moms")]
+    pub moms: (f64, f64, f64),
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_moms() -> (f64, f64, f64) {
+    crate::schedule::OneCycle::default().moms
 }
 
 impl LearnerConfig {
     pub fn new(model: ClassifierConfig, size: usize) -> Self {
-        Self { model, aug: AugConfig::new(size), batch_size: 64, micro_batch: None, adam: AdamConfig::default(), seed: 42, fp16: false, loss_func: LossFunc::CrossEntropy }
+        Self {
+            model,
+            aug: AugConfig::new(size),
+            batch_size: 64,
+            micro_batch: None,
+            adam: AdamConfig::default(),
+            seed: 42,
+            fp16: false,
+            loss_func: LossFunc::CrossEntropy,
+            train_bn: true,
+            moms: default_moms(),
+        }
+    }
+    pub fn with_train_bn(mut self, train_bn: bool) -> Self {
+        self.train_bn = train_bn;
+        self
+    }
+    pub fn with_moms(mut self, moms: (f64, f64, f64)) -> Self {
+        self.moms = moms;
+        self
+    }
+    pub fn with_adam(mut self, adam: AdamConfig) -> Self {
+        self.adam = adam;
+        self
+    }
+
+    /// The keyword arguments of fastai's `vision_learner` that build this learner: every
+    /// option Kiln sets, fastai's defaults written out for the head.
+    pub fn fastai_args(&self) -> String {
+        let m = &self.model;
+        let mut args = vec![format!("concat_pool={}", py(m.concat_pool)), format!("lin_ftrs=[{}]", m.hidden)];
+        let d = ClassifierConfig::new(m.arch.clone(), m.num_classes);
+        if m.ps != d.ps {
+            args.push(format!("ps={}", m.ps));
+        }
+        if m.first_bn != d.first_bn {
+            args.push(format!("first_bn={}", py(m.first_bn)));
+        }
+        if m.bn_final != d.bn_final {
+            args.push(format!("bn_final={}", py(m.bn_final)));
+        }
+        match self.loss_func {
+            LossFunc::CrossEntropy => {}
+            LossFunc::Bce { thresh } => args.push(format!("loss_func=BCEWithLogitsLossFlat(thresh={thresh}), metrics=partial(accuracy_multi, thresh={thresh})")),
+            l @ LossFunc::LabelSmoothing { .. } => args.push(format!("loss_func={}", l.fastai())),
+        }
+        let adam = AdamConfig::default();
+        if self.adam.wd != adam.wd {
+            args.push(format!("wd={}", self.adam.wd));
+        }
+        if self.adam.wd_bn_bias {
+            args.push("wd_bn_bias=True".into());
+        }
+        if !self.train_bn {
+            args.push("train_bn=False".into());
+        }
+        if self.moms != default_moms() {
+            args.push(format!("moms=({}, {}, {})", self.moms.0, self.moms.1, self.moms.2));
+        }
+        args.join(", ")
     }
     pub fn with_batch_size(mut self, bs: usize) -> Self {
         self.batch_size = bs;
@@ -90,12 +163,52 @@ pub struct LearnerOptions {
     pub multi_label: bool,
     /// The probability a class needs to be predicted with `multi_label` (fastai's 0.5).
     pub thresh: f32,
+    /// fastai's `loss_func` by name: CrossEntropyLossFlat, LabelSmoothingCrossEntropy (eps 0.1)
+    /// or BCEWithLogitsLossFlat (the same as `multi_label`); None: from `multi_label`.
+    pub loss_func: Option<String>,
+    /// vision_learner's head: dropout `ps`, `concat_pool`, `first_bn`, `bn_final`.
+    pub ps: f64,
+    pub concat_pool: bool,
+    pub first_bn: bool,
+    pub bn_final: bool,
+    /// vision_learner's training options: weight decay `wd`, `wd_bn_bias`, `train_bn`, `moms`.
+    pub wd: f64,
+    pub wd_bn_bias: bool,
+    pub train_bn: bool,
+    pub moms: [f64; 3],
 }
 
 impl Default for LearnerOptions {
     fn default() -> Self {
-        Self { arch: Arch::EfficientNetLite0, size: 224, batch_size: 64, micro_batch: None, seed: 42, do_flip: true, widths: None, hidden: 512, fp16: false, multi_label: false, thresh: 0.5 }
+        let m = ClassifierConfig::new(Arch::EfficientNetLite0, 2);
+        let moms = default_moms();
+        Self {
+            arch: m.arch,
+            size: 224,
+            batch_size: 64,
+            micro_batch: None,
+            seed: 42,
+            do_flip: true,
+            widths: None,
+            hidden: m.hidden,
+            fp16: false,
+            multi_label: false,
+            thresh: 0.5,
+            loss_func: None,
+            ps: m.ps,
+            concat_pool: m.concat_pool,
+            first_bn: m.first_bn,
+            bn_final: m.bn_final,
+            wd: AdamConfig::default().wd,
+            wd_bn_bias: false,
+            train_bn: true,
+            moms: [moms.0, moms.1, moms.2],
+        }
     }
+}
+
+fn py(b: bool) -> &'static str {
+    if b { "True" } else { "False" }
 }
 
 /// The name `arch_by_name` reads back (the tiny ResNet's widths travel as `widths`).
@@ -134,11 +247,49 @@ impl LearnerOptions {
             fp16: config.fp16,
             multi_label: config.loss_func.thresh().is_some(),
             thresh: config.loss_func.thresh().unwrap_or(0.5),
+            loss_func: match config.loss_func {
+                LossFunc::LabelSmoothing { .. } => Some("LabelSmoothingCrossEntropy".into()),
+                _ => None,
+            },
+            ps: config.model.ps,
+            concat_pool: config.model.concat_pool,
+            first_bn: config.model.first_bn,
+            bn_final: config.model.bn_final,
+            wd: config.adam.wd,
+            wd_bn_bias: config.adam.wd_bn_bias,
+            train_bn: config.train_bn,
+            moms: [config.moms.0, config.moms.1, config.moms.2],
         }
     }
 
     /// The option names, as the page's options object spells them.
-    pub const KEYS: &'static [&'static str] = &["arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16", "multiLabel", "thresh"];
+    pub const KEYS: &'static [&'static str] = &[
+        "arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16", "multiLabel", "thresh", "lossFunc", "ps", "concatPool", "firstBn", "bnFinal", "wd",
+        "wdBnBias", "trainBn", "moms",
+    ];
+
+    /// The loss function the options name.
+    fn loss(&self) -> Result<LossFunc, String> {
+        let bce = LossFunc::Bce { thresh: self.thresh };
+        let named = match self.loss_func.as_deref().map(|s| s.to_ascii_lowercase().replace(['_', '-'], "")) {
+            None => None,
+            Some(n) if n.starts_with("crossentropy") => Some(LossFunc::CrossEntropy),
+            Some(n) if n.starts_with("labelsmoothing") => Some(LossFunc::LabelSmoothing { eps: 0.1 }),
+            Some(n) if n.starts_with("bce") => Some(bce),
+            Some(_) => {
+                return Err(format!(
+                    "the loss function {:?} is not one Kiln trains with: use CrossEntropyLossFlat, LabelSmoothingCrossEntropy or BCEWithLogitsLossFlat",
+                    self.loss_func.as_deref().unwrap_or("")
+                ));
+            }
+        };
+        match (named, self.multi_label) {
+            (None, false) => Ok(LossFunc::CrossEntropy),
+            (None, true) | (Some(LossFunc::Bce { .. }), _) => Ok(bce),
+            (Some(l), false) => Ok(l),
+            (Some(l), true) => Err(format!("one sigmoid per class (multi-label) trains with BCEWithLogitsLossFlat, not {}", l.fastai())),
+        }
+    }
 
     /// The learner's configuration for `num_classes` classes, or a sentence naming the value
     /// that is out of range.
@@ -155,19 +306,37 @@ impl LearnerOptions {
         if self.hidden == 0 {
             return Err("the head's hidden width must be at least 1 (fastai's is 512)".into());
         }
+        if !(0.0..1.0).contains(&self.ps) {
+            return Err(format!("the head's dropout ps {} must be at least 0 and below 1 (fastai's is 0.5)", self.ps));
+        }
+        if !(0.0..1.0).contains(&self.wd) {
+            return Err(format!("the weight decay wd {} must be at least 0 and below 1 (fastai's is 0.01)", self.wd));
+        }
+        if self.moms.iter().any(|m| !(0.0..1.0).contains(m)) {
+            return Err(format!("the momentums {:?} must each be at least 0 and below 1 (fastai's are 0.95, 0.85, 0.95)", self.moms));
+        }
+        let loss_func = self.loss()?;
         let arch = match (&self.arch, self.widths) {
             (Arch::Custom(c), Some(w)) if w.iter().all(|&w| w > 0) => Arch::Custom(c.clone().with_widths(w)),
             (Arch::Custom(_), Some(w)) => return Err(format!("the tiny ResNet's widths {w:?} must all be at least 1")),
             (arch, Some(_)) => return Err(format!("widths apply to the tiny ResNet only, not {}", arch.name())),
             (arch, None) => arch.clone(),
         };
-        let model = ClassifierConfig::new(arch, num_classes).with_hidden(self.hidden);
+        let model = ClassifierConfig::new(arch, num_classes)
+            .with_hidden(self.hidden)
+            .with_ps(self.ps)
+            .with_concat_pool(self.concat_pool)
+            .with_first_bn(self.first_bn)
+            .with_bn_final(self.bn_final);
         Ok(LearnerConfig::new(model, self.size)
             .with_batch_size(self.batch_size)
             .with_micro_batch(self.micro_batch)
             .with_seed(self.seed)
             .with_fp16(self.fp16)
-            .with_loss_func(if self.multi_label { LossFunc::Bce { thresh: self.thresh } } else { LossFunc::CrossEntropy })
+            .with_loss_func(loss_func)
+            .with_train_bn(self.train_bn)
+            .with_moms((self.moms[0], self.moms[1], self.moms[2]))
+            .with_adam(AdamConfig { wd: self.wd, wd_bn_bias: self.wd_bn_bias, ..AdamConfig::default() })
             .with_aug(AugConfig::new(self.size).with_do_flip(self.do_flip)))
     }
 }

@@ -157,6 +157,8 @@ impl Learner {
             return Err(LearnError::Config("epochs must be at least 1".into()));
         }
         let lr_max = cycle.lr.per_group(NUM_GROUPS);
+        // The learner's momentums (fastai's `Learner(moms=…)`) drive every cycle.
+        let cycle = &Cycle { sched: OneCycle { moms: self.config.moms, ..cycle.sched.clone() }, ..cycle.clone() };
         let per_epoch = self.loader.batches_per_epoch(dls.train.len());
         let total = per_epoch * cycle.epochs;
         let start = Instant::now();

@@ -181,15 +181,17 @@ impl Learner {
 
     /// Freeze the groups before `n`.
     pub fn freeze_to(&mut self, n: usize) {
-        let mut mapper = Trainable { frozen_below: n, path: ParamPath::default() };
+        let mut mapper = Trainable { frozen_below: n, train_bn: self.config.train_bn, path: ParamPath::default() };
         self.model = self.model.clone().map(&mut mapper);
         self.frozen_below = n;
     }
 }
 
-/// Sets which parameters train: groups from `frozen_below` on, and BatchNorm everywhere.
+/// Sets which parameters train: groups from `frozen_below` on, and BatchNorm everywhere with
+/// `train_bn`.
 struct Trainable {
     frozen_below: usize,
+    train_bn: bool,
     path: ParamPath,
 }
 
@@ -204,6 +206,6 @@ impl burn::module::ModuleMapper for Trainable {
         if matches!(self.path.name(), "running_mean" | "running_var") {
             return param;
         }
-        param.set_require_grad(self.path.in_batchnorm() || self.path.group() >= self.frozen_below)
+        param.set_require_grad((self.train_bn && self.path.in_batchnorm()) || self.path.group() >= self.frozen_below)
     }
 }

@@ -1,5 +1,7 @@
-//! fastai's `create_head`: AdaptiveConcatPool2d → Flatten → BN → Dropout(0.25) →
-//! Linear(2f→512, no bias) → ReLU → BN → Dropout(0.5) → Linear(512→n, no bias).
+//! fastai's `create_head`, with vision_learner's options: pool ([max ‖ avg], or avg alone
+//! without `concat_pool`) → Flatten → BN (`first_bn`) → Dropout(ps/2) → Linear(→ lin_ftrs, no
+//! bias) → ReLU → BN → Dropout(ps) → Linear(→ n, no bias) → BN (`bn_final`). The defaults give
+//! fastai's head: concat pool, 512 hidden, ps 0.5, first_bn, no bn_final.
 
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig, Relu};
@@ -12,43 +14,72 @@ pub struct HeadConfig {
     pub num_features: usize,
     pub num_classes: usize,
     pub hidden: usize,
-    pub ps: [f64; 2],
+    /// fastai's `ps`: the last dropout's probability; the one before gets half.
+    pub ps: f64,
+    pub concat_pool: bool,
+    pub first_bn: bool,
+    pub bn_final: bool,
 }
 
 impl HeadConfig {
     pub fn new(num_features: usize, num_classes: usize) -> Self {
-        Self { num_features, num_classes, hidden: 512, ps: [0.25, 0.5] }
+        Self { num_features, num_classes, hidden: 512, ps: 0.5, concat_pool: true, first_bn: true, bn_final: false }
     }
     pub fn with_hidden(mut self, hidden: usize) -> Self {
         self.hidden = hidden;
         self
     }
+    pub fn with_ps(mut self, ps: f64) -> Self {
+        self.ps = ps;
+        self
+    }
+    pub fn with_concat_pool(mut self, concat_pool: bool) -> Self {
+        self.concat_pool = concat_pool;
+        self
+    }
+    pub fn with_first_bn(mut self, first_bn: bool) -> Self {
+        self.first_bn = first_bn;
+        self
+    }
+    pub fn with_bn_final(mut self, bn_final: bool) -> Self {
+        self.bn_final = bn_final;
+        self
+    }
+    /// Features after pooling: twice the body's with concat pooling.
+    pub fn pooled(&self) -> usize {
+        if self.concat_pool { 2 * self.num_features } else { self.num_features }
+    }
 
     pub fn init(&self, device: &Device) -> Head {
         // fastai initialises the head's linears with kaiming_normal.
         let kaiming = Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: false };
-        let linear = |i, o| LinearConfig::new(i, o).with_bias(false).with_initializer(kaiming.clone()).init(device);
+        // A linear layer after a BatchNorm has no bias (fastai's LinBnDrop: bias=not bn).
+        let linear = |i, o, bias| LinearConfig::new(i, o).with_bias(bias).with_initializer(kaiming.clone()).init(device);
+        let n = self.pooled();
         Head {
-            bn1: BatchNormConfig::new(2 * self.num_features).init(device),
-            drop1: DropoutConfig::new(self.ps[0]).init(),
-            lin1: linear(2 * self.num_features, self.hidden),
+            bn1: self.first_bn.then(|| BatchNormConfig::new(n).init(device)),
+            drop1: DropoutConfig::new(self.ps / 2.0).init(),
+            lin1: linear(n, self.hidden, !self.first_bn),
             relu: Relu::new(),
             bn2: BatchNormConfig::new(self.hidden).init(device),
-            drop2: DropoutConfig::new(self.ps[1]).init(),
-            lin2: linear(self.hidden, self.num_classes),
+            drop2: DropoutConfig::new(self.ps).init(),
+            lin2: linear(self.hidden, self.num_classes, false),
+            // fastai's BatchNorm1d(n_out, momentum=0.01): burn's momentum is the same weight.
+            bn_final: self.bn_final.then(|| BatchNormConfig::new(self.num_classes).with_momentum(0.01).init(device)),
         }
     }
 }
 
 #[derive(Module, Debug)]
 pub struct Head {
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub drop1: Dropout,
     pub lin1: Linear,
     pub relu: Relu,
     pub bn2: BatchNorm,
     pub drop2: Dropout,
     pub lin2: Linear,
+    pub bn_final: Option<BatchNorm>,
 }
 
 /// AdaptiveConcatPool2d: [max ‖ avg] over the spatial dimensions (fastai's order).
@@ -60,16 +91,35 @@ pub fn concat_pool(x: Tensor<4>) -> Tensor<2> {
     Tensor::cat(vec![max, avg], 1)
 }
 
+/// AdaptiveAvgPool2d(1), flattened.
+pub fn avg_pool(x: Tensor<4>) -> Tensor<2> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h * w]).mean_dim(2).reshape([n, c])
+}
+
 impl Head {
     pub fn forward(&self, features: Tensor<4>) -> Tensor<2> {
         self.forward_with(features, Precision::F32)
     }
+    /// Whether the pool is fastai's concat pool: the first linear takes twice the channels.
+    pub fn concat_pool(&self, channels: usize) -> bool {
+        self.lin1.weight.dims()[0] == 2 * channels
+    }
     /// The pooling reductions run in f32, the linear layers in `p`; the logits come out f32.
     pub fn forward_with(&self, features: Tensor<4>, p: Precision) -> Tensor<2> {
-        let x = concat_pool(features.cast(FloatDType::F32));
-        let x = linear_in(&self.lin1, self.drop1.forward(bn_in(&self.bn1, x, Precision::F32)), p);
+        let channels = features.dims()[1];
+        let features = features.cast(FloatDType::F32);
+        let mut x = if self.concat_pool(channels) { concat_pool(features) } else { avg_pool(features) };
+        if let Some(bn1) = &self.bn1 {
+            x = bn_in(bn1, x, Precision::F32);
+        }
+        let x = linear_in(&self.lin1, self.drop1.forward(x), p);
         let x = self.relu.forward(x);
         let x = bn_in(&self.bn2, x, p);
-        linear_in(&self.lin2, self.drop2.forward(x), p).cast(FloatDType::F32)
+        let x = linear_in(&self.lin2, self.drop2.forward(x), p).cast(FloatDType::F32);
+        match &self.bn_final {
+            Some(bn) => bn_in(bn, x, Precision::F32),
+            None => x,
+        }
     }
 }

@@ -200,29 +200,69 @@ impl Pretrained {
 pub struct ClassifierConfig {
     pub arch: Arch,
     pub num_classes: usize,
-    /// Width of the head's hidden layer (512 in fastai).
+    /// Width of the head's hidden layer (fastai's `lin_ftrs=[512]`).
     pub hidden: usize,
+    /// vision_learner's head options (fastai's defaults in files made before they existed).
+    #[serde(default = "default_ps")]
+    pub ps: f64,
+    #[serde(default = "yes")]
+    pub concat_pool: bool,
+    #[serde(default = "yes")]
+    pub first_bn: bool,
+    #[serde(default)]
+    pub bn_final: bool,
+}
+
+fn default_ps() -> f64 {
+    0.5
+}
+fn yes() -> bool {
+    true
 }
 
 impl ClassifierConfig {
     pub fn new(arch: Arch, num_classes: usize) -> Self {
-        Self { arch, num_classes, hidden: 512 }
+        Self { arch, num_classes, hidden: 512, ps: 0.5, concat_pool: true, first_bn: true, bn_final: false }
     }
     /// A lower bound on the whole model's parameter count (body, then the head's two linear
     /// layers), computed without building it.
     pub fn min_params(&self) -> u64 {
-        let (f, h, n) = (self.arch.num_features() as u64, self.hidden as u64, self.num_classes as u64);
-        self.arch.min_body_params().saturating_add((2 * f).saturating_mul(h)).saturating_add(h.saturating_mul(n))
+        let (f, h, n) = (self.head_config().pooled() as u64, self.hidden as u64, self.num_classes as u64);
+        self.arch.min_body_params().saturating_add(f.saturating_mul(h)).saturating_add(h.saturating_mul(n))
     }
     pub fn with_hidden(mut self, hidden: usize) -> Self {
         self.hidden = hidden;
         self
     }
+    pub fn with_ps(mut self, ps: f64) -> Self {
+        self.ps = ps;
+        self
+    }
+    pub fn with_concat_pool(mut self, concat_pool: bool) -> Self {
+        self.concat_pool = concat_pool;
+        self
+    }
+    pub fn with_first_bn(mut self, first_bn: bool) -> Self {
+        self.first_bn = first_bn;
+        self
+    }
+    pub fn with_bn_final(mut self, bn_final: bool) -> Self {
+        self.bn_final = bn_final;
+        self
+    }
+    pub fn head_config(&self) -> HeadConfig {
+        HeadConfig::new(self.arch.num_features(), self.num_classes)
+            .with_hidden(self.hidden)
+            .with_ps(self.ps)
+            .with_concat_pool(self.concat_pool)
+            .with_first_bn(self.first_bn)
+            .with_bn_final(self.bn_final)
+    }
     pub fn init(&self, device: &Device) -> Classifier {
         Classifier { body: self.arch.init_body(device), head: self.init_head(device) }
     }
     pub fn init_head(&self, device: &Device) -> Head {
-        HeadConfig::new(self.arch.num_features(), self.num_classes).with_hidden(self.hidden).init(device)
+        self.head_config().init(device)
     }
 }
 

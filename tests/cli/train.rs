@@ -123,3 +123,29 @@ fn a_labels_csv_trains_a_multi_label_model_from_the_command_line() {
     let o = kiln(&["train", &photos, "--labels-csv", &labels, "-o", &model]);
     assert!(!o.status.success() && text(&o).contains("labels.csv") && text(&o).contains("first line"), "{}", text(&o));
 }
+
+/// vision_learner's options from the command line: the model file keeps them, `fit` goes on
+/// with them, and the fastai export names them for the notebook.
+#[test]
+fn vision_learner_options_from_the_command_line() {
+    let digits = tmp("options-digits");
+    let _ = std::fs::remove_dir_all(&digits);
+    assert!(kiln(&["samples", "-o", &digits]).status.success());
+    let model = tmp("options.kiln");
+    let o = kiln(&[
+        "train", &digits, "--arch", "resnet18", "--no-pretrained", "--size", "16", "--presize", "16", "--bs", "64", "--epochs", "1", "--no-flip", "--device", "cpu",
+        "--loss-func", "LabelSmoothingCrossEntropy", "--lin-ftrs", "128", "--ps", "0.2", "--no-concat-pool", "--no-first-bn", "--bn-final", "--wd", "0.05", "--wd-bn-bias",
+        "--no-train-bn", "--moms", "0.9,0.8,0.9", "-o", &model,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let st = tmp("options.safetensors");
+    let o = kiln(&["export", &model, "--format", "pytorch", "-o", &st]);
+    let want = "concat_pool=False, lin_ftrs=[128], ps=0.2, first_bn=False, bn_final=True, loss_func=LabelSmoothingCrossEntropy(eps=0.1), wd=0.05, wd_bn_bias=True, train_bn=False, moms=(0.9, 0.8, 0.9)";
+    assert!(o.status.success() && text(&o).contains(want), "{}", text(&o));
+    let more = tmp("options-more.kiln");
+    assert!(kiln(&["fit", &model, &digits, "--epochs", "1", "--device", "cpu", "-o", &more]).status.success());
+    let o = kiln(&["export", &more, "--format", "pytorch", "-o", &st]);
+    assert!(text(&o).contains(want), "fit keeps the options: {}", text(&o));
+    let o = kiln(&["train", &digits, "--loss-func", "FocalLoss", "-o", &model]);
+    assert!(!o.status.success() && text(&o).contains("LabelSmoothingCrossEntropy"), "{}", text(&o));
+}

@@ -111,13 +111,13 @@ fn onnx_matches(mut learner: Learner) {
 #[test]
 fn onnx_takes_the_centre_square_at_any_size_and_resizes_as_kiln_does() {
     let config = LearnerConfig::new(ClassifierConfig::new(Arch::EfficientNetLite0, CLASSES.len()), 64).with_batch_size(4);
-    let mut learner = Learner::new(config, CLASSES.iter().map(|c| c.to_string()).collect(), 460, &cpu()).unwrap();
-    // The bundled ImageNet body, as a fine-tuned model has (a barely trained random one swings
-    // on rounding noise).
+    let learner = Learner::new(config, CLASSES.iter().map(|c| c.to_string()).collect(), 460, &cpu()).unwrap();
+    let mut learner = learner;
+    // The bundled ImageNet body under a fresh head: seeded, so the same weights whatever else
+    // runs (a model trained a step or two here saturates, and swings on rounding noise).
     let weights = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/efficientnet-lite0-57934424.pth")).unwrap();
     let (arch, body) = export::load_weights(&weights, None, &learner.device).unwrap();
     learner.load_pretrained(body, &arch).unwrap();
-    train_a_little(&mut learner);
     let bytes = pollster::block_on(export::write(&learner, export::Format::Onnx)).unwrap();
     let path = tmp_dir("onnx").join("any-size.onnx");
     std::fs::write(&path, &bytes).unwrap();
@@ -140,9 +140,9 @@ fn onnx_takes_the_centre_square_at_any_size_and_resizes_as_kiln_does() {
         spread = spread.max(want.iter().fold(0f32, |m, &q| m.max((q - 1.0 / CLASSES.len() as f32).abs())));
     }
     assert!(spread > 0.05, "the model is too close to uniform ({spread}) for the comparison to mean anything");
-    // The only difference left is the presize's rounding to 8 bits in Kiln (at most half a
-    // level a pixel; 5.5e-3 measured on these photos).
-    assert!(worst <= 2e-2, "onnxruntime's probabilities differ from Kiln's by {worst} on the photos' own crops");
+    // What is left is the presize's rounding to 8 bits in Kiln (at most half a level a pixel),
+    // which the 64-px sampling does not average away: 1.4e-2 measured on these photos.
+    assert!(worst <= 3e-2, "onnxruntime's probabilities differ from Kiln's by {worst} on the photos' own crops");
 }
 
 /// One sigmoid per class ("none of these"): the graph ends in a Sigmoid, and says so.
@@ -247,6 +247,30 @@ fn pytorch_export_has_fastais_keys_and_shapes_for_every_architecture() {
         assert_eq!(meta["classes"], r#"["cat","coffee","rocket"]"#);
         assert!(meta["fastai"].contains(&format!("'{}', n_out=3", manifest_arch(file))), "{}", meta["fastai"]);
     }
+}
+
+/// vision_learner's head options, all changed from fastai's defaults: the PyTorch export has the
+/// keys fastai builds for `create_vision_model(resnet18, 3, concat_pool=False, lin_ftrs=[256],
+/// ps=0.25, first_bn=False, bn_final=True)`, the metadata says so, and the ONNX graph follows.
+fn head_options(arch: Arch, size: usize) -> Learner {
+    let model = ClassifierConfig::new(arch, CLASSES.len()).with_hidden(256).with_ps(0.25).with_concat_pool(false).with_first_bn(false).with_bn_final(true);
+    let config = LearnerConfig::new(model, size).with_batch_size(4);
+    Learner::new(config, CLASSES.iter().map(|c| c.to_string()).collect(), 2 * size as u32, &cpu()).unwrap()
+}
+
+#[test]
+fn a_head_with_other_options_exports_as_fastai_builds_it() {
+    let learner = head_options(Arch::ResNet18, 32);
+    assert!(learner.model.head.bn1.is_none() && learner.model.head.bn_final.is_some());
+    let bytes = pollster::block_on(export::write(&learner, export::Format::PyTorch)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let got: BTreeMap<String, Vec<usize>> = st.tensors().into_iter().map(|(k, v)| (k, v.shape().to_vec())).collect();
+    let want: BTreeMap<String, Vec<usize>> = manifest("resnet18-head").into_iter().map(|(k, (shape, _))| (k, shape)).collect();
+    assert_eq!(got, want);
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let fastai = &meta.metadata().as_ref().unwrap()["fastai"];
+    assert!(fastai.contains("concat_pool=False, lin_ftrs=[256], ps=0.25, first_bn=False, bn_final=True"), "{fastai}");
+    onnx_matches(head_options(Arch::Custom(ResNetConfig::tiny()), 48));
 }
 
 #[test]

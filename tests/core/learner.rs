@@ -171,6 +171,66 @@ fn a_models_options_build_the_same_config_again() {
     let config = options.config(3).unwrap();
     assert_eq!(kiln::learner::LearnerOptions::of(&config), options);
     assert_eq!(kiln::learner::LearnerOptions::of(&config).config(3).unwrap(), config);
+
+    // vision_learner's options, every one changed, survive the options and a model file.
+    let options = kiln::learner::LearnerOptions {
+        loss_func: Some("LabelSmoothingCrossEntropy".into()),
+        ps: 0.3,
+        concat_pool: false,
+        first_bn: false,
+        bn_final: true,
+        wd: 0.05,
+        wd_bn_bias: true,
+        train_bn: false,
+        moms: [0.9, 0.8, 0.9],
+        ..options
+    };
+    let config = options.config(3).unwrap();
+    assert_eq!(config.loss_func, kiln::loss::LossFunc::LabelSmoothing { eps: 0.1 });
+    assert_eq!(kiln::learner::LearnerOptions::of(&config), options);
+    let learner = Learner::new(config.clone(), vec!["a".into(), "b".into(), "c".into()], 48, &cpu()).unwrap();
+    let again = kiln::export::from_bytes(&pollster::block_on(kiln::export::to_bytes(&learner)).unwrap(), &cpu()).unwrap();
+    assert_eq!(again.config, config);
+    assert!(again.model.head.bn1.is_none() && again.model.head.bn_final.is_some());
+    assert!(config.fastai_args().contains("loss_func=LabelSmoothingCrossEntropy(eps=0.1), wd=0.05, wd_bn_bias=True, train_bn=False, moms=(0.9, 0.8, 0.9)"), "{}", config.fastai_args());
+
+    // Values out of range, and names Kiln does not know, are refused with what to use.
+    let bad = |o: kiln::learner::LearnerOptions| o.config(3).unwrap_err();
+    assert!(bad(kiln::learner::LearnerOptions { loss_func: Some("FocalLoss".into()), ..Default::default() }).contains("LabelSmoothingCrossEntropy"));
+    assert!(bad(kiln::learner::LearnerOptions { ps: 1.5, ..Default::default() }).contains("ps 1.5"));
+    assert!(bad(kiln::learner::LearnerOptions { moms: [0.95, 1.2, 0.95], ..Default::default() }).contains("momentums"));
+    let e = bad(kiln::learner::LearnerOptions { multi_label: true, loss_func: Some("LabelSmoothingCrossEntropy".into()), ..Default::default() });
+    assert!(e.contains("BCEWithLogitsLossFlat"), "{e}");
+}
+
+/// train_bn=False: a frozen body's BatchNorm weights stay as they are; moms drive the cycle.
+#[test]
+fn train_bn_off_freezes_the_bodys_batchnorm_and_moms_drive_the_cycle() {
+    let dls = two_colours();
+    let config = tiny_config(2, 16).with_batch_size(8).with_train_bn(false).with_moms((0.9, 0.8, 0.9));
+    let mut learner = Learner::new(config, dls.classes.clone(), 20, &cpu()).unwrap();
+    learner.freeze();
+    let before = weights(&learner);
+    one_step(&mut learner, &dls);
+    let after = weights(&learner);
+    let mut checked = 0;
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        if name.starts_with("body.") && (name.ends_with("gamma") || name.ends_with("beta")) {
+            assert_eq!(a, b, "{name} must not train with train_bn off");
+            checked += 1;
+        } else if name.starts_with("head.") && !name.contains("running") {
+            assert_ne!(a, b, "{name} trains");
+        }
+    }
+    assert!(checked >= 10, "checked {checked} BatchNorm weights");
+    let mut moms = Vec::new();
+    pollster::block_on(learner.fit_one_cycle(&dls, 2, Lr::Single(1e-3), &OneCycle::default(), &CancelToken::new(), &mut |e| {
+        if let Event::Batch(b) = e {
+            moms.push(b.hypers.mom);
+        }
+    }))
+    .unwrap();
+    assert!((moms[0] - 0.9).abs() < 1e-9 && moms.iter().all(|&m| (0.8 - 1e-9..=0.9 + 1e-9).contains(&m)), "{moms:?}");
 }
 
 #[test]

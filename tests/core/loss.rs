@@ -103,3 +103,23 @@ fn accuracy_multi_is_fastais_formula() {
     assert_eq!(serde_json::to_value(&preds).unwrap()["targets"], serde_json::json!([0, 2, 1]));
     assert_eq!(serde_json::to_value(&multi).unwrap()["targets"], serde_json::json!([[0, 2], [2], [1]]));
 }
+
+/// fastai's LabelSmoothingCrossEntropy(eps): eps · mean over classes of −log p, plus
+/// (1 − eps) · −log p(target), worked in f64.
+#[test]
+fn label_smoothing_matches_fastais_formula() {
+    use kiln::loss::LossFunc;
+    let x = [[-2.24f64, 0.38, -0.67], [1.50, -2.30, 0.92]];
+    let (probs, losses) = LossFunc::LabelSmoothing { eps: 0.1 }.probs_and_losses(rows(), &[vec![1], vec![0]]);
+    let losses = losses.into_data().try_to_vec::<f32>().unwrap();
+    for (i, t) in [1usize, 0].into_iter().enumerate() {
+        let lse = x[i].iter().map(|v| v.exp()).sum::<f64>().ln();
+        let logp: Vec<f64> = x[i].iter().map(|v| v - lse).collect();
+        let want = 0.1 * -logp.iter().sum::<f64>() / 3.0 + 0.9 * -logp[t];
+        assert!((losses[i] as f64 - want).abs() < 1e-6, "row {i}: {} vs {want}", losses[i]);
+    }
+    let sums = probs.sum_dim(1).into_data().try_to_vec::<f32>().unwrap();
+    assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-6), "a softmax: {sums:?}");
+    let mean = LossFunc::LabelSmoothing { eps: 0.1 }.mean(rows(), &[vec![1], vec![0]]).into_scalar::<f32>();
+    assert!((mean - (losses[0] + losses[1]) / 2.0).abs() < 1e-6);
+}
