@@ -3,7 +3,8 @@
 // (cargo build --release; the native reference runs `cargo bench --bench train -- browser-ref`).
 // Sections (default: all):
 //   size     each build's .wasm, raw and gzip -9
-//   steps    ResNet-18 and EfficientNet-Lite0 at 224 px, batch 16, frozen and unfrozen steps
+//   steps    ResNet-18, ResNet-50 and EfficientNet-Lite0 (KILN_BENCH_ARCHS, comma-separated,
+//            picks others) at 224 px, batch 16, frozen and unfrozen steps
 //            (fine_tune's two phases, median after warm-up) on the CPU backend with 1 thread
 //            and with all threads, against the native flex step at the same thread count
 //   relaxed  the relaxed-SIMD build's steps (fused multiply-add kernels) against the plain-SIMD
@@ -89,7 +90,7 @@ try {
   if (sections.includes('steps')) {
     for (const threads of [1, cores]) {
       const native = nativeSteps(threads);
-      for (const arch of ['resnet18', 'efficientnet_lite0']) {
+      for (const arch of (process.env.KILN_BENCH_ARCHS || 'resnet18,resnet50,efficientnet_lite0').split(',')) {
         const b = await browserSteps(arch, 'cpu', threads);
         for (const phase of ['frozen', 'unfrozen']) {
           const n = native[arch][`${phase}_s`];

@@ -214,7 +214,7 @@ pub fn browser_reference() {
     let items: Vec<Item> = kiln::samples::digits_items(32).into_iter().take(112).collect();
     let dls = Datasets::from_items(items, DataConfig::default().with_presize(256).with_splitter(kiln::Splitter::Auto { valid_pct: 0.143, seed: 42 })).unwrap();
     let threads = rayon::current_num_threads();
-    for arch in [Arch::ResNet18, Arch::EfficientNetLite0] {
+    for arch in bench_archs() {
         let config = LearnerConfig::new(ClassifierConfig::new(arch.clone(), dls.classes.len()), 224).with_batch_size(16);
         let mut learner = Learner::new(config, dls.classes.clone(), 256, &Device::flex()).unwrap();
         let mut times: std::collections::BTreeMap<kiln::learner::Phase, Vec<f64>> = Default::default();
