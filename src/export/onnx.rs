@@ -44,7 +44,7 @@ pub async fn to_onnx(header: &ModelHeader, model: &Classifier) -> Result<Vec<u8>
         Body::ResNet(m) => g.resnet(x, m),
         Body::EfficientNet(m) => g.efficientnet(x, m),
     };
-    let logits = g.head(features, &model.head, header.config.model.concat_pool);
+    let logits = g.head(features, &model.head, header.config.model.head.concat_pool);
     let thresh = header.config.loss_func.thresh();
     match thresh {
         None => g.op("Softmax", "softmax", vec![logits], vec![int("axis", 1)], Some(OUTPUT)),

@@ -4,7 +4,7 @@
 use crate::augment::AugConfig;
 use crate::device::MemoryBudget;
 use crate::data::DataLoader;
-use crate::model::{Arch, ClassifierConfig};
+use crate::model::{Arch, ClassifierConfig, HeadOptions};
 use crate::loss::LossFunc;
 use crate::optimizer::AdamConfig;
 
@@ -75,9 +75,9 @@ impl LearnerConfig {
     /// The keyword arguments of fastai's `vision_learner` that build this learner: every
     /// option Kiln sets, fastai's defaults written out for the head.
     pub fn fastai_args(&self) -> String {
-        let m = &self.model;
+        let m = &self.model.head;
         let mut args = vec![format!("concat_pool={}", py(m.concat_pool)), format!("lin_ftrs=[{}]", m.hidden)];
-        let d = ClassifierConfig::new(m.arch.clone(), m.num_classes);
+        let d = HeadOptions::default();
         if m.ps != d.ps {
             args.push(format!("ps={}", m.ps));
         }
@@ -180,10 +180,10 @@ pub struct LearnerOptions {
 
 impl Default for LearnerOptions {
     fn default() -> Self {
-        let m = ClassifierConfig::new(Arch::EfficientNetLite0, 2);
+        let m = HeadOptions::default();
         let moms = default_moms();
         Self {
-            arch: m.arch,
+            arch: Arch::EfficientNetLite0,
             size: 224,
             batch_size: 64,
             micro_batch: None,
@@ -243,7 +243,7 @@ impl LearnerOptions {
                 Arch::Custom(c) => Some(c.widths),
                 _ => None,
             },
-            hidden: config.model.hidden,
+            hidden: config.model.head.hidden,
             fp16: config.fp16,
             multi_label: config.loss_func.thresh().is_some(),
             thresh: config.loss_func.thresh().unwrap_or(0.5),
@@ -251,10 +251,10 @@ impl LearnerOptions {
                 LossFunc::LabelSmoothing { .. } => Some("LabelSmoothingCrossEntropy".into()),
                 _ => None,
             },
-            ps: config.model.ps,
-            concat_pool: config.model.concat_pool,
-            first_bn: config.model.first_bn,
-            bn_final: config.model.bn_final,
+            ps: config.model.head.ps,
+            concat_pool: config.model.head.concat_pool,
+            first_bn: config.model.head.first_bn,
+            bn_final: config.model.head.bn_final,
             wd: config.adam.wd,
             wd_bn_bias: config.adam.wd_bn_bias,
             train_bn: config.train_bn,
@@ -322,12 +322,8 @@ impl LearnerOptions {
             (arch, Some(_)) => return Err(format!("widths apply to the tiny ResNet only, not {}", arch.name())),
             (arch, None) => arch.clone(),
         };
-        let model = ClassifierConfig::new(arch, num_classes)
-            .with_hidden(self.hidden)
-            .with_ps(self.ps)
-            .with_concat_pool(self.concat_pool)
-            .with_first_bn(self.first_bn)
-            .with_bn_final(self.bn_final);
+        let head = HeadOptions { hidden: self.hidden, ps: self.ps, concat_pool: self.concat_pool, first_bn: self.first_bn, bn_final: self.bn_final };
+        let model = ClassifierConfig::new(arch, num_classes).with_head(head);
         Ok(LearnerConfig::new(model, self.size)
             .with_batch_size(self.batch_size)
             .with_micro_batch(self.micro_batch)

@@ -9,22 +9,37 @@ use burn::tensor::{Device, FloatDType, Tensor};
 
 use crate::mixed_precision::{Precision, batchnorm as bn_in, linear as linear_in};
 
+/// vision_learner's head options, as `.kiln` headers keep them (fastai's defaults for files
+/// made before they existed).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HeadConfig {
-    pub num_features: usize,
-    pub num_classes: usize,
+pub struct HeadOptions {
+    /// Width of the hidden layer (fastai's `lin_ftrs=[512]`).
     pub hidden: usize,
     /// fastai's `ps`: the last dropout's probability; the one before gets half.
+    #[serde(default = "default_ps")]
     pub ps: f64,
+    #[serde(default = "yes")]
     pub concat_pool: bool,
+    #[serde(default = "yes")]
     pub first_bn: bool,
+    #[serde(default)]
     pub bn_final: bool,
 }
 
-impl HeadConfig {
-    pub fn new(num_features: usize, num_classes: usize) -> Self {
-        Self { num_features, num_classes, hidden: 512, ps: 0.5, concat_pool: true, first_bn: true, bn_final: false }
+fn default_ps() -> f64 {
+    0.5
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        Self { hidden: 512, ps: 0.5, concat_pool: true, first_bn: true, bn_final: false }
     }
+}
+
+impl HeadOptions {
     pub fn with_hidden(mut self, hidden: usize) -> Self {
         self.hidden = hidden;
         self
@@ -45,27 +60,43 @@ impl HeadConfig {
         self.bn_final = bn_final;
         self
     }
+}
+
+/// The head for a body with `num_features` channels and `num_classes` outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadConfig {
+    pub num_features: usize,
+    pub num_classes: usize,
+    pub options: HeadOptions,
+}
+
+impl HeadConfig {
+    pub fn new(num_features: usize, num_classes: usize, options: HeadOptions) -> Self {
+        Self { num_features, num_classes, options }
+    }
+
     /// Features after pooling: twice the body's with concat pooling.
     pub fn pooled(&self) -> usize {
-        if self.concat_pool { 2 * self.num_features } else { self.num_features }
+        if self.options.concat_pool { 2 * self.num_features } else { self.num_features }
     }
 
     pub fn init(&self, device: &Device) -> Head {
+        let o = &self.options;
         // fastai initialises the head's linears with kaiming_normal.
         let kaiming = Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: false };
         // A linear layer after a BatchNorm has no bias (fastai's LinBnDrop: bias=not bn).
         let linear = |i, o, bias| LinearConfig::new(i, o).with_bias(bias).with_initializer(kaiming.clone()).init(device);
         let n = self.pooled();
         Head {
-            bn1: self.first_bn.then(|| BatchNormConfig::new(n).init(device)),
-            drop1: DropoutConfig::new(self.ps / 2.0).init(),
-            lin1: linear(n, self.hidden, !self.first_bn),
+            bn1: o.first_bn.then(|| BatchNormConfig::new(n).init(device)),
+            drop1: DropoutConfig::new(o.ps / 2.0).init(),
+            lin1: linear(n, o.hidden, !o.first_bn),
             relu: Relu::new(),
-            bn2: BatchNormConfig::new(self.hidden).init(device),
-            drop2: DropoutConfig::new(self.ps).init(),
-            lin2: linear(self.hidden, self.num_classes, false),
+            bn2: BatchNormConfig::new(o.hidden).init(device),
+            drop2: DropoutConfig::new(o.ps).init(),
+            lin2: linear(o.hidden, self.num_classes, false),
             // fastai's BatchNorm1d(n_out, momentum=0.01): burn's momentum is the same weight.
-            bn_final: self.bn_final.then(|| BatchNormConfig::new(self.num_classes).with_momentum(0.01).init(device)),
+            bn_final: o.bn_final.then(|| BatchNormConfig::new(self.num_classes).with_momentum(0.01).init(device)),
         }
     }
 }

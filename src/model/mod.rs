@@ -6,7 +6,7 @@ pub mod head;
 pub mod resnet;
 
 pub use efficientnet::EfficientNet;
-pub use head::{Head, HeadConfig};
+pub use head::{Head, HeadConfig, HeadOptions};
 pub use resnet::{ResNet, ResNetConfig};
 
 use burn::module::Module;
@@ -200,63 +200,31 @@ impl Pretrained {
 pub struct ClassifierConfig {
     pub arch: Arch,
     pub num_classes: usize,
-    /// Width of the head's hidden layer (fastai's `lin_ftrs=[512]`).
-    pub hidden: usize,
-    /// vision_learner's head options (fastai's defaults in files made before they existed).
-    #[serde(default = "default_ps")]
-    pub ps: f64,
-    #[serde(default = "yes")]
-    pub concat_pool: bool,
-    #[serde(default = "yes")]
-    pub first_bn: bool,
-    #[serde(default)]
-    pub bn_final: bool,
-}
-
-fn default_ps() -> f64 {
-    0.5
-}
-fn yes() -> bool {
-    true
+    /// vision_learner's head options (their keys sit beside `arch` in a header).
+    #[serde(flatten)]
+    pub head: HeadOptions,
 }
 
 impl ClassifierConfig {
     pub fn new(arch: Arch, num_classes: usize) -> Self {
-        Self { arch, num_classes, hidden: 512, ps: 0.5, concat_pool: true, first_bn: true, bn_final: false }
+        Self { arch, num_classes, head: HeadOptions::default() }
     }
     /// A lower bound on the whole model's parameter count (body, then the head's two linear
     /// layers), computed without building it.
     pub fn min_params(&self) -> u64 {
-        let (f, h, n) = (self.head_config().pooled() as u64, self.hidden as u64, self.num_classes as u64);
+        let (f, h, n) = (self.head_config().pooled() as u64, self.head.hidden as u64, self.num_classes as u64);
         self.arch.min_body_params().saturating_add(f.saturating_mul(h)).saturating_add(h.saturating_mul(n))
     }
     pub fn with_hidden(mut self, hidden: usize) -> Self {
-        self.hidden = hidden;
+        self.head.hidden = hidden;
         self
     }
-    pub fn with_ps(mut self, ps: f64) -> Self {
-        self.ps = ps;
-        self
-    }
-    pub fn with_concat_pool(mut self, concat_pool: bool) -> Self {
-        self.concat_pool = concat_pool;
-        self
-    }
-    pub fn with_first_bn(mut self, first_bn: bool) -> Self {
-        self.first_bn = first_bn;
-        self
-    }
-    pub fn with_bn_final(mut self, bn_final: bool) -> Self {
-        self.bn_final = bn_final;
+    pub fn with_head(mut self, head: HeadOptions) -> Self {
+        self.head = head;
         self
     }
     pub fn head_config(&self) -> HeadConfig {
-        HeadConfig::new(self.arch.num_features(), self.num_classes)
-            .with_hidden(self.hidden)
-            .with_ps(self.ps)
-            .with_concat_pool(self.concat_pool)
-            .with_first_bn(self.first_bn)
-            .with_bn_final(self.bn_final)
+        HeadConfig::new(self.arch.num_features(), self.num_classes, self.head.clone())
     }
     pub fn init(&self, device: &Device) -> Classifier {
         Classifier { body: self.arch.init_body(device), head: self.init_head(device) }

@@ -253,7 +253,8 @@ fn pytorch_export_has_fastais_keys_and_shapes_for_every_architecture() {
 /// keys fastai builds for `create_vision_model(resnet18, 3, concat_pool=False, lin_ftrs=[256],
 /// ps=0.25, first_bn=False, bn_final=True)`, the metadata says so, and the ONNX graph follows.
 fn head_options(arch: Arch, size: usize) -> Learner {
-    let model = ClassifierConfig::new(arch, CLASSES.len()).with_hidden(256).with_ps(0.25).with_concat_pool(false).with_first_bn(false).with_bn_final(true);
+    let head = kiln::model::HeadOptions::default().with_hidden(256).with_ps(0.25).with_concat_pool(false).with_first_bn(false).with_bn_final(true);
+    let model = ClassifierConfig::new(arch, CLASSES.len()).with_head(head);
     let config = LearnerConfig::new(model, size).with_batch_size(4);
     Learner::new(config, CLASSES.iter().map(|c| c.to_string()).collect(), 2 * size as u32, &cpu()).unwrap()
 }
