@@ -110,6 +110,9 @@ pub struct ModelArgs {
     /// A BatchNorm after the head's last layer (bn_final=True).
     #[arg(long)]
     pub bn_final: bool,
+    /// Each of the head's linear layers before its BatchNorm and dropout (lin_first=True).
+    #[arg(long)]
+    pub lin_first: bool,
     /// Weight decay (decoupled, AdamW's).
     #[arg(long, default_value_t = LearnerOptions::default().wd)]
     pub wd: f64,
@@ -419,6 +422,7 @@ impl ModelArgs {
             concat_pool: !self.no_concat_pool,
             first_bn: !self.no_first_bn,
             bn_final: self.bn_final,
+            lin_first: self.lin_first,
             wd: self.wd,
             wd_bn_bias: self.wd_bn_bias,
             train_bn: !self.no_train_bn,

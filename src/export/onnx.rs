@@ -358,7 +358,10 @@ impl Graph {
         }
         let x = self.linear(x, &h.lin1, "head.lin1");
         let x = self.relu(x, "head.relu");
-        let x = self.batchnorm_2d(x, &h.bn2, "head.bn2");
+        let x = match &h.bn2 {
+            Some(bn) => self.batchnorm_2d(x, bn, "head.bn2"),
+            None => x,
+        };
         let x = self.linear(x, &h.lin2, "head.lin2");
         match &h.bn_final {
             Some(bn) => self.batchnorm_2d(x, bn, "head.bn_final"),

@@ -190,7 +190,9 @@ impl StateDict {
         }
         self.linear(&h.lin1, &at());
         at(); // ReLU
-        self.batchnorm(&h.bn2, &at());
+        if let Some(bn) = &h.bn2 {
+            self.batchnorm(bn, &at());
+        }
         if h.drop2.prob > 0.0 {
             at();
         }

@@ -87,6 +87,9 @@ impl LearnerConfig {
         if m.bn_final != d.bn_final {
             args.push(format!("bn_final={}", py(m.bn_final)));
         }
+        if m.lin_first != d.lin_first {
+            args.push(format!("lin_first={}", py(m.lin_first)));
+        }
         match self.loss_func {
             LossFunc::CrossEntropy => {}
             LossFunc::Bce { thresh } => args.push(format!("loss_func=BCEWithLogitsLossFlat(thresh={thresh}), metrics=partial(accuracy_multi, thresh={thresh})")),
@@ -171,6 +174,7 @@ pub struct LearnerOptions {
     pub concat_pool: bool,
     pub first_bn: bool,
     pub bn_final: bool,
+    pub lin_first: bool,
     /// vision_learner's training options: weight decay `wd`, `wd_bn_bias`, `train_bn`, `moms`.
     pub wd: f64,
     pub wd_bn_bias: bool,
@@ -199,6 +203,7 @@ impl Default for LearnerOptions {
             concat_pool: m.concat_pool,
             first_bn: m.first_bn,
             bn_final: m.bn_final,
+            lin_first: m.lin_first,
             wd: AdamConfig::default().wd,
             wd_bn_bias: false,
             train_bn: true,
@@ -255,6 +260,7 @@ impl LearnerOptions {
             concat_pool: config.model.head.concat_pool,
             first_bn: config.model.head.first_bn,
             bn_final: config.model.head.bn_final,
+            lin_first: config.model.head.lin_first,
             wd: config.adam.wd,
             wd_bn_bias: config.adam.wd_bn_bias,
             train_bn: config.train_bn,
@@ -264,7 +270,7 @@ impl LearnerOptions {
 
     /// The option names, as the page's options object spells them.
     pub const KEYS: &'static [&'static str] = &[
-        "arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16", "multiLabel", "thresh", "lossFunc", "ps", "concatPool", "firstBn", "bnFinal", "wd",
+        "arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16", "multiLabel", "thresh", "lossFunc", "ps", "concatPool", "firstBn", "bnFinal", "linFirst", "wd",
         "wdBnBias", "trainBn", "moms",
     ];
 
@@ -322,7 +328,7 @@ impl LearnerOptions {
             (arch, Some(_)) => return Err(format!("widths apply to the tiny ResNet only, not {}", arch.name())),
             (arch, None) => arch.clone(),
         };
-        let head = HeadOptions { hidden: self.hidden, ps: self.ps, concat_pool: self.concat_pool, first_bn: self.first_bn, bn_final: self.bn_final };
+        let head = HeadOptions { hidden: self.hidden, ps: self.ps, concat_pool: self.concat_pool, first_bn: self.first_bn, bn_final: self.bn_final, lin_first: self.lin_first };
         let model = ClassifierConfig::new(arch, num_classes).with_head(head);
         Ok(LearnerConfig::new(model, self.size)
             .with_batch_size(self.batch_size)

@@ -1,7 +1,9 @@
 //! fastai's `create_head`, with vision_learner's options: pool ([max ‖ avg], or avg alone
 //! without `concat_pool`) → Flatten → BN (`first_bn`) → Dropout(ps/2) → Linear(→ lin_ftrs, no
 //! bias) → ReLU → BN → Dropout(ps) → Linear(→ n, no bias) → BN (`bn_final`). The defaults give
-//! fastai's head: concat pool, 512 hidden, ps 0.5, first_bn, no bn_final.
+//! fastai's head: concat pool, 512 hidden, ps 0.5, first_bn, no bn_final. With `lin_first` the
+//! order is the same, but the first BatchNorm moves behind the ReLU (it is `bn2`, present with
+//! `first_bn`) and the last linear has a bias, as fastai builds it.
 
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig, Relu};
@@ -24,6 +26,9 @@ pub struct HeadOptions {
     pub first_bn: bool,
     #[serde(default)]
     pub bn_final: bool,
+    /// fastai's `lin_first`: each linear layer before its BatchNorm and dropout.
+    #[serde(default)]
+    pub lin_first: bool,
 }
 
 fn default_ps() -> f64 {
@@ -35,7 +40,7 @@ fn yes() -> bool {
 
 impl Default for HeadOptions {
     fn default() -> Self {
-        Self { hidden: 512, ps: 0.5, concat_pool: true, first_bn: true, bn_final: false }
+        Self { hidden: 512, ps: 0.5, concat_pool: true, first_bn: true, bn_final: false, lin_first: false }
     }
 }
 
@@ -54,6 +59,10 @@ impl HeadOptions {
     }
     pub fn with_first_bn(mut self, first_bn: bool) -> Self {
         self.first_bn = first_bn;
+        self
+    }
+    pub fn with_lin_first(mut self, lin_first: bool) -> Self {
+        self.lin_first = lin_first;
         self
     }
     pub fn with_bn_final(mut self, bn_final: bool) -> Self {
@@ -88,13 +97,13 @@ impl HeadConfig {
         let linear = |i, o, bias| LinearConfig::new(i, o).with_bias(bias).with_initializer(kaiming.clone()).init(device);
         let n = self.pooled();
         Head {
-            bn1: o.first_bn.then(|| BatchNormConfig::new(n).init(device)),
+            bn1: (o.first_bn && !o.lin_first).then(|| BatchNormConfig::new(n).init(device)),
             drop1: DropoutConfig::new(o.ps / 2.0).init(),
             lin1: linear(n, o.hidden, !o.first_bn),
             relu: Relu::new(),
-            bn2: BatchNormConfig::new(o.hidden).init(device),
+            bn2: (o.first_bn || !o.lin_first).then(|| BatchNormConfig::new(o.hidden).init(device)),
             drop2: DropoutConfig::new(o.ps).init(),
-            lin2: linear(o.hidden, self.num_classes, false),
+            lin2: linear(o.hidden, self.num_classes, o.lin_first),
             // fastai's BatchNorm1d(n_out, momentum=0.01): burn's momentum is the same weight.
             bn_final: o.bn_final.then(|| BatchNormConfig::new(self.num_classes).with_momentum(0.01).init(device)),
         }
@@ -107,7 +116,7 @@ pub struct Head {
     pub drop1: Dropout,
     pub lin1: Linear,
     pub relu: Relu,
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     pub drop2: Dropout,
     pub lin2: Linear,
     pub bn_final: Option<BatchNorm>,
@@ -146,7 +155,10 @@ impl Head {
         }
         let x = linear_in(&self.lin1, self.drop1.forward(x), p);
         let x = self.relu.forward(x);
-        let x = bn_in(&self.bn2, x, p);
+        let x = match &self.bn2 {
+            Some(bn2) => bn_in(bn2, x, p),
+            None => x,
+        };
         let x = linear_in(&self.lin2, self.drop2.forward(x), p).cast(FloatDType::F32);
         match &self.bn_final {
             Some(bn) => bn_in(bn, x, Precision::F32),

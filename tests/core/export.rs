@@ -74,7 +74,10 @@ fn onnx_matches_predict(arch: Arch, size: usize) {
 
 fn onnx_matches(mut learner: Learner) {
     let multi = learner.config.loss_func.thresh().is_some();
-    let name = learner.config.model.arch.name().replace(['(', ')', '[', ']', ',', ' ', '='], "_") + if multi { "-sigmoid" } else { "" };
+    // One file per call: tests of the same architecture run at the same time.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = learner.config.model.arch.name().replace(['(', ')', '[', ']', ',', ' ', '='], "_") + if multi { "-sigmoid" } else { "" } + &format!("-{call}");
     train_a_little(&mut learner);
     let bytes = pollster::block_on(export::write(&learner, export::Format::Onnx)).unwrap();
     let path = tmp_dir("onnx").join(format!("{name}.onnx"));
@@ -253,7 +256,10 @@ fn pytorch_export_has_fastais_keys_and_shapes_for_every_architecture() {
 /// keys fastai builds for `create_vision_model(resnet18, 3, concat_pool=False, lin_ftrs=[256],
 /// ps=0.25, first_bn=False, bn_final=True)`, the metadata says so, and the ONNX graph follows.
 fn head_options(arch: Arch, size: usize) -> Learner {
-    let head = kiln::model::HeadOptions::default().with_hidden(256).with_ps(0.25).with_concat_pool(false).with_first_bn(false).with_bn_final(true);
+    with_head(arch, size, kiln::model::HeadOptions::default().with_hidden(256).with_ps(0.25).with_concat_pool(false).with_first_bn(false).with_bn_final(true))
+}
+
+fn with_head(arch: Arch, size: usize, head: kiln::model::HeadOptions) -> Learner {
     let model = ClassifierConfig::new(arch, CLASSES.len()).with_head(head);
     let config = LearnerConfig::new(model, size).with_batch_size(4);
     Learner::new(config, CLASSES.iter().map(|c| c.to_string()).collect(), 2 * size as u32, &cpu()).unwrap()
@@ -272,6 +278,18 @@ fn a_head_with_other_options_exports_as_fastai_builds_it() {
     let fastai = &meta.metadata().as_ref().unwrap()["fastai"];
     assert!(fastai.contains("concat_pool=False, lin_ftrs=[256], ps=0.25, first_bn=False, bn_final=True"), "{fastai}");
     onnx_matches(head_options(Arch::Custom(ResNetConfig::tiny()), 48));
+
+    // lin_first, with and without its BatchNorm: fastai's layout for each.
+    for (file, first_bn) in [("resnet18-lin-first", true), ("resnet18-lin-first-no-bn", false)] {
+        let head = kiln::model::HeadOptions::default().with_lin_first(true).with_first_bn(first_bn);
+        let learner = with_head(Arch::ResNet18, 32, head.clone());
+        let bytes = pollster::block_on(export::write(&learner, export::Format::PyTorch)).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let got: BTreeMap<String, Vec<usize>> = st.tensors().into_iter().map(|(k, v)| (k, v.shape().to_vec())).collect();
+        let want: BTreeMap<String, Vec<usize>> = manifest(file).into_iter().map(|(k, (shape, _))| (k, shape)).collect();
+        assert_eq!(got, want, "{file}");
+        onnx_matches(with_head(Arch::Custom(ResNetConfig::tiny()), 48, head));
+    }
 }
 
 #[test]
