@@ -2,7 +2,7 @@
 // The functions here do the work; the caller runs them in a phase (state.js's run()).
 import { pathOf } from './kiln.js';
 import { $, el, setStatus } from './dom.js';
-import { followData, page, update } from './state.js';
+import { followData, learnerChanges, page, showLearnerFields, update } from './state.js';
 import { showWeights, syncMethod } from './settings.js';
 
 /** The class cards (samples.js, which imports this module, hands it in): given a summary, it
@@ -215,7 +215,9 @@ function restoreDefaults(back) {
   update({ preset: null });
   const now = back.map((id) => `${LABELS[id]} ${shown(id, fieldValue(id))}`).join(', ');
   const mine = kept.map((id) => `${LABELS[id]} ${shown(id, fieldValue(id))}`).join(', ');
-  note(back.length ? `New photos: the Settings are back to the photo defaults (${now}) from the sample's.${mine ? ` Kept as you set them: ${mine}.` : ''}` : `New photos: the Settings are as you set them (${mine}), not the photo defaults.`);
+  const learner = learnerChanges();
+  const options = learner.length ? ` vision_learner options kept as you set them: ${learner.join(', ')}.` : '';
+  note((back.length ? `New photos: the Settings are back to the photo defaults (${now}) from the sample's.${mine ? ` Kept as you set them: ${mine}.` : ''}` : `New photos: the Settings are as you set them (${mine}), not the photo defaults.`) + options);
 }
 
 function note(text) {
@@ -239,11 +241,16 @@ async function fitToData(s, fresh) {
 export async function loadSample() {
   // Digits are 32 px scans: small settings train in seconds; flips would mirror the digits.
   // With no pretrained body for this tiny model, plain one-cycle training learns fastest.
+  // vision_learner's options go back to fastai's defaults (the preset trains with them): said,
+  // when some were changed.
+  const learner = learnerChanges();
   for (const [id, v] of Object.entries(SAMPLE)) setField(id, v);
+  showLearnerFields({});
   syncMethod();
   showWeights();
   update({ preset: { ...SAMPLE } });
-  note('The sample\'s Settings: Tiny ResNet, 32 px, Presize 36, batch 32, fit_one_cycle for 6 epochs at 0.01, no flips (they suit 8×8 digits). Photos you add next bring the photo defaults back.');
+  const back = learner.length ? ` vision_learner options are back to fastai's defaults (they were ${learner.join(', ')}).` : '';
+  note(`The sample's Settings: Tiny ResNet, 32 px, Presize 36, batch 32, fit_one_cycle for 6 epochs at 0.01, no flips (they suit 8×8 digits).${back} Photos you add next bring the photo defaults back.`);
   await loadFiles(await page.kiln.sampleFiles(), { restore: false });
   // Photos dropped after the digits start a new dataset: digits and photos do not mix.
   $('mode-new').checked = true;

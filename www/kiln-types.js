@@ -14,7 +14,7 @@
  * @typedef {{file: string, label: string, predicted: string, probLabel: number, loss: number}} CleanerRow
  * @typedef {{split: 'train'|'valid', classes: string[], rows: CleanerRow[]}} CleanerResult
  * @typedef {{labelRegex?: string, validPct?: number, seed?: number, presize?: number, maxPixels?: number, multiLabel?: boolean, labelsCsv?: string | null}} DatasetOptions
- * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'resnet50'|'resnet101'|'resnet152'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, fp16?: boolean, multiLabel?: boolean, thresh?: number, lossFunc?: 'CrossEntropyLossFlat'|'LabelSmoothingCrossEntropy'|'BCEWithLogitsLossFlat', ps?: number, concatPool?: boolean, firstBn?: boolean, bnFinal?: boolean, linFirst?: boolean, wd?: number, wdBnBias?: boolean, trainBn?: boolean, moms?: number[]}} LearnerOptions
+ * @typedef {{arch?: 'efficientnet_lite0'|'resnet18'|'resnet34'|'resnet50'|'resnet101'|'resnet152'|'tiny', pretrained?: boolean, size?: number, batchSize?: number, microBatch?: number, seed?: number, doFlip?: boolean, widths?: number[], hidden?: number, linFtrs?: number[], fp16?: boolean, multiLabel?: boolean, thresh?: number, lossFunc?: 'CrossEntropyLossFlat'|'LabelSmoothingCrossEntropy'|'BCEWithLogitsLossFlat', ps?: number, concatPool?: boolean, firstBn?: boolean, bnFinal?: boolean, linFirst?: boolean, wd?: number, wdBnBias?: boolean, trainBn?: boolean, moms?: number[]}} LearnerOptions
  * @typedef {LearnerOptions & {presize: number}} ModelOptions
  * @typedef {{arch: string, imagenetClasses: number | null, name: string}} ImportedWeights
  * @typedef {'fit'|'frozen'|'unfrozen'|'lr_find'} Phase

@@ -1,7 +1,7 @@
 // 7. Model: export in one of Kiln's formats (.kiln, ONNX, fastai/PyTorch) or as a web page
 // (share-page.js), and import a .kiln.
 import { $, download, setStatus } from './dom.js';
-import { page, update } from './state.js';
+import { learnerChanges, page, showLearnerFields, update } from './state.js';
 import { importWeights, showWeights, syncMethod } from './settings.js';
 import { loadFiles } from './dataset.js';
 import { modelState, showHistory } from './training.js';
@@ -94,9 +94,13 @@ function showModelSettings(o) {
   if (typeof o.doFlip === 'boolean') $('flip').checked = o.doFlip;
   if (o.presize) $('presize').value = String(o.presize);
   if (!$('fp16').disabled) $('fp16').checked = !!o.fp16;
+  // vision_learner's options as the model was built and trained (fastai's defaults for those
+  // a model from before them does not say); "Allow none of these" follows it in state.js.
+  showLearnerFields(o);
   syncMethod();
   showWeights();
-  $('settings-note').textContent = `The Settings are the imported model's: ${$('arch').selectedOptions[0].text}, ${o.size} px, batch ${o.batchSize}, flips ${o.doFlip ? 'on' : 'off'}, Presize ${o.presize}.`;
+  const learner = learnerChanges(!!o.multiLabel);
+  $('settings-note').textContent = `The Settings are the imported model's: ${$('arch').selectedOptions[0].text}, ${o.size} px, batch ${o.batchSize}, flips ${o.doFlip ? 'on' : 'off'}, Presize ${o.presize}; vision_learner options ${learner.length ? learner.join(', ') : 'at fastai\'s defaults'}.`;
   $('settings-note').hidden = false;
   setStatus('');
 }

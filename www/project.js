@@ -4,7 +4,7 @@
 // training run) the project is kept in the browser's own storage (the origin private file
 // system), written in the background, and offered again on the next visit.
 import { $, download, guard, setStatus } from './dom.js';
-import { isIdle, modelThresh, onIdle, page, run, update } from './state.js';
+import { LEARNER_FIELDS, isIdle, modelThresh, onIdle, page, render, run, showLearnerFields, update } from './state.js';
 import { showSummary } from './dataset.js';
 import { showWeights, syncMethod } from './settings.js';
 import { restoreTraining, trainingRecord } from './training.js';
@@ -12,7 +12,7 @@ import { fileName } from './download-name.js';
 import { peekManifest, photoCount } from './kiln-project.js';
 
 /** Every Settings field by id, the labelling and split options too: a project keeps them. */
-export const SETTINGS = ['arch', 'pretrained', 'size', 'bs', 'method', 'epochs', 'freeze-epochs', 'lr', 'flip', 'multi-label', 'fp16', 'presize', 'label-regex', 'valid-pct', 'seed'];
+export const SETTINGS = ['arch', 'pretrained', 'size', 'bs', 'method', 'epochs', 'freeze-epochs', 'lr', 'flip', 'multi-label', 'fp16', 'presize', 'label-regex', 'valid-pct', 'seed', ...LEARNER_FIELDS];
 /** The dataset options' fields and their keys: the dataset the project builds has the last word. */
 const OPTION_FIELDS = { presize: 'presize', 'valid-pct': 'validPct', seed: 'seed', 'label-regex': 'labelRegex' };
 /** The file the browser keeps the project in, and how long after a change it is written. */
@@ -35,9 +35,11 @@ function readSettings() {
 }
 
 /** A project's Settings in their fields (values a field cannot take are left out), then the
- * dataset options as the dataset was built with them. */
-function showSettings(settings, options) {
+ * dataset options as the dataset was built with them. A project saved without vision_learner's
+ * options (before them, or by the CLI) has its model's (`modelOptions`), or fastai's defaults. */
+function showSettings(settings, options, modelOptions) {
   update({ pretrainedBeforeTiny: null });
+  if (!settings || !('ps' in settings)) showLearnerFields(modelOptions ?? {});
   for (const id of SETTINGS) {
     const v = settings?.[id];
     // A labels CSV holds "Allow none of these" on (dataset.js): the user's own choice stays.
@@ -122,7 +124,7 @@ export async function openProject(file, label = file.name) {
     throw new Error(`${label} could not be opened: ${e.message}`);
   }
   const { summary, settings, charts, model, history, files, added, options } = opened;
-  showSettings(settings, options);
+  showSettings(settings, options, model?.options);
   // The labels CSV the dataset was built with, kept for a re-label of the same photos.
   const labelsCsv = options.labelsCsv ? { name: `the labels CSV of ${label}`, text: options.labelsCsv, of: files } : null;
   update({ lastFiles: files, added, files: [...files, ...added], datasetOptions: options, preset: null, labelsCsv });
@@ -136,6 +138,10 @@ export async function openProject(file, label = file.name) {
     // The Settings as saved have the last word on "Allow none of these" (state.js set it from
     // the model; a project the CLI wrote says nothing of it), unless a labels CSV holds it on.
     if (typeof settings?.['multi-label'] === 'boolean' && page.csvLock === null) $('multi-label').checked = settings['multi-label'];
+    // The loss as saved too (it follows the box, which the model set meanwhile).
+    const loss = settings?.['loss-func'];
+    if ([...$('loss-func').options].some((o) => o.value === loss)) $('loss-func').value = loss;
+    render();
     // Predict's class threshold as it was saved (the model's own otherwise, state.js).
     const t = Number(settings?.['predict-thresh']);
     if (modelThresh() !== null && settings?.['predict-thresh'] !== undefined && t >= 0 && t <= 1) {

@@ -2,14 +2,17 @@
 // augmented-batch preview (show_batch).
 import { ARCHS } from './kiln.js';
 import { $, clearError, paint } from './dom.js';
-import { page, update, useSizing } from './state.js';
+import { BCE, LEARNER_FIELDS, checkedLearnerFields, page, showLearnerFields, update, useSizing } from './state.js';
 
 /** The next model's options. "Allow none of these" is fastai's multi-label recipe: one sigmoid
- * per class (BCEWithLogitsLossFlat, threshold 0.5) instead of a softmax over the classes. */
+ * per class (BCEWithLogitsLossFlat, threshold 0.5) instead of a softmax over the classes. The
+ * vision_learner options (the head, the loss, weight decay, momentums) are checked first: a
+ * value out of range is an error naming its field. */
 export function learnerOptions() {
   const arch = $('arch').value;
   const multi = $('multi-label').checked ? { multiLabel: true, thresh: 0.5 } : {};
-  return { arch, pretrained: $('pretrained').checked && arch !== 'tiny', size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, hidden: arch === 'tiny' ? 64 : 512, fp16: $('fp16').checked, ...multi };
+  const learner = checkedLearnerFields();
+  return { arch, pretrained: $('pretrained').checked && arch !== 'tiny', size: Number($('size').value), batchSize: Number($('bs').value), doFlip: $('flip').checked, fp16: $('fp16').checked, ...multi, ...learner };
 }
 
 /** Says which weights the next model starts from. */
@@ -111,6 +114,27 @@ export function wireSettings() {
   for (const id of ['arch', 'size', 'bs', 'method', 'epochs', 'freeze-epochs', 'lr', 'flip', 'multi-label', 'pretrained', 'presize']) {
     $(id).addEventListener('input', () => { $('settings-note').hidden = true; });
   }
+  // vision_learner's options: the note of those changed from fastai's defaults, and what Train
+  // will do with an imported model, follow them (state.js's render).
+  for (const id of LEARNER_FIELDS.filter((x) => x !== 'loss-func')) $(id).addEventListener('input', () => { $('settings-note').hidden = true; update({}); });
+  // BCEWithLogitsLossFlat is "Allow none of these": choosing it ticks the box, another loss
+  // unticks it, as if the box were clicked (it re-labels copies of a photo, app.js); the box
+  // sets the select back (state.js's render, which is why the select's own input event, which
+  // comes first, redraws nothing).
+  $('loss-func').addEventListener('change', () => {
+    $('settings-note').hidden = true;
+    const bce = $('loss-func').value === BCE;
+    if (bce !== $('multi-label').checked) {
+      $('multi-label').checked = bce;
+      for (const type of ['input', 'change']) $('multi-label').dispatchEvent(new Event(type));
+    }
+    update({});
+  });
+  $('learner-defaults').addEventListener('click', () => {
+    showLearnerFields({});
+    $('settings-note').hidden = true;
+    update({});
+  });
   // The box's enabled state follows the architecture (state.js's render).
   $('arch').addEventListener('change', () => { clearError(); showWeights(); update({}); });
   $('pretrained').addEventListener('change', () => { clearError(); showWeights(); });

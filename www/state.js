@@ -244,6 +244,17 @@ export function render() {
   followModel();
   $('thresh-box').hidden = modelThresh() === null;
   enable(['predict-thresh'], modelThresh() !== null && (idle || ['predicting', 'live'].includes(page.phase)));
+  // vision_learner's options: the next model's, off during work as Architecture is; the loss
+  // follows "Allow none of these" (after followModel set it), and is fixed with it while a labels
+  // CSV holds it on. The note says which differ from fastai's defaults, whatever set them.
+  syncLoss();
+  enable(LEARNER_FIELDS.filter((id) => id !== 'loss-func').concat('learner-defaults'), idle);
+  enable(['loss-func'], idle && page.csvLock === null);
+  $('lin-ftrs').placeholder = String(defaultHidden($('arch').value));
+  const learner = learnerChanges();
+  const learnerText = learner.length ? `vision_learner options changed from fastai's defaults: ${learner.join(', ')}.` : '';
+  if ($('learner-note-text').textContent !== learnerText) $('learner-note-text').textContent = learnerText;
+  $('learner-note').hidden = !learner.length;
   // The Photos camera (camera.js): Hold to record stays usable while it records (letting go
   // ends the recording there). The open preview's own controls start no work: it can be
   // closed while Kiln trains, say, but not mid-recording. Live (live.js) is work of its own:
@@ -339,6 +350,109 @@ function renderProposal(idle) {
 /** Whether Clean's view is of the loaded dataset and the current model. */
 export const cleanerCurrent = () => !!page.cleaner && page.modelClasses !== null && page.cleaner.files === page.files && page.cleaner.modelVersion === page.modelVersion;
 
+// ---- vision_learner's options (Settings, "vision_learner options") ----
+
+/** Their fields: the loss, the head (lin_ftrs, ps, concat_pool, first_bn, bn_final) and the
+ * optimiser (wd, wd_bn_bias, train_bn, moms). index.html ships fastai's defaults. */
+export const LEARNER_FIELDS = ['loss-func', 'lin-ftrs', 'ps', 'concat-pool', 'first-bn', 'bn-final', 'wd', 'wd-bn-bias', 'train-bn', 'mom-1', 'mom-2', 'mom-3'];
+export const BCE = 'BCEWithLogitsLossFlat';
+const SMOOTH = 'LabelSmoothingCrossEntropy';
+const MOMS = ['mom-1', 'mom-2', 'mom-3'];
+/** fastai's vision_learner defaults (lin_ftrs: see defaultHidden). */
+export const FASTAI_LEARNER = { lossFunc: 'CrossEntropyLossFlat', ps: 0.5, concatPool: true, firstBn: true, bnFinal: false, wd: 0.01, wdBnBias: false, trainBn: true, moms: [0.95, 0.85, 0.95] };
+/** The head's hidden width while lin_ftrs is empty: fastai's 512, Kiln's 64 for the tiny ResNet. */
+export const defaultHidden = (arch) => (arch === 'tiny' ? 64 : 512);
+/** The flags by option key: the page's label and fastai's name. */
+const FLAGS = [['concatPool', 'Concat pool', 'concat_pool'], ['firstBn', 'First BatchNorm', 'first_bn'], ['bnFinal', 'Final BatchNorm', 'bn_final'], ['wdBnBias', 'Weight decay on BatchNorm and bias', 'wd_bn_bias'], ['trainBn', 'Train BatchNorm while frozen', 'train_bn']];
+const IDS = { concatPool: 'concat-pool', firstBn: 'first-bn', bnFinal: 'bn-final', wdBnBias: 'wd-bn-bias', trainBn: 'train-bn' };
+
+const fieldNumber = (id) => ($(id).value.trim() === '' ? NaN : Number($(id).value));
+/** A field's text as the user typed it, for the note and the errors. */
+const typed = (id) => $(id).value.trim() || 'empty';
+
+/** The options as the fields say them (NaN where a number field holds none). The loss is
+ * BCEWithLogitsLossFlat while "Allow none of these" is ticked (`multi`). */
+export function learnerFields(multi = $('multi-label').checked) {
+  const lin = $('lin-ftrs').value.trim();
+  return {
+    lossFunc: multi ? BCE : $('loss-func').value,
+    hidden: lin === '' ? defaultHidden($('arch').value) : Number(lin),
+    ps: fieldNumber('ps'),
+    ...Object.fromEntries(FLAGS.map(([key]) => [key, $(IDS[key]).checked])),
+    wd: fieldNumber('wd'),
+    moms: MOMS.map(fieldNumber),
+  };
+}
+
+/** The options for the next model, checked in the page's words: an error names the field. */
+export function checkedLearnerFields() {
+  const v = learnerFields();
+  const where = 'Settings, vision_learner options';
+  const lin = $('lin-ftrs').value.trim();
+  if (lin !== '' && !(Number.isInteger(v.hidden) && v.hidden >= 1)) throw new Error(`Head hidden width (lin_ftrs) must be a whole number, 1 or more, such as fastai's 512, or empty for the default (it is ${lin}; ${where}).`);
+  if (!(v.ps >= 0 && v.ps < 1)) throw new Error(`Dropout ps must be at least 0 and below 1, such as fastai's 0.5 (it is ${typed('ps')}; ${where}).`);
+  if (!(v.wd >= 0 && v.wd < 1)) throw new Error(`Weight decay wd must be at least 0 and below 1, such as fastai's 0.01 (it is ${typed('wd')}; ${where}).`);
+  if (!v.moms.every((m) => m >= 0 && m < 1)) throw new Error(`Momentums moms must each be at least 0 and below 1, such as fastai's 0.95, 0.85, 0.95 (they are ${MOMS.map(typed).join(', ')}; ${where}).`);
+  return v;
+}
+
+/** The options that differ from fastai's defaults, in fastai's words ("ps 0.2", "concat_pool
+ * off"). BCEWithLogitsLossFlat is not among them: it is "Allow none of these", shown by its box. */
+export function learnerChanges(multi = $('multi-label').checked) {
+  const v = learnerFields(multi);
+  const d = FASTAI_LEARNER;
+  const out = [];
+  if (v.lossFunc === SMOOTH) out.push(`loss_func ${SMOOTH}`);
+  if (v.hidden !== defaultHidden($('arch').value)) out.push(`lin_ftrs [${typed('lin-ftrs')}]`);
+  if (v.ps !== d.ps) out.push(`ps ${typed('ps')}`);
+  for (const [key, , name] of FLAGS.slice(0, 3)) if (v[key] !== d[key]) out.push(`${name} ${v[key] ? 'on' : 'off'}`);
+  if (v.wd !== d.wd) out.push(`wd ${typed('wd')}`);
+  for (const [key, , name] of FLAGS.slice(3)) if (v[key] !== d[key]) out.push(`${name} ${v[key] ? 'on' : 'off'}`);
+  if (v.moms.some((m, i) => m !== d.moms[i])) out.push(`moms (${MOMS.map(typed).join(', ')})`);
+  return out;
+}
+
+/** The fields from a model's options `o` (an option it lacks at fastai's default; {}: all of
+ * them). A sigmoid model's loss is "Allow none of these", which follows the model (followModel). */
+export function showLearnerFields(o = {}) {
+  const has = (k) => o[k] !== undefined && o[k] !== null;
+  const v = { ...FASTAI_LEARNER, ...Object.fromEntries(Object.keys(FASTAI_LEARNER).filter(has).map((k) => [k, o[k]])) };
+  $('loss-func').value = v.lossFunc === SMOOTH ? SMOOTH : FASTAI_LEARNER.lossFunc;
+  lossChoice = $('loss-func').value;
+  $('lin-ftrs').value = has('hidden') && o.hidden !== defaultHidden(o.arch ?? $('arch').value) ? String(o.hidden) : '';
+  $('ps').value = String(v.ps);
+  $('wd').value = String(v.wd);
+  for (const [key] of FLAGS) $(IDS[key]).checked = !!v[key];
+  MOMS.forEach((id, i) => { $(id).value = String(v.moms[i] ?? FASTAI_LEARNER.moms[i]); });
+}
+
+/** The loss chosen before "Allow none of these" made it BCEWithLogitsLossFlat: unticking the
+ * box gives it back. */
+let lossChoice = FASTAI_LEARNER.lossFunc;
+/** The loss select and "Allow none of these" agree, whichever was set last (settings.js ties a
+ * choice in the select to the box). */
+function syncLoss() {
+  const select = $('loss-func');
+  if (select.value !== BCE) lossChoice = select.value;
+  if ($('multi-label').checked) select.value = BCE;
+  else if (select.value === BCE) select.value = lossChoice;
+}
+
+/** The imported model's vision_learner options that the Settings change, by the page's names
+ * (none for a model from before the options). */
+function learnerDiffers(o) {
+  if (!('ps' in o)) return [];
+  const v = learnerFields();
+  const out = [];
+  if ((v.lossFunc === SMOOTH) !== (o.lossFunc === SMOOTH)) out.push('Loss function (loss_func)');
+  if (v.hidden !== o.hidden) out.push('Head hidden width (lin_ftrs)');
+  if (v.ps !== o.ps) out.push('Dropout (ps)');
+  if (v.wd !== o.wd) out.push('Weight decay (wd)');
+  for (const [key, label, name] of FLAGS) if (key in o && v[key] !== !!o[key]) out.push(`${label} (${name})`);
+  if (Array.isArray(o.moms) && v.moms.some((m, i) => m !== o.moms[i])) out.push('Momentums (moms)');
+  return out;
+}
+
 /** The Settings that must match an imported model for Train to continue it. */
 const MODEL_FIELDS = [['arch', 'arch', 'Architecture', String], ['size', 'size', 'Image size', Number], ['bs', 'batchSize', 'Batch size', Number], ['flip', 'doFlip', 'Random horizontal flips', Boolean], ['multi-label', 'multiLabel', '“None of these”', Boolean]];
 
@@ -360,7 +474,7 @@ export function trainPlan() {
     return { continues: false, text: `Train starts a new model ${fresh}, not ${name}: its classes (${page.modelClasses.join(', ')}) differ from this dataset's (${page.datasetClasses.join(', ')}).` };
   }
   const o = page.modelOptions || {};
-  const changed = MODEL_FIELDS.filter(([id, key, , as]) => key in o && as($(id).type === 'checkbox' ? $(id).checked : $(id).value) !== as(o[key])).map(([, , label]) => label);
+  const changed = MODEL_FIELDS.filter(([id, key, , as]) => key in o && as($(id).type === 'checkbox' ? $(id).checked : $(id).value) !== as(o[key])).map(([, , label]) => label).concat(learnerDiffers(o));
   if (changed.length) return { continues: false, text: `Train starts a new model ${fresh}, not ${name}: ${changed.join(', ')} differ${changed.length === 1 ? 's' : ''} from the model's.` };
   return { continues: true, text: `Train continues ${name} (the imported model) on this dataset.` };
 }

@@ -94,9 +94,9 @@ pub struct ModelArgs {
     /// or BCEWithLogitsLossFlat (the same as --multi-label).
     #[arg(long, value_name = "NAME")]
     pub loss_func: Option<String>,
-    /// The head's width (vision_learner's lin_ftrs: one hidden layer).
-    #[arg(long, value_name = "N", default_value_t = LearnerOptions::default().hidden)]
-    pub lin_ftrs: usize,
+    /// The head's hidden layers' widths (vision_learner's lin_ftrs), e.g. 512 or 1024,512.
+    #[arg(long, value_name = "N[,N…]", value_delimiter = ',', default_value = "512")]
+    pub lin_ftrs: Vec<usize>,
     /// The head's dropout: the last layer's probability, half of it before the first.
     #[arg(long, default_value_t = LearnerOptions::default().ps)]
     pub ps: f64,
@@ -417,7 +417,7 @@ impl ModelArgs {
             multi_label: self.multi_label,
             thresh: self.thresh,
             loss_func: self.loss_func.clone(),
-            hidden: self.lin_ftrs,
+            lin_ftrs: Some(self.lin_ftrs.clone()),
             ps: self.ps,
             concat_pool: !self.no_concat_pool,
             first_bn: !self.no_first_bn,

@@ -357,7 +357,14 @@ impl Graph {
             x = self.batchnorm_2d(x, bn, "head.bn1");
         }
         let x = self.linear(x, &h.lin1, "head.lin1");
-        let x = self.relu(x, "head.relu");
+        let mut x = self.relu(x, "head.relu");
+        for (i, layer) in h.more.iter().enumerate() {
+            if let Some(bn) = &layer.bn {
+                x = self.batchnorm_2d(x, bn, &format!("head.more.{i}.bn"));
+            }
+            x = self.linear(x, &layer.lin, &format!("head.more.{i}.lin"));
+            x = self.relu(x, &format!("head.more.{i}.relu"));
+        }
         let x = match &h.bn2 {
             Some(bn) => self.batchnorm_2d(x, bn, "head.bn2"),
             None => x,

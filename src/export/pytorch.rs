@@ -190,6 +190,16 @@ impl StateDict {
         }
         self.linear(&h.lin1, &at());
         at(); // ReLU
+        for layer in &h.more {
+            if let Some(bn) = &layer.bn {
+                self.batchnorm(bn, &at());
+            }
+            if layer.drop.prob > 0.0 {
+                at();
+            }
+            self.linear(&layer.lin, &at());
+            at(); // ReLU
+        }
         if let Some(bn) = &h.bn2 {
             self.batchnorm(bn, &at());
         }

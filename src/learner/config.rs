@@ -76,7 +76,8 @@ impl LearnerConfig {
     /// option Kiln sets, fastai's defaults written out for the head.
     pub fn fastai_args(&self) -> String {
         let m = &self.model.head;
-        let mut args = vec![format!("concat_pool={}", py(m.concat_pool)), format!("lin_ftrs=[{}]", m.hidden)];
+        let lin_ftrs: Vec<String> = m.lin_ftrs().iter().map(usize::to_string).collect();
+        let mut args = vec![format!("concat_pool={}", py(m.concat_pool)), format!("lin_ftrs=[{}]", lin_ftrs.join(", "))];
         let d = HeadOptions::default();
         if m.ps != d.ps {
             args.push(format!("ps={}", m.ps));
@@ -159,6 +160,8 @@ pub struct LearnerOptions {
     pub widths: Option<[usize; 4]>,
     /// Width of the head's hidden layer.
     pub hidden: usize,
+    /// fastai's `lin_ftrs`: every hidden layer's width (overrides `hidden`).
+    pub lin_ftrs: Option<Vec<usize>>,
     /// Mixed precision (fastai's `to_fp16`); refused where the device has no half precision.
     pub fp16: bool,
     /// One sigmoid per class (fastai's `BCEWithLogitsLossFlat`), so a photo can be "none of
@@ -195,6 +198,7 @@ impl Default for LearnerOptions {
             do_flip: true,
             widths: None,
             hidden: m.hidden,
+            lin_ftrs: None,
             fp16: false,
             multi_label: false,
             thresh: 0.5,
@@ -249,6 +253,7 @@ impl LearnerOptions {
                 _ => None,
             },
             hidden: config.model.head.hidden,
+            lin_ftrs: (!config.model.head.more_hidden.is_empty()).then(|| config.model.head.lin_ftrs()),
             fp16: config.fp16,
             multi_label: config.loss_func.thresh().is_some(),
             thresh: config.loss_func.thresh().unwrap_or(0.5),
@@ -270,7 +275,7 @@ impl LearnerOptions {
 
     /// The option names, as the page's options object spells them.
     pub const KEYS: &'static [&'static str] = &[
-        "arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "fp16", "multiLabel", "thresh", "lossFunc", "ps", "concatPool", "firstBn", "bnFinal", "linFirst", "wd",
+        "arch", "size", "batchSize", "microBatch", "seed", "doFlip", "widths", "hidden", "linFtrs", "fp16", "multiLabel", "thresh", "lossFunc", "ps", "concatPool", "firstBn", "bnFinal", "linFirst", "wd",
         "wdBnBias", "trainBn", "moms",
     ];
 
@@ -309,8 +314,9 @@ impl LearnerOptions {
         if !(self.thresh > 0.0 && self.thresh < 1.0) {
             return Err(format!("the threshold {} must be between 0 and 1 (fastai's is 0.5)", self.thresh));
         }
-        if self.hidden == 0 {
-            return Err("the head's hidden width must be at least 1 (fastai's is 512)".into());
+        let lin_ftrs = self.lin_ftrs.clone().unwrap_or_else(|| vec![self.hidden]);
+        if lin_ftrs.is_empty() || lin_ftrs.contains(&0) {
+            return Err(format!("the head's hidden widths lin_ftrs {lin_ftrs:?} must be one or more widths of at least 1 (fastai's is [512])"));
         }
         if !(0.0..1.0).contains(&self.ps) {
             return Err(format!("the head's dropout ps {} must be at least 0 and below 1 (fastai's is 0.5)", self.ps));
@@ -328,7 +334,8 @@ impl LearnerOptions {
             (arch, Some(_)) => return Err(format!("widths apply to the tiny ResNet only, not {}", arch.name())),
             (arch, None) => arch.clone(),
         };
-        let head = HeadOptions { hidden: self.hidden, ps: self.ps, concat_pool: self.concat_pool, first_bn: self.first_bn, bn_final: self.bn_final, lin_first: self.lin_first };
+        let head = HeadOptions { ps: self.ps, concat_pool: self.concat_pool, first_bn: self.first_bn, bn_final: self.bn_final, lin_first: self.lin_first, ..HeadOptions::default() }
+            .with_lin_ftrs(&lin_ftrs);
         let model = ClassifierConfig::new(arch, num_classes).with_head(head);
         Ok(LearnerConfig::new(model, self.size)
             .with_batch_size(self.batch_size)

@@ -15,8 +15,11 @@ use crate::mixed_precision::{Precision, batchnorm as bn_in, linear as linear_in}
 /// made before they existed).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HeadOptions {
-    /// Width of the hidden layer (fastai's `lin_ftrs=[512]`).
+    /// Width of the first hidden layer (fastai's `lin_ftrs=[512]`).
     pub hidden: usize,
+    /// Widths of further hidden layers (`lin_ftrs=[hidden, …]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_hidden: Vec<usize>,
     /// fastai's `ps`: the last dropout's probability; the one before gets half.
     #[serde(default = "default_ps")]
     pub ps: f64,
@@ -40,11 +43,23 @@ fn yes() -> bool {
 
 impl Default for HeadOptions {
     fn default() -> Self {
-        Self { hidden: 512, ps: 0.5, concat_pool: true, first_bn: true, bn_final: false, lin_first: false }
+        Self { hidden: 512, more_hidden: Vec::new(), ps: 0.5, concat_pool: true, first_bn: true, bn_final: false, lin_first: false }
     }
 }
 
 impl HeadOptions {
+    /// fastai's `lin_ftrs`: every hidden layer's width.
+    pub fn lin_ftrs(&self) -> Vec<usize> {
+        std::iter::once(self.hidden).chain(self.more_hidden.iter().copied()).collect()
+    }
+    /// The hidden layers' widths (at least one; Kiln's head has no head without one).
+    pub fn with_lin_ftrs(mut self, lin_ftrs: &[usize]) -> Self {
+        if let Some((&first, more)) = lin_ftrs.split_first() {
+            self.hidden = first;
+            self.more_hidden = more.to_vec();
+        }
+        self
+    }
     pub fn with_hidden(mut self, hidden: usize) -> Self {
         self.hidden = hidden;
         self
@@ -95,19 +110,38 @@ impl HeadConfig {
         let kaiming = Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: false };
         // A linear layer after a BatchNorm has no bias (fastai's LinBnDrop: bias=not bn).
         let linear = |i, o, bias| LinearConfig::new(i, o).with_bias(bias).with_initializer(kaiming.clone()).init(device);
+        let bn = |c| BatchNormConfig::new(c).init(device);
         let n = self.pooled();
+        let widths = o.lin_ftrs();
+        let last = *widths.last().expect("at least one hidden layer");
+        // The BatchNorm in front of hidden layer k (k ≥ 1): always, or with lin_first the one
+        // behind layer k − 1, which the first layer has only with first_bn.
+        let bn_before = |k: usize| !o.lin_first || k > 1 || o.first_bn;
         Head {
-            bn1: (o.first_bn && !o.lin_first).then(|| BatchNormConfig::new(n).init(device)),
+            bn1: (o.first_bn && !o.lin_first).then(|| bn(n)),
             drop1: DropoutConfig::new(o.ps / 2.0).init(),
             lin1: linear(n, o.hidden, !o.first_bn),
             relu: Relu::new(),
-            bn2: (o.first_bn || !o.lin_first).then(|| BatchNormConfig::new(o.hidden).init(device)),
+            more: widths
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| HiddenLayer { bn: bn_before(i + 1).then(|| bn(w[0])), drop: DropoutConfig::new(o.ps / 2.0).init(), lin: linear(w[0], w[1], false) })
+                .collect(),
+            bn2: bn_before(widths.len()).then(|| bn(last)),
             drop2: DropoutConfig::new(o.ps).init(),
-            lin2: linear(o.hidden, self.num_classes, o.lin_first),
+            lin2: linear(last, self.num_classes, o.lin_first),
             // fastai's BatchNorm1d(n_out, momentum=0.01): burn's momentum is the same weight.
             bn_final: o.bn_final.then(|| BatchNormConfig::new(self.num_classes).with_momentum(0.01).init(device)),
         }
     }
+}
+
+/// A hidden layer after the first ([BN] → dropout → linear, then ReLU).
+#[derive(Module, Debug)]
+pub struct HiddenLayer {
+    pub bn: Option<BatchNorm>,
+    pub drop: Dropout,
+    pub lin: Linear,
 }
 
 #[derive(Module, Debug)]
@@ -116,6 +150,8 @@ pub struct Head {
     pub drop1: Dropout,
     pub lin1: Linear,
     pub relu: Relu,
+    /// Hidden layers after the first (`lin_ftrs` of more than one width).
+    pub more: Vec<HiddenLayer>,
     pub bn2: Option<BatchNorm>,
     pub drop2: Dropout,
     pub lin2: Linear,
@@ -154,7 +190,13 @@ impl Head {
             x = bn_in(bn1, x, Precision::F32);
         }
         let x = linear_in(&self.lin1, self.drop1.forward(x), p);
-        let x = self.relu.forward(x);
+        let mut x = self.relu.forward(x);
+        for layer in &self.more {
+            if let Some(bn) = &layer.bn {
+                x = bn_in(bn, x, p);
+            }
+            x = self.relu.forward(linear_in(&layer.lin, layer.drop.forward(x), p));
+        }
         let x = match &self.bn2 {
             Some(bn2) => bn_in(bn2, x, p),
             None => x,

@@ -279,9 +279,14 @@ fn a_head_with_other_options_exports_as_fastai_builds_it() {
     assert!(fastai.contains("concat_pool=False, lin_ftrs=[256], ps=0.25, first_bn=False, bn_final=True"), "{fastai}");
     onnx_matches(head_options(Arch::Custom(ResNetConfig::tiny()), 48));
 
-    // lin_first, with and without its BatchNorm: fastai's layout for each.
-    for (file, first_bn) in [("resnet18-lin-first", true), ("resnet18-lin-first-no-bn", false)] {
-        let head = kiln::model::HeadOptions::default().with_lin_first(true).with_first_bn(first_bn);
+    // lin_first, with and without its BatchNorm, and two hidden layers: fastai's layout for each.
+    for (file, lin_first, first_bn, lin_ftrs) in [
+        ("resnet18-lin-first", true, true, &[512][..]),
+        ("resnet18-lin-first-no-bn", true, false, &[512]),
+        ("resnet18-lin-ftrs", false, true, &[256, 128]),
+        ("resnet18-lin-ftrs-lin-first", true, false, &[256, 128]),
+    ] {
+        let head = kiln::model::HeadOptions::default().with_lin_first(lin_first).with_first_bn(first_bn).with_lin_ftrs(lin_ftrs);
         let learner = with_head(Arch::ResNet18, 32, head.clone());
         let bytes = pollster::block_on(export::write(&learner, export::Format::PyTorch)).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
