@@ -354,18 +354,23 @@ export const cleanerCurrent = () => !!page.cleaner && page.modelClasses !== null
 
 /** Their fields: the loss, the head (lin_ftrs, ps, concat_pool, first_bn, bn_final) and the
  * optimiser (wd, wd_bn_bias, train_bn, moms). index.html ships fastai's defaults. */
-export const LEARNER_FIELDS = ['loss-func', 'lin-ftrs', 'ps', 'concat-pool', 'first-bn', 'bn-final', 'wd', 'wd-bn-bias', 'train-bn', 'mom-1', 'mom-2', 'mom-3'];
+export const LEARNER_FIELDS = ['loss-func', 'lin-ftrs', 'ps', 'concat-pool', 'first-bn', 'bn-final', 'lin-first', 'wd', 'wd-bn-bias', 'train-bn', 'mom-1', 'mom-2', 'mom-3'];
 export const BCE = 'BCEWithLogitsLossFlat';
 const SMOOTH = 'LabelSmoothingCrossEntropy';
 const MOMS = ['mom-1', 'mom-2', 'mom-3'];
 /** fastai's vision_learner defaults (lin_ftrs: see defaultHidden). */
-export const FASTAI_LEARNER = { lossFunc: 'CrossEntropyLossFlat', ps: 0.5, concatPool: true, firstBn: true, bnFinal: false, wd: 0.01, wdBnBias: false, trainBn: true, moms: [0.95, 0.85, 0.95] };
+export const FASTAI_LEARNER = { lossFunc: 'CrossEntropyLossFlat', ps: 0.5, concatPool: true, firstBn: true, bnFinal: false, linFirst: false, wd: 0.01, wdBnBias: false, trainBn: true, moms: [0.95, 0.85, 0.95] };
 /** The head's hidden width while lin_ftrs is empty: fastai's 512, Kiln's 64 for the tiny ResNet. */
 export const defaultHidden = (arch) => (arch === 'tiny' ? 64 : 512);
 /** The flags by option key: the page's label and fastai's name. */
-const FLAGS = [['concatPool', 'Concat pool', 'concat_pool'], ['firstBn', 'First BatchNorm', 'first_bn'], ['bnFinal', 'Final BatchNorm', 'bn_final'], ['wdBnBias', 'Weight decay on BatchNorm and bias', 'wd_bn_bias'], ['trainBn', 'Train BatchNorm while frozen', 'train_bn']];
-const IDS = { concatPool: 'concat-pool', firstBn: 'first-bn', bnFinal: 'bn-final', wdBnBias: 'wd-bn-bias', trainBn: 'train-bn' };
+const FLAGS = [['concatPool', 'Concat pool', 'concat_pool'], ['firstBn', 'First BatchNorm', 'first_bn'], ['bnFinal', 'Final BatchNorm', 'bn_final'], ['linFirst', 'Linear first', 'lin_first'], ['wdBnBias', 'Weight decay on BatchNorm and bias', 'wd_bn_bias'], ['trainBn', 'Train BatchNorm while frozen', 'train_bn']];
+const IDS = { concatPool: 'concat-pool', firstBn: 'first-bn', bnFinal: 'bn-final', linFirst: 'lin-first', wdBnBias: 'wd-bn-bias', trainBn: 'train-bn' };
 
+/** lin_ftrs as typed: widths separated by commas or spaces; empty: the architecture's one. */
+const linWidths = () => {
+  const lin = $('lin-ftrs').value.trim();
+  return lin === '' ? [defaultHidden($('arch').value)] : lin.split(/[\s,]+/).filter(Boolean).map(Number);
+};
 const fieldNumber = (id) => ($(id).value.trim() === '' ? NaN : Number($(id).value));
 /** A field's text as the user typed it, for the note and the errors. */
 const typed = (id) => $(id).value.trim() || 'empty';
@@ -373,10 +378,11 @@ const typed = (id) => $(id).value.trim() || 'empty';
 /** The options as the fields say them (NaN where a number field holds none). The loss is
  * BCEWithLogitsLossFlat while "Allow none of these" is ticked (`multi`). */
 export function learnerFields(multi = $('multi-label').checked) {
-  const lin = $('lin-ftrs').value.trim();
+  const linFtrs = linWidths();
   return {
     lossFunc: multi ? BCE : $('loss-func').value,
-    hidden: lin === '' ? defaultHidden($('arch').value) : Number(lin),
+    hidden: linFtrs[0],
+    linFtrs,
     ps: fieldNumber('ps'),
     ...Object.fromEntries(FLAGS.map(([key]) => [key, $(IDS[key]).checked])),
     wd: fieldNumber('wd'),
@@ -389,7 +395,7 @@ export function checkedLearnerFields() {
   const v = learnerFields();
   const where = 'Settings, vision_learner options';
   const lin = $('lin-ftrs').value.trim();
-  if (lin !== '' && !(Number.isInteger(v.hidden) && v.hidden >= 1)) throw new Error(`Head hidden width (lin_ftrs) must be a whole number, 1 or more, such as fastai's 512, or empty for the default (it is ${lin}; ${where}).`);
+  if (lin !== '' && !v.linFtrs.every((w) => Number.isInteger(w) && w >= 1)) throw new Error(`Head hidden width (lin_ftrs) must be whole numbers, 1 or more, such as fastai's 512 or 1024, 512, or empty for the default (it is ${lin}; ${where}).`);
   if (!(v.ps >= 0 && v.ps < 1)) throw new Error(`Dropout ps must be at least 0 and below 1, such as fastai's 0.5 (it is ${typed('ps')}; ${where}).`);
   if (!(v.wd >= 0 && v.wd < 1)) throw new Error(`Weight decay wd must be at least 0 and below 1, such as fastai's 0.01 (it is ${typed('wd')}; ${where}).`);
   if (!v.moms.every((m) => m >= 0 && m < 1)) throw new Error(`Momentums moms must each be at least 0 and below 1, such as fastai's 0.95, 0.85, 0.95 (they are ${MOMS.map(typed).join(', ')}; ${where}).`);
@@ -403,11 +409,11 @@ export function learnerChanges(multi = $('multi-label').checked) {
   const d = FASTAI_LEARNER;
   const out = [];
   if (v.lossFunc === SMOOTH) out.push(`loss_func ${SMOOTH}`);
-  if (v.hidden !== defaultHidden($('arch').value)) out.push(`lin_ftrs [${typed('lin-ftrs')}]`);
+  if (v.linFtrs.length !== 1 || v.hidden !== defaultHidden($('arch').value)) out.push(`lin_ftrs [${v.linFtrs.join(', ')}]`);
   if (v.ps !== d.ps) out.push(`ps ${typed('ps')}`);
-  for (const [key, , name] of FLAGS.slice(0, 3)) if (v[key] !== d[key]) out.push(`${name} ${v[key] ? 'on' : 'off'}`);
+  for (const [key, , name] of FLAGS.slice(0, 4)) if (v[key] !== d[key]) out.push(`${name} ${v[key] ? 'on' : 'off'}`);
   if (v.wd !== d.wd) out.push(`wd ${typed('wd')}`);
-  for (const [key, , name] of FLAGS.slice(3)) if (v[key] !== d[key]) out.push(`${name} ${v[key] ? 'on' : 'off'}`);
+  for (const [key, , name] of FLAGS.slice(4)) if (v[key] !== d[key]) out.push(`${name} ${v[key] ? 'on' : 'off'}`);
   if (v.moms.some((m, i) => m !== d.moms[i])) out.push(`moms (${MOMS.map(typed).join(', ')})`);
   return out;
 }
@@ -419,7 +425,7 @@ export function showLearnerFields(o = {}) {
   const v = { ...FASTAI_LEARNER, ...Object.fromEntries(Object.keys(FASTAI_LEARNER).filter(has).map((k) => [k, o[k]])) };
   $('loss-func').value = v.lossFunc === SMOOTH ? SMOOTH : FASTAI_LEARNER.lossFunc;
   lossChoice = $('loss-func').value;
-  $('lin-ftrs').value = has('hidden') && o.hidden !== defaultHidden(o.arch ?? $('arch').value) ? String(o.hidden) : '';
+  $('lin-ftrs').value = Array.isArray(o.linFtrs) && o.linFtrs.length > 1 ? o.linFtrs.join(', ') : has('hidden') && o.hidden !== defaultHidden(o.arch ?? $('arch').value) ? String(o.hidden) : '';
   $('ps').value = String(v.ps);
   $('wd').value = String(v.wd);
   for (const [key] of FLAGS) $(IDS[key]).checked = !!v[key];
@@ -445,7 +451,8 @@ function learnerDiffers(o) {
   const v = learnerFields();
   const out = [];
   if ((v.lossFunc === SMOOTH) !== (o.lossFunc === SMOOTH)) out.push('Loss function (loss_func)');
-  if (v.hidden !== o.hidden) out.push('Head hidden width (lin_ftrs)');
+  const theirs = Array.isArray(o.linFtrs) ? o.linFtrs : [o.hidden];
+  if (v.linFtrs.join() !== theirs.join()) out.push('Head hidden width (lin_ftrs)');
   if (v.ps !== o.ps) out.push('Dropout (ps)');
   if (v.wd !== o.wd) out.push('Weight decay (wd)');
   for (const [key, label, name] of FLAGS) if (key in o && v[key] !== !!o[key]) out.push(`${label} (${name})`);

@@ -2,7 +2,7 @@
 //  - labelled, reached by the keyboard, axe-clean; BCEWithLogitsLossFlat is "Allow none of these"
 //    (choosing one sets the other, both ways);
 //  - a value out of range (ps 1.5) is an error naming ps, and nothing trains;
-//  - set away from fastai's defaults (LabelSmoothingCrossEntropy, lin_ftrs [128], ps 0.2,
+//  - set away from fastai's defaults (LabelSmoothingCrossEntropy, lin_ftrs [128, 64], ps 0.2,
 //    concat_pool off, first_bn off, bn_final on, wd 0.05, wd_bn_bias on, train_bn off, moms 0.9,
 //    0.8, 0.9), a note in the Settings says so; ResNet-18 from random weights at 32 px trains one
 //    fit_one_cycle epoch with them (the worker's model has them), and the fastai/PyTorch export's
@@ -23,9 +23,9 @@ const colours = colourFolders(join(dir, 'colours'), { red: 8, green: 8, blue: 8 
 const AXE = join(root, 'node_modules/axe-core/axe.min.js');
 
 /** The options set in this test, by field id, and the note they give. */
-const CHANGED = { 'loss-func': 'LabelSmoothingCrossEntropy', 'lin-ftrs': '128', ps: '0.2', 'concat-pool': false, 'first-bn': false, 'bn-final': true, wd: '0.05', 'wd-bn-bias': true, 'train-bn': false, 'mom-1': '0.9', 'mom-2': '0.8', 'mom-3': '0.9' };
-const NOTE = "vision_learner options changed from fastai's defaults: loss_func LabelSmoothingCrossEntropy, lin_ftrs [128], ps 0.2, concat_pool off, first_bn off, bn_final on, wd 0.05, wd_bn_bias on, train_bn off, moms (0.9, 0.8, 0.9).";
-const DEFAULTS = { 'loss-func': 'CrossEntropyLossFlat', 'lin-ftrs': '', ps: '0.5', 'concat-pool': true, 'first-bn': true, 'bn-final': false, wd: '0.01', 'wd-bn-bias': false, 'train-bn': true, 'mom-1': '0.95', 'mom-2': '0.85', 'mom-3': '0.95' };
+const CHANGED = { 'loss-func': 'LabelSmoothingCrossEntropy', 'lin-ftrs': '128, 64', ps: '0.2', 'concat-pool': false, 'first-bn': false, 'bn-final': true, 'lin-first': true, wd: '0.05', 'wd-bn-bias': true, 'train-bn': false, 'mom-1': '0.9', 'mom-2': '0.8', 'mom-3': '0.9' };
+const NOTE = "vision_learner options changed from fastai's defaults: loss_func LabelSmoothingCrossEntropy, lin_ftrs [128, 64], ps 0.2, concat_pool off, first_bn off, bn_final on, lin_first on, wd 0.05, wd_bn_bias on, train_bn off, moms (0.9, 0.8, 0.9).";
+const DEFAULTS = { 'loss-func': 'CrossEntropyLossFlat', 'lin-ftrs': '', ps: '0.5', 'concat-pool': true, 'first-bn': true, 'bn-final': false, 'lin-first': false, wd: '0.01', 'wd-bn-bias': false, 'train-bn': true, 'mom-1': '0.95', 'mom-2': '0.85', 'mom-3': '0.95' };
 /** The fields as the page shows them. */
 const fields = (page) => page.evaluate((ids) => Object.fromEntries(ids.map((id) => {
   const e = document.getElementById(id);
@@ -76,12 +76,12 @@ await e2e([], async ({ browser, base }) => {
     await page.keyboard.press('Enter');
     assert.equal(await page.isVisible('#ps'), true, 'Enter opens it');
     const order = [];
-    for (let i = 0; i < 12; i++) {
+    for (let i = 0; i < 13; i++) {
       await page.keyboard.press('Tab');
       order.push(await page.evaluate(() => document.activeElement.id));
     }
-    assert.deepEqual(order, ['loss-func', 'lin-ftrs', 'ps', 'wd', 'concat-pool', 'first-bn', 'bn-final', 'wd-bn-bias', 'train-bn', 'mom-1', 'mom-2', 'mom-3']);
-    const labels = { 'Loss function (loss_func)': 'loss-func', 'Head hidden width (lin_ftrs)': 'lin-ftrs', 'Dropout (ps)': 'ps', 'Weight decay (wd)': 'wd', 'Concat pool (concat_pool: average and max)': 'concat-pool', 'First BatchNorm (first_bn)': 'first-bn', 'Final BatchNorm (bn_final)': 'bn-final', 'Weight decay on BatchNorm and bias (wd_bn_bias)': 'wd-bn-bias', 'Train BatchNorm while frozen (train_bn)': 'train-bn', Start: 'mom-1', Peak: 'mom-2', End: 'mom-3' };
+    assert.deepEqual(order, ['loss-func', 'lin-ftrs', 'ps', 'wd', 'concat-pool', 'first-bn', 'bn-final', 'lin-first', 'wd-bn-bias', 'train-bn', 'mom-1', 'mom-2', 'mom-3']);
+    const labels = { 'Loss function (loss_func)': 'loss-func', 'Head hidden width (lin_ftrs)': 'lin-ftrs', 'Dropout (ps)': 'ps', 'Weight decay (wd)': 'wd', 'Concat pool (concat_pool: average and max)': 'concat-pool', 'First BatchNorm (first_bn)': 'first-bn', 'Final BatchNorm (bn_final)': 'bn-final', 'Linear layers before their BatchNorm (lin_first)': 'lin-first', 'Weight decay on BatchNorm and bias (wd_bn_bias)': 'wd-bn-bias', 'Train BatchNorm while frozen (train_bn)': 'train-bn', Start: 'mom-1', Peak: 'mom-2', End: 'mom-3' };
     for (const [name, id] of Object.entries(labels)) assert.equal(await page.getByLabel(name, { exact: true }).getAttribute('id'), id, name);
     assert.equal(await page.getByRole('group', { name: /^Momentums \(moms\)/ }).count(), 1, 'the momentums are a named group');
   });
@@ -139,8 +139,8 @@ await e2e([], async ({ browser, base }) => {
   await c.check('ResNet-18 trains with them', async () => {
     assert.equal(await takeError(page), '');
     const o = (await workerState(page)).learner.options;
-    assert.deepEqual({ arch: o.arch, lossFunc: o.lossFunc, hidden: o.hidden, ps: o.ps, concatPool: o.concatPool, firstBn: o.firstBn, bnFinal: o.bnFinal, wd: o.wd, wdBnBias: o.wdBnBias, trainBn: o.trainBn, moms: o.moms },
-      { arch: 'resnet18', lossFunc: 'LabelSmoothingCrossEntropy', hidden: 128, ps: 0.2, concatPool: false, firstBn: false, bnFinal: true, wd: 0.05, wdBnBias: true, trainBn: false, moms: [0.9, 0.8, 0.9] });
+    assert.deepEqual({ arch: o.arch, lossFunc: o.lossFunc, linFtrs: o.linFtrs, ps: o.ps, concatPool: o.concatPool, firstBn: o.firstBn, bnFinal: o.bnFinal, linFirst: o.linFirst, wd: o.wd, wdBnBias: o.wdBnBias, trainBn: o.trainBn, moms: o.moms },
+      { arch: 'resnet18', lossFunc: 'LabelSmoothingCrossEntropy', linFtrs: [128, 64], ps: 0.2, concatPool: false, firstBn: false, bnFinal: true, linFirst: true, wd: 0.05, wdBnBias: true, trainBn: false, moms: [0.9, 0.8, 0.9] });
   });
 
   await c.check('the fastai/PyTorch export\'s vision_learner call names them', async () => {
@@ -149,7 +149,7 @@ await e2e([], async ({ browser, base }) => {
     await download.saveAs(path);
     const meta = fastaiMetadata(path);
     log(meta.slice(0, 400));
-    for (const arg of ["vision_learner(dls, 'resnet18'", 'pretrained=False', 'concat_pool=False', 'lin_ftrs=[128]', 'ps=0.2', 'first_bn=False', 'bn_final=True', 'loss_func=LabelSmoothingCrossEntropy(eps=0.1)', 'wd=0.05', 'wd_bn_bias=True', 'train_bn=False', 'moms=(0.9, 0.8, 0.9)']) {
+    for (const arg of ["vision_learner(dls, 'resnet18'", 'pretrained=False', 'concat_pool=False', 'lin_ftrs=[128, 64]', 'ps=0.2', 'first_bn=False', 'bn_final=True', 'lin_first=True', 'loss_func=LabelSmoothingCrossEntropy(eps=0.1)', 'wd=0.05', 'wd_bn_bias=True', 'train_bn=False', 'moms=(0.9, 0.8, 0.9)']) {
       assert.ok(meta.includes(arg), `${arg} in ${meta}`);
     }
   });
@@ -169,7 +169,7 @@ await e2e([], async ({ browser, base }) => {
     assert.equal(await takeError(page2), '');
     assert.deepEqual(await fields(page2), { ...DEFAULTS, ...CHANGED });
     assert.equal(await note(page2), NOTE);
-    assert.match(await page2.textContent('#settings-note'), /imported model's: ResNet-18.*vision_learner options loss_func LabelSmoothingCrossEntropy, lin_ftrs \[128\], ps 0\.2/);
+    assert.match(await page2.textContent('#settings-note'), /imported model's: ResNet-18.*vision_learner options loss_func LabelSmoothingCrossEntropy, lin_ftrs \[128, 64\], ps 0\.2/);
   });
   await page2.click('details.options summary');
   await page2.setInputFiles('#pick-folder', colours);
@@ -202,7 +202,7 @@ await e2e([], async ({ browser, base }) => {
     assert.equal(await takeError(page3), '');
     assert.deepEqual(await fields(page3), DEFAULTS);
     assert.equal(await note(page3), '');
-    assert.match(await page3.textContent('#settings-note'), /vision_learner options are back to fastai's defaults \(they were loss_func LabelSmoothingCrossEntropy, lin_ftrs \[128\], ps 0\.2/);
+    assert.match(await page3.textContent('#settings-note'), /vision_learner options are back to fastai's defaults \(they were loss_func LabelSmoothingCrossEntropy, lin_ftrs \[128, 64\], ps 0\.2/);
   });
   await c.check('no page errors', () => assert.deepEqual([...page.errors, ...page3.errors], []));
   c.done();
