@@ -122,3 +122,7 @@ node tests/e2e/accessibility.test.mjs
 node tests/e2e/share.test.mjs
 # Issue 32: Allow “none of these” (one sigmoid per class): digits it never saw get none of these; the threshold slider re-derives without re-running.
 node tests/e2e/none-of-these.test.mjs
+# Issue 32: several labels a photo: a labels CSV or copies across class folders; magenta is "blue, red", green "none of these"; per-class table.
+node tests/e2e/multi-label.test.mjs
+# Issue 32: vision_learner's options in Settings reach the model and the fastai export's call; an imported model sets them back.
+node tests/e2e/learner-options.test.mjs
