@@ -37,6 +37,13 @@ pub fn timed(warmup: usize, n: usize, f: &mut dyn FnMut()) -> f64 {
     median(v)
 }
 
+/// The step tables' architectures: `KILN_BENCH_ARCHS` (comma-separated names), by default
+/// ResNet-18, ResNet-50 and EfficientNet-Lite0.
+pub fn bench_archs() -> Vec<Arch> {
+    let names = std::env::var("KILN_BENCH_ARCHS").unwrap_or_else(|_| "resnet18,resnet50,efficientnet_lite0".into());
+    names.split(',').map(|n| n.trim().parse().unwrap_or_else(|e| panic!("KILN_BENCH_ARCHS: {e}"))).collect()
+}
+
 pub fn bench_steps() -> usize {
     std::env::var("KILN_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5)
 }

@@ -67,7 +67,7 @@ pub fn memory() {
     let mib = |b: usize| b as f64 / 1048576.0;
     // KILN_BENCH_ARCHS picks others (resnet101, resnet152).
     let archs = match std::env::var("KILN_BENCH_ARCHS") {
-        Ok(_) => crate::steps::bench_archs(),
+        Ok(_) => crate::bench_archs(),
         Err(_) => vec![Arch::ResNet18, Arch::ResNet34, Arch::ResNet50, Arch::EfficientNetLite0],
     };
     for arch in archs {

@@ -11,7 +11,7 @@ use kiln::learner::{Learner, LearnerConfig};
 use kiln::model::{Arch, ClassifierConfig};
 
 use crate::memory::proc_status_mib;
-use crate::{bench_steps, fake_batch, median, timed};
+use crate::{bench_archs, bench_steps, fake_batch, median, timed};
 
 /// ResNet-18 at 224 px (the figure), or the tiny model the browser bench uses.
 pub fn train_throughput(name: &str, device: Device, arch: Arch, frozen: bool, warmup: usize, steps: usize) -> f64 {
@@ -95,13 +95,6 @@ pub fn fp16_step(fp16: bool) {
         if fp16 { "fp16 (mixed)" } else { "f32" },
         median(times) * 1e3
     );
-}
-
-/// The step table's architectures: `KILN_BENCH_ARCHS` (comma-separated names), by default
-/// ResNet-18, ResNet-50 and EfficientNet-Lite0.
-pub fn bench_archs() -> Vec<Arch> {
-    let names = std::env::var("KILN_BENCH_ARCHS").unwrap_or_else(|_| "resnet18,resnet50,efficientnet_lite0".into());
-    names.split(',').map(|n| n.trim().parse().unwrap_or_else(|e| panic!("KILN_BENCH_ARCHS: {e}"))).collect()
 }
 
 /// One JSON line per (architecture, frozen) step on `device`: forward + backward + Adam at 224 px
