@@ -64,7 +64,9 @@ impl Learner {
         let rows = interp
             .top_losses(interp.items.len())
             .into_iter()
-            .map(|t| CleanerRow { file: t.name, label: t.actual, predicted: t.predicted, prob_label: t.prob_actual, loss: t.loss })
+            // The label as the dataset writes it (a multi-label set space-separated, as changes
+            // name it), not the interpretation's caption.
+            .map(|t| CleanerRow { file: t.name, label: dls.label_text(&samples[t.index]), predicted: t.predicted, prob_label: t.prob_actual, loss: t.loss })
             .collect();
         Ok(Cleaner { split, classes: self.classes.clone(), rows })
     }

@@ -623,4 +623,13 @@ fn a_multi_label_model_learns_sets_of_labels_from_a_csv() {
     assert!(interp.to_string().contains("per class"), "{interp}");
     let top = interp.top_losses(3);
     assert!(top.iter().all(|t| t.loss >= 0.0 && !t.actual.is_empty()), "{top:?}");
+
+    // The cleaner names a photo's labels as the dataset does, so a change made from its row
+    // applies (relabelling a two-label photo to one class).
+    let cleaner = pollster::block_on(learner.cleaner(&dls, kiln::cleaner::Split::Train, &mut |_| {})).unwrap();
+    let row = cleaner.rows.iter().find(|r| r.label == "blue red").expect("a two-label photo's row");
+    let mut edited = dls.clone();
+    edited.apply_changes(&[kiln::data::Change { file: row.file.clone(), old_label: row.label.clone(), new_label: Some("red".into()) }]).unwrap();
+    let moved = edited.train.iter().find(|s| s.item.name == row.file).unwrap();
+    assert_eq!(edited.label_text(moved), "red");
 }
