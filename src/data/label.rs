@@ -36,7 +36,7 @@ impl LabelsCsv {
         let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
         let header: Vec<String> = reader.headers().map_err(|e| format!("the labels CSV cannot be read: {e}"))?.iter().map(|h| h.to_ascii_lowercase()).collect();
         let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
-        let file = col(&["fname", "file", "filename", "file_name", "name", "image", "image_id", "path"]);
+        let file = col(&["fname", "file", "filename", "file_name", "name", "image", "image_id", "image_name", "path"]);
         let labels = col(&["labels", "label", "tags", "classes"]);
         let (Some(file), Some(labels)) = (file, labels) else {
             return Err(format!(
@@ -74,10 +74,15 @@ impl LabelsCsv {
     }
 
     /// The row for a file at `path` (relative to the dataset root): the CSV may give the path
-    /// or only its end (`000005.jpg` for `train/000005.jpg`).
+    /// or only its end (`000005.jpg` for `train/000005.jpg`), with or without the extension
+    /// (planet's `train_0` for `train_0.jpg`, fastai's `suff`).
     fn row(&self, path: &str) -> Option<&(Vec<String>, Option<bool>)> {
         let parts: Vec<&str> = path.split('/').collect();
-        (0..parts.len()).find_map(|i| self.rows.get(&parts[i..].join("/")))
+        let stem = |p: String| match p.rsplit_once('.') {
+            Some((s, _)) if !s.is_empty() && !s.ends_with('/') => s.to_string(),
+            _ => p,
+        };
+        (0..parts.len()).find_map(|i| self.rows.get(&parts[i..].join("/")).or_else(|| self.rows.get(&stem(parts[i..].join("/")))))
     }
 
     /// Whether the CSV puts the file at `path` in the validation set.

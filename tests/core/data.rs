@@ -367,6 +367,12 @@ fn a_labels_csv_gives_sets_of_labels_and_the_split() {
     // Without is_valid the usual random split applies.
     let no_split = LabelsCsv::parse("fname,labels\na.png,cat\n").unwrap();
     assert!(!no_split.has_split);
+    // planet's layout: image_name without the extension, tags.
+    let planet = LabelsCsv::parse("image_name,tags\ntrain_0,haze primary\ntrain_1,clear\n").unwrap();
+    let rule = kiln::data::LabelRule::Csv(std::sync::Arc::new(planet));
+    assert_eq!(rule.labels("photos/train_0.jpg").unwrap(), ["haze", "primary"]);
+    assert_eq!(rule.labels("train_1.png").unwrap(), ["clear"]);
+    assert!(rule.labels("train_2.jpg").is_err());
 }
 
 /// Dragging the same photo into two class folders gives it both labels when several labels a
