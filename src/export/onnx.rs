@@ -22,6 +22,7 @@ use super::ModelHeader;
 use crate::model::Classifier;
 use crate::model::efficientnet::{EfficientNet, MBConvBlock};
 use crate::model::resnet::{Block, ResNet};
+use crate::model::head::HeadLayer;
 use crate::model::{Body, Head};
 
 /// The operator set the graph is written for (opset 18 = ONNX 1.13, onnxruntime ≥ 1.14): the
@@ -353,26 +354,15 @@ impl Graph {
             avg
         };
         let mut x = self.op("Flatten", "head.flatten", vec![x], vec![int("axis", 1)], None);
-        if let Some(bn) = &h.bn1 {
-            x = self.batchnorm_2d(x, bn, "head.bn1");
+        for (name, layer) in h.layers() {
+            let name = format!("head.{name}");
+            x = match layer {
+                HeadLayer::BatchNorm(bn) => self.batchnorm_2d(x, bn, &name),
+                HeadLayer::Dropout(_) => x,
+                HeadLayer::Linear(l) => self.linear(x, l, &name),
+                HeadLayer::Relu => self.relu(x, &name),
+            };
         }
-        let x = self.linear(x, &h.lin1, "head.lin1");
-        let mut x = self.relu(x, "head.relu");
-        for (i, layer) in h.more.iter().enumerate() {
-            if let Some(bn) = &layer.bn {
-                x = self.batchnorm_2d(x, bn, &format!("head.more.{i}.bn"));
-            }
-            x = self.linear(x, &layer.lin, &format!("head.more.{i}.lin"));
-            x = self.relu(x, &format!("head.more.{i}.relu"));
-        }
-        let x = match &h.bn2 {
-            Some(bn) => self.batchnorm_2d(x, bn, "head.bn2"),
-            None => x,
-        };
-        let x = self.linear(x, &h.lin2, "head.lin2");
-        match &h.bn_final {
-            Some(bn) => self.batchnorm_2d(x, bn, "head.bn_final"),
-            None => x,
-        }
+        x
     }
 }

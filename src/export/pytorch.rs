@@ -22,6 +22,7 @@ use super::{ExportError, cpu_classifier, f32_values};
 use super::ModelHeader;
 use crate::model::Classifier;
 use crate::model::efficientnet::{EfficientNet, stage_of};
+use crate::model::head::HeadLayer;
 use crate::model::resnet::ResNet;
 use crate::model::{Arch, Body, Head};
 
@@ -177,38 +178,15 @@ impl StateDict {
     /// LinBnDrop [BN] [dropout, when p > 0] linear [ReLU], then [BN] for bn_final. With the
     /// defaults: 2 BN, 4 linear, 6 BN, 8 linear.
     fn head(&mut self, h: &Head, p: &str) {
-        let mut i = 2;
-        let mut at = || {
-            i += 1;
-            format!("{p}{}", i - 1)
-        };
-        if let Some(bn) = &h.bn1 {
-            self.batchnorm(bn, &at());
-        }
-        if h.drop1.prob > 0.0 {
-            at();
-        }
-        self.linear(&h.lin1, &at());
-        at(); // ReLU
-        for layer in &h.more {
-            if let Some(bn) = &layer.bn {
-                self.batchnorm(bn, &at());
+        // fastai leaves out a dropout of p = 0; pool and flatten are 0 and 1.
+        let kept = h.layers().into_iter().filter(|(_, l)| !matches!(l, HeadLayer::Dropout(d) if d.prob == 0.0));
+        for (i, (_, layer)) in kept.enumerate() {
+            let key = format!("{p}{}", i + 2);
+            match layer {
+                HeadLayer::BatchNorm(bn) => self.batchnorm(bn, &key),
+                HeadLayer::Linear(l) => self.linear(l, &key),
+                HeadLayer::Dropout(_) | HeadLayer::Relu => {}
             }
-            if layer.drop.prob > 0.0 {
-                at();
-            }
-            self.linear(&layer.lin, &at());
-            at(); // ReLU
-        }
-        if let Some(bn) = &h.bn2 {
-            self.batchnorm(bn, &at());
-        }
-        if h.drop2.prob > 0.0 {
-            at();
-        }
-        self.linear(&h.lin2, &at());
-        if let Some(bn) = &h.bn_final {
-            self.batchnorm(bn, &at());
         }
     }
 }

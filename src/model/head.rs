@@ -5,6 +5,8 @@
 //! order is the same, but the first BatchNorm moves behind the ReLU (it is `bn2`, present with
 //! `first_bn`) and the last linear has a bias, as fastai builds it.
 
+use std::borrow::Cow;
+
 use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Initializer, Linear, LinearConfig, Relu};
 use burn::tensor::{Device, FloatDType, Tensor};
@@ -136,6 +138,14 @@ impl HeadConfig {
     }
 }
 
+/// One layer of the head after pooling (see [`Head::layers`]).
+pub enum HeadLayer<'a> {
+    BatchNorm(&'a BatchNorm),
+    Dropout(&'a Dropout),
+    Linear(&'a Linear),
+    Relu,
+}
+
 /// A hidden layer after the first ([BN] → dropout → linear, then ReLU).
 #[derive(Module, Debug)]
 pub struct HiddenLayer {
@@ -181,30 +191,52 @@ impl Head {
     pub fn concat_pool(&self, channels: usize) -> bool {
         self.lin1.weight.dims()[0] == 2 * channels
     }
-    /// The pooling reductions run in f32, the linear layers in `p`; the logits come out f32.
+    /// The layers after pooling and flattening, in fastai's Sequential order, each with its
+    /// field's name: what the forward pass, the ONNX graph and the fastai state dict all walk.
+    pub fn layers(&self) -> Vec<(Cow<'static, str>, HeadLayer<'_>)> {
+        let mut out: Vec<(Cow<'static, str>, HeadLayer<'_>)> = Vec::with_capacity(9 + 4 * self.more.len());
+        if let Some(bn) = &self.bn1 {
+            out.push(("bn1".into(), HeadLayer::BatchNorm(bn)));
+        }
+        out.extend([("drop1".into(), HeadLayer::Dropout(&self.drop1)), ("lin1".into(), HeadLayer::Linear(&self.lin1)), ("relu".into(), HeadLayer::Relu)]);
+        for (i, layer) in self.more.iter().enumerate() {
+            if let Some(bn) = &layer.bn {
+                out.push((format!("more.{i}.bn").into(), HeadLayer::BatchNorm(bn)));
+            }
+            out.push((format!("more.{i}.drop").into(), HeadLayer::Dropout(&layer.drop)));
+            out.push((format!("more.{i}.lin").into(), HeadLayer::Linear(&layer.lin)));
+            out.push((format!("more.{i}.relu").into(), HeadLayer::Relu));
+        }
+        if let Some(bn) = &self.bn2 {
+            out.push(("bn2".into(), HeadLayer::BatchNorm(bn)));
+        }
+        out.extend([("drop2".into(), HeadLayer::Dropout(&self.drop2)), ("lin2".into(), HeadLayer::Linear(&self.lin2))]);
+        if let Some(bn) = &self.bn_final {
+            out.push(("bn_final".into(), HeadLayer::BatchNorm(bn)));
+        }
+        out
+    }
+
+    /// The pooling reductions, and BatchNorms before the first or after the last linear layer,
+    /// run in f32; the rest in `p`; the logits come out f32.
     pub fn forward_with(&self, features: Tensor<4>, p: Precision) -> Tensor<2> {
         let channels = features.dims()[1];
         let features = features.cast(FloatDType::F32);
         let mut x = if self.concat_pool(channels) { concat_pool(features) } else { avg_pool(features) };
-        if let Some(bn1) = &self.bn1 {
-            x = bn_in(bn1, x, Precision::F32);
+        let layers = self.layers();
+        let linear = |l: &HeadLayer<'_>| matches!(l, HeadLayer::Linear(_));
+        let first = layers.iter().position(|(_, l)| linear(l)).unwrap_or(0);
+        let last = layers.iter().rposition(|(_, l)| linear(l)).unwrap_or(0);
+        for (i, (_, layer)) in layers.iter().enumerate() {
+            let at = if i < first || i > last { Precision::F32 } else { p };
+            x = match layer {
+                HeadLayer::BatchNorm(bn) => bn_in(bn, x, at),
+                HeadLayer::Dropout(d) => d.forward(x),
+                HeadLayer::Linear(l) if i == last => linear_in(l, x, p).cast(FloatDType::F32),
+                HeadLayer::Linear(l) => linear_in(l, x, p),
+                HeadLayer::Relu => self.relu.forward(x),
+            };
         }
-        let x = linear_in(&self.lin1, self.drop1.forward(x), p);
-        let mut x = self.relu.forward(x);
-        for layer in &self.more {
-            if let Some(bn) = &layer.bn {
-                x = bn_in(bn, x, p);
-            }
-            x = self.relu.forward(linear_in(&layer.lin, layer.drop.forward(x), p));
-        }
-        let x = match &self.bn2 {
-            Some(bn2) => bn_in(bn2, x, p),
-            None => x,
-        };
-        let x = linear_in(&self.lin2, self.drop2.forward(x), p).cast(FloatDType::F32);
-        match &self.bn_final {
-            Some(bn) => bn_in(bn, x, Precision::F32),
-            None => x,
-        }
+        x
     }
 }
