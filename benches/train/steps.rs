@@ -100,7 +100,9 @@ pub fn fp16_step(fp16: bool) {
 /// One JSON line per (architecture, frozen) step on `device`: forward + backward + Adam at 224 px
 /// on an augmented batch, `warmup` steps untimed (a GPU's autotune and shader compiles).
 fn step_lines(device: &Device, tag: &str, bs: usize, fp16: bool, warmup: usize) {
-    let (size, presize) = (224, 256);
+    // KILN_BENCH_SIZE: the training size (224 by default), presized at 8/7 of it as the page does.
+    let size: usize = std::env::var("KILN_BENCH_SIZE").ok().and_then(|s| s.parse().ok()).unwrap_or(224);
+    let presize = size * 8 / 7;
     let threads = rayon::current_num_threads();
     let classes: Vec<String> = (0..10).map(|i| i.to_string()).collect();
     let (pixels, targets) = fake_batch(bs, presize);
@@ -113,33 +115,64 @@ fn step_lines(device: &Device, tag: &str, bs: usize, fp16: bool, warmup: usize) 
             }
             let x = learner.augment(augment::to_tensor(&pixels, presize, &learner.device));
             let t0 = Instant::now();
+            let mut first_ms = None;
             let ms = timed(warmup, bench_steps(), &mut || {
+                let t = Instant::now();
                 pollster::block_on(learner.step(vec![kiln::learner::Pass::augmented(x.clone(), targets.clone())], &kiln::learner::Hypers { lrs: vec![1e-4, 1e-4, 1e-3], mom: 0.9 })).unwrap();
+                first_ms.get_or_insert(t.elapsed().as_secs_f64() * 1e3);
                 eprintln!("  {tag} {} frozen={frozen} bs={bs} fp16={fp16}: {:.1} s", arch.name(), t0.elapsed().as_secs_f64());
             });
             println!(
-                r#"{{"impl":"kiln","device":"{tag}","what":"step","arch":"{}","frozen":{frozen},"threads":{threads},"bs":{bs},"fp16":{fp16},"ms":{ms:.1}}}"#,
-                arch.name()
+                r#"{{"impl":"kiln","device":"{tag}","what":"step","arch":"{}","frozen":{frozen},"threads":{threads},"bs":{bs},"size":{size},"fp16":{fp16},"ms":{ms:.1},"first_ms":{:.1}}}"#,
+                arch.name(),
+                first_ms.unwrap_or(ms)
             );
         }
     }
 }
 
-/// `gpu-steps`: the step table on wgpu's default adapter, at batch 16 (the CPU table's) and 64
-/// (the page's default), then 64 in mixed precision where the adapter has f16.
+/// Untimed steps before the timed ones on a GPU (`KILN_BENCH_WARMUP`, 3 by default; the first
+/// step is reported on its own either way).
+fn gpu_warmup() -> usize {
+    std::env::var("KILN_BENCH_WARMUP").ok().and_then(|s| s.parse().ok()).unwrap_or(3)
+}
+
+/// `gpu-steps`: the step table on wgpu's default adapter for each kernel strategy
+/// (`KILN_BENCH_KERNELS`, comma-separated, in this order: `heuristic` (Kiln's default, kernels
+/// by shape), `upstream` (burn's no-autotune kernels, the browser's until Kiln patched them),
+/// `autotune`), at batch 16 (the CPU table's) and 64 (the page's default), then 64 in mixed
+/// precision where the adapter has f16; then the CPU backend at the same sizes (`KILN_BENCH_CPU=0`
+/// leaves it out). Each line has the first step (kernels compiled, and tuned under autotune) and
+/// the median. Kernels compiled by an earlier strategy are not compiled again, so later
+/// strategies' first steps are flattered.
 pub fn gpu_step_table() {
     let device = match Device::wgpu_options().init() {
         Ok(d) => d,
         Err(e) => return println!("gpu-steps: no wgpu adapter ({e})"),
     };
+    let list = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
     // KILN_BENCH_BS: the batch sizes, comma-separated.
-    let sizes: Vec<usize> = std::env::var("KILN_BENCH_BS").ok().map(|v| v.split(',').filter_map(|b| b.trim().parse().ok()).collect()).unwrap_or(vec![16, 64]);
-    for &bs in &sizes {
-        step_lines(&device, "wgpu", bs, false, 3);
+    let sizes: Vec<usize> = list("KILN_BENCH_BS", "16,64").iter().filter_map(|b| b.parse().ok()).collect();
+    for kernels in list("KILN_BENCH_KERNELS", "heuristic,upstream,autotune") {
+        let upstream = kernels == "upstream";
+        burn_cubecl::set_upstream_conv(upstream);
+        kiln::device::set_autotune(kernels == "autotune").unwrap_or_else(|e| panic!("{e}"));
+        let tag = format!("wgpu-{kernels}");
+        for &bs in &sizes {
+            step_lines(&device, &tag, bs, false, gpu_warmup());
+        }
+        match kiln::mixed_precision::fp16_support(&device) {
+            Ok(()) if std::env::var("KILN_BENCH_FP16").map_or(true, |v| v != "0") => step_lines(&device, &tag, 64, true, gpu_warmup()),
+            Ok(()) => {}
+            Err(why) => println!("gpu-steps: no fp16 ({why})"),
+        }
     }
-    match kiln::mixed_precision::fp16_support(&device) {
-        Ok(()) => step_lines(&device, "wgpu", 64, true, 3),
-        Err(why) => println!("gpu-steps: no fp16 ({why})"),
+    burn_cubecl::set_upstream_conv(false);
+    let _ = kiln::device::set_autotune(false);
+    if std::env::var("KILN_BENCH_CPU").map_or(true, |v| v != "0") {
+        for &bs in &sizes {
+            step_lines(&Device::flex(), "flex", bs, false, 2);
+        }
     }
 }
 

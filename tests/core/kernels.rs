@@ -11,7 +11,7 @@
 
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::common::cpu;
 
@@ -24,10 +24,10 @@ mod reference;
 mod slices;
 use reference::{Case, batch_norm_cases, batch_norm_reference, close, dense_cases, depthwise_cases, max_pool_input, max_pool_reference, reference, values, MAX_POOL_CASES};
 
-/// The output, weight and input gradients burn's autodiff computes on the CPU backend,
-/// through the patched kernels, with their references.
-fn conv_grads(c: &Case) -> [(Vec<f32>, Vec<f64>); 3] {
-    let device = cpu().autodiff();
+/// A convolution's output, weight gradient and input gradient as burn's autodiff computes them
+/// on `device`, with their f64 references.
+fn conv_tensors(c: &Case, device: &Device) -> ([Tensor<4>; 3], [Vec<f64>; 3]) {
+    let device = device.clone().autodiff();
     let cig = c.c_in / c.groups;
     let [x_vals, w_vals, r_vals] = c.operands();
     let x = Tensor::<4>::from_data(TensorData::new(x_vals.clone(), [c.batch, c.c_in, c.hw[0], c.hw[1]]), &device).require_grad();
@@ -38,18 +38,32 @@ fn conv_grads(c: &Case) -> [(Vec<f32>, Vec<f64>); 3] {
     let [_, _, oh, ow] = y.dims();
     assert_eq!([oh, ow], c.out(), "output size");
     let rt = Tensor::<4>::from_data(TensorData::new(r_vals.clone(), [c.batch, c.c_out, oh, ow]), &device);
-    let y_vals = y.clone().into_data().try_to_vec::<f32>().unwrap();
-    let grads = (y * rt).sum().backward();
-    let read = |t: Tensor<4>| t.grad(&grads).expect("gradient").into_data().try_to_vec::<f32>().unwrap();
-    let [y_ref, dw, dx] = reference(c, &x_vals, &w_vals, &r_vals, [oh, ow]);
-    [(y_vals, y_ref), (read(w), dw), (read(x), dx)]
+    let grads = (y.clone() * rt).sum().backward();
+    let grad = |t: Tensor<4>| t.grad(&grads).expect("gradient");
+    ([y.inner(), grad(w), grad(x)], reference(c, &x_vals, &w_vals, &r_vals, [oh, ow]))
 }
 
+const PARTS: [&str; 3] = ["y", "dW", "dX"];
+
 fn check(name: &str, c: Case) {
-    let [(y, y_ref), (dw, dw_ref), (dx, dx_ref)] = conv_grads(&c);
-    close(&format!("{name}: y"), &y, &y_ref);
-    close(&format!("{name}: dW"), &dw, &dw_ref);
-    close(&format!("{name}: dX"), &dx, &dx_ref);
+    let (got, want) = conv_tensors(&c, &cpu());
+    for ((t, w), part) in got.into_iter().zip(&want).zip(PARTS) {
+        close(&format!("{name}: {part}"), &t.into_data().try_to_vec::<f32>().unwrap(), w);
+    }
+}
+
+/// Every kernel case (dense and depthwise) on a GPU device, read back asynchronously as WebGPU
+/// requires: the kernels wgpu chooses by shape without autotune (vendor/burn-cubecl's
+/// `heuristic.rs`) against the same references. Run natively on lavapipe (`tests/core/wgpu.rs`)
+/// and on WebGPU in the browser tests.
+pub async fn check_all_on(device: &Device) {
+    for (name, c) in dense_cases().into_iter().chain(depthwise_cases()) {
+        let (got, want) = conv_tensors(&c, device);
+        for ((t, w), part) in got.into_iter().zip(&want).zip(PARTS) {
+            let v = t.into_data_async().await.unwrap().convert::<f32>().try_to_vec::<f32>().unwrap();
+            close(&format!("{name}: {part}"), &v, w);
+        }
+    }
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -68,3 +68,10 @@ fn wgpu_agrees_with_the_cpu() {
     assert_eq!(grad(&cpu), want, "relu6 gradient on the cpu");
     assert_eq!(grad(&gpu), want, "relu6 gradient on wgpu");
 }
+
+/// The convolution kernels wgpu runs without autotune (chosen by shape: vendor/burn-cubecl's
+/// `heuristic.rs`) give the kernel tests' reference values and gradients on every case.
+#[test]
+fn convolutions_match_the_reference_on_wgpu() {
+    pollster::block_on(crate::kernels::check_all_on(&wgpu()));
+}

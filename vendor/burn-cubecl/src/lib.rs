@@ -1,6 +1,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // TODO: remove when fixed in cubecl
+#![allow(unknown_lints)] // Kiln: the next lint was renamed upstream in rustc
+// Kiln: as a path dependency its warnings show; without autotune some candidates go unused.
+#![cfg_attr(not(feature = "autotune"), allow(dead_code, unused_imports))]
 #![allow(semicolon_in_expressions_from_non_local_macros)]
 
 //! The Burn backend for every [CubeCL](https://github.com/tracel-ai/cubecl) runtime.
@@ -52,6 +55,10 @@ pub use cubecl;
 
 mod tune_key;
 pub use tune_key::CubeAutotuneKey;
+
+/// Kiln: autotune as a run-time choice (see KILN-PATCH.md).
+mod kiln;
+pub use kiln::{autotune_enabled, set_autotune, set_upstream_conv};
 
 #[cfg(any(feature = "fusion", test))]
 /// Module for interacting with fusion

@@ -35,10 +35,11 @@ impl Default for AttentionStrategy {
     fn default() -> Self {
         // if autotune is enabled, default to autotune
         #[cfg(feature = "autotune")]
-        return AttentionStrategy::Autotune;
+        if crate::autotune_enabled() {
+            return AttentionStrategy::Autotune;
+        }
 
         // if autotune is disabled, default to fallback to make sure it runs
-        #[cfg(not(feature = "autotune"))]
         AttentionStrategy::Fallback
     }
 }

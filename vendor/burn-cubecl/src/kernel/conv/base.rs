@@ -14,7 +14,7 @@ use crate::{
     tensor::CubeTensor,
 };
 
-use super::conv_direct;
+use super::{conv_direct, heuristic};
 #[cfg(feature = "autotune")]
 use super::forward::conv_autotune;
 
@@ -22,6 +22,9 @@ use super::forward::conv_autotune;
 pub enum ConvStrategy {
     /// A simple direct convolution.
     Direct,
+    /// Kiln: a kernel chosen by the convolution's shape without timing anything (depthwise,
+    /// pointwise and dense each to the routine that suits them), see `heuristic.rs`.
+    Heuristic,
     #[cfg(feature = "autotune")]
     /// Using autotune to choose the best kernel based on runtime information.
     Autotune,
@@ -34,11 +37,15 @@ impl Default for ConvStrategy {
     fn default() -> Self {
         // if autotune is enabled, default to autotune
         #[cfg(feature = "autotune")]
-        return ConvStrategy::Autotune;
+        if crate::autotune_enabled() {
+            return ConvStrategy::Autotune;
+        }
 
-        // if autotune is disabled, default to the more memory-conservative algorithm
-        #[cfg(not(feature = "autotune"))]
-        ConvStrategy::Direct
+        // Kiln: without autotune, choose by shape rather than take the direct kernel everywhere
+        if crate::kiln::upstream_conv() {
+            return ConvStrategy::Direct;
+        }
+        ConvStrategy::Heuristic
     }
 }
 
@@ -80,6 +87,7 @@ pub fn conv_forward_nhwc<const N: usize>(
 ) -> Result<CubeTensor, ConvSetupError> {
     match strategy {
         ConvStrategy::Direct => conv_direct::<N>(input, weight, bias, options),
+        ConvStrategy::Heuristic => heuristic::forward::<N>(input, weight, bias, options),
         #[cfg(feature = "autotune")]
         ConvStrategy::Autotune => Ok(conv_autotune::<N>(input, weight, bias, options)),
         ConvStrategy::ImplicitGemm => {
@@ -113,6 +121,9 @@ pub fn conv_weight_backward<const N: usize>(
     let weight_grad = match strategy {
         ConvStrategy::Direct => {
             conv_weight_backward_fallback::<N>(input, out_grad, weight_shape, options)
+        }
+        ConvStrategy::Heuristic => {
+            heuristic::weight_backward::<N>(input, out_grad, weight_shape, options)
         }
         #[cfg(feature = "autotune")]
         ConvStrategy::Autotune => Ok(wgrad_autotune::<N>(input, out_grad, weight_shape, options)),
@@ -155,6 +166,9 @@ pub fn conv_data_backward<const N: usize>(
     let weight_grad = match strategy {
         ConvStrategy::Direct => {
             conv_data_backward_fallback::<N>(out_grad, weights, in_shape, options)?
+        }
+        ConvStrategy::Heuristic => {
+            heuristic::data_backward::<N>(out_grad, weights, in_shape, options)?
         }
         #[cfg(feature = "autotune")]
         ConvStrategy::Autotune => dgrad_autotune::<N>(out_grad, weights, in_shape, options),

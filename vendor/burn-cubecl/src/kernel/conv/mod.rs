@@ -7,6 +7,7 @@ mod deform_conv2d;
 mod deform_conv_transpose2d;
 mod direct;
 mod forward;
+mod heuristic;
 mod im2col;
 
 mod tune_key;

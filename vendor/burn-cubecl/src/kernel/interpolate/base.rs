@@ -33,11 +33,12 @@ impl Default for InterpolateStrategy {
     fn default() -> Self {
         // if autotune is enabled, default to autotune
         #[cfg(feature = "autotune")]
-        return InterpolateStrategy::Autotune;
+        if crate::autotune_enabled() {
+            return InterpolateStrategy::Autotune;
+        }
 
         // Interpolation reads one tensor and writes another, so a build that measures nothing
         // runs the intent that takes memory for the limit.
-        #[cfg(not(feature = "autotune"))]
         InterpolateStrategy::Specific(CubekInterpolateStrategy::MaximizeThroughput)
     }
 }

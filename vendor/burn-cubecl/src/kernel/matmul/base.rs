@@ -27,9 +27,10 @@ impl Default for MatmulStrategy {
     fn default() -> Self {
         // if autotune is enabled, default to autotune
         #[cfg(feature = "autotune")]
-        return MatmulStrategy::Autotune;
+        if crate::autotune_enabled() {
+            return MatmulStrategy::Autotune;
+        }
 
-        #[cfg(not(feature = "autotune"))]
         MatmulStrategy::Cube
     }
 }

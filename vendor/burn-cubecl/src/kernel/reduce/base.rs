@@ -154,9 +154,10 @@ pub enum SumStrategy {
 impl Default for SumStrategy {
     fn default() -> Self {
         #[cfg(feature = "autotune")]
-        return Self::Autotune;
+        if crate::autotune_enabled() {
+            return Self::Autotune;
+        }
 
-        #[cfg(not(feature = "autotune"))]
         return Self::OneShot(4);
     }
 }
@@ -635,9 +636,10 @@ pub enum KernelReduceStrategy {
 impl Default for KernelReduceStrategy {
     fn default() -> Self {
         #[cfg(feature = "autotune")]
-        return Self::Autotune;
+        if crate::autotune_enabled() {
+            return Self::Autotune;
+        }
 
-        #[cfg(not(feature = "autotune"))]
         return Self::Unspecified;
     }
 }

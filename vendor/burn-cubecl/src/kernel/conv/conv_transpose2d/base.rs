@@ -15,17 +15,24 @@ pub enum ConvTranspose2dStrategy {
     Autotune,
     /// GEMM (im2col) based implementation of convolution. Significantly increased memory usage.
     Gemm,
+    /// Kiln: without autotune, GEMM for ungrouped and direct for grouped (depthwise) ones: what
+    /// autotune chose for each on lavapipe (ResNet-18's and EfficientNet-Lite0's data gradients).
+    Heuristic,
 }
 
 impl Default for ConvTranspose2dStrategy {
     fn default() -> Self {
         // if autotune is enabled, default to autotune
         #[cfg(feature = "autotune")]
-        return ConvTranspose2dStrategy::Autotune;
+        if crate::autotune_enabled() {
+            return ConvTranspose2dStrategy::Autotune;
+        }
 
-        // if autotune is disabled, default to the more memory-conservative algorithm
-        #[cfg(not(feature = "autotune"))]
-        ConvTranspose2dStrategy::Direct
+        // Kiln: without autotune, by shape, unless the benches ask for upstream's default
+        if crate::kiln::upstream_conv() {
+            return ConvTranspose2dStrategy::Direct;
+        }
+        ConvTranspose2dStrategy::Heuristic
     }
 }
 
@@ -50,5 +57,9 @@ pub fn conv_transpose2d(
             Ok(conv_transpose2d_autotune(input, weight, bias, options))
         }
         ConvTranspose2dStrategy::Gemm => conv_transpose2d_col2im(input, weight, bias, options),
+        ConvTranspose2dStrategy::Heuristic if options.groups == 1 => {
+            conv_transpose2d_col2im(input, weight, bias, options)
+        }
+        ConvTranspose2dStrategy::Heuristic => conv_transpose2d_direct(input, weight, bias, options),
     }
 }

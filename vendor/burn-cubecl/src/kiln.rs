@@ -1,0 +1,32 @@
+//! Kiln's run-time switch for autotune (see KILN-PATCH.md). With the `autotune` feature built in,
+//! upstream tunes every matmul, convolution, reduction and interpolation the first time a shape
+//! is seen. That costs minutes before a job of seconds, so here it only runs once a program asks
+//! for it; otherwise every strategy takes its no-autotune default, and convolutions the kernels
+//! chosen by shape in `kernel/conv/heuristic.rs`.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+static AUTOTUNE: AtomicBool = AtomicBool::new(false);
+
+/// Whether kernels are chosen by timing candidates (needs the `autotune` feature).
+pub fn autotune_enabled() -> bool {
+    cfg!(feature = "autotune") && AUTOTUNE.load(Ordering::Relaxed)
+}
+
+/// Turns autotune on or off for kernels launched from now on.
+pub fn set_autotune(enabled: bool) {
+    AUTOTUNE.store(enabled, Ordering::Relaxed);
+}
+
+static UPSTREAM_CONV: AtomicBool = AtomicBool::new(false);
+
+/// Without autotune, convolutions take upstream's no-autotune kernels (direct, and the weight
+/// gradient's fallback) instead of the ones chosen by shape: the baseline Kiln's benches
+/// compare against, in the same process.
+pub fn set_upstream_conv(on: bool) {
+    UPSTREAM_CONV.store(on, Ordering::Relaxed);
+}
+
+pub(crate) fn upstream_conv() -> bool {
+    UPSTREAM_CONV.load(Ordering::Relaxed)
+}
