@@ -6,7 +6,7 @@ use burn::tensor::Device;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
-    /// wgpu when an adapter is found, else the CPU with a notice.
+    /// Whichever of the CPU and wgpu's adapter trains the model faster, by measurement.
     Auto,
     Gpu,
     Cpu,
@@ -65,38 +65,47 @@ pub fn cpu() -> Selected {
 }
 
 /// Pick a native device. `Gpu` takes wgpu's default adapter (any kind) and fails when there is
-/// none; `Auto` takes a real GPU (discrete, integrated or virtual) and otherwise the CPU
-/// backend: a software adapter such as lavapipe trains far slower than burn's CPU backend.
+/// none. `Auto` is decided by measuring the work (`learner::probe::choose_native`); here, for
+/// work too small to measure (show_batch), it is the CPU.
 #[cfg(feature = "native")]
 pub fn select_native(choice: DeviceChoice) -> Result<Selected, String> {
     use burn::tensor::DeviceKind;
-    let try_kind = |kind: DeviceKind| {
-        // Asking for a kind the machine lacks may panic inside the runtime: treat it as absent.
-        std::panic::catch_unwind(|| Device::wgpu_options().device_kind(kind).init())
-            .map_err(|_| "the wgpu runtime failed to start".to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-    };
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
-        DeviceChoice::Gpu => match try_kind(DeviceKind::DefaultDevice) {
-            Ok(device) => Ok(Selected { device, description: "GPU (wgpu, default adapter)".into() }),
-            Err(e) => Err(format!("no GPU adapter was found ({e}); use --device cpu, or install a Vulkan/Metal/DX12 driver")),
-        },
-        DeviceChoice::Auto => {
-            for (kind, name) in [
-                (DeviceKind::DiscreteGpu(0), "discrete GPU"),
-                (DeviceKind::IntegratedGpu(0), "integrated GPU"),
-                (DeviceKind::VirtualGpu(0), "virtual GPU"),
-            ] {
-                if let Ok(device) = try_kind(kind) {
-                    return Ok(Selected { device, description: format!("GPU (wgpu, {name})") });
-                }
+        DeviceChoice::Gpu => {
+            // Asking for a kind the machine lacks may panic inside the runtime: treat it as absent.
+            let gpu = std::panic::catch_unwind(|| Device::wgpu_options().device_kind(DeviceKind::DefaultDevice).init())
+                .map_err(|_| "the wgpu runtime failed to start".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            match gpu {
+                Ok(device) => Ok(Selected { device, description: "GPU (wgpu, default adapter)".into() }),
+                Err(e) => Err(format!("no GPU adapter was found ({e}); use --device cpu, or install a Vulkan/Metal/DX12 driver")),
             }
+        }
+        DeviceChoice::Auto => {
             let mut s = cpu();
-            s.description = "CPU (burn flex backend): no hardware GPU adapter was found (--device gpu forces wgpu's default adapter, e.g. lavapipe)".into();
+            s.description = "CPU (burn flex backend): too little work to be worth measuring a GPU".into();
             Ok(s)
         }
     }
+}
+
+/// Whether wgpu chooses its kernels by timing candidates (burn's autotune) for shapes seen from
+/// now on. Tuning takes minutes on the first batches of every new shape, so it is off unless
+/// asked for; without it the convolutions take kernels chosen by shape (vendor/burn-cubecl,
+/// `heuristic.rs`). A build without the `autotune` feature cannot turn it on.
+#[cfg(feature = "native")]
+pub fn set_autotune(on: bool) -> Result<(), String> {
+    burn_cubecl::set_autotune(on);
+    match burn_cubecl::autotune_enabled() == on {
+        true => Ok(()),
+        false => Err("this build has no autotune: build with the `autotune` feature (on by default)".into()),
+    }
+}
+
+#[cfg(feature = "native")]
+pub fn autotune_enabled() -> bool {
+    burn_cubecl::autotune_enabled()
 }
 
 /// Runs `f` on a thread of the CPU backend's rayon pool and waits for it (the threaded browser

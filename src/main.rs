@@ -15,6 +15,7 @@ use kiln::learner::{FineTune, LrFindConfig};
 use kiln::schedule::{Lr, OneCycle};
 
 fn run(cli: Cli) -> Result<(), String> {
+    kiln::device::set_autotune(cli.autotune).map_err(|e| format!("--autotune: {e}"))?;
     match cli.command {
         Command::Weights { command } => weights::run(command),
         Command::Summary { data } => {

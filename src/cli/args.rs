@@ -14,6 +14,11 @@ use kiln::model::Arch;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// On a GPU, choose each kernel by timing the candidates on the first batch of every new
+    /// shape (burn's autotune): minutes of tuning first, for long runs on a large GPU. Without
+    /// it, kernels are chosen by shape.
+    #[arg(long, global = true)]
+    pub autotune: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -73,7 +78,8 @@ pub struct ModelArgs {
     /// Turn off horizontal flips (for digits, text, or anything with a handedness).
     #[arg(long)]
     pub no_flip: bool,
-    /// gpu, cpu, or auto (GPU when an adapter is found, else CPU).
+    /// gpu, cpu, or auto (whichever trains this model faster: measured on first use, remembered
+    /// in ~/.cache/kiln).
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
     /// Mixed precision (fastai's to_fp16): f16 activations, f32 weights, dynamic loss scaling.

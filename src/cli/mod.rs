@@ -1,9 +1,10 @@
 //! The `kiln` command's parts, by concern: its grammar ([`args`]), data commands ([`data`]),
-//! training ([`train`]), saved models ([`model`]), prediction and sorting ([`predict`]) and pretrained weights ([`weights`]). Each
+//! where to compute ([`device`]), training ([`train`]), saved models ([`model`]), prediction and sorting ([`predict`]) and pretrained weights ([`weights`]). Each
 //! reads files, calls the core and prints.
 
 pub mod args;
 pub mod data;
+pub mod device;
 pub mod model;
 pub mod predict;
 pub mod project;

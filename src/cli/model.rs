@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 
-use kiln::device::{DeviceChoice, select_native};
+use kiln::device::DeviceChoice;
 use kiln::export::{self, Format};
 use kiln::learner::Learner;
 
@@ -26,7 +26,7 @@ pub(super) fn open(model: &Path, device: &Device) -> Result<Learner, String> {
 /// fastai's ClassificationInterpretation: the confusion matrix and most confused pairs
 /// printed, the matrix and the top losses saved as pictures in `output`.
 pub fn interpret(model: &Path, data: &DataArgs, k: usize, min_val: usize, device: DeviceChoice, output: &Path) -> Result<(), String> {
-    let mut learner = open(model, &select_native(device)?.device)?;
+    let (mut learner, _) = super::device::open_for(model, device)?;
     let dls = load(data)?;
     let interp = pollster::block_on(learner.interpret(&dls, &mut |_| {})).map_err(|e| e.to_string())?;
     print!("{interp}");
@@ -50,7 +50,7 @@ pub fn interpret(model: &Path, data: &DataArgs, k: usize, min_val: usize, device
 
 /// fastai's ImageClassifierCleaner as text: each class's `k` hardest images of `split`.
 pub fn clean(model: &Path, data: &DataArgs, split: kiln::cleaner::Split, k: usize, device: DeviceChoice) -> Result<(), String> {
-    let mut learner = open(model, &select_native(device)?.device)?;
+    let (mut learner, _) = super::device::open_for(model, device)?;
     let dls = load(data)?;
     let cleaner = pollster::block_on(learner.cleaner(&dls, split, &mut |_| {})).map_err(|e| e.to_string())?;
     for class in &cleaner.classes {

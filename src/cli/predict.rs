@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use kiln::device::{DeviceChoice, select_native};
+use kiln::device::DeviceChoice;
 use kiln::learner::predict::Prediction;
 
-use super::model::open;
 use super::write_atomic;
 
 /// Where `--sort-into` puts predictions below `--threshold`.
@@ -122,7 +121,7 @@ pub fn predict(a: &PredictArgs) -> Result<(), String> {
     if a.batch_size == 0 {
         return Err("the batch size must be at least 1".into());
     }
-    let learner = open(a.model, &select_native(a.device)?.device)?;
+    let (learner, _) = super::device::open_for(a.model, a.device)?;
     let files = files_under(a.paths)?;
     let quiet = a.csv.is_some() || a.sort_into.is_some();
     let bar = if quiet { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };

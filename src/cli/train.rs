@@ -6,7 +6,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use kiln::data::Datasets;
-use kiln::device::{DeviceChoice, is_cpu, select_native};
+use kiln::device::{DeviceChoice, autotune_enabled, is_cpu};
 use kiln::learner::{CancelToken, Event, FitReport, LearnError, Learner, LrFindConfig};
 use kiln::mixed_precision::{Precision, fp16_support};
 use kiln::model::Arch;
@@ -14,7 +14,6 @@ use kiln::model::Arch;
 use super::args::{DataArgs, ModelArgs};
 use super::data::load_source;
 use super::project::Source;
-use super::model::open;
 use super::write_atomic;
 use super::weights::{WeightsSource, default_weights, read_weights};
 
@@ -22,12 +21,18 @@ use super::weights::{WeightsSource, default_weights, read_weights};
 pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner, Source), String> {
     let (dls, source) = load_source(data)?;
     print!("{}", dls.summary());
-    let dev = select_native(m.device)?;
-    eprintln!("device: {}", dev.description);
-    if !is_cpu(&dev.device) {
-        eprintln!("        its first batches compile and tune GPU kernels for each new shape: a minute or two on a fresh machine");
+    let wanted = m.fp16 || m.require_fp16;
+    let mut options = m.options(data.seed, wanted);
+    // Sets of labels need one sigmoid per class, as fastai picks for a MultiCategoryBlock.
+    if dls.multi_label() && !options.multi_label {
+        eprintln!("loss: one sigmoid per class (BCEWithLogitsLossFlat, threshold {}), as photos have sets of labels", options.thresh);
+        options.multi_label = true;
     }
-    let fp16 = (m.fp16 || m.require_fp16)
+    let dev = super::device::for_work(m.device, &options.config(dls.classes.len())?)?;
+    if !is_cpu(&dev.device) && autotune_enabled() {
+        eprintln!("        --autotune: its first batches time GPU kernels for each new shape, a minute or two on a fresh machine");
+    }
+    options.fp16 = wanted
         && match fp16_support(&dev.device) {
             Ok(()) => {
                 eprintln!("precision: mixed (fp16 activations and gradients, f32 weights and Adam state, dynamic loss scaling)");
@@ -39,12 +44,6 @@ pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner,
                 false
             }
         };
-    let mut options = m.options(data.seed, fp16);
-    // Sets of labels need one sigmoid per class, as fastai picks for a MultiCategoryBlock.
-    if dls.multi_label() && !options.multi_label {
-        eprintln!("loss: one sigmoid per class (BCEWithLogitsLossFlat, threshold {}), as photos have sets of labels", options.thresh);
-        options.multi_label = true;
-    }
     let config = options.config(dls.classes.len())?;
     let mut learner = Learner::new(config, dls.classes.clone(), data.presize, &dev.device).map_err(|e| e.to_string())?;
     let loader = learner.loader;
@@ -81,9 +80,7 @@ pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner,
 /// is refused when it is the model's own file: what the user gave is never overwritten.
 pub fn continue_learner(model: &Path, data: &DataArgs, device: DeviceChoice, unfreeze: bool, freeze: bool, output: &Path) -> Result<(Datasets, Learner, Source), String> {
     super::refuse_overwrite(output, &[model], "-o", "the model being read")?;
-    let dev = select_native(device)?;
-    eprintln!("device: {}", dev.description);
-    let mut learner = open(model, &dev.device)?;
+    let (mut learner, _) = super::device::open_for(model, device)?;
     // The photos are presized as the model was trained (its recipe), whatever --presize says.
     let (dls, source) = load_source(&DataArgs { presize: learner.presize, ..data.clone() })?;
     print!("{}", dls.summary());

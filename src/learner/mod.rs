@@ -5,6 +5,7 @@
 //! - [`fit`]: fit_one_cycle and fine_tune, validated every epoch;
 //! - [`lr_find`]: fastai's learning-rate finder and its suggestions;
 //! - [`predict`]: get_preds and predict;
+//! - [`probe`]: timing a device on the learner's own work, for choosing one;
 //! - [`events`]: what a fit reports (batch and epoch events, the report, errors, Cancel).
 //!
 //! The loop is async and reads tensors only with `*_async`, so the same code runs natively
@@ -16,6 +17,7 @@ pub mod fit;
 pub mod small_data;
 pub mod lr_find;
 pub mod predict;
+pub mod probe;
 pub mod step;
 
 pub use config::{LearnerConfig, LearnerOptions};

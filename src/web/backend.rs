@@ -8,7 +8,8 @@ use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::js_err;
+use super::{from_js, js_err, to_js};
+use crate::learner::LearnerOptions;
 
 #[wasm_bindgen]
 pub struct Backend {
@@ -34,6 +35,26 @@ impl Backend {
     #[wasm_bindgen(getter, js_name = fp16Unavailable)]
     pub fn fp16_unavailable(&self) -> Option<String> {
         crate::mixed_precision::fp16_support(&self.device).err()
+    }
+
+    /// Times one training pass of the model `options` describes, for `numClasses` classes, on
+    /// this backend (after an untimed one that compiles its kernels): `{firstMs, stepMs}`.
+    /// `beatMs`: another backend's time, so a hopeless candidate stops after its first pass
+    /// (`stepMs` is then null: over 4× `beatMs` and over 10 s). The page's `auto` compares backends with it.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Probe>")]
+    pub fn probe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "LearnerOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(js_name = numClasses)] num_classes: usize,
+        #[wasm_bindgen(js_name = beatMs)] beat_ms: Option<f64>,
+    ) -> Result<Promise, JsValue> {
+        let o: LearnerOptions = from_js(options, "learner option", LearnerOptions::KEYS)?;
+        let config = o.config(num_classes.max(2)).map_err(js_err)?;
+        let device = self.device.clone();
+        Ok(future_to_promise(async move {
+            let p = crate::learner::probe::probe(&config, &device, beat_ms).await.map_err(js_err)?;
+            to_js(&p)
+        }))
     }
 }
 

@@ -9,7 +9,14 @@ mod project;
 mod train;
 
 fn kiln(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kiln")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().expect("kiln runs")
+    kiln_command().args(args).output().expect("kiln runs")
+}
+
+/// `kiln` with the device probe's cache in the tests' own folder, not the user's.
+fn kiln_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env("KILN_CACHE_DIR", tmp("cache"));
+    c
 }
 
 fn text(o: &Output) -> String {
@@ -95,11 +102,11 @@ fn missing_or_wrong_weights_are_one_line_errors_that_say_what_to_do() {
 fn headless_output_is_clean_and_model_files_are_whole_or_refused() {
     let crops = tmp("crops-files");
     assert!(kiln(&["samples", "--photos", &asset("photos"), "--side", "16", "--crops-per-cell", "1", "-o", &crops]).status.success());
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln")).args(["summary", &crops, "--presize", "16"]).env_remove("XDG_RUNTIME_DIR").output().unwrap();
+    let o = kiln_command().args(["summary", &crops, "--presize", "16"]).env_remove("XDG_RUNTIME_DIR").output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("XDG_RUNTIME_DIR"), "{}", text(&o));
     let model = tmp("files.kiln");
-    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+    let o = kiln_command()
         .args(["train", &crops, "--arch", "tiny", "--presize", "16", "--size", "16", "--bs", "8", "--epochs", "1", "--device", "auto", "-o", &model])
         .env_remove("XDG_RUNTIME_DIR")
         .output()
@@ -196,4 +203,36 @@ fn the_same_run_twice_gives_the_same_epoch_table_and_bad_values_are_named() {
     assert!(!o.status.success() && text(&o).contains("image size 4"), "{}", text(&o));
     let o = kiln(&["summary", &crops, "--valid-pct", "1.5"]);
     assert!(!o.status.success() && text(&o).contains("validation fraction 1.5"), "{}", text(&o));
+}
+
+/// `--device auto` times the model's training pass on the CPU and on wgpu's adapter (lavapipe
+/// in CI, a software adapter: the measurement decides, no rule) and takes the faster; a second
+/// run with the same model and size reads the answer from the cache instead of probing again.
+#[test]
+fn auto_device_is_measured_once_then_remembered() {
+    let crops = tmp("crops-auto");
+    assert!(kiln(&["samples", "--photos", &asset("photos"), "--side", "16", "--crops-per-cell", "1", "-o", &crops]).status.success());
+    let cache = tmp("cache-auto");
+    let _ = std::fs::remove_dir_all(&cache);
+    let train = || {
+        let o = kiln_command()
+            .env("KILN_CACHE_DIR", &cache)
+            .args(["train", &crops, "--arch", "tiny", "--presize", "16", "--size", "16", "--bs", "8", "--epochs", "1", "--device", "auto", "-o", &tmp("auto.kiln")])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let first = train();
+    if first.contains("no GPU adapter was found") {
+        eprintln!("no wgpu adapter here: nothing to measure against");
+        return;
+    }
+    let line = first.lines().find(|l| l.contains("measured:")).unwrap_or_else(|| panic!("no measured device line:\n{first}"));
+    assert!(line.contains("GPU") && line.contains("CPU") && line.contains(" ms"), "{line}");
+    let saved = std::fs::read_to_string(Path::new(&cache).join("device-probe.json")).expect("the probe's cache");
+    assert!(saved.contains("\"cpu\"") && saved.contains("firstMs") && saved.contains(" at 16 px"), "{saved}");
+    let second = train();
+    assert!(second.contains("measured on an earlier run"), "{second}");
+    assert!(second.contains(line.trim_start_matches("device: ")), "the cached choice differs:\n{line}\n{second}");
 }

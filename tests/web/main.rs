@@ -157,6 +157,29 @@ async fn trains_predicts_and_exports_on_the_cpu_fallback() {
     train_predict_export("cpu").await;
 }
 
+/// The convolution kernels WebGPU runs (chosen by shape, vendor/burn-cubecl's `heuristic.rs`)
+/// against the kernel tests' f64 references, on every case.
+#[wasm_bindgen_test]
+async fn convolutions_match_the_reference_on_webgpu() {
+    kernels::check_all_on(&backend("webgpu").await.device()).await;
+}
+
+/// The device probe `auto` compares backends with: both passes timed on the CPU; a candidate
+/// that already lost by far stops after its first.
+#[wasm_bindgen_test]
+async fn probe_times_a_training_pass() {
+    let cpu = backend("cpu").await;
+    let tiny = options(r#"{"arch":"tiny","size":16,"batchSize":4}"#);
+    let p = JsFuture::from(cpu.probe(tiny.clone(), 3, None).unwrap()).await.unwrap();
+    let (first, step) = (get(&p, "firstMs").as_f64().unwrap(), get(&p, "stepMs").as_f64().unwrap());
+    assert!(first > 0.0 && step > 0.0, "{first} {step}");
+    // A first pass under 10 s is always followed by the timed one (a real GPU compiles in it).
+    let close = JsFuture::from(cpu.probe(tiny, 3, Some(first / 1e6)).unwrap()).await.unwrap();
+    assert!(get(&close, "stepMs").as_f64().is_some(), "a fast first pass is timed again");
+    let bad = cpu.probe(options(r#"{"arch":"vgg"}"#), 3, None).unwrap_err();
+    assert!(bad.is_instance_of::<js_sys::Error>());
+}
+
 #[wasm_bindgen_test]
 fn bad_inputs_are_js_errors() {
     let err = Dataset::new(Array::new(), JsValue::UNDEFINED).err().unwrap();

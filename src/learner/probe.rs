@@ -1,0 +1,178 @@
+//! Timing the work on a device before training on it, so that `auto` chooses between the CPU
+//! and a GPU by measurement (an integrated GPU against a laptop's cores is a real contest, and
+//! a software GPU loses by far). fastai has no counterpart: PyTorch users pick `cuda` or `cpu`.
+//!
+//! The probe is one forward and backward pass of the learner's own model at its training size,
+//! on a few random images, after one untimed pass that compiles the device's kernels.
+
+use burn::tensor::{Device, Distribution, Tensor};
+use web_time::Instant;
+
+use super::{LearnError, Learner, LearnerConfig, Pass};
+
+/// Images a probe pass trains on: BatchNorm needs two, and more would stretch the probe past a
+/// few seconds on a slow CPU. A GPU's advantage grows with the batch, so this favours the CPU
+/// only where the two are close.
+pub const PROBE_IMAGES: usize = 2;
+
+/// What one device measured.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    /// The first pass, kernels compiled on the way (milliseconds).
+    pub first_ms: f64,
+    /// The second pass (milliseconds), or `None` when the first already lost by `GIVE_UP`×.
+    pub step_ms: Option<f64>,
+}
+
+impl Probe {
+    /// The figure devices are compared on: the timed pass, else the first.
+    pub fn ms(&self) -> f64 {
+        self.step_ms.unwrap_or(self.first_ms)
+    }
+}
+
+/// A candidate whose first pass takes this many times the best timed pass so far, and at least
+/// [`GIVE_UP_AFTER_MS`], is not timed again: the first pass is the compile plus one step, so the
+/// step alone could only win if compiling took nearly all of it.
+pub const GIVE_UP: f64 = 4.0;
+
+/// A real GPU compiles its kernels in its first pass (a second or two), which can be many times
+/// a fast CPU's step: below this a first pass never ends the probe.
+pub const GIVE_UP_AFTER_MS: f64 = 10_000.0;
+
+/// Times `config`'s model training on `device`. `beat`: the best time another device measured,
+/// if any, so a hopeless candidate stops after its first pass.
+pub async fn probe(config: &LearnerConfig, device: &Device, beat: Option<f64>) -> Result<Probe, LearnError> {
+    let classes = (0..config.model.num_classes).map(|i| i.to_string()).collect();
+    let size = config.aug.size;
+    let mut learner = Learner::new(config.clone().with_micro_batch(None), classes, size as u32, device)?;
+    let n = PROBE_IMAGES;
+    let targets: Vec<Vec<usize>> = (0..n).map(|i| vec![i % config.model.num_classes]).collect();
+    let mut pass = async || {
+        let images = Tensor::<4>::random([n, 3, size, size], Distribution::Uniform(-2.0, 2.0), &learner.device);
+        let start = Instant::now();
+        learner.gradients(vec![Pass::augmented(images, targets.clone())]).await?;
+        Ok::<f64, LearnError>(start.elapsed().as_secs_f64() * 1e3)
+    };
+    let first_ms = pass().await?;
+    if beat.is_some_and(|b| first_ms > (GIVE_UP * b).max(GIVE_UP_AFTER_MS)) {
+        return Ok(Probe { first_ms, step_ms: None });
+    }
+    Ok(Probe { first_ms, step_ms: Some(pass().await?) })
+}
+
+/// This build of Kiln: its version and the executable's size and time, so a rebuild (other
+/// kernels) measures again.
+#[cfg(feature = "native")]
+fn build_id() -> String {
+    let exe = std::env::current_exe().and_then(std::fs::metadata).ok();
+    let stamp = exe.map(|m| (m.len(), m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())));
+    match stamp {
+        Some((len, secs)) => format!("{} ({len} bytes, {secs})", env!("CARGO_PKG_VERSION")),
+        None => env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Where `auto` trains, and the evidence: each candidate's probe and why the winner won.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceReport {
+    /// `"gpu"` or `"cpu"`.
+    pub chosen: String,
+    /// The GPU adapter probed (name, API, kind), if there was one.
+    pub adapter: Option<String>,
+    pub cpu: Option<Probe>,
+    pub gpu: Option<Probe>,
+    /// One line for the user: which device, and the figures that chose it.
+    pub reason: String,
+    /// Whether these figures come from an earlier run (the probe did not run again).
+    #[serde(default)]
+    pub cached: bool,
+}
+
+/// The line explaining a choice between two measured devices.
+pub fn reason(cpu: &Probe, gpu: &Probe, gpu_name: &str) -> (bool, String) {
+    let fmt = |p: &Probe| match p.step_ms {
+        Some(ms) => format!("{ms:.0} ms"),
+        None => format!("{:.0} ms for its first pass (kernels compiled), not timed further", p.first_ms),
+    };
+    let gpu_wins = gpu.ms() < cpu.ms();
+    let (fast, slow) = if gpu_wins { (gpu.ms(), cpu.ms()) } else { (cpu.ms(), gpu.ms()) };
+    let which = if gpu_wins { format!("the GPU ({gpu_name})") } else { "the CPU".to_string() };
+    (gpu_wins, format!("{which}, {:.1}× faster on a training pass of this model: GPU {}, CPU {}", slow / fast, fmt(gpu), fmt(cpu)))
+}
+
+/// `--device auto` natively: the CPU backend against wgpu's default adapter (any kind, a
+/// software one included: the probe decides), each probed on `config`'s work with burn's
+/// autotune off (tuning is for the shapes training will run, not the probe's). The result is
+/// kept in `cache` (a JSON file) per adapter, build, model, size and CPU threads, so the probe
+/// runs once.
+#[cfg(feature = "native")]
+pub fn choose_native(config: &LearnerConfig, cache: Option<&std::path::Path>) -> Result<(crate::device::Selected, DeviceReport), String> {
+    use crate::device::{Selected, cpu};
+    let gpu = std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup())
+        .map_err(|_| "the wgpu runtime failed to start".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let (gpu, adapter) = match gpu {
+        Ok((device, setup)) => {
+            let info = setup.adapter.get_info();
+            (device, format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type))
+        }
+        Err(e) => {
+            let mut s = cpu();
+            let reason = format!("the CPU: no GPU adapter was found ({e})");
+            s.description = format!("CPU (burn flex backend): no GPU adapter was found ({e})");
+            return Ok((s, DeviceReport { chosen: "cpu".into(), adapter: None, cpu: None, gpu: None, reason, cached: false }));
+        }
+    };
+    let key = format!(
+        "{adapter} | kiln {} | {} at {} px{} | {} CPU threads",
+        build_id(),
+        config.model.arch.name(),
+        config.aug.size,
+        if config.fp16 { ", fp16" } else { "" },
+        rayon::current_num_threads()
+    );
+    let mut saved: std::collections::BTreeMap<String, DeviceReport> =
+        cache.and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let report = match saved.get(&key) {
+        Some(r) => DeviceReport { cached: true, ..r.clone() },
+        None => {
+            let autotune = burn_cubecl::autotune_enabled();
+            burn_cubecl::set_autotune(false);
+            let c = pollster::block_on(probe(&config.clone().with_fp16(false), &Device::flex(), None));
+            let g = c.as_ref().ok().map(|c| pollster::block_on(probe(config, &gpu, Some(c.ms()))));
+            burn_cubecl::set_autotune(autotune);
+            let c = c.map_err(|e| format!("probing the CPU: {e}"))?;
+            let g = match g.expect("probed after the CPU") {
+                Ok(g) => g,
+                // The GPU cannot train this model (no half precision for --fp16, too little memory):
+                // the CPU, saying why. Not cached, as a driver update may change it.
+                Err(e) => {
+                    let mut s = cpu();
+                    let reason = format!("the CPU: the GPU ({adapter}) cannot train this model ({e})");
+                    s.description = format!("CPU (burn flex backend): {reason}");
+                    return Ok((s, DeviceReport { chosen: "cpu".into(), adapter: Some(adapter), cpu: Some(c), gpu: None, reason, cached: false }));
+                }
+            };
+            let (gpu_wins, reason) = reason(&c, &g, &adapter);
+            let r = DeviceReport { chosen: if gpu_wins { "gpu" } else { "cpu" }.into(), adapter: Some(adapter.clone()), cpu: Some(c), gpu: Some(g), reason, cached: false };
+            saved.insert(key, r.clone());
+            if let Some(p) = cache {
+                // A cache that cannot be written only means probing again next time.
+                let _ = p.parent().map(std::fs::create_dir_all);
+                let _ = std::fs::write(p, serde_json::to_vec_pretty(&saved).unwrap_or_default());
+            }
+            r
+        }
+    };
+    let selected = if report.chosen == "gpu" {
+        Selected { device: gpu, description: format!("GPU (wgpu, {adapter}), measured: {}", report.reason) }
+    } else {
+        let mut s = cpu();
+        s.description = format!("CPU (burn flex backend), measured: {}", report.reason);
+        s
+    };
+    Ok((selected, report))
+}
