@@ -1,12 +1,12 @@
 // The page: wires the controls to Kiln's JS API (kiln.js). All heavy work runs in the worker.
 // Each section of the page has its module; state.js holds what the page is doing and which
 // controls that allows. Every action that starts work goes through run(phase, …) there.
-import { Kiln, filesFromDrop, BACKENDS, SIMD } from './kiln.js';
+import { ARCHS, Kiln, filesFromDrop, BACKENDS, SIMD } from './kiln.js';
 import { $, clearError, guard, showError } from './dom.js';
-import { page, isIdle, render, run, setPhase, update } from './state.js';
+import { page, isIdle, onBusy, onIdle, render, run, setPhase, update } from './state.js';
 import { loadSample, multiLabelChanges, relabel } from './dataset.js';
 import { addPhotos, adding, loadWithCamera, wireSamples } from './samples.js';
-import { WEIGHT_FILE, importWeights, showBatch, showCompute, showWeights, wireSettings } from './settings.js';
+import { WEIGHT_FILE, importWeights, probeModel, showBatch, showCompute, showDevice, showWeights, wireSettings } from './settings.js';
 import { lrFind, resizeLrChart } from './lr-find.js';
 import { makeCharts, resizeTrainingCharts, train, wireCancel } from './training.js';
 import { lrFindMore, trainMore } from './train-more.js';
@@ -144,9 +144,69 @@ function showBackend(info, why = '') {
   // fastai's to_fp16: only where the GPU has half precision (state.js disables it); otherwise say why.
   if (info.fp16Unavailable) $('fp16').checked = false;
   $('fp16-why').textContent = info.fp16Unavailable ? `— not available: ${info.fp16Unavailable}` : '— f16 activations and gradients, f32 weights (this GPU has shader-f16)';
-  const notices = [why, ...addressNotices, ...info.notices].filter(Boolean);
+  showNotices(info, why);
+}
+
+/** The notices over the page (`why`: the last move's), and the Settings' line on 'auto'. */
+function showNotices(info, why = '') {
+  // 'auto' measured both and WebGPU lost: the measurement says why (the Settings show it too).
+  const measured = info.device?.chosen === 'cpu' ? `Training runs on ${info.device.reason}.` : '';
+  const notices = [why, ...addressNotices, ...info.notices, measured].filter(Boolean);
   $('notice').textContent = notices.join(' ');
   $('notice').hidden = notices.length === 0;
+  showDevice(info.device);
+}
+
+/** The model being measured for ('arch size') while a measurement runs; one whose
+ * measurement failed (not tried again until the Settings change). */
+let measuring = '';
+let failed = '';
+/** Whether work stopped the measurement running. */
+let stopped = false;
+const modelKey = (m) => `${m.arch} ${m.size}`;
+
+/**
+ * Backend 'auto' follows the Settings' model: once its architecture or image size changed, both
+ * backends are timed on it in the background (at once where kept), while nothing else runs:
+ * work started meanwhile stops the measurement (onBusy), which goes on once the page is idle
+ * again. Where the other backend wins, Kiln moves there as after a lost GPU, in a phase of its
+ * own, never during training.
+ */
+async function followDevice() {
+  const kiln = page.kiln;
+  const device = kiln?.info?.device;
+  const model = probeModel();
+  if (!kiln || !device || !model || !isIdle() || measuring) return;
+  const key = modelKey(model);
+  if (key === modelKey(device) || key === failed) return;
+  measuring = key;
+  stopped = false;
+  failed = '';
+  showDevice(null, model);
+  let found = null;
+  try {
+    found = await kiln.measureDevice(model);
+  } catch (e) {
+    failed = key;
+    console.warn('measuring the backends failed:', e.message);
+  } finally {
+    measuring = '';
+  }
+  const now = probeModel();
+  if (!found || !isIdle() || !now || modelKey(now) !== modelKey(found)) {
+    showDevice(kiln.info?.device ?? null);
+    // Stopped by work, or the Settings or the page moved on: again (once idle; kept figures
+    // are instant).
+    if (found || stopped) setTimeout(followDevice);
+    return;
+  }
+  const before = kiln.info?.backend;
+  if (found.chosen === before) return showNotices(await kiln.useDevice(found));
+  // Not guard(): an error box from the user's last action stays up.
+  const info = await run('switching', () => kiln.useDevice(found)).catch((e) => { showError(e); return null; });
+  if (!info) return showDevice(kiln.info?.device ?? null);
+  showBackend(info, `Kiln moved to ${info.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}, measured faster for ${ARCHS[found.arch]?.name ?? found.arch} at ${found.size} px.`);
+  render();
 }
 
 async function main() {
@@ -163,7 +223,8 @@ async function main() {
     threads = undefined;
   }
   try {
-    update({ kiln: await Kiln.create({ backend, threads: threads && Number(threads), simd }) });
+    // 'auto' measures both backends on the model the Settings hold now.
+    update({ kiln: await Kiln.create({ backend, threads: threads && Number(threads), simd, probe: probeModel() ?? undefined }) });
   } catch (e) {
     $('backend').textContent = 'failed to start';
     setPhase('failed');
@@ -174,6 +235,15 @@ async function main() {
   showBackend(page.kiln.info);
   // A lost GPU moves Kiln to the CPU (the failed call shows the error): say where it runs now.
   page.kiln.onRestart = (info, message) => { showBackend(info, message); render(); };
+  // 'auto' follows the Settings' model (a change by the page itself, such as the sample's
+  // preset or an imported model's settings, shows once it is idle).
+  for (const id of ['arch', 'size']) $(id).addEventListener('change', followDevice);
+  onIdle(() => setTimeout(followDevice));
+  onBusy(() => {
+    if (!measuring) return;
+    stopped = true;
+    page.kiln.stopMeasuring().catch(() => {});
+  });
   setPhase('idle');
   document.body.dataset.ready = 'true';
   // A project kept by an earlier visit: offered, never replaced before the user chooses.

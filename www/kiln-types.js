@@ -39,7 +39,11 @@
  * @typedef {{done: number, total: number}} PredictProgress
  * @typedef {{onProgress?: (p: PredictProgress) => void, signal?: AbortSignal, batchSize?: number}} PredictManyOptions
  * @typedef {{onBatch?: (e: BatchEvent) => void, onEpoch?: (e: EpochEvent) => void, onSkipped?: (e: Skipped) => void}} FitCallbacks
- * @typedef {{backend: string, adapter: string, notices: string[], threads: number, simd: 'relaxed' | 'simd128' | null, fp16Unavailable: string | null}} BackendInfo
+ * @typedef {{firstMs: number, stepMs: number | null}} ProbeTiming
+ * @typedef {{firstMs: number | null, stepMs: number | null, timedOut?: boolean, limitMs?: number}} GpuProbeTiming
+ * @typedef {{chosen: 'webgpu' | 'cpu', reason: string, cpu: ProbeTiming | null, webgpu: GpuProbeTiming | null, cached: boolean, probeMs: number, arch: string, size: number}} DeviceChoice
+ * @typedef {{arch?: LearnerOptions['arch'], size?: number}} ProbeModel
+ * @typedef {{backend: string, adapter: string, notices: string[], threads: number, simd: 'relaxed' | 'simd128' | null, fp16Unavailable: string | null, device: DeviceChoice | null}} BackendInfo
  * @typedef {File | {name: string, blob: Blob}} InputFile
  * @typedef {{changes: Change[]} | {add: string[]} | {rename: [string, string]} | {removeClass: string}} ProjectEdit
  * @typedef {{options: DatasetOptions & {labelRegex?: string | null}, files: string[], edits: ProjectEdit[]}} ProjectRecipe

@@ -10,7 +10,7 @@ import { Queue } from './queue.js';
 export { pathOf, filesFromDrop } from './files.js';
 
 export * from './kiln-types.js';
-/** @import { AddResult, BackendInfo, Change, CleanerResult, DatasetFile, DatasetOptions, EpochEvent, FineTuneOptions, FitOneCycleOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, OpenedProject, OpenProjectOptions, PhotoResult, PredictManyOptions, Prediction, Preds, SaveProjectOptions, SmallDataProposal, Summary } from './kiln-types.js' */
+/** @import { AddResult, BackendInfo, Change, CleanerResult, DatasetFile, DatasetOptions, DeviceChoice, EpochEvent, FineTuneOptions, FitOneCycleOptions, FitCallbacks, FitReport, ImportedWeights, InputFile, InterpretResult, LearnerOptions, LrFindOptions, LrFindResult, ModelOptions, OpenedProject, OpenProjectOptions, PhotoResult, PredictManyOptions, Prediction, Preds, ProbeModel, SaveProjectOptions, SmallDataProposal, Summary } from './kiln-types.js' */
 
 /**
  * The architectures Kiln builds: display names, and for ResNets the torchvision file a user
@@ -45,18 +45,26 @@ export class Kiln extends DatasetLink {
     super();
     this.workerUrl = workerUrl;
     this.backendPref = backend;
+    /** @private @type {ProbeModel | undefined} the model 'auto' measures the backends on */
+    this.probeModel = undefined;
+    /** @private @type {DeviceChoice | undefined} while useDevice moves Kiln: what it measured */
+    this.measured = undefined;
   }
 
   /**
-   * Start the worker and pick a backend: 'auto' (WebGPU when an adapter exists, else the CPU),
-   * 'webgpu' or 'cpu'.
+   * Start the worker and pick a backend: 'auto', 'webgpu' or 'cpu'. 'auto' with a WebGPU
+   * adapter (a software one too) measures: one training pass of `probe`'s model (EfficientNet-Lite0
+   * at 224 px by default: the Settings' architecture and image size) on the CPU, then on WebGPU,
+   * each in a throwaway worker, and takes the faster; `info.device` has both timings and the
+   * reason. The result is kept per adapter, build, model and size, so it is measured once.
+   * Without an adapter 'auto' is the CPU.
    * `threads` caps the CPU backend's threads (default: every core, at most 8; threads need a
    * cross-origin isolated page, else one thread is used and `info.notices` says why).
    * `simd: 'plain'` keeps the threaded CPU build off relaxed SIMD's fused multiply-add (whose
    * rounding depends on the hardware), for results that are the same on every machine.
    * `prefetchWeights: false` does not fetch the bundled EfficientNet-Lite0 weights while the
    * wasm compiles (a page that only predicts with its own model has no use for them).
-   * @param {{backend?: 'auto'|'webgpu'|'cpu', threads?: number, simd?: 'auto'|'plain', prefetchWeights?: boolean, workerUrl?: URL | string}} [opts]
+   * @param {{backend?: 'auto'|'webgpu'|'cpu', threads?: number, simd?: 'auto'|'plain', prefetchWeights?: boolean, workerUrl?: URL | string, probe?: ProbeModel}} [opts]
    * @returns {Promise<Kiln>}
    */
   static async create(opts = {}) {
@@ -66,8 +74,62 @@ export class Kiln extends DatasetLink {
     k.threads = opts.threads;
     k.simd = opts.simd || 'auto';
     k.prefetchWeights = opts.prefetchWeights ?? true;
+    k.probeModel = opts.probe && { ...opts.probe };
     await k.start();
     return k;
+  }
+
+  /** @protected @returns {Promise<any>} */
+  call(/** @type {string} */ method, /** @type {any} */ args = {}, /** @type {Transferable[]} */ transfer = []) {
+    // The worker's start (a restart's too) measures on the model last asked for.
+    return super.call(method, method === 'init' ? { ...args, probe: this.probeModel, measured: this.measured } : args, transfer);
+  }
+
+  /**
+   * 'auto' for another model (the Settings' architecture or image size changed): both backends
+   * timed on it, each in a throwaway worker, and the faster (at once where its figures are
+   * kept). Nothing moves: `useDevice` does. Other calls go on meanwhile, but work skews the
+   * timings: `stopMeasuring` stops it. Null where Kiln did not choose by measuring (backend
+   * 'webgpu' or 'cpu', no WebGPU adapter, or after a lost GPU) or where it was stopped.
+   * @param {ProbeModel} probe
+   * @returns {Promise<DeviceChoice | null>}
+   */
+  async measureDevice(probe) {
+    if (this.backendPref !== 'auto' || !this.info?.device) return null;
+    return this.call('measureDevice', { probe: { ...probe } });
+  }
+
+  /** Stop a `measureDevice` in flight: its probe workers end, nothing is kept, it resolves
+   * null. @returns {Promise<boolean>} whether one was running */
+  stopMeasuring() {
+    return this.call('stopMeasuring');
+  }
+
+  /**
+   * Run on the backend `device` (from `measureDevice`) chose, as `info.device` says. Where that
+   * is the other backend, Kiln moves there as after a lost GPU: the worker restarts with the
+   * dataset, weights and model it had, so call it while nothing else runs (a restart fails the
+   * calls in flight).
+   * @param {DeviceChoice} device
+   * @returns {Promise<BackendInfo>}
+   */
+  async useDevice(device) {
+    const info = /** @type {BackendInfo} */ (this.info);
+    if (this.backendPref !== 'auto' || !info.device) return info;
+    // A restart (this one or a later one) measures on this model.
+    this.probeModel = { arch: /** @type {ProbeModel['arch']} */ (device.arch), size: device.size };
+    if (device.chosen === info.backend) {
+      this.info = { ...info, device };
+      return this.info;
+    }
+    // The new worker follows these figures rather than measuring again.
+    this.measured = device;
+    try {
+      await this.restart(new Error(`Kiln moved to ${device.chosen === 'webgpu' ? 'WebGPU' : 'the CPU'}, measured faster for this model`));
+    } finally {
+      this.measured = undefined;
+    }
+    return /** @type {BackendInfo} */ (this.info);
   }
 
   /**

@@ -87,6 +87,26 @@ export function showCompute(microBatch) {
   $('compute').textContent = `Runs on ${where}${split}.`;
 }
 
+/** The model the backend choice 'auto' measures: the Settings' architecture and image size;
+ * null while the size is not a whole number of pixels the core takes. */
+export function probeModel() {
+  const size = Number($('size').value);
+  return Number.isInteger(size) && size >= 16 ? { arch: $('arch').value, size } : null;
+}
+
+/** Which backend 'auto' chose and why (the measured figures), or that it is measuring now
+ * (`measuring`: the model); hidden where the backend was not chosen by measuring. */
+export function showDevice(device, measuring = null) {
+  const p = $('device-choice');
+  const name = (m) => `${ARCHS[m.arch]?.name ?? m.arch} at ${m.size} px`;
+  if (measuring) p.textContent = `Measuring the CPU and WebGPU on ${name(measuring)}…`;
+  else if (device) {
+    const when = device.cached ? 'Measured on an earlier visit' : `Measured in ${(device.probeMs / 1000).toFixed(1)} s`;
+    p.textContent = `Backend “auto” chose ${device.reason}. ${when}, kept for this browser, build, model and size.`;
+  }
+  p.hidden = !measuring && !device;
+}
+
 /** The method's explanation and the frozen epochs field follow the Method select. */
 export function syncMethod() {
   const ft = $('method').value === 'fine_tune';

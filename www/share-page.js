@@ -12,7 +12,7 @@ const PAGE = ['index.html', 'share.js', 'share.css', 'README.txt'];
 /** What the shared page runs of Kiln: kiln.js and its imports, worker.js and its imports, and
  * the one-thread build. tests/e2e/share.test.mjs serves a zip's folder alone: a file missing
  * here fails there. */
-export const KILN_FILES = ['kiln.js', 'kiln-dataset.js', 'files.js', 'queue.js', 'worker-link.js', 'kiln-types.js', 'worker.js', 'worker-backend.js', 'relaxed-simd.js', 'pkg/kiln.js', 'pkg/kiln_bg.wasm'];
+export const KILN_FILES = ['kiln.js', 'kiln-dataset.js', 'files.js', 'queue.js', 'worker-link.js', 'kiln-types.js', 'worker.js', 'worker-backend.js', 'probe-worker.js', 'relaxed-simd.js', 'pkg/kiln.js', 'pkg/kiln_bg.wasm'];
 
 /** share.js imports Kiln from the folder above it; in the zip, kiln.js is beside it. */
 const IMPORT = "from '../kiln.js';";

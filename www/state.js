@@ -7,7 +7,7 @@ import { $ } from './dom.js';
 /** Phases in which Kiln works; Cancel stops these: training and lr_find between batches,
  * predicting many photos between chunks, saving the sorted zip at once. */
 const CANCELLABLE = ['training', 'finding-lr', 'predicting', 'saving'];
-const WORK = [...CANCELLABLE, 'reading', 'recording', 'live', 'loading', 'adding', 'editing', 'importing', 'augmenting', 'interpreting', 'cleaning', 'exporting', 'saving-project', 'opening'];
+const WORK = [...CANCELLABLE, 'reading', 'recording', 'live', 'loading', 'adding', 'editing', 'importing', 'augmenting', 'interpreting', 'cleaning', 'exporting', 'saving-project', 'opening', 'switching'];
 /** How the phases that are not cancelled end (the busy message says it). */
 const ENDS = { live: 'turn Live off', recording: 'let go of Hold to record' };
 
@@ -36,6 +36,7 @@ const DOING = {
   cleaning: 'cleaning the data (the losses per image, or your changes)',
   recording: 'recording photos from the camera', live: 'classifying the camera live',
   'saving-project': 'saving the project', opening: 'opening a project',
+  switching: 'moving to the backend measured faster for this model',
 };
 
 export const page = {
@@ -110,8 +111,11 @@ export const isIdle = () => page.phase === 'idle';
 /** Move to `phase` (see NEXT) and redraw the controls. */
 export function setPhase(phase) {
   if (!(NEXT[page.phase] || []).includes(phase)) throw new Error(`internal error: the page cannot go from ${page.phase} to ${phase}`);
+  const was = page.phase;
   page.phase = phase;
   if (phase === 'idle') page.cancelling = false;
+  // Before the work's first call to Kiln.
+  if (was === 'idle') for (const fn of busyListeners) fn();
   render();
   if (phase === 'idle') for (const fn of idleListeners) fn();
 }
@@ -119,6 +123,9 @@ export function setPhase(phase) {
 /** Called each time the page is idle again (project.js keeps the project after a change). */
 const idleListeners = [];
 export const onIdle = (fn) => { idleListeners.push(fn); };
+/** Called each time work starts (app.js stops measuring the backends, which it would skew). */
+const busyListeners = [];
+export const onBusy = (fn) => { busyListeners.push(fn); };
 
 /** The one way to start work: refused unless idle; back to idle when `work` settles. */
 export async function run(phase, work) {

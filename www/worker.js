@@ -4,7 +4,7 @@
 //
 // Which build and device it runs on: worker-backend.js.
 import { ARCHS } from './kiln.js';
-import { gpu, pickBackend } from './worker-backend.js';
+import { gpu, measureAgain, pickBackend, stopMeasuring } from './worker-backend.js';
 
 /** The loaded build's exports (Backend, Dataset, Learner, CancelToken, …). */
 let wasm = null;
@@ -116,10 +116,12 @@ async function predictChunk(learner, chunk) {
 }
 
 const methods = {
-  async init({ backend = 'auto', threads, simd = 'auto', prefetch = true } = {}) {
+  /** `probe`: the model 'auto' times each backend on ({arch, size}; EfficientNet-Lite0 at 224
+   * by default); `measured`: figures kiln.useDevice moves to, which the restart follows. */
+  async init({ backend = 'auto', threads, simd = 'auto', prefetch = true, probe, measured } = {}) {
     // The default model's weights download while the wasm compiles.
     if (prefetch) weights.prefetch = fetch(BUNDLED.url).catch(() => null);
-    const picked = await pickBackend(backend, threads, simd);
+    const picked = await pickBackend(backend, threads, simd, probe, measured);
     wasm = picked.module;
     replace('backend', picked.backend);
     return {
@@ -129,7 +131,17 @@ const methods = {
       threads: picked.threads,
       simd: picked.simd ?? null,
       fp16Unavailable: picked.backend.fp16Unavailable ?? null,
+      device: picked.device,
     };
+  },
+  /** 'auto' measured again for another model (kiln.measureDevice): the figures and the choice,
+   * or null where this worker did not choose by measuring or stopMeasuring stopped it. Nothing
+   * is loaded here, and other calls are answered meanwhile. */
+  measureDevice({ probe }) {
+    return measureAgain(probe);
+  },
+  stopMeasuring() {
+    return stopMeasuring();
   },
   sampleFiles() {
     return wasm.sampleDigits();
