@@ -12,8 +12,10 @@ fn main() {
         println!("cargo::rerun-if-changed={}", pth.display());
         println!("cargo::rustc-cfg=kiln_bundled_weights");
         println!("cargo::rustc-env=KILN_BUNDLED_WEIGHTS={}", pth.canonicalize().unwrap().display());
-    } else {
+    } else if !wasm {
         // Fetching the assets later (scripts/fetch-assets.sh) reruns this and bundles them.
+        // (Not for wasm: build-web.sh writes the converted weights into assets/ after its
+        // builds, which would otherwise rebuild the crate for every later wasm build.)
         println!("cargo::rerun-if-changed=assets");
     }
 }

@@ -9,6 +9,7 @@
 //            and with all threads, against the native flex step at the same thread count
 //   relaxed  the relaxed-SIMD build's steps (fused multiply-add kernels) against the plain-SIMD
 //            .wasm (what Safari loads; `simd: 'plain'`): all threads, and one thread
+//   webgpu-models  ResNet-18's and EfficientNet-Lite0's steps on WebGPU at 64 px, batch 4
 //   webgpu   the tiny model's step on WebGPU and on the CPU (SwiftShader's WebGPU is a software
 //            renderer: at 224 px a step takes minutes, so WebGPU is timed on the tiny model)
 //   default  the page as a user meets it: a 144-photo, 6-class folder set, default settings,
@@ -110,6 +111,29 @@ try {
       for (const phase of ['frozen', 'unfrozen']) {
         row(`${arch} ${phase} step, CPU ${r.threads} thread(s): relaxed SIMD vs plain SIMD`, `${secs(r[phase])} vs ${secs(p[phase])}`, `relaxed/plain ${(r[phase] / p[phase]).toFixed(2)}×`);
       }
+    }
+  }
+
+  if (sections.includes('webgpu-models')) {
+    // ResNet-18 and EfficientNet-Lite0 on WebGPU at 64 px, batch 4 (SwiftShader here: a software
+    // adapter, so small), the steps of one epoch after the first; KILN_BENCH_WWW compares builds.
+    for (const arch of ['resnet18', 'efficientnet_lite0']) {
+      const page = await benchPage();
+      const r = await page.evaluate(async ({ arch }) => {
+        const { Kiln } = await import('./kiln.js');
+        const kiln = await Kiln.create({ backend: 'webgpu' });
+        await kiln.loadDataset((await kiln.sampleFiles()).slice(0, 45), { presize: 72, validPct: 0.2 });
+        await kiln.createLearner({ arch, size: 64, batchSize: 4, doFlip: false, pretrained: false });
+        const times = [];
+        let last = performance.now();
+        await kiln.fitOneCycle(1, 1e-3, { onBatch: () => { const now = performance.now(); times.push(now - last); last = now; } });
+        kiln.dispose();
+        const first = times.shift();
+        times.sort((a, b) => a - b);
+        return { adapter: kiln.info.adapter, first, median: times[Math.floor(times.length / 2)], n: times.length };
+      }, { arch });
+      await page.close();
+      row(`${arch} step on WebGPU, 64 px, batch 4`, `${(r.median / 1000).toFixed(2)} s`, `first ${(r.first / 1000).toFixed(1)} s, median of ${r.n}; ${r.adapter}`);
     }
   }
 

@@ -33,6 +33,23 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 rustup component list --toolchain "$nightly" --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src --toolchain "$nightly"
 have_date=$(rustc +"$nightly" --version | sed -E 's/.* ([0-9]{4}-[0-9]{2}-[0-9]{2})\)$/\1/')
 [ "$have_date" = "$nightly_date" ] || echo "== note: the threaded build was verified with nightly $nightly_date; this machine's is $have_date"
+# Shared memory needs atomics in every crate, std included, and these exports for
+# wasm-bindgen-rayon's thread start-up. Own target dir: other flags, other toolchain.
+threaded() { # features
+  RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
+    -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
+    -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+    -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base" \
+    cargo +"$nightly" build --profile web --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
+    --no-default-features --features "$1" --target-dir "$target_dir/threads"
+}
+# `--compile-threads`: only compile both threaded builds (scripts/test.sh runs this at low
+# priority beside the native build, then the full run finds them built).
+if [ "${1:-}" = "--compile-threads" ]; then
+  threaded "$threads_features"
+  threaded "$relaxed_features"
+  exit 0
+fi
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$want" ]; then
@@ -68,16 +85,6 @@ cargo build --profile web-gpu --lib --target wasm32-unknown-unknown --no-default
 bindgen "$target_dir/wasm32-unknown-unknown/web-gpu/kiln.wasm" "$out_dir"
 
 echo "== building the multi-threaded CPU core for wasm32 (features: $threads_features; nightly, std rebuilt with atomics)"
-# Shared memory needs atomics in every crate, std included, and these exports for
-# wasm-bindgen-rayon's thread start-up. Own target dir: other flags, other toolchain.
-threaded() { # features
-  RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
-    -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296 \
-    -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
-    -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base" \
-    cargo +"$nightly" build --profile web --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
-    --no-default-features --features "$1" --target-dir "$target_dir/threads"
-}
 threaded "$threads_features"
 bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$threads_out_dir"
 

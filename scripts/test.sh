@@ -49,6 +49,10 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; th
   nice -n 10 cargo install -q wasm-bindgen-cli --version "$want" >out/test-wasm-bindgen.log 2>&1 &
   bindgen_pid=$!
 fi
+# The page's two threaded builds (nightly, their own target dir) compile at low priority too,
+# beside the native build and tests; the page's build stage then finds them built.
+nice -n 10 bash scripts/build-web.sh --compile-threads >out/test-web-threads.log 2>&1 &
+threads_pid=$!
 waited() { # pid log what
   wait "$1" || { cat "$2"; echo "test.sh: $3 failed (log above: $2)" >&2; exit 1; }
   cat "$2"
@@ -70,6 +74,7 @@ cargo test --release --test core --test cli
 
 stage "the page's builds (both wasm32 builds, wasm-bindgen CLI, npm packages, TypeScript types)"
 [ -z "${bindgen_pid:-}" ] || waited "$bindgen_pid" out/test-wasm-bindgen.log "installing wasm-bindgen-cli $want"
+waited "$threads_pid" out/test-web-threads.log "compiling the threaded wasm builds"
 bash scripts/build-web.sh
 
 stage "browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the CPU fallback)"
@@ -126,3 +131,5 @@ node tests/e2e/none-of-these.test.mjs
 node tests/e2e/multi-label.test.mjs
 # Issue 32: vision_learner's options in Settings reach the model and the fastai export's call; an imported model sets them back.
 node tests/e2e/learner-options.test.mjs
+# The backend choice 'auto' by measurement: SwiftShader's WebGPU against the CPU, the CPU chosen and shown with both timings; a reload takes the kept result.
+node tests/e2e/device-probe.test.mjs
