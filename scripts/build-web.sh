@@ -43,13 +43,6 @@ threaded() { # features
     cargo +"$nightly" build --profile web --lib --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
     --no-default-features --features "$1" --target-dir "$target_dir/threads"
 }
-# `--compile-threads`: only compile both threaded builds (scripts/test.sh runs this at low
-# priority beside the native build, then the full run finds them built).
-if [ "${1:-}" = "--compile-threads" ]; then
-  threaded "$threads_features"
-  threaded "$relaxed_features"
-  exit 0
-fi
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$want" ]; then

@@ -49,10 +49,6 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; th
   nice -n 10 cargo install -q wasm-bindgen-cli --version "$want" >out/test-wasm-bindgen.log 2>&1 &
   bindgen_pid=$!
 fi
-# The page's two threaded builds (nightly, their own target dir) compile at low priority too,
-# beside the native build and tests; the page's build stage then finds them built.
-nice -n 10 bash scripts/build-web.sh --compile-threads >out/test-web-threads.log 2>&1 &
-threads_pid=$!
 waited() { # pid log what
   wait "$1" || { cat "$2"; echo "test.sh: $3 failed (log above: $2)" >&2; exit 1; }
   cat "$2"
@@ -74,7 +70,6 @@ cargo test --release --test core --test cli
 
 stage "the page's builds (both wasm32 builds, wasm-bindgen CLI, npm packages, TypeScript types)"
 [ -z "${bindgen_pid:-}" ] || waited "$bindgen_pid" out/test-wasm-bindgen.log "installing wasm-bindgen-cli $want"
-waited "$threads_pid" out/test-web-threads.log "compiling the threaded wasm builds"
 bash scripts/build-web.sh
 
 stage "browser tests: wasm-bindgen-test in headless Chromium (WebGPU, then the CPU fallback)"
