@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use super::{Event, LearnError, Learner, read_f32};
 use crate::augment;
 use crate::data::{Crop, Datasets, Sample, decode_rgb8, presize};
-use crate::device::on_cpu_pool;
+use crate::device::{is_cpu, on_cpu_pool};
 
 /// Predictions over a dataset (fastai's `get_preds`): probabilities, targets, per-item losses.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -95,17 +95,31 @@ impl Learner {
         let inner = self.device.clone().inner();
         let mut out = Preds { probs: Vec::new(), targets: Vec::new(), losses: Vec::new(), thresh: self.config.loss_func.thresh() };
         let bs = self.config.batch_size;
+        // On a GPU every batch has the same size: a short last one is padded with copies of its
+        // first image (each image's output is its own in eval mode), so its shapes reuse the
+        // kernels compiled, and under autotune tuned, for the others instead of new ones.
+        let fixed = !is_cpu(&inner);
         for chunk in samples.chunks(bs) {
             let refs: Vec<&Sample> = chunk.iter().collect();
             let Some((images, targets)) = self.load_batch(dls, &refs, false, on_event) else { continue };
+            let n = targets.len();
+            let (images, padded) = match bs.checked_sub(n).filter(|&extra| fixed && extra > 0) {
+                Some(extra) => {
+                    let copies = images.clone().narrow(0, 0, 1).repeat_dim(0, extra);
+                    let mut padded = targets.clone();
+                    padded.extend(std::iter::repeat_n(targets[0].clone(), extra));
+                    (Tensor::cat(vec![images, copies], 0), padded)
+                }
+                None => (images, targets.clone()),
+            };
             let (probs, losses) = on_cpu_pool(&inner, || {
                 let logits = model.forward(augment::valid_batch(images.inner(), self.config.aug.size));
-                self.config.loss_func.probs_and_losses(logits, &targets)
+                self.config.loss_func.probs_and_losses(logits, &padded)
             });
-            let probs = read_f32(probs).await?;
-            out.losses.extend(read_f32(losses).await?);
             let k = self.classes.len();
-            out.probs.extend(probs.chunks(k).map(|c| c.to_vec()));
+            let probs = read_f32(probs).await?;
+            out.losses.extend(read_f32(losses).await?.into_iter().take(n));
+            out.probs.extend(probs.chunks(k).take(n).map(|c| c.to_vec()));
             out.targets.extend(targets);
         }
         Ok(out)

@@ -75,3 +75,27 @@ fn wgpu_agrees_with_the_cpu() {
 fn convolutions_match_the_reference_on_wgpu() {
     pollster::block_on(crate::kernels::check_all_on(&wgpu()));
 }
+
+/// On a GPU the validation batches keep one size (the short last one padded, so no new shapes
+/// to compile or tune), and the predictions are the CPU's for the same model, one per photo.
+#[test]
+fn get_preds_on_wgpu_pads_the_last_batch_and_matches_the_cpu() {
+    let mut items = Vec::new();
+    for i in 0..7 {
+        items.push(png_item(&format!("red/{i}.png"), [200 + i as u8 * 5, 10, 10]));
+        items.push(png_item(&format!("blue/{i}.png"), [10, 10, 200 + i as u8 * 5]));
+    }
+    // 14 photos, half for validation: 7, in batches of 4 and a short one of 3.
+    let dls = kiln::Datasets::from_items(items, kiln::DataConfig::default().with_presize(12).with_splitter(kiln::Splitter::Random { valid_pct: 0.5, seed: 2 })).unwrap();
+    assert_eq!(dls.valid.len() % 4, 3);
+    let model = ClassifierConfig::new(Arch::Custom(ResNetConfig::tiny().with_widths([4, 4, 8, 8])), 2).with_hidden(8);
+    let cpu = Learner::new(LearnerConfig::new(model, 8).with_batch_size(4), dls.classes.clone(), 12, &Device::flex()).unwrap();
+    let bytes = pollster::block_on(kiln::export::to_bytes(&cpu)).unwrap();
+    let mut on_cpu = kiln::export::from_bytes(&bytes, &Device::flex()).unwrap();
+    let mut on_gpu = kiln::export::from_bytes(&bytes, &wgpu()).unwrap();
+    let (a, b) = (pollster::block_on(on_cpu.get_preds(&dls)).unwrap(), pollster::block_on(on_gpu.get_preds(&dls)).unwrap());
+    assert_eq!((b.probs.len(), b.losses.len(), b.targets.len()), (7, 7, 7));
+    for (p, q) in a.probs.iter().flatten().zip(b.probs.iter().flatten()).chain(a.losses.iter().zip(&b.losses)) {
+        assert!((p - q).abs() < 1e-4, "cpu {:?} vs wgpu {:?}", a.probs, b.probs);
+    }
+}
