@@ -3,10 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
-
-use kiln::device::{DeviceChoice, Selected, is_cpu, select_native};
-use kiln::learner::{Learner, LearnerConfig};
+use kiln::device::{DeviceChoice, Selected, select_native};
+use kiln::learner::LearnerConfig;
 use kiln::learner::probe::choose_native;
 
 /// The probe's results: `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
@@ -34,18 +32,4 @@ pub fn for_work(choice: DeviceChoice, config: &LearnerConfig) -> Result<Selected
     };
     eprintln!("device: {}", selected.description);
     Ok(selected)
-}
-
-/// A saved model opened on the device `choice` picks for it (`auto` measures the model's own
-/// work, read from the file).
-pub fn open_for(model: &Path, choice: DeviceChoice) -> Result<(Learner, Selected), String> {
-    if choice != DeviceChoice::Auto {
-        let selected = select_native(choice)?;
-        eprintln!("device: {}", selected.description);
-        return Ok((super::model::open(model, &selected.device)?, selected));
-    }
-    let on_cpu = super::model::open(model, &Device::flex())?;
-    let selected = for_work(choice, &on_cpu.config)?;
-    let learner = if is_cpu(&selected.device) { on_cpu } else { super::model::open(model, &selected.device)? };
-    Ok((learner, selected))
 }

@@ -26,7 +26,7 @@ pub(super) fn open(model: &Path, device: &Device) -> Result<Learner, String> {
 /// fastai's ClassificationInterpretation: the confusion matrix and most confused pairs
 /// printed, the matrix and the top losses saved as pictures in `output`.
 pub fn interpret(model: &Path, data: &DataArgs, k: usize, min_val: usize, device: DeviceChoice, output: &Path) -> Result<(), String> {
-    let (mut learner, _) = super::device::open_for(model, device)?;
+    let (mut learner, _) = open_for(model, device)?;
     let dls = load(data)?;
     let interp = pollster::block_on(learner.interpret(&dls, &mut |_| {})).map_err(|e| e.to_string())?;
     print!("{interp}");
@@ -50,7 +50,7 @@ pub fn interpret(model: &Path, data: &DataArgs, k: usize, min_val: usize, device
 
 /// fastai's ImageClassifierCleaner as text: each class's `k` hardest images of `split`.
 pub fn clean(model: &Path, data: &DataArgs, split: kiln::cleaner::Split, k: usize, device: DeviceChoice) -> Result<(), String> {
-    let (mut learner, _) = super::device::open_for(model, device)?;
+    let (mut learner, _) = open_for(model, device)?;
     let dls = load(data)?;
     let cleaner = pollster::block_on(learner.cleaner(&dls, split, &mut |_| {})).map_err(|e| e.to_string())?;
     for class in &cleaner.classes {
@@ -90,4 +90,18 @@ pub fn export(model: &Path, format: ExportFormat, output: Option<PathBuf>) -> Re
         ),
     }
     Ok(())
+}
+
+/// A saved model opened on the device `choice` picks for it (`auto` measures the model's own
+/// work, read from the file).
+pub fn open_for(model: &Path, choice: DeviceChoice) -> Result<(Learner, kiln::device::Selected), String> {
+    if choice != DeviceChoice::Auto {
+        let selected = kiln::device::select_native(choice)?;
+        eprintln!("device: {}", selected.description);
+        return Ok((open(model, &selected.device)?, selected));
+    }
+    let on_cpu = open(model, &Device::flex())?;
+    let selected = super::device::for_work(choice, &on_cpu.config)?;
+    let learner = if kiln::device::is_cpu(&selected.device) { on_cpu } else { open(model, &selected.device)? };
+    Ok((learner, selected))
 }

@@ -121,7 +121,7 @@ pub fn predict(a: &PredictArgs) -> Result<(), String> {
     if a.batch_size == 0 {
         return Err("the batch size must be at least 1".into());
     }
-    let (learner, _) = super::device::open_for(a.model, a.device)?;
+    let (learner, _) = super::model::open_for(a.model, a.device)?;
     let files = files_under(a.paths)?;
     let quiet = a.csv.is_some() || a.sort_into.is_some();
     let bar = if quiet { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };

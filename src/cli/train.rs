@@ -80,7 +80,7 @@ pub fn new_learner(data: &DataArgs, m: &ModelArgs) -> Result<(Datasets, Learner,
 /// is refused when it is the model's own file: what the user gave is never overwritten.
 pub fn continue_learner(model: &Path, data: &DataArgs, device: DeviceChoice, unfreeze: bool, freeze: bool, output: &Path) -> Result<(Datasets, Learner, Source), String> {
     super::refuse_overwrite(output, &[model], "-o", "the model being read")?;
-    let (mut learner, _) = super::device::open_for(model, device)?;
+    let (mut learner, _) = super::model::open_for(model, device)?;
     // The photos are presized as the model was trained (its recipe), whatever --presize says.
     let (dls, source) = load_source(&DataArgs { presize: learner.presize, ..data.clone() })?;
     print!("{}", dls.summary());
