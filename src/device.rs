@@ -64,29 +64,34 @@ pub fn cpu() -> Selected {
     Selected { device: Device::flex(), description: "CPU (burn flex backend)".into() }
 }
 
+/// The CPU backend, saying why it was chosen.
+pub fn cpu_because(why: &str) -> Selected {
+    Selected { device: Device::flex(), description: format!("CPU (burn flex backend): {why}") }
+}
+
+/// wgpu's default adapter (any kind) and its name, API and type. Asking for an adapter the
+/// machine lacks may panic inside the runtime: that is an error here.
+#[cfg(feature = "native")]
+pub fn default_wgpu() -> Result<(Device, String), String> {
+    let (device, setup) = std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup())
+        .map_err(|_| "the wgpu runtime failed to start".to_string())?
+        .map_err(|e| e.to_string())?;
+    let info = setup.adapter.get_info();
+    Ok((device, format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)))
+}
+
 /// Pick a native device. `Gpu` takes wgpu's default adapter (any kind) and fails when there is
 /// none. `Auto` is decided by measuring the work (`learner::probe::choose_native`); here, for
 /// work too small to measure (show_batch), it is the CPU.
 #[cfg(feature = "native")]
 pub fn select_native(choice: DeviceChoice) -> Result<Selected, String> {
-    use burn::tensor::DeviceKind;
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
-        DeviceChoice::Gpu => {
-            // Asking for a kind the machine lacks may panic inside the runtime: treat it as absent.
-            let gpu = std::panic::catch_unwind(|| Device::wgpu_options().device_kind(DeviceKind::DefaultDevice).init())
-                .map_err(|_| "the wgpu runtime failed to start".to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
-            match gpu {
-                Ok(device) => Ok(Selected { device, description: "GPU (wgpu, default adapter)".into() }),
-                Err(e) => Err(format!("no GPU adapter was found ({e}); use --device cpu, or install a Vulkan/Metal/DX12 driver")),
-            }
-        }
-        DeviceChoice::Auto => {
-            let mut s = cpu();
-            s.description = "CPU (burn flex backend): too little work to be worth measuring a GPU".into();
-            Ok(s)
-        }
+        DeviceChoice::Gpu => match default_wgpu() {
+            Ok((device, adapter)) => Ok(Selected { device, description: format!("GPU (wgpu, default adapter: {adapter})") }),
+            Err(e) => Err(format!("no GPU adapter was found ({e}); use --device cpu, or install a Vulkan/Metal/DX12 driver")),
+        },
+        DeviceChoice::Auto => Ok(cpu_because("too little work to be worth measuring a GPU")),
     }
 }
 

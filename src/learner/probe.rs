@@ -110,19 +110,12 @@ pub fn reason(cpu: &Probe, gpu: &Probe, gpu_name: &str) -> (bool, String) {
 /// runs once.
 #[cfg(feature = "native")]
 pub fn choose_native(config: &LearnerConfig, cache: Option<&std::path::Path>) -> Result<(crate::device::Selected, DeviceReport), String> {
-    use crate::device::{Selected, cpu};
-    let gpu = std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup())
-        .map_err(|_| "the wgpu runtime failed to start".to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    let (gpu, adapter) = match gpu {
-        Ok((device, setup)) => {
-            let info = setup.adapter.get_info();
-            (device, format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type))
-        }
+    use crate::device::{Selected, cpu_because, default_wgpu};
+    let (gpu, adapter) = match default_wgpu() {
+        Ok(found) => found,
         Err(e) => {
-            let mut s = cpu();
             let reason = format!("the CPU: no GPU adapter was found ({e})");
-            s.description = format!("CPU (burn flex backend): no GPU adapter was found ({e})");
+            let s = cpu_because(&format!("no GPU adapter was found ({e})"));
             return Ok((s, DeviceReport { chosen: "cpu".into(), adapter: None, cpu: None, gpu: None, reason, cached: false }));
         }
     };
@@ -150,9 +143,8 @@ pub fn choose_native(config: &LearnerConfig, cache: Option<&std::path::Path>) ->
                 // The GPU cannot train this model (no half precision for --fp16, too little memory):
                 // the CPU, saying why. Not cached, as a driver update may change it.
                 Err(e) => {
-                    let mut s = cpu();
                     let reason = format!("the CPU: the GPU ({adapter}) cannot train this model ({e})");
-                    s.description = format!("CPU (burn flex backend): {reason}");
+                    let s = cpu_because(&reason);
                     return Ok((s, DeviceReport { chosen: "cpu".into(), adapter: Some(adapter), cpu: Some(c), gpu: None, reason, cached: false }));
                 }
             };
@@ -170,9 +162,7 @@ pub fn choose_native(config: &LearnerConfig, cache: Option<&std::path::Path>) ->
     let selected = if report.chosen == "gpu" {
         Selected { device: gpu, description: format!("GPU (wgpu, {adapter}), measured: {}", report.reason) }
     } else {
-        let mut s = cpu();
-        s.description = format!("CPU (burn flex backend), measured: {}", report.reason);
-        s
+        Selected { device: Device::flex(), description: format!("CPU (burn flex backend), measured: {}", report.reason) }
     };
     Ok((selected, report))
 }
