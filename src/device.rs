@@ -77,7 +77,42 @@ pub fn default_wgpu() -> Result<(Device, String), String> {
         .map_err(|_| "the wgpu runtime failed to start".to_string())?
         .map_err(|e| e.to_string())?;
     let info = setup.adapter.get_info();
+    Kernels::for_adapter(&info).set();
     Ok((device, format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)))
+}
+
+/// Which convolution and matmul kernels wgpu runs without autotune. Software adapters disagree:
+/// lavapipe runs the kernels chosen by shape fastest, SwiftShader (Chromium's WebGPU without a
+/// GPU) the direct convolutions and the naive matmul (docs/BENCHMARKS.md, "GPU kernels").
+#[cfg(any(feature = "native", feature = "webgpu"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// Convolutions by shape (vendor/burn-cubecl, `heuristic.rs`), tiled matmuls: the default.
+    ByShape,
+    /// burn's direct convolutions and the naive matmul: SwiftShader's.
+    SwiftShader,
+    /// burn's own no-autotune kernels, for benches.
+    Upstream,
+}
+
+#[cfg(any(feature = "native", feature = "webgpu"))]
+impl Kernels {
+    /// The set for an adapter: SwiftShader by name natively, and in the browser its fallback
+    /// adapter (Chromium's is SwiftShader; the name is often withheld there).
+    pub fn for_adapter(info: &burn::tensor::wgpu::wgpu::AdapterInfo) -> Kernels {
+        let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+        let browser = info.backend == burn::tensor::wgpu::wgpu::Backend::BrowserWebGpu;
+        match software && (browser || info.name.contains("SwiftShader")) {
+            true => Kernels::SwiftShader,
+            false => Kernels::ByShape,
+        }
+    }
+
+    /// Used by every wgpu kernel launched from now on (one adapter per process).
+    pub fn set(self) {
+        burn_cubecl::set_upstream_conv(self != Kernels::ByShape);
+        burn_cubecl::set_naive_matmul(self == Kernels::SwiftShader);
+    }
 }
 
 /// Pick a native device. `Gpu` takes wgpu's default adapter (any kind) and fails when there is
@@ -101,11 +136,30 @@ pub fn select_native(choice: DeviceChoice) -> Result<Selected, String> {
 /// `heuristic.rs`). A build without the `autotune` feature cannot turn it on.
 #[cfg(feature = "native")]
 pub fn set_autotune(on: bool) -> Result<(), String> {
+    if on {
+        fewer_tuning_samples();
+    }
     burn_cubecl::set_autotune(on);
     match burn_cubecl::autotune_enabled() == on {
         true => Ok(()),
         false => Err("this build has no autotune: build with the `autotune` feature (on by default)".into()),
     }
+}
+
+/// cubecl times each candidate kernel 3 to 10 times; Kiln asks for 1 to 3. Its shapes are few
+/// and the same every batch, so a rough ranking is enough, and each sample of a slow candidate
+/// is a whole kernel's time on the first batches. A `cubecl.toml` that sets `[autotune.bench]`
+/// keeps its own; cubecl's configuration is read once, so this only counts before the first
+/// kernel runs (the CLI turns autotune on before it opens a device).
+#[cfg(feature = "native")]
+pub fn fewer_tuning_samples() {
+    use burn_cubecl::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, autotune::BenchConfig};
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    let (bench, upstream) = (&mut config.autotune.bench, BenchConfig::default());
+    if (bench.min_samples, bench.max_samples, bench.short_circuit_samples) == (upstream.min_samples, upstream.max_samples, upstream.short_circuit_samples) {
+        (bench.min_samples, bench.max_samples, bench.short_circuit_samples) = (1, 3, 1);
+    }
+    CubeClRuntimeConfig::try_set(config);
 }
 
 #[cfg(feature = "native")]

@@ -139,13 +139,16 @@ fn gpu_warmup() -> usize {
 
 /// `gpu-steps`: the step table on wgpu's default adapter for each kernel strategy
 /// (`KILN_BENCH_KERNELS`, comma-separated, in this order: `heuristic` (Kiln's default, kernels
-/// by shape), `upstream` (burn's no-autotune kernels, the browser's until Kiln patched them),
+/// by shape), `swiftshader` (direct convolutions and the naive matmul, what Kiln runs on
+/// SwiftShader), `upstream` (burn's no-autotune kernels, the browser's until Kiln patched them),
 /// `autotune`), at batch 16 (the CPU table's) and 64 (the page's default), then 64 in mixed
 /// precision where the adapter has f16; then the CPU backend at the same sizes (`KILN_BENCH_CPU=0`
 /// leaves it out). Each line has the first step (kernels compiled, and tuned under autotune) and
 /// the median. Kernels compiled by an earlier strategy are not compiled again, so later
 /// strategies' first steps are flattered.
 pub fn gpu_step_table() {
+    // As the CLI's --autotune does, before the first kernel reads cubecl's configuration.
+    kiln::device::fewer_tuning_samples();
     let device = match Device::wgpu_options().init() {
         Ok(d) => d,
         Err(e) => return println!("gpu-steps: no wgpu adapter ({e})"),
@@ -154,8 +157,11 @@ pub fn gpu_step_table() {
     // KILN_BENCH_BS: the batch sizes, comma-separated.
     let sizes: Vec<usize> = list("KILN_BENCH_BS", "16,64").iter().filter_map(|b| b.parse().ok()).collect();
     for kernels in list("KILN_BENCH_KERNELS", "heuristic,upstream,autotune") {
-        let upstream = kernels == "upstream";
-        burn_cubecl::set_upstream_conv(upstream);
+        match kernels.as_str() {
+            "upstream" => kiln::device::Kernels::Upstream.set(),
+            "swiftshader" => kiln::device::Kernels::SwiftShader.set(),
+            _ => kiln::device::Kernels::ByShape.set(),
+        }
         kiln::device::set_autotune(kernels == "autotune").unwrap_or_else(|e| panic!("{e}"));
         let tag = format!("wgpu-{kernels}");
         for &bs in &sizes {
@@ -167,7 +173,6 @@ pub fn gpu_step_table() {
             Err(why) => println!("gpu-steps: no fp16 ({why})"),
         }
     }
-    burn_cubecl::set_upstream_conv(false);
     let _ = kiln::device::set_autotune(false);
     if std::env::var("KILN_BENCH_CPU").map_or(true, |v| v != "0") {
         for &bs in &sizes {

@@ -71,7 +71,8 @@ impl Backend {
             "webgpu" => match WEBGPU.with(|d| d.borrow().clone()) {
                 Some(d) => d,
                 None => {
-                    let d = Device::wgpu_options().init_async().await.map_err(|e| js_err(format!("WebGPU is not available: {e}")))?;
+                    let (d, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| js_err(format!("WebGPU is not available: {e}")))?;
+                    crate::device::Kernels::for_adapter(&setup.adapter.get_info()).set();
                     WEBGPU.with(|w| *w.borrow_mut() = Some(d.clone()));
                     d
                 }

@@ -149,3 +149,43 @@ fn vision_learner_options_from_the_command_line() {
     let o = kiln(&["train", &digits, "--loss-func", "FocalLoss", "-o", &model]);
     assert!(!o.status.success() && text(&o).contains("LabelSmoothingCrossEntropy"), "{}", text(&o));
 }
+
+/// `--autotune` tunes kernels for the shapes of the first epoch and never again: the training
+/// loader drops its short last batch and validation keeps one batch size (the short last one
+/// padded on a GPU), so later epochs bring no new tuning keys. Each key tuned is one "Fastest
+/// result" line of cubecl's autotune log, which the `cubecl.toml` in the working directory sends
+/// to stdout between Kiln's epoch rows.
+#[test]
+fn autotune_tunes_in_the_first_epoch_only() {
+    let digits = tmp("autotune-digits");
+    let _ = std::fs::remove_dir_all(&digits);
+    assert!(kiln(&["samples", "-o", &digits]).status.success());
+    let dir = std::path::PathBuf::from(tmp("autotune-cwd"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cubecl.toml"), "[autotune.logger]\nstdout = true\nlevel = \"minimal\"\n").unwrap();
+    let o = crate::kiln_command()
+        .current_dir(&dir)
+        .args(["--autotune", "train", &digits, "--arch", "tiny", "--size", "16", "--presize", "16", "--bs", "24"])
+        .args(["--epochs", "2", "--no-flip", "--device", "gpu", "-o", &tmp("autotune.kiln")])
+        .output()
+        .unwrap();
+    let out = text(&o);
+    if out.contains("no GPU adapter was found") {
+        eprintln!("no wgpu adapter here: nothing to tune");
+        return;
+    }
+    assert!(o.status.success(), "{out}");
+    // Keys tuned before each epoch row.
+    let (mut rows, mut keys) = (Vec::new(), 0);
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        if line.starts_with("Fastest result") {
+            keys += 1;
+        } else if line.starts_with("fit ") {
+            rows.push(keys);
+            keys = 0;
+        }
+    }
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows[0] > 0, "nothing was tuned in the first epoch (is the autotune log on stdout?): {out}");
+    assert_eq!(rows[1], 0, "new tuning keys in the second epoch: {rows:?}\n{out}");
+}

@@ -64,6 +64,20 @@ pub async fn check_all_on(device: &Device) {
             close(&format!("{name}: {part}"), &v, w);
         }
     }
+    // The matmul under the heads (and the 1×1 convolutions): sizes no tile divides.
+    let (b, m, k, n) = (2, 19, 37, 11);
+    let a: Vec<f32> = (0..b * m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+    let w: Vec<f32> = (0..b * k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0).collect();
+    let want: Vec<f64> = (0..b * m * n)
+        .map(|o| {
+            let (bi, r, c) = (o / (m * n), o / n % m, o % n);
+            (0..k).map(|j| a[(bi * m + r) * k + j] as f64 * w[(bi * k + j) * n + c] as f64).sum()
+        })
+        .collect();
+    let a = Tensor::<3>::from_data(TensorData::new(a, [b, m, k]), device);
+    let w = Tensor::<3>::from_data(TensorData::new(w, [b, k, n]), device);
+    let got = a.matmul(w).into_data_async().await.unwrap().convert::<f32>().try_to_vec::<f32>().unwrap();
+    close("matmul", &got, &want);
 }
 
 #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -69,11 +69,17 @@ fn wgpu_agrees_with_the_cpu() {
     assert_eq!(grad(&gpu), want, "relu6 gradient on wgpu");
 }
 
-/// The convolution kernels wgpu runs without autotune (chosen by shape: vendor/burn-cubecl's
-/// `heuristic.rs`) give the kernel tests' reference values and gradients on every case.
+/// Both kernel sets wgpu runs without autotune (chosen by shape: vendor/burn-cubecl's
+/// `heuristic.rs`; SwiftShader's direct convolutions and naive matmul) give the kernel tests'
+/// reference values and gradients on every case. Other tests may run meanwhile under either
+/// set: both are correct, which is what this checks.
 #[test]
 fn convolutions_match_the_reference_on_wgpu() {
-    pollster::block_on(crate::kernels::check_all_on(&wgpu()));
+    use kiln::device::Kernels;
+    for kernels in [Kernels::SwiftShader, Kernels::ByShape] {
+        kernels.set();
+        pollster::block_on(crate::kernels::check_all_on(&wgpu()));
+    }
 }
 
 /// On a GPU the validation batches keep one size (the short last one padded, so no new shapes

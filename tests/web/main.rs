@@ -157,11 +157,17 @@ async fn trains_predicts_and_exports_on_the_cpu_fallback() {
     train_predict_export("cpu").await;
 }
 
-/// The convolution kernels WebGPU runs (chosen by shape, vendor/burn-cubecl's `heuristic.rs`)
-/// against the kernel tests' f64 references, on every case.
+/// Both kernel sets WebGPU runs (chosen by shape, vendor/burn-cubecl's `heuristic.rs`, on a
+/// GPU; the direct convolutions and the naive matmul on SwiftShader) against the kernel tests'
+/// f64 references, on every case.
 #[wasm_bindgen_test]
 async fn convolutions_match_the_reference_on_webgpu() {
-    kernels::check_all_on(&backend("webgpu").await.device()).await;
+    use kiln::device::Kernels;
+    let device = backend("webgpu").await.device();
+    for kernels in [Kernels::ByShape, Kernels::SwiftShader] {
+        kernels.set();
+        kernels::check_all_on(&device).await;
+    }
 }
 
 /// The device probe `auto` compares backends with: both passes timed on the CPU; a candidate

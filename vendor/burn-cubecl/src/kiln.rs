@@ -21,12 +21,29 @@ pub fn set_autotune(enabled: bool) {
 static UPSTREAM_CONV: AtomicBool = AtomicBool::new(false);
 
 /// Without autotune, convolutions take upstream's no-autotune kernels (direct, and the weight
-/// gradient's fallback) instead of the ones chosen by shape: the baseline Kiln's benches
-/// compare against, in the same process.
+/// gradient's fallback) instead of the ones chosen by shape: what SwiftShader runs fastest, and
+/// the baseline Kiln's benches compare against, in the same process.
 pub fn set_upstream_conv(on: bool) {
     UPSTREAM_CONV.store(on, Ordering::Relaxed);
 }
 
 pub(crate) fn upstream_conv() -> bool {
     UPSTREAM_CONV.load(Ordering::Relaxed)
+}
+
+static NAIVE_MATMUL: AtomicBool = AtomicBool::new(false);
+
+/// Without autotune, matmuls take cubek's naive kernel (one output element per unit, no shared
+/// memory, no barriers) instead of its `Auto` choice (tiles staged through shared memory). For
+/// adapters that run compute shaders on the CPU and pay for every workgroup barrier, SwiftShader
+/// above all (Kiln measured its steps about twice as fast with it); lavapipe prefers the tiles.
+pub fn set_naive_matmul(on: bool) {
+    NAIVE_MATMUL.store(on, Ordering::Relaxed);
+}
+
+pub(crate) fn matmul_strategy() -> cubek::matmul::strategy::Strategy {
+    match NAIVE_MATMUL.load(Ordering::Relaxed) {
+        true => cubek::matmul::multi_level::Strategy::Naive.into(),
+        false => cubek::matmul::strategy::Strategy::Auto,
+    }
 }

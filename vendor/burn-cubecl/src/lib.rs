@@ -58,7 +58,7 @@ pub use tune_key::CubeAutotuneKey;
 
 /// Kiln: autotune as a run-time choice (see KILN-PATCH.md).
 mod kiln;
-pub use kiln::{autotune_enabled, set_autotune, set_upstream_conv};
+pub use kiln::{autotune_enabled, set_autotune, set_naive_matmul, set_upstream_conv};
 
 #[cfg(any(feature = "fusion", test))]
 /// Module for interacting with fusion

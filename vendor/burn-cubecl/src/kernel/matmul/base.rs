@@ -80,7 +80,7 @@ pub fn matmul(
 
     match strategy {
         MatmulStrategy::Cube => {
-            launch_matmul(&Strategy::default(), lhs, rhs, out_launch)?;
+            launch_matmul(&crate::kiln::matmul_strategy(), lhs, rhs, out_launch)?;
             Ok(out)
         }
         #[cfg(feature = "autotune")]
