@@ -120,7 +120,7 @@ node tests/e2e/messages.test.mjs
 # Issue 28's afternoon: one page through every step; the Settings, status and worker agree after each.
 node tests/e2e/afternoon.test.mjs
 # Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).
-# (No task of the page's over 100 ms from the moment it receives the files.)
+# (Files reach the worker 100 to a message; the longest main-thread task is printed, the 100 ms target checked by the bench.)
 KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs
 # Issue 29: a folder of photos sorted on Predict: the CLI's classes, its --sort-into tree in the zip, Cancel.
 node tests/e2e/predict-many.test.mjs
