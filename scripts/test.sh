@@ -32,9 +32,10 @@ mkdir -p out
 # cost (it also splits each crate into many more codegen units), and the GPU's host-side crates
 # (they generate kernels and record commands; the GPU, here lavapipe, runs the kernels) build at
 # opt-level 1. Everywhere else the release profile is the one users build.
-native_flags=()
+native_flags=() bindgen_opt_level=3
 if [ "${CI:-}" = true ]; then
   export CARGO_INCREMENTAL=0
+  bindgen_opt_level=1  # wasm-bindgen-cli too: it runs a handful of times, each on one .wasm
   for pkg in burn-cubecl burn-wgpu cubecl cubecl-common cubecl-core cubecl-ir cubecl-opt cubecl-runtime \
     cubecl-server cubecl-std cubecl-wgpu cubecl-zspace cubek cubek-attention cubek-convolution cubek-interpolate \
     cubek-matmul cubek-pool cubek-quant cubek-random cubek-reduce cubek-std cubek-tile pliron \
@@ -60,9 +61,7 @@ installs_pid=$!
 # native build, in the cores' idle moments; build-web.sh finds it installed.
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
-  # opt-level 1 in CI: it compiles in about half the time and still runs in seconds.
-  CARGO_PROFILE_RELEASE_OPT_LEVEL=$([ "${CI:-}" = true ] && echo 1 || echo 3) \
-    nice -n 10 cargo install -q wasm-bindgen-cli --version "$want" >out/test-wasm-bindgen.log 2>&1 &
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=$bindgen_opt_level nice -n 10 cargo install -q wasm-bindgen-cli --version "$want" >out/test-wasm-bindgen.log 2>&1 &
   bindgen_pid=$!
 fi
 waited() { # pid log what
