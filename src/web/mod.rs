@@ -20,6 +20,13 @@ use crate::learner::Event;
 
 #[wasm_bindgen(start)]
 fn start() {
+    // The linker's static constructors (cubecl registers its IR through `inventory`), once per
+    // instance. Unless an export calls them, wasm-ld treats the module as a command and runs
+    // them all at the top of every export, a cost every WebGPU dispatch paid many times over.
+    unsafe extern "C" {
+        fn __wasm_call_ctors();
+    }
+    unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
 }
 
