@@ -56,6 +56,12 @@ bash scripts/npm-deps.sh
 # -O2 4142; -Oz was larger than none too) and ~10 % less code to compile than none. The name section (function names for stack
 # traces) is ~7 MB; panic messages survive without it.
 bindgen() { # wasm out_dir [extra wasm-opt flags]
+  # wasm-ld wraps every export in a call to all static constructors unless an export calls
+  # them itself (src/web/mod.rs's start does): a cost on every call into the module.
+  if grep -q -a 'command_export' "$1"; then
+    echo "build-web.sh: $1 was linked as a command (exports named *.command_export run every static constructor on each call): the start function must call __wasm_call_ctors" >&2
+    exit 1
+  fi
   wasm-bindgen --target "$target" --out-dir "$2" --remove-name-section --remove-producers-section "$1"
   local wasm="$2/kiln_bg.wasm"
   node_modules/.bin/wasm-opt -O1 ${3:-} --enable-simd --enable-bulk-memory --enable-threads --enable-mutable-globals \
