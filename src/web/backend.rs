@@ -66,6 +66,7 @@ thread_local! {
 
 impl Backend {
     pub async fn init(kind: &str) -> Result<Backend, JsValue> {
+        super::run_static_constructors();
         let device = match kind {
             #[cfg(feature = "webgpu")]
             "webgpu" => match WEBGPU.with(|d| d.borrow().clone()) {

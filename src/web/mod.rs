@@ -20,14 +20,24 @@ use crate::learner::Event;
 
 #[wasm_bindgen(start)]
 fn start() {
-    // The linker's static constructors (cubecl registers its IR through `inventory`), once per
-    // instance. Unless an export calls them, wasm-ld treats the module as a command and runs
-    // them all at the top of every export, a cost every WebGPU dispatch paid many times over.
+    run_static_constructors();
+    console_error_panic_hook::set_once();
+}
+
+/// The linker's static constructors (cubecl registers its IR through `inventory`), once per
+/// instance: from the start function in the page, from [`Backend::init`] where a harness never
+/// runs the start function (wasm-bindgen-test). Because an export calls them, wasm-ld does not
+/// link the module as a command, which would run them all at the top of every export (a cost
+/// every WebGPU dispatch paid many times over; `scripts/build-web.sh` refuses such a build).
+fn run_static_constructors() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
     unsafe extern "C" {
         fn __wasm_call_ctors();
     }
-    unsafe { __wasm_call_ctors() };
-    console_error_panic_hook::set_once();
+    if !DONE.swap(true, Ordering::AcqRel) {
+        unsafe { __wasm_call_ctors() };
+    }
 }
 
 // The threaded build's rayon pool: `await initThreadPool(n)` once, from the training worker.
