@@ -18,6 +18,7 @@ fn run(cli: Cli) -> Result<(), String> {
     kiln::device::set_autotune(cli.autotune).map_err(|e| format!("--autotune: {e}"))?;
     match cli.command {
         Command::Weights { command } => weights::run(command),
+        Command::ProbeGpu => cli::device::probe_gpu_child(),
         Command::Summary { data } => {
             print!("{}", data::load(&data)?.summary());
             Ok(())

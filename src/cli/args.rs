@@ -148,6 +148,10 @@ impl std::str::FromStr for Moms {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// `--device auto`'s GPU probe, run by kiln itself in a child process it can stop: reads
+    /// the learner's config and the CPU's time (JSON) on stdin, prints the probe as JSON.
+    #[command(hide = true)]
+    ProbeGpu,
     /// Show classes, counts per split, the label rule, and every skipped file with its reason.
     Summary {
         #[command(flatten)]

@@ -23,6 +23,9 @@ pub struct Probe {
     pub first_ms: f64,
     /// The second pass (milliseconds), or `None` when the first already lost by `GIVE_UP`×.
     pub step_ms: Option<f64>,
+    /// The probe was stopped at its time limit ([`gpu_limit_ms`], then `first_ms`).
+    #[serde(default)]
+    pub timed_out: bool,
 }
 
 impl Probe {
@@ -41,6 +44,18 @@ pub const GIVE_UP: f64 = 4.0;
 /// a fast CPU's step: below this a first pass never ends the probe.
 pub const GIVE_UP_AFTER_MS: f64 = 10_000.0;
 
+/// A software adapter (lavapipe, SwiftShader) compiles its first kernels for many seconds on the
+/// CPU it competes with, and cannot win once it needs longer than this: its probe stops here.
+/// The page's worker uses the same figure (`SOFTWARE_FLOOR_MS` in `www/worker-backend.js`).
+pub const SOFTWARE_GIVE_UP_AFTER_MS: f64 = 1_500.0;
+
+/// How long a GPU's whole probe may take against a CPU that measured `cpu_ms`: [`GIVE_UP`]×
+/// the CPU, at least [`GIVE_UP_AFTER_MS`] for a real GPU (its first pass compiles) or
+/// [`SOFTWARE_GIVE_UP_AFTER_MS`] for a software one, plus the CPU's pass for the timed one.
+pub fn gpu_limit_ms(cpu_ms: f64, software: bool) -> f64 {
+    (GIVE_UP * cpu_ms).max(if software { SOFTWARE_GIVE_UP_AFTER_MS } else { GIVE_UP_AFTER_MS }) + cpu_ms
+}
+
 /// Times `config`'s model training on `device`. `beat`: the best time another device measured,
 /// if any, so a hopeless candidate stops after its first pass.
 pub async fn probe(config: &LearnerConfig, device: &Device, beat: Option<f64>) -> Result<Probe, LearnError> {
@@ -57,9 +72,9 @@ pub async fn probe(config: &LearnerConfig, device: &Device, beat: Option<f64>) -
     };
     let first_ms = pass().await?;
     if beat.is_some_and(|b| first_ms > (GIVE_UP * b).max(GIVE_UP_AFTER_MS)) {
-        return Ok(Probe { first_ms, step_ms: None });
+        return Ok(Probe { first_ms, step_ms: None, timed_out: false });
     }
-    Ok(Probe { first_ms, step_ms: Some(pass().await?) })
+    Ok(Probe { first_ms, step_ms: Some(pass().await?), timed_out: false })
 }
 
 /// This build of Kiln: its version and the executable's size and time, so a rebuild (other
@@ -95,21 +110,31 @@ pub struct DeviceReport {
 pub fn reason(cpu: &Probe, gpu: &Probe, gpu_name: &str) -> (bool, String) {
     let fmt = |p: &Probe| match p.step_ms {
         Some(ms) => format!("{ms:.0} ms"),
+        None if p.timed_out => format!("did not finish in {:.0} ms", p.first_ms),
         None => format!("{:.0} ms for its first pass (kernels compiled), not timed further", p.first_ms),
     };
     let gpu_wins = gpu.ms() < cpu.ms();
     let (fast, slow) = if gpu_wins { (gpu.ms(), cpu.ms()) } else { (cpu.ms(), gpu.ms()) };
     let which = if gpu_wins { format!("the GPU ({gpu_name})") } else { "the CPU".to_string() };
-    (gpu_wins, format!("{which}, {:.1}× faster on a training pass of this model: GPU {}, CPU {}", slow / fast, fmt(gpu), fmt(cpu)))
+    // A stopped probe only bounds the loser's time.
+    let over = if cpu.timed_out || gpu.timed_out { "over " } else { "" };
+    (gpu_wins, format!("{which}, {over}{:.1}× faster on a training pass of this model: GPU {}, CPU {}", slow / fast, fmt(gpu), fmt(cpu)))
 }
 
 /// `--device auto` natively: the CPU backend against wgpu's default adapter (any kind, a
 /// software one included: the probe decides), each probed on `config`'s work with burn's
 /// autotune off (tuning is for the shapes training will run, not the probe's). The result is
 /// kept in `cache` (a JSON file) per adapter, build, model, size and CPU threads, so the probe
-/// runs once.
+/// runs once. `probe_gpu(config, beat_ms, limit_ms)` times the GPU: [`probe_gpu_here`], or a
+/// caller's that can stop at the limit (the CLI's runs it in a child process it kills), giving
+/// `None` when the probe did not finish in time; that counts as slower, and is kept only for a
+/// software adapter (a real GPU may only have been busy).
 #[cfg(feature = "native")]
-pub fn choose_native(config: &LearnerConfig, cache: Option<&std::path::Path>) -> Result<(crate::device::Selected, DeviceReport), String> {
+pub fn choose_native(
+    config: &LearnerConfig,
+    cache: Option<&std::path::Path>,
+    probe_gpu: impl FnOnce(&LearnerConfig, f64, f64) -> Result<Option<Probe>, String>,
+) -> Result<(crate::device::Selected, DeviceReport), String> {
     use crate::device::{Selected, cpu_because, default_wgpu};
     let (gpu, adapter) = match default_wgpu() {
         Ok(found) => found,
@@ -135,11 +160,25 @@ pub fn choose_native(config: &LearnerConfig, cache: Option<&std::path::Path>) ->
             let autotune = burn_cubecl::autotune_enabled();
             burn_cubecl::set_autotune(false);
             let c = pollster::block_on(probe(&config.clone().with_fp16(false), &Device::flex(), None));
-            let g = c.as_ref().ok().map(|c| pollster::block_on(probe(config, &gpu, Some(c.ms()))));
+            let c = c.map_err(|e| format!("probing the CPU: {e}"));
+            let software = adapter.contains(", Cpu)");
+            let limit_ms = c.as_ref().map_or(0.0, |c| gpu_limit_ms(c.ms(), software));
+            let g = c.as_ref().ok().map(|c| probe_gpu(config, c.ms(), limit_ms));
             burn_cubecl::set_autotune(autotune);
-            let c = c.map_err(|e| format!("probing the CPU: {e}"))?;
+            let c = c?;
             let g = match g.expect("probed after the CPU") {
-                Ok(g) => g,
+                Ok(Some(g)) => g,
+                Ok(None) => {
+                    let g = Probe { first_ms: limit_ms, step_ms: None, timed_out: true };
+                    let (_, reason) = reason(&c, &g, &adapter);
+                    let r = DeviceReport { chosen: "cpu".into(), adapter: Some(adapter), cpu: Some(c), gpu: Some(g), reason, cached: false };
+                    if software {
+                        saved.insert(key, r.clone());
+                        save(cache, &saved);
+                    }
+                    let s = Selected { device: Device::flex(), description: format!("CPU (burn flex backend), measured: {}", r.reason) };
+                    return Ok((s, r));
+                }
                 // The GPU cannot train this model (no half precision for --fp16, too little memory):
                 // the CPU, saying why. Not cached, as a driver update may change it.
                 Err(e) => {
@@ -151,11 +190,7 @@ pub fn choose_native(config: &LearnerConfig, cache: Option<&std::path::Path>) ->
             let (gpu_wins, reason) = reason(&c, &g, &adapter);
             let r = DeviceReport { chosen: if gpu_wins { "gpu" } else { "cpu" }.into(), adapter: Some(adapter.clone()), cpu: Some(c), gpu: Some(g), reason, cached: false };
             saved.insert(key, r.clone());
-            if let Some(p) = cache {
-                // A cache that cannot be written only means probing again next time.
-                let _ = p.parent().map(std::fs::create_dir_all);
-                let _ = std::fs::write(p, serde_json::to_vec_pretty(&saved).unwrap_or_default());
-            }
+            save(cache, &saved);
             r
         }
     };
@@ -165,4 +200,21 @@ pub fn choose_native(config: &LearnerConfig, cache: Option<&std::path::Path>) ->
         Selected { device: Device::flex(), description: format!("CPU (burn flex backend), measured: {}", report.reason) }
     };
     Ok((selected, report))
+}
+
+/// Keeps the probe results; a cache that cannot be written only means probing again next time.
+#[cfg(feature = "native")]
+fn save(cache: Option<&std::path::Path>, saved: &std::collections::BTreeMap<String, DeviceReport>) {
+    if let Some(p) = cache {
+        let _ = p.parent().map(std::fs::create_dir_all);
+        let _ = std::fs::write(p, serde_json::to_vec_pretty(saved).unwrap_or_default());
+    }
+}
+
+/// The GPU's probe in this process, on wgpu's default adapter: it cannot stop at the limit, so it
+/// always finishes (for callers without a child process; the CLI stops its at the limit).
+#[cfg(feature = "native")]
+pub fn probe_gpu_here(config: &LearnerConfig, beat_ms: f64, _limit_ms: f64) -> Result<Option<Probe>, String> {
+    let (gpu, _) = crate::device::default_wgpu()?;
+    pollster::block_on(probe(config, &gpu, Some(beat_ms))).map(Some).map_err(|e| e.to_string())
 }
