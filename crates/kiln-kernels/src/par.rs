@@ -34,12 +34,20 @@ pub fn resize_uninit<T: Copy>(v: &mut Vec<T>, len: usize) {
     };
 }
 
+// Each helper hands rayon a `&dyn Fn`: rayon's splitting and joining is then compiled once per
+// element type instead of once per closure (burn-flex's element-wise ops call these with a
+// closure per op and dtype, and the copies were a large share of its compile time). The
+// indirect call is per chunk, row or task, never per element.
+
 /// `f(part)` for `parts` parts, on the thread pool when there is one; the results in order.
 pub fn for_parts<R: Send>(parts: usize, f: impl Fn(usize) -> R + Send + Sync) -> Vec<R> {
     #[cfg(feature = "rayon")]
     {
-        use rayon::prelude::*;
-        (0..parts).into_par_iter().map(f).collect()
+        fn run<R: Send>(parts: usize, f: &(dyn Fn(usize) -> R + Send + Sync)) -> Vec<R> {
+            use rayon::prelude::*;
+            (0..parts).into_par_iter().map(f).collect()
+        }
+        run(parts, &f)
     }
     #[cfg(not(feature = "rayon"))]
     (0..parts).map(f).collect()
@@ -50,8 +58,11 @@ pub fn for_parts<R: Send>(parts: usize, f: impl Fn(usize) -> R + Send + Sync) ->
 pub fn for_tasks_init<S>(tasks: usize, init: impl Fn() -> S + Send + Sync, f: impl Fn(&mut S, usize) + Send + Sync) {
     #[cfg(feature = "rayon")]
     {
-        use rayon::prelude::*;
-        (0..tasks).into_par_iter().for_each_init(init, f);
+        fn run<S>(tasks: usize, init: &(dyn Fn() -> S + Send + Sync), f: &(dyn Fn(&mut S, usize) + Send + Sync)) {
+            use rayon::prelude::*;
+            (0..tasks).into_par_iter().for_each_init(init, f);
+        }
+        run(tasks, &init, &f);
     }
     #[cfg(not(feature = "rayon"))]
     {
@@ -65,8 +76,11 @@ pub fn for_tasks_init<S>(tasks: usize, init: impl Fn() -> S + Send + Sync, f: im
 pub fn for_each_chunk_init<T: Send, S>(dst: &mut [T], chunk: usize, init: impl Fn() -> S + Send + Sync, f: impl Fn(usize, &mut [T], &mut S) + Send + Sync) {
     #[cfg(feature = "rayon")]
     {
-        use rayon::prelude::*;
-        dst.par_chunks_mut(chunk).enumerate().for_each_init(init, |s, (i, p)| f(i, p, s));
+        fn run<T: Send, S>(dst: &mut [T], chunk: usize, init: &(dyn Fn() -> S + Send + Sync), f: &(dyn Fn(usize, &mut [T], &mut S) + Send + Sync)) {
+            use rayon::prelude::*;
+            dst.par_chunks_mut(chunk).enumerate().for_each_init(init, |s, (i, p)| f(i, p, s));
+        }
+        run(dst, chunk, &init, &f);
     }
     #[cfg(not(feature = "rayon"))]
     {
@@ -80,12 +94,15 @@ pub fn for_each_chunk_init<T: Send, S>(dst: &mut [T], chunk: usize, init: impl F
 pub fn for_each_chunk<T: Send>(dst: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Send + Sync) {
     let chunk = chunk.max(1);
     #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        dst.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
-    }
+    chunks_on_pool(dst, chunk, &f);
     #[cfg(not(feature = "rayon"))]
     dst.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+}
+
+#[cfg(feature = "rayon")]
+fn chunks_on_pool<T: Send>(dst: &mut [T], chunk: usize, f: &(dyn Fn(usize, &mut [T]) + Send + Sync)) {
+    use rayon::prelude::*;
+    dst.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
 }
 
 /// `f(index, a_chunk, b_chunk)` over matching `chunk`-sized pieces of `a` and `b`, on the thread
@@ -93,8 +110,11 @@ pub fn for_each_chunk<T: Send>(dst: &mut [T], chunk: usize, f: impl Fn(usize, &m
 pub fn for_each_chunk_pair<A: Send, B: Send>(a: &mut [A], b: &mut [B], chunk: usize, f: impl Fn(usize, &mut [A], &mut [B]) + Send + Sync) {
     #[cfg(feature = "rayon")]
     {
-        use rayon::prelude::*;
-        a.par_chunks_mut(chunk).zip(b.par_chunks_mut(chunk)).enumerate().for_each(|(i, (a, b))| f(i, a, b));
+        fn run<A: Send, B: Send>(a: &mut [A], b: &mut [B], chunk: usize, f: &(dyn Fn(usize, &mut [A], &mut [B]) + Send + Sync)) {
+            use rayon::prelude::*;
+            a.par_chunks_mut(chunk).zip(b.par_chunks_mut(chunk)).enumerate().for_each(|(i, (a, b))| f(i, a, b));
+        }
+        run(a, b, chunk, &f);
     }
     #[cfg(not(feature = "rayon"))]
     a.chunks_mut(chunk).zip(b.chunks_mut(chunk)).enumerate().for_each(|(i, (a, b))| f(i, a, b));
@@ -106,12 +126,14 @@ pub fn for_each_chunk_pair<A: Send, B: Send>(a: &mut [A], b: &mut [B], chunk: us
 pub fn for_each_chunk_zip<D: Send, S: Sync>(dst: &mut [D], src: &[S], f: impl Fn(&mut [D], &[S]) + Send + Sync) {
     #[cfg(feature = "rayon")]
     if dst.len() >= PARALLEL_THRESHOLD {
-        use rayon::prelude::*;
-        const CHUNK: usize = 16 * 1024;
-        dst.par_chunks_mut(CHUNK).enumerate().for_each(|(i, d)| {
-            let s = if src.is_empty() { src } else { &src[i * CHUNK..i * CHUNK + d.len()] };
-            f(d, s)
-        });
+        fn run<D: Send, S: Sync>(dst: &mut [D], src: &[S], f: &(dyn Fn(&mut [D], &[S]) + Send + Sync)) {
+            const CHUNK: usize = 16 * 1024;
+            chunks_on_pool(dst, CHUNK, &|i, d| {
+                let s = if src.is_empty() { src } else { &src[i * CHUNK..i * CHUNK + d.len()] };
+                f(d, s)
+            });
+        }
+        run(dst, src, &f);
         return;
     }
     f(dst, src)
@@ -123,8 +145,7 @@ pub fn for_each_row_mut<T: Send>(dst: &mut [T], row_len: usize, f: impl Fn(usize
     let row_len = row_len.max(1);
     #[cfg(feature = "rayon")]
     if dst.len() >= PARALLEL_THRESHOLD {
-        use rayon::prelude::*;
-        dst.par_chunks_mut(row_len).enumerate().for_each(|(i, row)| f(i, row));
+        chunks_on_pool(dst, row_len, &f);
         return;
     }
     dst.chunks_mut(row_len).enumerate().for_each(|(i, row)| f(i, row));
