@@ -69,16 +69,18 @@ pub fn cpu_because(why: &str) -> Selected {
     Selected { device: Device::flex(), description: format!("CPU (burn flex backend): {why}") }
 }
 
-/// wgpu's default adapter (any kind) and its name, API and type. Asking for an adapter the
-/// machine lacks may panic inside the runtime: that is an error here.
+/// wgpu's default adapter (any kind), its name, API and type, and whether it is a software
+/// one (lavapipe, SwiftShader). Asking for an adapter the machine lacks may panic inside the
+/// runtime: that is an error here.
 #[cfg(feature = "native")]
-pub fn default_wgpu() -> Result<(Device, String), String> {
+pub fn default_wgpu() -> Result<(Device, String, bool), String> {
     let (device, setup) = std::panic::catch_unwind(|| Device::wgpu_options().init_with_setup())
         .map_err(|_| "the wgpu runtime failed to start".to_string())?
         .map_err(|e| e.to_string())?;
     let info = setup.adapter.get_info();
     Kernels::for_adapter(&info).set();
-    Ok((device, format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)))
+    let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
+    Ok((device, format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type), software))
 }
 
 /// Which convolution and matmul kernels wgpu runs without autotune. Software adapters disagree:
@@ -123,7 +125,7 @@ pub fn select_native(choice: DeviceChoice) -> Result<Selected, String> {
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Gpu => match default_wgpu() {
-            Ok((device, adapter)) => Ok(Selected { device, description: format!("GPU (wgpu, default adapter: {adapter})") }),
+            Ok((device, adapter, _)) => Ok(Selected { device, description: format!("GPU (wgpu, default adapter: {adapter})") }),
             Err(e) => Err(format!("no GPU adapter was found ({e}); use --device cpu, or install a Vulkan/Metal/DX12 driver")),
         },
         DeviceChoice::Auto => Ok(cpu_because("too little work to be worth measuring a GPU")),

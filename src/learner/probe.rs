@@ -125,10 +125,9 @@ pub fn reason(cpu: &Probe, gpu: &Probe, gpu_name: &str) -> (bool, String) {
 /// software one included: the probe decides), each probed on `config`'s work with burn's
 /// autotune off (tuning is for the shapes training will run, not the probe's). The result is
 /// kept in `cache` (a JSON file) per adapter, build, model, size and CPU threads, so the probe
-/// runs once. `probe_gpu(config, beat_ms, limit_ms)` times the GPU: [`probe_gpu_here`], or a
-/// caller's that can stop at the limit (the CLI's runs it in a child process it kills), giving
-/// `None` when the probe did not finish in time; that counts as slower, and is kept only for a
-/// software adapter (a real GPU may only have been busy).
+/// runs once. `probe_gpu(config, beat_ms, limit_ms)` times the GPU and stops at the limit
+/// (the CLI runs [`probe_gpu_here`] in a child process it kills), giving `None` when the probe
+/// did not finish in time; that counts as slower, and is kept only for a software adapter.
 #[cfg(feature = "native")]
 pub fn choose_native(
     config: &LearnerConfig,
@@ -136,7 +135,7 @@ pub fn choose_native(
     probe_gpu: impl FnOnce(&LearnerConfig, f64, f64) -> Result<Option<Probe>, String>,
 ) -> Result<(crate::device::Selected, DeviceReport), String> {
     use crate::device::{Selected, cpu_because, default_wgpu};
-    let (gpu, adapter) = match default_wgpu() {
+    let (gpu, adapter, software) = match default_wgpu() {
         Ok(found) => found,
         Err(e) => {
             let reason = format!("the CPU: no GPU adapter was found ({e})");
@@ -161,24 +160,14 @@ pub fn choose_native(
             burn_cubecl::set_autotune(false);
             let c = pollster::block_on(probe(&config.clone().with_fp16(false), &Device::flex(), None));
             let c = c.map_err(|e| format!("probing the CPU: {e}"));
-            let software = adapter.contains(", Cpu)");
             let limit_ms = c.as_ref().map_or(0.0, |c| gpu_limit_ms(c.ms(), software));
             let g = c.as_ref().ok().map(|c| probe_gpu(config, c.ms(), limit_ms));
             burn_cubecl::set_autotune(autotune);
             let c = c?;
             let g = match g.expect("probed after the CPU") {
                 Ok(Some(g)) => g,
-                Ok(None) => {
-                    let g = Probe { first_ms: limit_ms, step_ms: None, timed_out: true };
-                    let (_, reason) = reason(&c, &g, &adapter);
-                    let r = DeviceReport { chosen: "cpu".into(), adapter: Some(adapter), cpu: Some(c), gpu: Some(g), reason, cached: false };
-                    if software {
-                        saved.insert(key, r.clone());
-                        save(cache, &saved);
-                    }
-                    let s = Selected { device: Device::flex(), description: format!("CPU (burn flex backend), measured: {}", r.reason) };
-                    return Ok((s, r));
-                }
+                // Stopped at the limit: slower than the CPU by at least the limit's margin.
+                Ok(None) => Probe { first_ms: limit_ms, step_ms: None, timed_out: true },
                 // The GPU cannot train this model (no half precision for --fp16, too little memory):
                 // the CPU, saying why. Not cached, as a driver update may change it.
                 Err(e) => {
@@ -188,9 +177,15 @@ pub fn choose_native(
                 }
             };
             let (gpu_wins, reason) = reason(&c, &g, &adapter);
+            // A real GPU stopped at the limit may only have been busy: measured again next time.
+            let keep = !g.timed_out || software;
             let r = DeviceReport { chosen: if gpu_wins { "gpu" } else { "cpu" }.into(), adapter: Some(adapter.clone()), cpu: Some(c), gpu: Some(g), reason, cached: false };
-            saved.insert(key, r.clone());
-            save(cache, &saved);
+            if let Some(p) = cache.filter(|_| keep) {
+                saved.insert(key, r.clone());
+                // A cache that cannot be written only means probing again next time.
+                let _ = p.parent().map(std::fs::create_dir_all);
+                let _ = std::fs::write(p, serde_json::to_vec_pretty(&saved).unwrap_or_default());
+            }
             r
         }
     };
@@ -202,19 +197,10 @@ pub fn choose_native(
     Ok((selected, report))
 }
 
-/// Keeps the probe results; a cache that cannot be written only means probing again next time.
+/// The GPU's probe in this process, on wgpu's default adapter (what the CLI's `kiln probe-gpu`
+/// child runs; a thread here could not be stopped at the limit, a child process can).
 #[cfg(feature = "native")]
-fn save(cache: Option<&std::path::Path>, saved: &std::collections::BTreeMap<String, DeviceReport>) {
-    if let Some(p) = cache {
-        let _ = p.parent().map(std::fs::create_dir_all);
-        let _ = std::fs::write(p, serde_json::to_vec_pretty(saved).unwrap_or_default());
-    }
-}
-
-/// The GPU's probe in this process, on wgpu's default adapter: it cannot stop at the limit, so it
-/// always finishes (for callers without a child process; the CLI stops its at the limit).
-#[cfg(feature = "native")]
-pub fn probe_gpu_here(config: &LearnerConfig, beat_ms: f64, _limit_ms: f64) -> Result<Option<Probe>, String> {
-    let (gpu, _) = crate::device::default_wgpu()?;
-    pollster::block_on(probe(config, &gpu, Some(beat_ms))).map(Some).map_err(|e| e.to_string())
+pub fn probe_gpu_here(config: &LearnerConfig, beat_ms: f64) -> Result<Probe, String> {
+    let (gpu, _, _) = crate::device::default_wgpu()?;
+    pollster::block_on(probe(config, &gpu, Some(beat_ms))).map_err(|e| e.to_string())
 }
