@@ -63,11 +63,10 @@ bindgen() { # wasm out_dir [extra wasm-opt flags]
     exit 1
   fi
   wasm-bindgen --target "$target" --out-dir "$2" --remove-name-section --remove-producers-section "$1"
-  local wasm="$2/kiln_bg.wasm"
-  node_modules/.bin/wasm-opt -O1 ${3:-} --enable-simd --enable-bulk-memory --enable-threads --enable-mutable-globals \
-    --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue \
-    "$wasm" -o "$wasm.opt"
-  mv "$wasm.opt" "$wasm"
+  # npm's binaryen runs on one core (84 s for the WebGPU build here): it runs beside the next
+  # build, and the two threaded builds' beside each other.
+  optimise "$2/kiln_bg.wasm" ${3:-} &
+  optimising+=($!)
   # wasm-bindgen-rayon's pool workers start the module with init's old positional arguments,
   # which the current glue accepts with a console warning per worker: pass the options object.
   local helper
@@ -76,6 +75,14 @@ bindgen() { # wasm out_dir [extra wasm-opt flags]
     sed -i 's/await pkg\.default(data\.module, data\.memory);/await pkg.default({ module_or_path: data.module, memory: data.memory });/' "$helper"
     grep -q 'module_or_path' "$helper" || { echo "build-web.sh: wasm-bindgen-rayon's worker start-up changed ($helper): update the init call patch" >&2; exit 1; }
   done
+}
+optimising=()
+optimise() { # wasm [extra wasm-opt flags]
+  local wasm=$1
+  node_modules/.bin/wasm-opt -O1 ${2:-} --enable-simd --enable-bulk-memory --enable-threads --enable-mutable-globals \
+    --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue \
+    "$wasm" -o "$wasm.opt"
+  mv "$wasm.opt" "$wasm"
   echo "== built $wasm: $(( $(stat -c %s "$wasm") / 1024 )) KiB raw, $(( $(gzip -9 -c "$wasm" | wc -c) / 1024 )) KiB gzip -9"
 }
 
@@ -95,6 +102,9 @@ threaded "$relaxed_features"
 rm -rf "$relaxed_out_dir"
 bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$relaxed_out_dir" --enable-relaxed-simd
 rm -f "$threads_out_dir/kiln_bg_relaxed.wasm"  # where earlier builds put it
+for pid in "${optimising[@]}"; do
+  wait "$pid" || { echo "build-web.sh: wasm-opt failed (above)" >&2; exit 1; }
+done
 
 # The default backbone, converted once per build by the wasm just built (so the file always
 # matches the reader), served next to the page: nothing is downloaded at run time.
