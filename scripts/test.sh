@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 
 # Each stage's wall time, so a CI log says where the minutes went.
 # The list is printed again at the end, so a log's tail has all of it.
-stage_start=$SECONDS stage_name="set-up" stages=""
+stage_start=$SECONDS stage_name="set-up" stages="" e2e_times=""
 stage() {
   stages="$stages$((SECONDS - stage_start)) s  $stage_name"$'\n'
   echo "== ($stage_name took $((SECONDS - stage_start)) s; $SECONDS s so far)"
   stage_start=$SECONDS stage_name=$1
   echo "== $1"
 }
-trap 'stage "end"; printf "== stage times (%s s in all):\n%s" "$SECONDS" "$stages"' EXIT
+trap 'stage "end"; printf "== stage times (%s s in all):\n%s" "$SECONDS" "$stages"; [ -z "$e2e_times" ] || printf "== end-to-end tests:\n%s" "$e2e_times"' EXIT
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -64,6 +64,12 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; th
   CARGO_PROFILE_RELEASE_OPT_LEVEL=$bindgen_opt_level nice -n 10 cargo install -q wasm-bindgen-cli --version "$want" >out/test-wasm-bindgen.log 2>&1 &
   bindgen_pid=$!
 fi
+# Each end-to-end test's wall time, listed at the end with the stages.
+e2e() { # test file
+  local t=$SECONDS
+  node "$1"
+  e2e_times="$e2e_times$((SECONDS - t)) s  $1${KILN_E2E_BACKEND:+ ($KILN_E2E_BACKEND)}"$'\n'
+}
 waited() { # pid log what
   wait "$1" || { cat "$2"; echo "test.sh: $3 failed (log above: $2)" >&2; exit 1; }
   cat "$2"
@@ -81,7 +87,12 @@ stage "native tests (release: training on the CPU backend is unusable unoptimise
 cargo test --release "${native_flags[@]}" --test core --test cli --no-run
 cargo bench --no-run "${native_flags[@]}"  # the benches compile (they run only on request)
 waited "$installs_pid" out/test-installs.log "installing Chromium, lavapipe or the npm packages"
-cargo test --release "${native_flags[@]}" --test core --test cli
+# The two test binaries side by side: the CLI's autotune test keeps one core compiling kernels
+# on lavapipe for most of its run, and the core tests fill the other.
+cargo test --release "${native_flags[@]}" --test cli >out/test-cli.log 2>&1 &
+cli_pid=$!
+cargo test --release "${native_flags[@]}" --test core || { kill "$cli_pid" 2>/dev/null; exit 1; }
+waited "$cli_pid" out/test-cli.log "the CLI tests"
 
 stage "the page's builds (both wasm32 builds, wasm-bindgen CLI, npm packages, TypeScript types)"
 [ -z "${bindgen_pid:-}" ] || waited "$bindgen_pid" out/test-wasm-bindgen.log "installing wasm-bindgen-cli $want"
@@ -98,48 +109,48 @@ WASM_BINDGEN_USE_BROWSER=1 cargo test -p kiln-kernels --profile web-gpu --target
 stage "the page end to end (playwright-core + Debian Chromium; screenshots in test-results/)"
 # auto picks the CPU backend here (the only WebGPU adapter is SwiftShader), so the threaded
 # build; webgpu forces the WebGPU build; the defaults run is the page as a user meets it.
-KILN_E2E_BACKEND=auto node tests/e2e/page.test.mjs
-KILN_E2E_BACKEND=webgpu node tests/e2e/page.test.mjs
-node tests/e2e/device-loss.test.mjs
-node tests/e2e/offline.test.mjs
-node tests/e2e/simd.test.mjs
-node tests/e2e/soak.test.mjs
+KILN_E2E_BACKEND=auto e2e tests/e2e/page.test.mjs
+KILN_E2E_BACKEND=webgpu e2e tests/e2e/page.test.mjs
+e2e tests/e2e/device-loss.test.mjs
+e2e tests/e2e/offline.test.mjs
+e2e tests/e2e/simd.test.mjs
+e2e tests/e2e/soak.test.mjs
 # No control that starts work is usable while work runs; cancel, train again.
-node tests/e2e/controls.test.mjs
+e2e tests/e2e/controls.test.mjs
 # The same training twice, the second on a busy machine: identical epoch tables.
-node tests/e2e/determinism.test.mjs
+e2e tests/e2e/determinism.test.mjs
 # Issue 28: settings follow the data, failed option changes roll back, untrainable classes are named.
-node tests/e2e/data-state.test.mjs
+e2e tests/e2e/data-state.test.mjs
 # Issue 28: Cancel acknowledged and honoured between phases, an imported model continued, lr_find cancelled.
-node tests/e2e/model-state.test.mjs
+e2e tests/e2e/model-state.test.mjs
 # Issue 30: Train more continues the epoch table (and a loaded .kiln's); Kiln's proposal for small data beats fastai's defaults.
-node tests/e2e/train-more.test.mjs
+e2e tests/e2e/train-more.test.mjs
 # Issue 28: messages in the page's words, top losses as captioned images, beforeunload, download names.
-node tests/e2e/messages.test.mjs
+e2e tests/e2e/messages.test.mjs
 # Issue 28's afternoon: one page through every step; the Settings, status and worker agree after each.
-node tests/e2e/afternoon.test.mjs
+e2e tests/e2e/afternoon.test.mjs
 # Many dropped files with bad ones mixed in (10,000 in the bench: KILN_MANY_FILES=10000).
 # (Files reach the worker 100 to a message; the longest main-thread task is printed, the 100 ms target checked by the bench.)
-KILN_MANY_FILES=1000 node tests/e2e/many-files.test.mjs
+KILN_MANY_FILES=1000 e2e tests/e2e/many-files.test.mjs
 # Issue 29: a folder of photos sorted on Predict: the CLI's classes, its --sort-into tree in the zip, Cancel.
-node tests/e2e/predict-many.test.mjs
+e2e tests/e2e/predict-many.test.mjs
 # Issue 29: Clean: mislabelled photos first in their class, relabel/delete, retrain, the CSV and kiln summary --changes.
-node tests/e2e/cleaner.test.mjs
+e2e tests/e2e/cleaner.test.mjs
 # Issue 29: samples you manage: photos added to a dataset, paged per class, moved, removed; classes renamed and deleted.
-node tests/e2e/samples.test.mjs
+e2e tests/e2e/samples.test.mjs
 # Issue 30: the camera (Chromium's fake one): hold to record samples, a dataset from the camera alone, Live, permission denied.
-node tests/e2e/camera.test.mjs
+e2e tests/e2e/camera.test.mjs
 # Issue 30: projects: Save/Open in a fresh browser, the CLI's kiln fit on one, damaged/cut/foreign refused, Continue after a reload.
-node tests/e2e/project.test.mjs
+e2e tests/e2e/project.test.mjs
 # Everyone can use it: axe-core finds no serious issue; the keyboard alone loads, trains, predicts.
-node tests/e2e/accessibility.test.mjs
+e2e tests/e2e/accessibility.test.mjs
 # Issue 30: Download as a web page: the zip served plainly (no COOP/COEP) predicts photos and the camera, nothing off its origin.
-node tests/e2e/share.test.mjs
+e2e tests/e2e/share.test.mjs
 # Issue 32: Allow “none of these” (one sigmoid per class): digits it never saw get none of these; the threshold slider re-derives without re-running.
-node tests/e2e/none-of-these.test.mjs
+e2e tests/e2e/none-of-these.test.mjs
 # Issue 32: several labels a photo: a labels CSV or copies across class folders; magenta is "blue, red", green "none of these"; per-class table.
-node tests/e2e/multi-label.test.mjs
+e2e tests/e2e/multi-label.test.mjs
 # Issue 32: vision_learner's options in Settings reach the model and the fastai export's call; an imported model sets them back.
-node tests/e2e/learner-options.test.mjs
+e2e tests/e2e/learner-options.test.mjs
 # The backend choice 'auto' by measurement: SwiftShader's WebGPU against the CPU, the CPU chosen and shown with both timings; a reload takes the kept result.
-node tests/e2e/device-probe.test.mjs
+e2e tests/e2e/device-probe.test.mjs
