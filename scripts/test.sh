@@ -89,9 +89,10 @@ cargo bench --no-run "${native_flags[@]}"  # the benches compile (they run only 
 waited "$installs_pid" out/test-installs.log "installing Chromium, lavapipe or the npm packages"
 # The two test binaries side by side: the CLI's autotune test keeps one core compiling kernels
 # on lavapipe for most of its run, and the core tests fill the other.
-cargo test --release "${native_flags[@]}" --test cli >out/test-cli.log 2>&1 &
+# (In a process group of its own, so a core failure stops the CLI's test binary too, not only cargo.)
+setsid cargo test --release "${native_flags[@]}" --test cli >out/test-cli.log 2>&1 &
 cli_pid=$!
-cargo test --release "${native_flags[@]}" --test core || { kill "$cli_pid" 2>/dev/null; exit 1; }
+cargo test --release "${native_flags[@]}" --test core || { kill -- -"$cli_pid" 2>/dev/null; exit 1; }
 waited "$cli_pid" out/test-cli.log "the CLI tests"
 
 stage "the page's builds (both wasm32 builds, wasm-bindgen CLI, npm packages, TypeScript types)"

@@ -11,7 +11,7 @@
 //     (batch and epochs changed, the notice says why); trained with it, then with fastai's
 //     defaults (one click), the proposal's validation accuracy is clearly higher (the margin is
 //     0.2; both trained at 128 px to keep the test short).
-//     KILN_TRAIN_MORE_SKIP_PHOTOS=1 skips it (the slow part: a minute or two on 2 cores).
+//     KILN_TRAIN_MORE_SKIP_PHOTOS=1 skips it (the slow part: ~45 s on 2 cores).
 //  4. The proposal composes with the sample's preset (photos after the sample: the photo
 //     defaults, then the proposal on top) and follows the dataset's size (photos added); the
 //     user's own Settings are kept and the notice offers the proposal instead.
