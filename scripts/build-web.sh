@@ -4,10 +4,11 @@
 # wasm-opt on each, the npm packages, the generated TypeScript types, and the bundled
 # pretrained backbone as a static asset.
 #   www/pkg/          WebGPU + the CPU backend on one thread, with wasm SIMD (stable Rust)
-#   www/pkg-threads/  the CPU backend on a rayon pool of Web Workers, with wasm SIMD
-#                     (nightly Rust: std is rebuilt with atomics, offline, from rust-src);
-#   www/pkg-threads-relaxed/  the same build with relaxed SIMD's fused multiply-add (gemm, the
-#                     1x1 and depthwise convolutions), for engines that have it
+#   www/pkg-threads-relaxed/  the CPU backend on a rayon pool of Web Workers, with wasm SIMD
+#                     and relaxed SIMD's fused multiply-add (gemm, the 1x1 and depthwise
+#                     convolutions), for engines that have it (nightly Rust: std is rebuilt
+#                     with atomics, offline, from rust-src)
+#   www/pkg-threads/  the same module with plain SIMD only, derived from it (crates/plain-simd)
 # Installs the wasm32 target, rust-src for the nightly, the wasm-bindgen CLI (pinned to the
 # crate's version in Cargo.lock), the npm packages (binaryen's wasm-opt among them) and the
 # assets only when missing.
@@ -20,10 +21,9 @@ setting() { python3 -c 'import sys, tomllib; v = tomllib.load(open("wasm-pack.to
 features=$(setting build features)
 target=$(setting build target)
 out_dir=$(setting build out_dir)
-threads_features=$(setting threads features)
-threads_out_dir=$(setting threads out_dir)
-relaxed_out_dir=$(setting threads relaxed_out_dir)
-relaxed_features=$(setting threads relaxed_features)
+relaxed_features=$(setting threads features)
+relaxed_out_dir=$(setting threads out_dir)
+threads_out_dir=$(setting threads plain_out_dir)
 nightly=$(setting threads toolchain)
 nightly_date=$(setting threads toolchain_date)
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -90,17 +90,18 @@ echo "== building the core for wasm32 (features: $features)"
 cargo build --profile web-gpu --lib --target wasm32-unknown-unknown --no-default-features --features "$features"
 bindgen "$target_dir/wasm32-unknown-unknown/web-gpu/kiln.wasm" "$out_dir"
 
-echo "== building the multi-threaded CPU core for wasm32 (features: $threads_features; nightly, std rebuilt with atomics)"
-threaded "$threads_features"
-bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$threads_out_dir"
-
-echo "== the same with relaxed SIMD (features: $relaxed_features)"
-# Only the crates downstream of gemm-f32 and burn-flex rebuild: cargo keeps both feature sets'
-# artifacts. Its own directory: the JS glue numbers closure shims by their place in the .wasm,
-# so each .wasm needs the glue generated with it (the pool's workers import it too).
+echo "== building the multi-threaded CPU core for wasm32 with relaxed SIMD (features: $relaxed_features; nightly, std rebuilt with atomics)"
 threaded "$relaxed_features"
+relaxed_wasm="$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm"
 rm -rf "$relaxed_out_dir"
-bindgen "$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm" "$relaxed_out_dir" --enable-relaxed-simd
+bindgen "$relaxed_wasm" "$relaxed_out_dir" --enable-relaxed-simd
+# The plain-SIMD file (Safari, engines without relaxed SIMD) is the same module with each fused
+# multiply-add unfused, which relaxed SIMD's spec allows: derived in a second, not compiled again.
+# Its own directory and glue: the JS glue numbers closure shims by their place in the .wasm.
+echo "== deriving the plain-SIMD threaded core from it (crates/plain-simd)"
+cargo build --release -q -p plain-simd
+"$target_dir/release/plain-simd" "$relaxed_wasm" "$target_dir/threads/kiln-plain-simd.wasm"
+bindgen "$target_dir/threads/kiln-plain-simd.wasm" "$threads_out_dir"
 rm -f "$threads_out_dir/kiln_bg_relaxed.wasm"  # where earlier builds put it
 for pid in "${optimising[@]}"; do
   wait "$pid" || { echo "build-web.sh: wasm-opt failed (above)" >&2; exit 1; }

@@ -86,6 +86,8 @@ stage "native tests (release: training on the CPU backend is unusable unoptimise
 # their test harnesses would be two more builds of the crate.
 cargo test --release "${native_flags[@]}" --test core --test cli --no-run
 cargo bench --no-run "${native_flags[@]}"  # the benches compile (they run only on request)
+# The tool that derives the page's plain-SIMD .wasm from the relaxed one (build-web.sh runs it).
+cargo test --release -p plain-simd --test unfuse
 waited "$installs_pid" out/test-installs.log "installing Chromium, lavapipe or the npm packages"
 # The two test binaries side by side: the CLI's autotune test keeps one core compiling kernels
 # on lavapipe for most of its run, and the core tests fill the other.
