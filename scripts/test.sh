@@ -84,8 +84,9 @@ wasm_features=$(python3 -c 'import tomllib; print(",".join(tomllib.load(open("wa
 stage "native tests (release: training on the CPU backend is unusable unoptimised)"
 # The integration tests only: the library and the CLI have no unit tests of their own, and
 # their test harnesses would be two more builds of the crate.
-cargo test --release "${native_flags[@]}" --test core --test cli --no-run
-cargo bench --no-run "${native_flags[@]}"  # the benches compile (they run only on request)
+# The bench compiles too (it runs only on request); named, because `cargo bench --no-run` also
+# builds the library's and the CLI's bench harnesses, two more builds of the crate.
+cargo test --release "${native_flags[@]}" --test core --test cli --bench train --no-run
 # The tool that derives the page's plain-SIMD .wasm from the relaxed one (build-web.sh runs it).
 cargo test --release -p plain-simd --test unfuse
 waited "$installs_pid" out/test-installs.log "installing Chromium, lavapipe or the npm packages"
