@@ -100,9 +100,11 @@ bindgen "$relaxed_wasm" "$relaxed_out_dir" --enable-relaxed-simd
 # Its own directory and glue: the JS glue numbers closure shims by their place in the .wasm.
 echo "== deriving the plain-SIMD threaded core from it (crates/plain-simd)"
 cargo build --release -q -p plain-simd
-"$target_dir/release/plain-simd" "$relaxed_wasm" "$target_dir/threads/kiln-plain-simd.wasm"
-bindgen "$target_dir/threads/kiln-plain-simd.wasm" "$threads_out_dir"
-rm -f "$threads_out_dir/kiln_bg_relaxed.wasm"  # where earlier builds put it
+# (wasm-bindgen names its output after the input file: kiln.wasm in a folder of its own.)
+mkdir -p "$target_dir/threads/plain-simd"
+"$target_dir/release/plain-simd" "$relaxed_wasm" "$target_dir/threads/plain-simd/kiln.wasm"
+rm -rf "$threads_out_dir"
+bindgen "$target_dir/threads/plain-simd/kiln.wasm" "$threads_out_dir"
 for pid in "${optimising[@]}"; do
   wait "$pid" || { echo "build-web.sh: wasm-opt failed (above)" >&2; exit 1; }
 done
