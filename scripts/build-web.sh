@@ -99,10 +99,9 @@ bindgen "$relaxed_wasm" "$relaxed_out_dir" --enable-relaxed-simd
 # multiply-add unfused, which relaxed SIMD's spec allows: derived in a second, not compiled again.
 # Its own directory and glue: the JS glue numbers closure shims by their place in the .wasm.
 echo "== deriving the plain-SIMD threaded core from it (crates/plain-simd)"
-cargo build --release -q -p plain-simd
 # (wasm-bindgen names its output after the input file: kiln.wasm in a folder of its own.)
 mkdir -p "$target_dir/threads/plain-simd"
-"$target_dir/release/plain-simd" "$relaxed_wasm" "$target_dir/threads/plain-simd/kiln.wasm"
+cargo run --release -q -p plain-simd -- "$relaxed_wasm" "$target_dir/threads/plain-simd/kiln.wasm"
 rm -rf "$threads_out_dir"
 bindgen "$target_dir/threads/plain-simd/kiln.wasm" "$threads_out_dir"
 for pid in "${optimising[@]}"; do

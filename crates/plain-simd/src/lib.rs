@@ -11,6 +11,7 @@ use walrus::ir::{
     BinaryOp, Binop, Instr, InstrSeq, LocalGet, LocalSet, TernOp, TernaryOp, VisitorMut,
 };
 use walrus::{LocalId, ValType};
+use wasm_encoder::Encode;
 
 /// Rewrites the relaxed multiply-adds of one function, through a scratch local that holds the
 /// addend while the product is computed (the operands stay in their evaluation order).
@@ -31,30 +32,16 @@ impl VisitorMut for Unfuse {
                 continue;
             }
             self.rewritten += 1;
-            out.push((
-                Instr::LocalSet(LocalSet {
-                    local: self.scratch,
-                }),
-                at,
-            ));
-            out.push((
-                Instr::Binop(Binop {
-                    op: BinaryOp::F32x4Mul,
-                }),
-                at,
-            ));
-            out.push((
-                Instr::LocalGet(LocalGet {
-                    local: self.scratch,
-                }),
-                at,
-            ));
-            out.push((
-                Instr::Binop(Binop {
-                    op: BinaryOp::F32x4Add,
-                }),
-                at,
-            ));
+            let (keep, mul, add) = (self.scratch, BinaryOp::F32x4Mul, BinaryOp::F32x4Add);
+            out.extend(
+                [
+                    Instr::LocalSet(LocalSet { local: keep }),
+                    Instr::Binop(Binop { op: mul }),
+                    Instr::LocalGet(LocalGet { local: keep }),
+                    Instr::Binop(Binop { op: add }),
+                ]
+                .map(|instr| (instr, at)),
+            );
         }
         seq.instrs = out;
     }
@@ -71,41 +58,36 @@ fn is_madd(instr: &Instr) -> bool {
 
 /// The `target_features` section lists what the linker saw in use; tools read it (binaryen
 /// enables what it lists), so the plain module must not claim relaxed SIMD.
-fn drop_relaxed_feature(module: &mut walrus::Module) {
+fn drop_relaxed_feature(module: &mut walrus::Module) -> Result<(), String> {
     let Some(section) = module.customs.remove_raw("target_features") else {
-        return;
+        return Ok(());
     };
-    let data = &section.data;
-    let mut kept = Vec::new();
-    let (count, mut at) = leb(data, 0);
-    for _ in 0..count {
-        let start = at;
-        let (len, name_at) = leb(data, at + 1);
-        at = name_at + len;
-        if &data[name_at..at] != b"relaxed-simd" {
-            kept.push(&data[start..at]);
-        }
-    }
-    let mut out = vec![kept.len() as u8];
-    kept.iter().for_each(|entry| out.extend_from_slice(entry));
+    let kept = features_other_than_relaxed(&section.data)
+        .map_err(|e| format!("its target_features section is damaged: {e}"))?;
+    let mut data = Vec::new();
+    (kept.len() as u32).encode(&mut data);
+    kept.into_iter()
+        .for_each(|entry| data.extend_from_slice(&section.data[entry]));
     module.customs.add(walrus::RawCustomSection {
         name: section.name,
-        data: out,
+        data,
     });
+    Ok(())
 }
 
-/// An unsigned LEB128 at `at`: the value and where the next field starts.
-fn leb(data: &[u8], mut at: usize) -> (usize, usize) {
-    let (mut value, mut shift) = (0, 0);
-    loop {
-        let byte = data[at];
-        at += 1;
-        value |= usize::from(byte & 0x7f) << shift;
-        shift += 7;
-        if byte & 0x80 == 0 {
-            return (value, at);
+/// Where each entry but relaxed SIMD's is: the entries' count, then per entry a prefix byte
+/// and a name.
+fn features_other_than_relaxed(data: &[u8]) -> wasmparser::Result<Vec<std::ops::Range<usize>>> {
+    let mut reader = wasmparser::BinaryReader::new(data, 0);
+    let mut kept = Vec::new();
+    for _ in 0..reader.read_var_u32()? {
+        let start = reader.original_position();
+        reader.read_u8()?;
+        if reader.read_string()? != "relaxed-simd" {
+            kept.push(start..reader.original_position());
         }
     }
+    Ok(kept)
 }
 
 /// The module in `wasm` with every `f32x4.relaxed_madd` unfused, and how many there were.
@@ -123,7 +105,7 @@ pub fn unfuse(wasm: &[u8]) -> Result<(Vec<u8>, usize), String> {
         walrus::ir::dfs_pre_order_mut(&mut unfuse, func, entry);
         rewritten += unfuse.rewritten;
     }
-    drop_relaxed_feature(&mut module);
+    drop_relaxed_feature(&mut module)?;
     let bytes = module.emit_wasm();
     let mut plain = wasmparser::WasmFeatures::default();
     plain.remove(wasmparser::WasmFeatures::RELAXED_SIMD);
