@@ -47,7 +47,8 @@ want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' 
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$want" ]; then
   echo "== installing wasm-bindgen-cli $want (once; a few minutes)"
-  cargo install wasm-bindgen-cli --version "$want"
+  # No TLS (rustls): nothing it does needs HTTPS (scripts/test.sh says why).
+  cargo install wasm-bindgen-cli --no-default-features --version "$want"
 fi
 bash scripts/npm-deps.sh
 
@@ -64,7 +65,7 @@ bindgen() { # wasm out_dir [extra wasm-opt flags]
   fi
   wasm-bindgen --target "$target" --out-dir "$2" --remove-name-section --remove-producers-section "$1"
   # npm's binaryen runs on one core (84 s for the WebGPU build here): it runs beside the next
-  # build, and the two threaded builds' beside each other.
+  # build.
   optimise "$2/kiln_bg.wasm" ${3:-} &
   optimising+=($!)
   # wasm-bindgen-rayon's pool workers start the module with init's old positional arguments,
@@ -95,18 +96,19 @@ threaded "$relaxed_features"
 relaxed_wasm="$target_dir/threads/wasm32-unknown-unknown/web/kiln.wasm"
 rm -rf "$relaxed_out_dir"
 bindgen "$relaxed_wasm" "$relaxed_out_dir" --enable-relaxed-simd
-# The plain-SIMD file (Safari, engines without relaxed SIMD) is the same module with each fused
-# multiply-add unfused, which relaxed SIMD's spec allows: derived in a second, not compiled again.
-# Its own directory and glue: the JS glue numbers closure shims by their place in the .wasm.
-echo "== deriving the plain-SIMD threaded core from it (crates/plain-simd)"
-# (wasm-bindgen names its output after the input file: kiln.wasm in a folder of its own.)
-mkdir -p "$target_dir/threads/plain-simd"
-cargo run --release -q -p plain-simd -- "$relaxed_wasm" "$target_dir/threads/plain-simd/kiln.wasm"
-rm -rf "$threads_out_dir"
-bindgen "$target_dir/threads/plain-simd/kiln.wasm" "$threads_out_dir"
 for pid in "${optimising[@]}"; do
   wait "$pid" || { echo "build-web.sh: wasm-opt failed (above)" >&2; exit 1; }
 done
+# The plain-SIMD file (Safari, engines without relaxed SIMD) is the same module with each fused
+# multiply-add unfused, which relaxed SIMD's spec allows: derived in a second from the bound and
+# optimised relaxed file, not compiled, bound or optimised again. The rewrite keeps every import
+# and export, so the relaxed folder's JS glue is the plain one's too.
+echo "== deriving the plain-SIMD threaded core from it (crates/plain-simd)"
+rm -rf "$threads_out_dir"
+cp -r "$relaxed_out_dir" "$threads_out_dir"
+cargo run --release -q -p plain-simd -- "$relaxed_out_dir/kiln_bg.wasm" "$threads_out_dir/kiln_bg.wasm"
+wasm="$threads_out_dir/kiln_bg.wasm"
+echo "== built $wasm: $(( $(stat -c %s "$wasm") / 1024 )) KiB raw, $(( $(gzip -9 -c "$wasm" | wc -c) / 1024 )) KiB gzip -9"
 
 # The default backbone, converted once per build by the wasm just built (so the file always
 # matches the reader), served next to the page: nothing is downloaded at run time.
