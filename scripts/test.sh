@@ -58,10 +58,11 @@ installs() {
 installs >out/test-installs.log 2>&1 &
 installs_pid=$!
 # The wasm-bindgen CLI (pinned to Cargo.lock's wasm-bindgen) builds at low priority beside the
-# native build, in the cores' idle moments; build-web.sh finds it installed.
+# native build, in the cores' idle moments; build-web.sh finds it installed. Without its default
+# TLS (rustls): its test runner only talks to the local chromedriver, over plain HTTP.
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
-  CARGO_PROFILE_RELEASE_OPT_LEVEL=$bindgen_opt_level nice -n 10 cargo install -q wasm-bindgen-cli --version "$want" >out/test-wasm-bindgen.log 2>&1 &
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=$bindgen_opt_level nice -n 10 cargo install -q wasm-bindgen-cli --no-default-features --version "$want" >out/test-wasm-bindgen.log 2>&1 &
   bindgen_pid=$!
 fi
 # Each end-to-end test's wall time, listed at the end with the stages.
