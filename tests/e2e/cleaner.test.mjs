@@ -8,7 +8,7 @@
 //  - relabel one to its true class, delete the other (choices kept across a class switch),
 //    Apply: the summary's counts change by exactly that, the worker's dataset too;
 //  - while the losses are computed nothing that starts work is usable;
-//  - Train again works on the cleaned data (the cleaner then shows the relabelled photo in its
+//  - Train again works on the cleaned data (the tiny model, one epoch; the cleaner then shows the relabelled photo in its
 //    new class and the deleted one nowhere);
 //  - Download changes gives kiln-changes.csv with exactly those two rows, and
 //    `kiln summary DIR --changes that.csv` gives the page's per-class counts;
@@ -74,10 +74,11 @@ async function gridFor(page, cls) {
   return rows;
 }
 
-/** Train on the loaded photos (see the header; training again needs only to work: 1 epoch). */
-async function train(page, epochs = 2) {
-  await page.selectOption('#arch', 'efficientnet_lite0');
-  await page.fill('#size', '64');
+/** Train on the loaded photos (see the header; training again needs only to work: the tiny
+ * model, 1 epoch). */
+async function train(page, epochs = 2, arch = 'efficientnet_lite0', size = 64) {
+  await page.selectOption('#arch', arch);
+  await page.fill('#size', String(size));
   await page.fill('#bs', '16');
   await page.selectOption('#method', 'fit_one_cycle');
   await page.fill('#epochs', String(epochs));
@@ -180,7 +181,7 @@ await e2e([], async ({ browser, base }) => {
   });
 
   await c.check('Train again works, on the cleaned data', async () => {
-    await train(page, 1);
+    await train(page, 1, 'tiny', 16);
     const w = await workerState(page);
     assert.deepEqual([w.dataset.nTrain, w.learner.classes.length], [215, 6]);
     assert.equal(await page.isVisible('#cleaner'), false, 'the old view is hidden after training');
