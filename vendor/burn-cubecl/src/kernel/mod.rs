@@ -26,8 +26,6 @@ pub(crate) use unary_numeric::*;
 
 pub use crate::cubecl::prelude::KernelMetadata;
 
-/// Attention kernels
-pub mod attention;
 /// Convolution kernels
 pub mod conv;
 /// CTC loss kernel
