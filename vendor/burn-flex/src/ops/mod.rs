@@ -20,7 +20,9 @@ pub(crate) const PARALLEL_THRESHOLD: usize = 256 * 1024;
 
 // Kiln patch: the thread-pool helpers of Kiln's kernels (crates/kiln-kernels), which the
 // element-wise patches here (mask.rs, unary.rs, activation.rs, conv.rs) use too.
-pub(crate) use kiln_kernels::par::{for_each_chunk_zip, for_each_row_mut, resize_uninit, uninit_vec};
+pub(crate) use kiln_kernels::par::{
+    for_each_chunk, for_each_chunk_pair, for_each_chunk_zip, for_each_row_mut, resize_uninit, uninit_vec,
+};
 
 /// Wrapper for raw mutable pointers that can be sent across rayon threads.
 ///

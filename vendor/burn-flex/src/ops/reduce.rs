@@ -15,6 +15,8 @@ use crate::strided_index::StridedIter;
 use crate::{FlexTensor, Layout};
 
 use super::{INDEX_DTYPE, float_storage_as_f32};
+// Kiln patch: the extremum reductions' thread-pool hand-off.
+use super::{for_each_chunk, for_each_chunk_pair, uninit_vec};
 
 /// Assert that a dimension size fits in `isize`, which is required for index-producing
 /// operations (argmax, argmin, *_with_indices) that store dimension indices as `isize`.
@@ -2121,6 +2123,61 @@ fn extremum_indices_f32_last_simd(
     )
 }
 
+/// Kiln patch: `find(i)` for every output index, on the thread pool (chunks through
+/// kiln-kernels' type-erased helper) when the reduction is large. rayon's `collect` and `unzip`
+/// here were instantiated per element type and closure: 15 % of this crate's monomorphised
+/// items (vendor/burn-flex/KILN-PATCH.md).
+fn extremum_values<E: Copy + Send>(
+    out_size: usize,
+    dim_size: usize,
+    find: &(dyn Fn(usize) -> E + Sync),
+) -> Vec<E> {
+    let mut values: Vec<E> = uninit_vec(out_size);
+    let fill = |start: usize, v: &mut [E]| {
+        v.iter_mut().enumerate().for_each(|(k, v)| *v = find(start + k));
+    };
+    match extremum_chunk(out_size, dim_size) {
+        Some(chunk) => for_each_chunk(&mut values, chunk, |i, v| fill(i * chunk, v)),
+        None => fill(0, &mut values),
+    }
+    values
+}
+
+/// Kiln patch: [`extremum_values`] for `find`s that also return the index.
+fn extremum_with_indices<E: Copy + Send>(
+    out_size: usize,
+    dim_size: usize,
+    find: &(dyn Fn(usize) -> (E, isize) + Sync),
+) -> (Vec<E>, Vec<isize>) {
+    let mut values: Vec<E> = uninit_vec(out_size);
+    let mut indices: Vec<isize> = uninit_vec(out_size);
+    let fill = |start: usize, v: &mut [E], ix: &mut [isize]| {
+        for (k, (v, ix)) in v.iter_mut().zip(ix).enumerate() {
+            (*v, *ix) = find(start + k);
+        }
+    };
+    match extremum_chunk(out_size, dim_size) {
+        Some(chunk) => {
+            for_each_chunk_pair(&mut values, &mut indices, chunk, |i, v, ix| fill(i * chunk, v, ix))
+        }
+        None => fill(0, &mut values, &mut indices),
+    }
+    (values, indices)
+}
+
+/// Outputs per pool task, about four tasks per pool thread; `None` below the parallel threshold
+/// or without a pool (one pass on this thread).
+fn extremum_chunk(out_size: usize, dim_size: usize) -> Option<usize> {
+    #[cfg(feature = "rayon")]
+    return (out_size * dim_size >= EXTREMUM_PARALLEL_THRESHOLD)
+        .then(|| out_size.div_ceil(4 * kiln_kernels::par::threads()).max(1));
+    #[cfg(not(feature = "rayon"))]
+    {
+        let _ = (out_size, dim_size);
+        None
+    }
+}
+
 /// Find extremum value along a dimension. `is_better(new, current) -> bool`.
 fn extremum_dim<E, F>(tensor: &FlexTensor, dim: usize, is_better: F) -> FlexTensor
 where
@@ -2155,15 +2212,7 @@ where
         best
     };
 
-    #[cfg(feature = "rayon")]
-    let values: Vec<E> = if out_size * dim_size >= EXTREMUM_PARALLEL_THRESHOLD {
-        (0..out_size).into_par_iter().map(&find).collect()
-    } else {
-        (0..out_size).map(find).collect()
-    };
-
-    #[cfg(not(feature = "rayon"))]
-    let values: Vec<E> = (0..out_size).map(find).collect();
+    let values = extremum_values(out_size, dim_size, &find);
 
     FlexTensor::new(
         Bytes::from_elems(values),
@@ -2212,16 +2261,7 @@ where
         (best, best_idx)
     };
 
-    #[cfg(feature = "rayon")]
-    let (values, indices): (Vec<E>, Vec<isize>) =
-        if out_size * dim_size >= EXTREMUM_PARALLEL_THRESHOLD {
-            (0..out_size).into_par_iter().map(&find).unzip()
-        } else {
-            (0..out_size).map(find).unzip()
-        };
-
-    #[cfg(not(feature = "rayon"))]
-    let (values, indices): (Vec<E>, Vec<isize>) = (0..out_size).map(find).unzip();
+    let (values, indices) = extremum_with_indices(out_size, dim_size, &find);
 
     let val_tensor = FlexTensor::new(
         Bytes::from_elems(values),
@@ -2276,15 +2316,7 @@ where
         from_f32(best)
     };
 
-    #[cfg(feature = "rayon")]
-    let values: Vec<E> = if out_size * dim_size >= EXTREMUM_PARALLEL_THRESHOLD {
-        (0..out_size).into_par_iter().map(&find).collect()
-    } else {
-        (0..out_size).map(find).collect()
-    };
-
-    #[cfg(not(feature = "rayon"))]
-    let values: Vec<E> = (0..out_size).map(find).collect();
+    let values = extremum_values(out_size, dim_size, &find);
 
     FlexTensor::new(
         Bytes::from_elems(values),
@@ -2335,16 +2367,7 @@ where
         (from_f32(best), best_idx)
     };
 
-    #[cfg(feature = "rayon")]
-    let (values, indices): (Vec<E>, Vec<isize>) =
-        if out_size * dim_size >= EXTREMUM_PARALLEL_THRESHOLD {
-            (0..out_size).into_par_iter().map(&find).unzip()
-        } else {
-            (0..out_size).map(find).unzip()
-        };
-
-    #[cfg(not(feature = "rayon"))]
-    let (values, indices): (Vec<E>, Vec<isize>) = (0..out_size).map(find).unzip();
+    let (values, indices) = extremum_with_indices(out_size, dim_size, &find);
 
     let val_tensor = FlexTensor::new(
         Bytes::from_elems(values),
