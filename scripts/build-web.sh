@@ -77,6 +77,9 @@ bindgen() { # wasm out_dir [extra wasm-opt flags]
     grep -q 'module_or_path' "$helper" || { echo "build-web.sh: wasm-bindgen-rayon's worker start-up changed ($helper): update the init call patch" >&2; exit 1; }
   done
 }
+built() { # wasm
+  echo "== built $1: $(( $(stat -c %s "$1") / 1024 )) KiB raw, $(( $(gzip -9 -c "$1" | wc -c) / 1024 )) KiB gzip -9"
+}
 optimising=()
 optimise() { # wasm [extra wasm-opt flags]
   local wasm=$1
@@ -84,7 +87,7 @@ optimise() { # wasm [extra wasm-opt flags]
     --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue \
     "$wasm" -o "$wasm.opt"
   mv "$wasm.opt" "$wasm"
-  echo "== built $wasm: $(( $(stat -c %s "$wasm") / 1024 )) KiB raw, $(( $(gzip -9 -c "$wasm" | wc -c) / 1024 )) KiB gzip -9"
+  built "$wasm"
 }
 
 echo "== building the core for wasm32 (features: $features)"
@@ -107,8 +110,7 @@ echo "== deriving the plain-SIMD threaded core from it (crates/plain-simd)"
 rm -rf "$threads_out_dir"
 cp -r "$relaxed_out_dir" "$threads_out_dir"
 cargo run --release -q -p plain-simd -- "$relaxed_out_dir/kiln_bg.wasm" "$threads_out_dir/kiln_bg.wasm"
-wasm="$threads_out_dir/kiln_bg.wasm"
-echo "== built $wasm: $(( $(stat -c %s "$wasm") / 1024 )) KiB raw, $(( $(gzip -9 -c "$wasm" | wc -c) / 1024 )) KiB gzip -9"
+built "$threads_out_dir/kiln_bg.wasm"
 
 # The default backbone, converted once per build by the wasm just built (so the file always
 # matches the reader), served next to the page: nothing is downloaded at run time.

@@ -8,8 +8,8 @@
 //  - relabel one to its true class, delete the other (choices kept across a class switch),
 //    Apply: the summary's counts change by exactly that, the worker's dataset too;
 //  - while the losses are computed nothing that starts work is usable;
-//  - Train again works on the cleaned data (the tiny model, one epoch; the cleaner then shows the relabelled photo in its
-//    new class and the deleted one nowhere);
+//  - Train again works on the cleaned data (the tiny model, one epoch; the cleaner then shows
+//    the relabelled photo in its new class and the deleted one nowhere);
 //  - Download changes gives kiln-changes.csv with exactly those two rows, and
 //    `kiln summary DIR --changes that.csv` gives the page's per-class counts;
 //  - through the JS API a change naming an unknown file is an Error naming it, and changes nothing;
