@@ -37,8 +37,8 @@ if [ "${CI:-}" = true ]; then
   export CARGO_INCREMENTAL=0
   bindgen_opt_level=1  # wasm-bindgen-cli too: it runs a handful of times, each on one .wasm
   for pkg in burn-cubecl burn-wgpu cubecl cubecl-common cubecl-core cubecl-ir cubecl-opt cubecl-runtime \
-    cubecl-server cubecl-std cubecl-wgpu cubecl-zspace cubek cubek-convolution cubek-interpolate \
-    cubek-matmul cubek-pool cubek-quant cubek-random cubek-reduce cubek-std cubek-tile pliron \
+    cubecl-server cubecl-std cubecl-wgpu cubecl-zspace cubek cubek-convolution \
+    cubek-matmul cubek-pool cubek-random cubek-reduce cubek-std cubek-tile pliron \
     wgpu wgpu-core wgpu-hal wgpu-types naga; do
     native_flags+=(--config "profile.release.package.$pkg.opt-level=1")
   done

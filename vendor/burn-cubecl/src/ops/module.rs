@@ -308,7 +308,7 @@ impl ModuleOps<Self> for CubeBackend {
         output_size: [usize; 2],
         options: InterpolateOptions,
     ) -> FloatTensor<Self> {
-        kernel::interpolate::interpolate(x, output_size, options, Default::default()).unwrap()
+        kernel::interpolate::interpolate(x, output_size, options)
     }
 
     fn interpolate_backward(

@@ -1,7 +1,18 @@
-mod base;
-#[cfg(feature = "autotune")]
-mod tune;
+//! Kiln patch: cubek's interpolation kernels are not compiled (cubek's `interpolate` feature is
+//! off, KILN-PATCH.md). Kiln never resizes on the device: presizing decodes and resizes on the
+//! CPU, and augmentation warps with `grid_sample_2d`.
 
-pub use base::*;
-#[cfg(feature = "autotune")]
-pub use tune::*;
+use crate::tensor::CubeTensor;
+use burn_backend::ops::InterpolateOptions;
+
+const NOT_COMPILED: &str = "interpolate is not compiled into Kiln's wgpu backend (vendor/burn-cubecl/KILN-PATCH.md): resize on the CPU backend";
+
+/// Always panics: see the module's comment.
+pub fn interpolate(_input: CubeTensor, _output_size: [usize; 2], _options: InterpolateOptions) -> CubeTensor {
+    panic!("{NOT_COMPILED}")
+}
+
+/// Always panics: see the module's comment.
+pub fn interpolate_backward(_input: CubeTensor, _out_grad: CubeTensor, _output_size: [usize; 2], _options: InterpolateOptions) -> CubeTensor {
+    panic!("{NOT_COMPILED}")
+}
