@@ -1,7 +1,7 @@
 //! Kiln's run-time switch for autotune (see KILN-PATCH.md). With the `autotune` feature built in,
-//! upstream tunes every matmul, convolution, reduction and interpolation the first time a shape
-//! is seen. That costs minutes before a job of seconds, so here it only runs once a program asks
-//! for it; otherwise every strategy takes its no-autotune default, and convolutions the kernels
+//! upstream tunes every matmul, convolution and reduction the first time a shape is seen. That
+//! costs minutes before a job of seconds, so here it only runs once a program asks for it;
+//! otherwise every strategy takes its no-autotune default, and convolutions the kernels
 //! chosen by shape in `kernel/conv/heuristic.rs`.
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -46,4 +46,10 @@ pub(crate) fn matmul_strategy() -> cubek::matmul::strategy::Strategy {
         true => cubek::matmul::multi_level::Strategy::Naive.into(),
         false => cubek::matmul::strategy::Strategy::Auto,
     }
+}
+
+/// Panics for an operation whose cubek kernels this copy leaves out (KILN-PATCH.md): Kiln's
+/// models and data pipeline never run it on the GPU.
+pub(crate) fn not_compiled(what: &str) -> ! {
+    panic!("{what} is not compiled into Kiln's wgpu backend (vendor/burn-cubecl/KILN-PATCH.md)")
 }

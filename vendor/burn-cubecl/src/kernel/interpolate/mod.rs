@@ -5,14 +5,12 @@
 use crate::tensor::CubeTensor;
 use burn_backend::ops::InterpolateOptions;
 
-const NOT_COMPILED: &str = "interpolate is not compiled into Kiln's wgpu backend (vendor/burn-cubecl/KILN-PATCH.md): resize on the CPU backend";
-
 /// Always panics: see the module's comment.
 pub fn interpolate(_input: CubeTensor, _output_size: [usize; 2], _options: InterpolateOptions) -> CubeTensor {
-    panic!("{NOT_COMPILED}")
+    crate::kiln::not_compiled("interpolate (resize on the CPU backend)")
 }
 
 /// Always panics: see the module's comment.
 pub fn interpolate_backward(_input: CubeTensor, _out_grad: CubeTensor, _output_size: [usize; 2], _options: InterpolateOptions) -> CubeTensor {
-    panic!("{NOT_COMPILED}")
+    crate::kiln::not_compiled("interpolate (resize on the CPU backend)")
 }

@@ -5,7 +5,7 @@ use burn_backend::DType;
 /// cubek's quantization kernels are not compiled (KILN-PATCH.md). Kiln never quantizes.
 pub fn dequantize(tensor: CubeTensor, _dtype: DType) -> CubeTensor {
     match tensor.dtype {
-        DType::QFloat(_) => panic!("{}", super::NOT_COMPILED),
+        DType::QFloat(_) => crate::kiln::not_compiled("quantization"),
         _ => tensor,
     }
 }
